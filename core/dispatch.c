@@ -1,0 +1,495 @@
+/* core/dispatch.c - the op registry and the dispatcher.
+ *
+ * Ops are interned at registration: an op id indexes the op table and a backend id indexes the
+ * op's kernel table, so the hot path never compares strings. em__dispatch() does what every op
+ * shares (device check, type promotion, broadcasting, output allocation, kernel choice,
+ * composite or CPU fallback, autograd recording); kernels only compute.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static em_op_rec **ops;
+static int nops, capops;
+
+em_op_rec *em__op(int id) { return id >= 0 && id < nops ? ops[id] : NULL; }
+int em__op_count(void) { return nops; }
+const char *em_op_name(int op) { return op >= 0 && op < nops ? ops[op]->name : NULL; }
+
+int em_op_lookup(const char *name)
+{
+    for (int i = 0; name && i < nops; i++)
+        if (strcmp(ops[i]->name, name) == 0)
+            return i;
+    return em_set_error(EM_ERR_INVALID, "no op named '%s' is registered", name ? name : "(null)");
+}
+
+int em_register_op(em_registry *reg, const em_op_def *def)
+{
+    if (!def || !def->name || def->struct_size < offsetof(em_op_def, composite))
+        return em_set_error(EM_ERR_INVALID, "em_register_op: incomplete op definition");
+    size_t len = strlen(def->name);
+    if (len == 0 || len >= sizeof ops[0]->name)
+        return em_set_error(EM_ERR_INVALID, "em_register_op: bad op name '%s'", def->name);
+    if (def->nin < 0 || def->nin > 8 || def->nattrs < 0 || def->nattrs > 16)
+        return em_set_error(EM_ERR_INVALID, "em_register_op: '%s': bad input/attr count",
+                            def->name);
+    if (!def->infer && !(def->flags & EM_OP_SAME_AS_INPUT))
+        return em_set_error(EM_ERR_INVALID,
+                            "em_register_op: '%s' needs an infer function or EM_OP_SAME_AS_INPUT",
+                            def->name);
+    for (int i = 0; i < nops; i++)
+        if (strcmp(ops[i]->name, def->name) == 0)
+            return em_set_error(EM_ERR_INVALID, "op '%s' is already registered%s%s", def->name,
+                                ops[i]->owner ? " by plugin " : "",
+                                ops[i]->owner ? ops[i]->owner->path : "");
+    if (nops == capops) {
+        int cap = capops ? capops * 2 : 64;
+        em_op_rec **p = realloc(ops, (size_t)cap * sizeof *p);
+        if (!p)
+            return em_set_error(EM_ERR_NOMEM, "em_register_op: out of memory");
+        ops = p;
+        capops = cap;
+    }
+    em_op_rec *r = calloc(1, sizeof *r);
+    if (!r)
+        return em_set_error(EM_ERR_NOMEM, "em_register_op: out of memory");
+    size_t n = def->struct_size < sizeof r->def ? def->struct_size : sizeof r->def;
+    memcpy(&r->def, def, n);
+    memcpy(r->name, def->name, len + 1);
+    r->def.name = r->name;
+    r->id = nops;
+    r->owner = reg ? reg->rec : NULL;
+    if (reg)
+        reg->rec->nops++;
+    ops[nops] = r;
+    return nops++;
+}
+
+int em_register_kernel(em_registry *reg, const char *backend, const char *op, em_kernel_fn fn,
+                       unsigned flags, uint32_t dtypes)
+{
+    if (!backend || !op || !fn)
+        return em_set_error(EM_ERR_INVALID, "em_register_kernel: NULL argument");
+    em_backend *be = em__backend_by_name(backend, strlen(backend));
+    if (!be)
+        return em_set_error(EM_ERR_INVALID,
+                            "em_register_kernel: no backend '%s' is registered (for op '%s')",
+                            backend, op);
+    int id = em_op_lookup(op);
+    if (id < 0)
+        return id;
+    if (id == EM__OP_COPY && !(flags & EM_KERNEL_STRIDED))
+        return em_set_error(EM_ERR_INVALID,
+                            "em_register_kernel: the copy kernel of '%s' must accept strides "
+                            "(EM_KERNEL_STRIDED)", backend);
+    em_kernel_rec *k = &ops[id]->kernels[be->id];
+    k->fn = fn;
+    k->flags = flags;
+    k->dtypes = dtypes;
+    k->owner = reg ? reg->rec : NULL;
+    if (reg)
+        reg->rec->nkernels++;
+    return EM_OK;
+}
+
+/* Drops every op and kernel a failed or unloaded plugin registered. Ops of the plugin keep
+ * their ids (ids are never reused) but lose their kernels and composite. */
+void em__dispatch_forget(em_plugin_rec *rec)
+{
+    for (int i = 0; i < nops; i++) {
+        for (int b = 0; b < EM__MAX_BACKENDS; b++)
+            if (ops[i]->kernels[b].owner == rec)
+                memset(&ops[i]->kernels[b], 0, sizeof ops[i]->kernels[b]);
+        if (ops[i]->owner == rec) {
+            ops[i]->def.composite = NULL;
+            ops[i]->def.infer = NULL;
+            ops[i]->def.flags = EM_OP_SAME_AS_INPUT;
+            snprintf(ops[i]->name, sizeof ops[i]->name, "<unloaded:%d>", i);
+            ops[i]->def.name = ops[i]->name;
+        }
+    }
+}
+
+/* Clears kernels registered for one backend id (its plugin failed after registering it). */
+void em__dispatch_forget_backend(int backend_id)
+{
+    for (int i = 0; i < nops; i++)
+        memset(&ops[i]->kernels[backend_id], 0, sizeof ops[i]->kernels[backend_id]);
+}
+
+void em__dispatch_free(void)
+{
+    for (int i = 0; i < nops; i++)
+        free(ops[i]);
+    free(ops);
+    ops = NULL;
+    nops = capops = 0;
+}
+
+/* ---- kernel calls --------------------------------------------------------------- */
+
+static bool kt_contiguous(const em_ktensor *k)
+{
+    int64_t expect = 1;
+    for (int i = k->ndim - 1; i >= 0; i--) {
+        if (k->shape[i] == 1)
+            continue;
+        if (k->strides[i] != expect)
+            return false;
+        expect *= k->shape[i];
+    }
+    return true;
+}
+
+static const char *backend_name(int id)
+{
+    em_backend *be = em__backend(id);
+    return be ? be->ops->name : "?";
+}
+
+/* The kernel for (op, backend) if it handles dtype `dt`; NULL otherwise. */
+static const em_kernel_rec *find_kernel(const em_op_rec *op, int backend, em_dtype dt)
+{
+    const em_kernel_rec *k = &op->kernels[backend];
+    if (!k->fn || !(k->dtypes & EM_DTYPE_BIT(dt)))
+        return NULL;
+    return k;
+}
+
+static int no_kernel(const em_op_rec *op, int backend, em_dtype dt)
+{
+    if (op->kernels[backend].fn)
+        return em_set_error(EM_ERR_UNSUPPORTED,
+                            "op '%s' has no kernel for dtype %s on backend '%s'", op->name,
+                            em_dtype_name(dt), backend_name(backend));
+    return em_set_error(EM_ERR_UNSUPPORTED, "op '%s' has no kernel for backend '%s' and no "
+                                            "composite",
+                        op->name, backend_name(backend));
+}
+
+/* Calls kernel k with ktensor arguments; inputs that are not contiguous are first copied to
+ * contiguous temporaries when the kernel does not take strides. */
+static int call_kernel(const em_op_rec *op, const em_kernel_rec *k, em_backend *be, int dev,
+                       int nin, em_ktensor *kin, int nout, em_ktensor *kout,
+                       const em_attr *attrs)
+{
+    em_tensor *tmp[8] = {0};
+    int rc = EM_OK;
+    if (!(k->flags & EM_KERNEL_STRIDED)) {
+        const em_kernel_rec *copy = &ops[EM__OP_COPY]->kernels[be->id];
+        for (int i = 0; i < nin; i++) {
+            if (kt_contiguous(&kin[i]))
+                continue;
+            em_device d = {be->id, dev};
+            tmp[i] = em__tensor_alloc(d, kin[i].dtype, kin[i].ndim, kin[i].shape);
+            if (!tmp[i]) {
+                rc = em_last_status();
+                goto done;
+            }
+            em_ktensor dst;
+            em__ktensor(tmp[i], &dst);
+            em_kcall cc = {sizeof cc, EM__OP_COPY, dev, 1, 1, &kin[i], &dst, 0, NULL};
+            if (!copy->fn) {
+                rc = no_kernel(ops[EM__OP_COPY], be->id, kin[i].dtype);
+                goto done;
+            }
+            if ((rc = copy->fn(be->ctx, &cc)) < 0)
+                goto done;
+            kin[i] = dst;
+        }
+    }
+    em_kcall call = {sizeof call, op->id, dev, nin, nout, kin, kout, op->def.nattrs, attrs};
+    rc = k->fn(be->ctx, &call);
+done:
+    for (int i = 0; i < nin; i++)
+        em_release(tmp[i]);
+    return rc;
+}
+
+int em__run_kernel(int id, int nin, em_tensor *const *in, int nout, em_tensor *const *out,
+                   const em_attr *attrs)
+{
+    em_op_rec *op = ops[id];
+    em_tensor *anchor = nin ? in[0] : out[0];
+    em_backend *be = anchor->storage->be;
+    int dev = anchor->storage->dev;
+    if (out[0]->numel == 0)
+        return EM_OK;
+    const em_kernel_rec *k = find_kernel(op, be->id, anchor->dtype);
+    if (k && id == EM__OP_COPY && !(k->dtypes & EM_DTYPE_BIT(out[0]->dtype)))
+        k = NULL;
+    if (!k)
+        return no_kernel(op, be->id, k || id != EM__OP_COPY ? anchor->dtype : out[0]->dtype);
+    em_ktensor kin[8], kout[4];
+    for (int i = 0; i < nin; i++)
+        em__ktensor(in[i], &kin[i]);
+    for (int i = 0; i < nout; i++)
+        em__ktensor(out[i], &kout[i]);
+    return call_kernel(op, k, be, dev, nin, kin, nout, kout, attrs);
+}
+
+/* ---- the dispatcher --------------------------------------------------------------- */
+
+bool em__fallback_cpu;   /* [runtime] fallback = cpu; set by em_init */
+
+/* PyTorch's canCast: no float -> integer and no non-bool -> bool for in-place results. */
+static bool can_cast(em_dtype from, em_dtype to)
+{
+    if (em_dtype_is_float(from) && !em_dtype_is_float(to))
+        return false;
+    if (from != EM_BOOL && to == EM_BOOL)
+        return false;
+    return true;
+}
+
+static int device_mismatch(const em_op_rec *op, em_tensor *a, em_tensor *b)
+{
+    char da[32], db[32];
+    return em_set_error(EM_ERR_DEVICE,
+                        "%s: expected all tensors on the same device, got %s and %s", op->name,
+                        em_device_str(em__tensor_device(a), da, sizeof da),
+                        em_device_str(em__tensor_device(b), db, sizeof db));
+}
+
+/* Broadcast shape of the inputs into out; false with the error set when they do not fit. */
+static bool broadcast_shape(const em_op_rec *op, int nin, em_tensor *const *in, int *ndim,
+                            int64_t *shape)
+{
+    int nd = 0;
+    for (int i = 0; i < nin; i++)
+        nd = in[i]->ndim > nd ? in[i]->ndim : nd;
+    for (int d = 0; d < nd; d++)
+        shape[d] = 1;
+    for (int i = 0; i < nin; i++) {
+        const em_tensor *t = in[i];
+        for (int d = 0; d < t->ndim; d++) {
+            int o = nd - t->ndim + d;
+            int64_t s = t->shape[d];
+            if (s == shape[o] || s == 1)
+                continue;
+            if (shape[o] == 1) {
+                shape[o] = s;
+                continue;
+            }
+            char b1[160], b2[160];
+            int j = i == 0 ? 1 : 0;
+            em_set_error(EM_ERR_INVALID, "%s: shapes %s and %s cannot broadcast", op->name,
+                         em__shape_str(in[j]->ndim, in[j]->shape, b1, sizeof b1),
+                         em__shape_str(t->ndim, t->shape, b2, sizeof b2));
+            return false;
+        }
+    }
+    *ndim = nd;
+    return true;
+}
+
+/* A kernel view of t broadcast to (ndim, shape): stride 0 on new and size-1 dims. */
+static void broadcast_view(const em_tensor *t, int ndim, const int64_t *shape,
+                           int64_t *strides, em_ktensor *kt)
+{
+    for (int d = 0; d < ndim; d++) {
+        int s = d - (ndim - t->ndim);
+        strides[d] = (s < 0 || (t->shape[s] == 1 && shape[d] != 1)) ? 0 : t->strides[s];
+    }
+    kt->buf = t->storage->buf;
+    kt->offset = t->offset;
+    kt->dtype = t->dtype;
+    kt->ndim = ndim;
+    kt->numel = em__shape_numel(ndim, shape);
+    kt->shape = shape;
+    kt->strides = strides;
+}
+
+
+static em_tensor *fallback_to_cpu(em_op_rec *op, int nin, em_tensor *const *in,
+                                  const em_attr *attrs, em_tensor *out);
+
+em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *attrs,
+                        em_tensor *out)
+{
+    em_op_rec *op = ops[id];
+    unsigned flags = op->def.flags;
+    for (int i = 0; i < nin; i++)
+        if (!in[i]) {
+            em__null_arg(op->name, i == 0 ? "input 0" : i == 1 ? "input 1" : "input 2");
+            return NULL;
+        }
+    for (int i = 1; i < nin; i++)
+        if (in[i]->storage->be != in[0]->storage->be || in[i]->storage->dev != in[0]->storage->dev)
+            return device_mismatch(op, in[0], in[i]), NULL;
+    if (out && nin && (out->storage->be != in[0]->storage->be ||
+                       out->storage->dev != in[0]->storage->dev))
+        return device_mismatch(op, out, in[0]), NULL;
+    if (nin == 0) {
+        em_set_error(EM_ERR_INVALID, "%s: em__dispatch needs inputs", op->name);
+        return NULL;
+    }
+
+    /* The compute dtype: the promoted input dtype, floats for float-only math. */
+    em_dtype cdt = in[0]->dtype;
+    if (flags & EM_OP_PROMOTE)
+        cdt = em__result_type(nin, in);
+    if ((flags & EM_OP_INT_TO_FLOAT) && !em_dtype_is_float(cdt))
+        cdt = em__default_float();
+
+    em_backend *be = in[0]->storage->be;
+    int dev = in[0]->storage->dev;
+    const em_kernel_rec *k = find_kernel(op, be->id, cdt);
+    if (!k) {
+        if (op->def.composite) {
+            em_tensor *r = op->def.composite(nin, in, attrs);
+            if (r && out) {
+                em_tensor *w = em__copy_into(out, r);
+                em_release(r);
+                return w;
+            }
+            return r;
+        }
+        if (em__fallback_cpu && be != em__cpu_backend())
+            return fallback_to_cpu(op, nin, in, attrs, out);
+        no_kernel(op, be->id, cdt);
+        return NULL;
+    }
+
+    /* Cast inputs to the compute dtype where they differ (new tensors, released below). */
+    em_tensor *cast[8] = {0};
+    em_tensor *args[8];
+    em_tensor *result = NULL;
+    for (int i = 0; i < nin; i++) {
+        args[i] = in[i];
+        bool promote = (flags & (EM_OP_PROMOTE | EM_OP_INT_TO_FLOAT)) &&
+                       (i == 0 || (flags & EM_OP_PROMOTE));
+        if (promote && in[i]->dtype != cdt) {
+            cast[i] = em_to_dtype(in[i], cdt);
+            if (!cast[i])
+                goto done;
+            args[i] = cast[i];
+        }
+    }
+
+    /* Output description. */
+    em_out_desc od;
+    int64_t bstrides[8][EM_MAX_DIMS];
+    em_ktensor kin[8];
+    if (flags & EM_OP_BROADCAST) {
+        if (!broadcast_shape(op, nin, args, &od.ndim, od.shape))
+            goto done;
+        for (int i = 0; i < nin; i++)
+            broadcast_view(args[i], od.ndim, od.shape, bstrides[i], &kin[i]);
+        od.dtype = args[0]->dtype;
+    } else {
+        for (int i = 0; i < nin; i++)
+            em__ktensor(args[i], &kin[i]);
+        od.ndim = args[0]->ndim;
+        memcpy(od.shape, args[0]->shape, sizeof od.shape);
+        od.dtype = args[0]->dtype;
+    }
+    if (flags & EM_OP_OUT_BOOL)
+        od.dtype = EM_BOOL;
+    if (op->def.infer && op->def.infer(nin, args, attrs, &od) < 0)
+        goto done;
+
+    /* In place: the result must have out's shape and be castable to its dtype. */
+    bool direct = true;
+    if (out) {
+        if (od.ndim != out->ndim || memcmp(od.shape, out->shape, (size_t)od.ndim * 8) != 0) {
+            char b1[160], b2[160];
+            em_set_error(EM_ERR_INVALID,
+                         "%s_: result of shape %s cannot be written in place into shape %s",
+                         op->name, em__shape_str(od.ndim, od.shape, b1, sizeof b1),
+                         em__shape_str(out->ndim, out->shape, b2, sizeof b2));
+            goto done;
+        }
+        if (!can_cast(od.dtype, out->dtype)) {
+            em_set_error(EM_ERR_INVALID,
+                         "%s_: result type %s can't be cast to the desired output type %s",
+                         op->name, em_dtype_name(od.dtype), em_dtype_name(out->dtype));
+            goto done;
+        }
+        direct = od.dtype == out->dtype && em_is_contiguous(out);
+    }
+
+    em_tensor *dst = NULL;
+    if (out && direct) {
+        dst = out;
+        em_retain(dst);
+    } else {
+        em_device d = {be->id, dev};
+        dst = em__tensor_alloc(d, od.dtype, od.ndim, od.shape);
+        if (!dst)
+            goto done;
+    }
+    if (dst->numel > 0) {
+        em_ktensor kout;
+        em__ktensor(dst, &kout);
+        if (call_kernel(op, k, be, dev, nin, kin, 1, &kout, attrs) < 0) {
+            em_release(dst);
+            goto done;
+        }
+    }
+    if (out && !direct) {
+        result = em__copy_into(out, dst);
+        em_release(dst);
+    } else {
+        result = dst;
+        if (out)
+            atomic_fetch_add_explicit(&out->storage->version, 1, memory_order_relaxed);
+    }
+    if (result && em__grad_mode()) {
+        bool any = false;
+        for (int i = 0; i < nin; i++)
+            any |= in[i]->requires_grad;
+        if (any)
+            em__autograd_record(id, nin, in, attrs, result);
+    }
+done:
+    for (int i = 0; i < nin; i++)
+        em_release(cast[i]);
+    return result;
+}
+
+static em_tensor *fallback_to_cpu(em_op_rec *op, int nin, em_tensor *const *in,
+                                  const em_attr *attrs, em_tensor *out)
+{
+    if (!atomic_exchange(&op->fallback_warned, true))
+        em_warn("op '%s' has no kernel for backend '%s'; running it on the CPU (fallback = cpu)",
+                op->name, in[0]->storage->be->ops->name);
+    em_backend *cpu = em__cpu_backend();
+    em_device cpu_dev = {cpu->id, 0};
+    em_tensor *host[8] = {0}, *r = NULL, *back = NULL;
+    for (int i = 0; i < nin; i++)
+        if (!(host[i] = em_to(in[i], cpu_dev)))
+            goto done;
+    if (!(r = em__dispatch(op->id, nin, host, attrs, NULL)))
+        goto done;
+    back = out ? em__copy_into(out, r) : em_to(r, em__tensor_device(in[0]));
+done:
+    for (int i = 0; i < nin; i++)
+        em_release(host[i]);
+    em_release(r);
+    return back;
+}
+
+static em_tensor *op_call(const char *name, int nin, em_tensor *const *inputs, int nattrs,
+                          const em_attr *attrs)
+{
+    int id = em_op_lookup(name);
+    if (id < 0)
+        return NULL;
+    em_op_rec *op = ops[id];
+    if (nin != op->def.nin || nattrs != op->def.nattrs) {
+        em_set_error(EM_ERR_INVALID, "em_op_call: op '%s' takes %d inputs and %d attributes, "
+                                     "got %d and %d",
+                     name, op->def.nin, op->def.nattrs, nin, nattrs);
+        return NULL;
+    }
+    return em__dispatch(id, nin, inputs, attrs, NULL);
+}
+
+em_tensor *em_op_call(const char *op, int nin, em_tensor *const *inputs, int nattrs,
+                      const em_attr *attrs)
+{
+    EM_WRAP(op_call(op, nin, inputs, nattrs, attrs));
+}

@@ -1,0 +1,282 @@
+/* core/internal.h - libember's private structures and cross-file helpers (em__ prefix).
+ *
+ * Not installed. Plugins never see these layouts: they get em_ktensor views and opaque handles.
+ */
+#ifndef EMBER_CORE_INTERNAL_H
+#define EMBER_CORE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "ember/ember.h"
+#include "ember/plugin.h"
+
+/* ---- invariants ------------------------------------------------------------ */
+
+/* Always on (NDEBUG does not remove it): internal invariants only, never user errors. */
+#define EM_ASSERT(cond)                                                                  \
+    do {                                                                                 \
+        if (!(cond))                                                                     \
+            em__assert_fail(#cond, __FILE__, __LINE__);                                  \
+    } while (0)
+_Noreturn void em__assert_fail(const char *expr, const char *file, int line);
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* em_set_error() lives in plugin.h (plugins use it too). A NULL argument check that keeps
+ * the first error: if an earlier call failed, its message stays. */
+int em__null_arg(const char *fn, const char *what);
+#define EM_CHECK_T(fn, t)                                                                \
+    do {                                                                                 \
+        if (!(t)) {                                                                      \
+            em__null_arg(fn, #t);                                                        \
+            return NULL;                                                                 \
+        }                                                                                \
+    } while (0)
+
+/* ---- storage ---------------------------------------------------------------- */
+
+struct em_backend;
+
+typedef struct em_storage {
+    atomic_int refcount;
+    atomic_uint_fast64_t version;     /* bumped by every in-place write */
+    struct em_backend *be;
+    int dev;                          /* device index on be */
+    void *buf;                        /* backend buffer handle */
+    size_t nbytes;
+    void (*free_fn)(void *);          /* from_blob: caller's memory, not the backend's */
+    void *free_ctx;
+    bool external;                    /* from_blob */
+} em_storage;
+
+em_storage *em__storage_new(struct em_backend *be, int dev, size_t nbytes);
+em_storage *em__storage_wrap(struct em_backend *be, void *data, size_t nbytes,
+                             void (*free_fn)(void *), void *ctx);
+void em__storage_retain(em_storage *s);
+void em__storage_release(em_storage *s);
+
+/* ---- tensors ---------------------------------------------------------------- */
+
+struct em_autograd_meta;   /* core/autograd.c */
+
+struct em_tensor {
+    atomic_int refcount;
+    em_dtype dtype;
+    int ndim;
+    bool requires_grad;
+    bool wrapped_number;              /* created from a C scalar: lowest promotion priority */
+    em_storage *storage;
+    int64_t offset;                   /* elements */
+    int64_t numel;
+    int64_t shape[EM_MAX_DIMS];
+    int64_t strides[EM_MAX_DIMS];
+    struct em_autograd_meta *ag;      /* NULL unless autograd touched this tensor */
+};
+
+/* A new tensor header over `s` (retained), registered with the current scope. */
+em_tensor *em__tensor_make(em_storage *s, em_dtype dt, int ndim, const int64_t *shape,
+                           const int64_t *strides, int64_t offset);
+/* A new contiguous tensor with fresh storage on device d. */
+em_tensor *em__tensor_alloc(em_device d, em_dtype dt, int ndim, const int64_t *shape);
+void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+int64_t em__shape_numel(int ndim, const int64_t *shape);
+bool em__shape_check(const char *fn, int ndim, const int64_t *shape);
+/* Normalises a possibly negative dim for a tensor of rank ndim; -1 with error if out of
+ * range ("fn: dim 3 out of range for a 2-D tensor"). */
+int em__wrap_dim(const char *fn, int dim, int ndim);
+/* "[2, 3]" into buf. */
+const char *em__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
+em_device em__tensor_device(const em_tensor *t);
+void em__ktensor(const em_tensor *t, em_ktensor *kt);
+
+/* ---- dtypes ----------------------------------------------------------------- */
+
+/* PyTorch's result_type over operands: dimensioned tensors outrank 0-dim tensors, which
+ * outrank wrapped numbers, within the categories bool < integer < float. */
+em_dtype em__result_type(int n, em_tensor *const *ts);
+em_dtype em__promote(em_dtype a, em_dtype b);
+em_dtype em__default_float(void);
+
+/* ---- backends ---------------------------------------------------------------- */
+
+typedef struct em_backend {
+    int id;                           /* index in the registry's backend table, >= 1 */
+    const em_backend_ops *ops;
+    void *ctx;
+    struct em_plugin_rec *owner;
+    atomic_long live;                 /* storages alive on this backend */
+} em_backend;
+
+em_backend *em__backend(int id);                 /* NULL if out of range */
+em_backend *em__backend_by_name(const char *name, size_t len);
+em_backend *em__cpu_backend(void);               /* NULL (with error) if no CPU backend */
+int em__backend_count(void);
+/* Checks that d names a registered, usable backend with that device index. */
+int em__device_check(const char *fn, em_device d);
+/* Resolves {0, 0} (unspecified) to the default device. */
+em_device em__resolve_device(em_device d);
+
+/* ---- ops and dispatch -------------------------------------------------------- */
+
+typedef struct em_kernel_rec {
+    em_kernel_fn fn;
+    unsigned flags;
+    uint32_t dtypes;
+    struct em_plugin_rec *owner;
+} em_kernel_rec;
+
+#define EM__MAX_BACKENDS 16
+
+typedef struct em_op_rec {
+    em_op_def def;                    /* copied; def.name points at `name` */
+    int id;
+    char name[64];
+    struct em_plugin_rec *owner;
+    em_kernel_rec kernels[EM__MAX_BACKENDS];
+    atomic_bool fallback_warned;
+} em_op_rec;
+
+em_op_rec *em__op(int id);
+int em__op_count(void);
+/* Runs op `id` on the inputs: checks devices, broadcasts and promotes as the op's flags say,
+ * infers the output, picks the kernel (or composite, or CPU fallback) and records autograd.
+ * `out` may be a preallocated destination (in-place ops), else NULL. Returns a new reference.
+ */
+em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *attrs,
+                        em_tensor *out);
+/* Runs a kernel directly on already-prepared tensors (no promotion, no autograd). */
+int em__run_kernel(int id, int nin, em_tensor *const *in, int nout, em_tensor *const *out,
+                   const em_attr *attrs);
+
+/* Ids of the builtin ops, registered by the core in this order at em_init. */
+enum {
+    EM__OP_COPY, EM__OP_FILL, EM__OP_RANDOM,
+    EM__OP_NEG, EM__OP_ABS, EM__OP_EXP, EM__OP_LOG, EM__OP_SQRT, EM__OP_SIN, EM__OP_COS,
+    EM__OP_TANH, EM__OP_SIGMOID, EM__OP_RELU,
+    EM__OP_ADD, EM__OP_SUB, EM__OP_MUL, EM__OP_DIV, EM__OP_POW, EM__OP_MAXIMUM,
+    EM__OP_MINIMUM,
+    EM__OP_EQ, EM__OP_NE, EM__OP_LT, EM__OP_LE, EM__OP_GT, EM__OP_GE,
+    EM__OP_WHERE, EM__OP_SUM, EM__OP_AMAX, EM__OP_ARGMAX, EM__OP_MATMUL, EM__OP_GATHER,
+    EM__OP_SCATTER_ADD,
+    EM__OP_BUILTIN_COUNT
+};
+int em__register_builtin_ops(void);
+
+/* ---- registry and plugins ----------------------------------------------------- */
+
+typedef struct em_plugin_rec {
+    char *path;
+    char *name;
+    char *version;
+    char *description;
+    void *handle;                     /* dlopen handle; NULL for a failed plugin */
+    const em_plugin *desc;
+    bool ok;
+    char *error;                      /* why it failed, when !ok */
+    int nbackends, nops, nkernels;    /* what it registered */
+    char *registered;                 /* "backend cpu; ops softplus; 35 kernels" */
+    uint32_t abi_major, abi_minor;    /* as the plugin declared them (0 if unknown) */
+} em_plugin_rec;
+
+struct em_registry {
+    em_plugin_rec *rec;
+};
+
+int em__loader_load_all(void);
+void em__loader_unload_all(bool keep_mapped);
+int em__plugin_count(void);
+const em_plugin_rec *em__plugin(int i);
+/* Loads one file; used by tests and tools through em__loader_load_all. */
+int em__loader_load_file(const char *path);
+
+/* ---- configuration ------------------------------------------------------------ */
+
+/* Reads `path` (NULL: the default search) into the effective configuration, then applies
+ * environment overrides. Returns EM_OK or a negative status naming file:line. */
+int em__config_load(const char *path);
+void em__config_free(void);
+/* Where the config file came from ("" when none was read). */
+const char *em__config_path(void);
+/* Iterates over the effective settings: returns false past the end. */
+bool em__config_entry(int i, const char **key, const char **value, const char **source);
+/* Values of a multi-valued key (plugin_path may appear on several lines). */
+int em__config_multi(const char *key, const char ***values);
+
+/* ---- random ------------------------------------------------------------------- */
+
+/* Reserves `blocks` Philox counters from the global generator; returns the first. */
+uint64_t em__rng_reserve(uint64_t blocks, uint64_t *seed);
+
+/* ---- scopes -------------------------------------------------------------------- */
+
+/* Public functions that return tensors run their body through EM_WRAP: the nesting depth
+ * tells the outermost call apart, and only its result is handed to the current scope, so
+ * temporaries that ops create and release internally never enter a scope. */
+extern _Thread_local int em__api_depth;
+extern _Thread_local int em__scope_depth;
+void em__scope_track(em_tensor *t);
+void em__scope_shutdown(void);
+#define EM_WRAP(expr)                                                                    \
+    do {                                                                                 \
+        em__api_depth++;                                                                 \
+        em_tensor *em_r_ = (expr);                                                       \
+        if (--em__api_depth == 0 && em_r_ && em__scope_depth > 0)                        \
+            em__scope_track(em_r_);                                                      \
+        return em_r_;                                                                    \
+    } while (0)
+
+/* ---- formatting ------------------------------------------------------------------ */
+
+/* Appends to a growable buffer; used by em_tensor_str and `ember info`. */
+typedef struct em_strbuf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} em_strbuf;
+void em__sb_printf(em_strbuf *sb, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void em__sb_putc(em_strbuf *sb, char c);
+char *em__sb_take(em_strbuf *sb);    /* the string (caller frees) or NULL on failure */
+
+/* ---- runtime state -------------------------------------------------------------- */
+
+bool em__initialized(void);
+int em__require_init(const char *fn);
+
+/* ---- cross-file hooks (declared once here) ------------------------------------------ */
+
+/* core/dispatch.c */
+extern bool em__fallback_cpu;
+void em__dispatch_forget(em_plugin_rec *rec);
+void em__dispatch_forget_backend(int backend_id);
+void em__dispatch_free(void);
+/* core/registry.c */
+void em__registry_forget(em_plugin_rec *rec);
+void em__registry_shutdown(void);
+/* core/ops_builtin.c, core/composite.c */
+extern int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear;
+em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attrs);
+em_tensor *em__composite_softmax(int nin, em_tensor *const *in, const em_attr *attrs);
+em_tensor *em__composite_log_softmax(int nin, em_tensor *const *in, const em_attr *attrs);
+em_tensor *em__composite_linear(int nin, em_tensor *const *in, const em_attr *attrs);
+/* core/ops.c */
+em_tensor *em__wrapped_scalar(em_tensor *a, double s);
+/* core/transfer.c */
+em_tensor *em__copy_into(em_tensor *dst, em_tensor *src);
+double em__to_double(const void *p, em_dtype dt);
+/* core/autograd.c: the engine's entry points */
+bool em__grad_mode(void);
+int em__set_requires_grad(const char *fn, em_tensor *t, bool on);
+int em__check_inplace(const char *fn, em_tensor *a);
+void em__autograd_free(em_tensor *t);
+void em__autograd_record(int id, int nin, em_tensor *const *in, const em_attr *attrs,
+                         em_tensor *out);
+void em__autograd_view(em_tensor *base, em_tensor *view);
+void em__autograd_to(em_tensor *src, em_tensor *dst);
+void em__autograd_cast(em_tensor *src, em_tensor *dst);
+
+#endif

@@ -1,0 +1,316 @@
+/* core/loader.c - plugin discovery, loading, ABI checks and unloading.
+ *
+ * Search order: EMBER_PLUGIN_PATH (colon-separated), then the config file's plugin_path
+ * lines, then the installed plugin directory; a libember running from its build tree uses the
+ * build tree's plugins instead of the installed ones. A plugin that fails is recorded with the
+ * reason and skipped; everything it registered is dropped.
+ */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+#ifndef EMBER_PLUGIN_DIR
+#define EMBER_PLUGIN_DIR "/usr/local/lib/ember/plugins"
+#endif
+#ifndef EMBER_BUILD_ROOT
+#define EMBER_BUILD_ROOT ""
+#endif
+
+static em_plugin_rec *recs;
+static int nrecs, caprecs;
+
+int em__plugin_count(void) { return nrecs; }
+const em_plugin_rec *em__plugin(int i) { return i >= 0 && i < nrecs ? &recs[i] : NULL; }
+
+
+static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
+
+static em_plugin_rec *new_rec(const char *path)
+{
+    if (nrecs == caprecs) {
+        int cap = caprecs ? caprecs * 2 : 16;
+        em_plugin_rec *p = realloc(recs, (size_t)cap * sizeof *p);
+        if (!p)
+            return NULL;
+        recs = p;
+        caprecs = cap;
+    }
+    em_plugin_rec *r = &recs[nrecs++];
+    memset(r, 0, sizeof *r);
+    r->path = dupstr(path);
+    return r;
+}
+
+static void fail(em_plugin_rec *r, const char *fmt, const char *a, const char *b)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, fmt, a ? a : "", b ? b : "");
+    r->error = dupstr(msg);
+    r->ok = false;
+}
+
+/* Summarises what a plugin registered, for `ember info`. */
+static void describe(em_plugin_rec *r)
+{
+    em_strbuf sb = {0};
+    for (int i = 1; i <= EM__MAX_BACKENDS; i++) {
+        em_backend *be = em__backend(i);
+        if (be && be->owner == r)
+            em__sb_printf(&sb, "%sbackend %s", sb.len ? "; " : "", be->ops->name);
+    }
+    bool first = true;
+    for (int i = 0; i < em__op_count(); i++) {
+        em_op_rec *op = em__op(i);
+        if (op->owner == r) {
+            em__sb_printf(&sb, "%s%s", first ? (sb.len ? "; ops " : "ops ") : ", ", op->name);
+            first = false;
+        }
+    }
+    if (r->nkernels)
+        em__sb_printf(&sb, "%s%d kernel%s", sb.len ? "; " : "", r->nkernels,
+                      r->nkernels == 1 ? "" : "s");
+    r->registered = em__sb_take(&sb);
+}
+
+static bool already_loaded(const char *real)
+{
+    for (int i = 0; i < nrecs; i++)
+        if (recs[i].path && strcmp(recs[i].path, real) == 0)
+            return true;
+    return false;
+}
+
+int em__loader_load_file(const char *path)
+{
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        snprintf(real, sizeof real, "%s", path);
+    if (already_loaded(real))
+        return EM_OK;
+    em_plugin_rec *r = new_rec(real);
+    if (!r)
+        return em_set_error(EM_ERR_NOMEM, "plugin loader: out of memory");
+    int idx = (int)(r - recs);
+    dlerror();
+    void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        fail(r, "dlopen failed: %s%s", e ? e : "unknown error", NULL);
+        return EM_ERR_PLUGIN;
+    }
+    void *sym = dlsym(h, EMBER_PLUGIN_ENTRY);
+    if (!sym) {
+        fail(r, "missing entry symbol '%s' (not an Ember plugin?)%s", EMBER_PLUGIN_ENTRY, NULL);
+        dlclose(h);
+        return EM_ERR_PLUGIN;
+    }
+    em_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry);
+    const em_plugin *d = entry();
+    char a[64], b[64];
+    if (!d || d->struct_size < offsetof(em_plugin, shutdown) || !d->name || !d->init) {
+        fail(r, "'%s' returned an incomplete descriptor%s", EMBER_PLUGIN_ENTRY, NULL);
+        dlclose(h);
+        return EM_ERR_PLUGIN;
+    }
+    r->abi_major = d->abi_major;
+    r->abi_minor = d->abi_minor;
+    if (d->abi_major != EMBER_ABI_MAJOR || d->abi_minor > EMBER_ABI_MINOR) {
+        snprintf(a, sizeof a, "%u.%u", d->abi_major, d->abi_minor);
+        snprintf(b, sizeof b, "%d.%d", EMBER_ABI_MAJOR, EMBER_ABI_MINOR);
+        fail(r,
+             d->abi_major != EMBER_ABI_MAJOR
+                 ? "ABI mismatch: plugin was built for ABI %s, this Ember has ABI %s (major "
+                   "versions must match)"
+                 : "ABI mismatch: plugin needs ABI %s, this Ember only has ABI %s (rebuild "
+                   "the plugin or update Ember)",
+             a, b);
+        dlclose(h);
+        return EM_ERR_PLUGIN;
+    }
+    for (int i = 0; i < nrecs; i++)
+        if (i != idx && recs[i].ok && recs[i].name && strcmp(recs[i].name, d->name) == 0) {
+            fail(r, "a plugin named '%s' is already loaded from %s", d->name, recs[i].path);
+            dlclose(h);
+            return EM_ERR_PLUGIN;
+        }
+    r->name = dupstr(d->name);
+    r->version = dupstr(d->version);
+    r->description = dupstr(d->description);
+    r->desc = d;
+    r->handle = h;
+    em_registry reg = {r};
+    em_clear_error();
+    int rc = d->init(&reg);
+    r = &recs[idx];   /* init may have loaded nothing else, but stay safe */
+    if (rc < 0) {
+        const char *why = em_last_error();
+        fail(r, "init failed: %s%s", why[0] ? why : "(no message)", NULL);
+        em__dispatch_forget(r);
+        em__registry_forget(r);
+        r->handle = NULL;
+        r->desc = NULL;
+        dlclose(h);
+        return EM_ERR_PLUGIN;
+    }
+    r->ok = true;
+    describe(r);
+    return EM_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Loads every *.so in dir, in name order so the load order is the same on every machine. */
+static void load_dir(const char *dir, bool report_missing)
+{
+    DIR *dp = opendir(dir);
+    if (!dp) {
+        if (report_missing) {
+            em_plugin_rec *r = new_rec(dir);
+            if (r)
+                fail(r, "plugin directory does not exist or cannot be read%s%s", NULL, NULL);
+        }
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **p = realloc(names, cap * sizeof *p);
+            if (!p)
+                break;
+            names = p;
+        }
+        names[n++] = dupstr(e->d_name);
+    }
+    closedir(dp);
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        em__loader_load_file(path);
+        free(names[i]);
+    }
+    free(names);
+}
+
+static void load_path_list(const char *list)
+{
+    char *copy = dupstr(list);
+    for (char *save = NULL, *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok;
+         tok = strtok_r(NULL, ":", &save))
+        load_dir(tok, true);
+    free(copy);
+}
+
+/* The build tree's plugin folders, when this libember is the one in the build tree. */
+static bool running_uninstalled(void)
+{
+    if (!EMBER_BUILD_ROOT[0])
+        return false;
+    Dl_info info;
+    void *self = (void *)(uintptr_t)&em__loader_load_file;
+    if (!dladdr(self, &info) || !info.dli_fname)
+        return false;
+    char real[PATH_MAX], root[PATH_MAX];
+    if (!realpath(info.dli_fname, real) || !realpath(EMBER_BUILD_ROOT, root))
+        return false;
+    size_t n = strlen(root);
+    return strncmp(real, root, n) == 0 && real[n] == '/';
+}
+
+static void load_build_tree(void)
+{
+    static const char *const groups[] = {"backends", "plugins"};
+    for (size_t g = 0; g < 2; g++) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/%s", EMBER_BUILD_ROOT, groups[g]);
+        DIR *dp = opendir(dir);
+        if (!dp)
+            continue;
+        char **names = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *e;
+        while ((e = readdir(dp))) {
+            if (e->d_name[0] == '.')
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                char **p = realloc(names, cap * sizeof *p);
+                if (!p)
+                    break;
+                names = p;
+            }
+            names[n++] = dupstr(e->d_name);
+        }
+        closedir(dp);
+        qsort(names, n, sizeof *names, cmp_str);
+        for (size_t i = 0; i < n; i++) {
+            char sub[PATH_MAX + 512];
+            struct stat st;
+            snprintf(sub, sizeof sub, "%s/%s", dir, names[i]);
+            if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                load_dir(sub, false);
+            free(names[i]);
+        }
+        free(names);
+    }
+}
+
+int em__loader_load_all(void)
+{
+    const char *env = em_config_get("runtime.env_plugin_path");
+    if (env && *env)
+        load_path_list(env);
+    const char **dirs = NULL;
+    int nd = em__config_multi("runtime.plugin_path", &dirs);
+    for (int i = 0; i < nd; i++)
+        load_dir(dirs[i], true);
+    if (running_uninstalled())
+        load_build_tree();
+    else
+        load_dir(EMBER_PLUGIN_DIR, false);
+    int failed = 0;
+    for (int i = 0; i < nrecs; i++)
+        failed += !recs[i].ok;
+    return failed;
+}
+
+/* Plugin shutdown hooks in reverse load order, then dlclose, unless storage is still alive on
+ * some backend (then the code stays mapped: a later em_release must not jump into freed
+ * code). */
+void em__loader_unload_all(bool keep_mapped)
+{
+    for (int i = nrecs - 1; i >= 0; i--) {
+        em_plugin_rec *r = &recs[i];
+        if (r->ok && r->desc && r->desc->shutdown)
+            r->desc->shutdown();
+    }
+    for (int i = nrecs - 1; i >= 0; i--) {
+        em_plugin_rec *r = &recs[i];
+        if (r->handle && !keep_mapped)
+            dlclose(r->handle);
+        free(r->path);
+        free(r->name);
+        free(r->version);
+        free(r->description);
+        free(r->error);
+        free(r->registered);
+    }
+    free(recs);
+    recs = NULL;
+    nrecs = caprecs = 0;
+}

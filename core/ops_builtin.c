@@ -1,0 +1,187 @@
+/* core/ops_builtin.c - the primitive and composite ops the core registers at em_init.
+ *
+ * Each op's definition sits with its shape inference. Kernels come from backends; composites
+ * (core/composite.c) are written in other ops. The order of registration fixes the EM__OP_*
+ * ids in internal.h.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- attribute declarations ---------------------------------------------------- */
+
+static const em_attr_decl fill_attrs[] = {{"value", EM_ATTR_FLOAT}};
+static const em_attr_decl random_attrs[] = {{"dist", EM_ATTR_INT},
+                                            {"seed", EM_ATTR_INT},
+                                            {"offset", EM_ATTR_INT},
+                                            {"a", EM_ATTR_FLOAT},
+                                            {"b", EM_ATTR_FLOAT}};
+static const em_attr_decl reduce_attrs[] = {{"axes", EM_ATTR_INTS}, {"keepdim", EM_ATTR_BOOL}};
+static const em_attr_decl dim_keep_attrs[] = {{"dim", EM_ATTR_INT}, {"keepdim", EM_ATTR_BOOL}};
+static const em_attr_decl dim_attrs[] = {{"dim", EM_ATTR_INT}};
+
+/* ---- inference ----------------------------------------------------------------- */
+
+/* Reduction over attrs[0].ints (sorted, unique, validated by the caller). */
+static int infer_reduce(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
+{
+    const em_tensor *a = in[0];
+    bool keep = attrs[1].i != 0;
+    int nd = 0, k = 0;
+    for (int d = 0; d < a->ndim; d++) {
+        bool reduced = k < attrs[0].n && attrs[0].ints[k] == d;
+        if (reduced)
+            k++;
+        if (!reduced)
+            out->shape[nd++] = a->shape[d];
+        else if (keep)
+            out->shape[nd++] = 1;
+    }
+    out->ndim = nd;
+    return EM_OK;
+}
+
+static int infer_sum(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
+{
+    infer_reduce(nin, in, attrs, out);
+    out->dtype = em_dtype_is_float(in[0]->dtype) ? in[0]->dtype : EM_I64;
+    return EM_OK;
+}
+
+static int infer_amax(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
+{
+    infer_reduce(nin, in, attrs, out);
+    out->dtype = in[0]->dtype;
+    return EM_OK;
+}
+
+static int infer_mean(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
+{
+    infer_reduce(nin, in, attrs, out);
+    out->dtype = in[0]->dtype;
+    return EM_OK;
+}
+
+static int infer_argmax(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
+{
+    const em_tensor *a = in[0];
+    int nd = 0;
+    for (int d = 0; d < a->ndim; d++) {
+        if (d != attrs[0].i)
+            out->shape[nd++] = a->shape[d];
+        else if (attrs[1].i)
+            out->shape[nd++] = 1;
+    }
+    out->ndim = nd;
+    out->dtype = EM_I64;
+    return EM_OK;
+}
+
+static int infer_matmul(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
+{
+    const em_tensor *a = in[0], *b = in[1];
+    char b1[160], b2[160];
+    bool ok = a->ndim >= 2 && a->ndim == b->ndim &&
+              a->shape[a->ndim - 1] == b->shape[b->ndim - 2];
+    for (int d = 0; ok && d < a->ndim - 2; d++)
+        ok = a->shape[d] == b->shape[d];
+    if (!ok)
+        return em_set_error(EM_ERR_INVALID, "matmul: shapes %s and %s cannot be multiplied",
+                            em__shape_str(a->ndim, a->shape, b1, sizeof b1),
+                            em__shape_str(b->ndim, b->shape, b2, sizeof b2));
+    out->ndim = a->ndim;
+    memcpy(out->shape, a->shape, sizeof out->shape);
+    out->shape[a->ndim - 1] = b->shape[b->ndim - 1];
+    out->dtype = a->dtype;
+    return EM_OK;
+}
+
+static int infer_gather(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
+{
+    const em_tensor *idx = in[1];
+    out->ndim = idx->ndim;
+    memcpy(out->shape, idx->shape, sizeof out->shape);
+    out->dtype = in[0]->dtype;
+    return EM_OK;
+}
+
+static int infer_linear(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
+{
+    const em_tensor *x = in[0], *w = in[1];
+    out->ndim = x->ndim;
+    memcpy(out->shape, x->shape, sizeof out->shape);
+    out->shape[x->ndim - 1] = w->shape[0];
+    out->dtype = x->dtype;
+    return EM_OK;
+}
+
+/* ---- registration -------------------------------------------------------------- */
+
+
+
+int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear;
+
+#define SAME EM_OP_SAME_AS_INPUT
+#define BIN (EM_OP_BROADCAST | EM_OP_PROMOTE | EM_OP_SAME_AS_INPUT)
+#define UNARY_F (EM_OP_SAME_AS_INPUT | EM_OP_INT_TO_FLOAT)
+#define CMP (EM_OP_BROADCAST | EM_OP_PROMOTE | EM_OP_SAME_AS_INPUT | EM_OP_OUT_BOOL)
+
+int em__register_builtin_ops(void)
+{
+    /* Order matches the EM__OP_* enum. */
+    static const em_op_def defs[] = {
+        {sizeof(em_op_def), "copy", 1, 0, NULL, SAME, NULL, NULL},
+        {sizeof(em_op_def), "fill", 0, 1, fill_attrs, SAME, NULL, NULL},
+        {sizeof(em_op_def), "random", 0, 5, random_attrs, SAME, NULL, NULL},
+        {sizeof(em_op_def), "neg", 1, 0, NULL, SAME, NULL, NULL},
+        {sizeof(em_op_def), "abs", 1, 0, NULL, SAME, NULL, NULL},
+        {sizeof(em_op_def), "exp", 1, 0, NULL, UNARY_F, NULL, NULL},
+        {sizeof(em_op_def), "log", 1, 0, NULL, UNARY_F, NULL, NULL},
+        {sizeof(em_op_def), "sqrt", 1, 0, NULL, UNARY_F, NULL, NULL},
+        {sizeof(em_op_def), "sin", 1, 0, NULL, UNARY_F, NULL, NULL},
+        {sizeof(em_op_def), "cos", 1, 0, NULL, UNARY_F, NULL, NULL},
+        {sizeof(em_op_def), "tanh", 1, 0, NULL, UNARY_F, NULL, NULL},
+        {sizeof(em_op_def), "sigmoid", 1, 0, NULL, UNARY_F, NULL, NULL},
+        {sizeof(em_op_def), "relu", 1, 0, NULL, SAME, NULL, NULL},
+        {sizeof(em_op_def), "add", 2, 0, NULL, BIN, NULL, NULL},
+        {sizeof(em_op_def), "sub", 2, 0, NULL, BIN, NULL, NULL},
+        {sizeof(em_op_def), "mul", 2, 0, NULL, BIN, NULL, NULL},
+        {sizeof(em_op_def), "div", 2, 0, NULL, BIN | EM_OP_INT_TO_FLOAT, NULL, NULL},
+        {sizeof(em_op_def), "pow", 2, 0, NULL, BIN, NULL, NULL},
+        {sizeof(em_op_def), "maximum", 2, 0, NULL, BIN, NULL, NULL},
+        {sizeof(em_op_def), "minimum", 2, 0, NULL, BIN, NULL, NULL},
+        {sizeof(em_op_def), "eq", 2, 0, NULL, CMP, NULL, NULL},
+        {sizeof(em_op_def), "ne", 2, 0, NULL, CMP, NULL, NULL},
+        {sizeof(em_op_def), "lt", 2, 0, NULL, CMP, NULL, NULL},
+        {sizeof(em_op_def), "le", 2, 0, NULL, CMP, NULL, NULL},
+        {sizeof(em_op_def), "gt", 2, 0, NULL, CMP, NULL, NULL},
+        {sizeof(em_op_def), "ge", 2, 0, NULL, CMP, NULL, NULL},
+        {sizeof(em_op_def), "where", 3, 0, NULL, EM_OP_BROADCAST | SAME, NULL, NULL},
+        {sizeof(em_op_def), "sum", 1, 2, reduce_attrs, 0, infer_sum, NULL},
+        {sizeof(em_op_def), "amax", 1, 2, reduce_attrs, 0, infer_amax, NULL},
+        {sizeof(em_op_def), "argmax", 1, 2, dim_keep_attrs, 0, infer_argmax, NULL},
+        {sizeof(em_op_def), "matmul", 2, 0, NULL, 0, infer_matmul, NULL},
+        {sizeof(em_op_def), "gather", 2, 1, dim_attrs, 0, infer_gather, NULL},
+        {sizeof(em_op_def), "scatter_add", 3, 1, dim_attrs, SAME, NULL, NULL},
+    };
+    _Static_assert(sizeof defs / sizeof defs[0] == EM__OP_BUILTIN_COUNT, "builtin op table");
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        int id = em_register_op(NULL, &defs[i]);
+        if (id < 0)
+            return id;
+        EM_ASSERT(id == (int)i);
+    }
+    static const em_op_def composites[] = {
+        {sizeof(em_op_def), "mean", 1, 2, reduce_attrs, EM_OP_INT_TO_FLOAT, infer_mean,
+         em__composite_mean},
+        {sizeof(em_op_def), "softmax", 1, 1, dim_attrs, UNARY_F, NULL, em__composite_softmax},
+        {sizeof(em_op_def), "log_softmax", 1, 1, dim_attrs, UNARY_F, NULL,
+         em__composite_log_softmax},
+        {sizeof(em_op_def), "linear", 3, 0, NULL, 0, infer_linear, em__composite_linear},
+    };
+    int *ids[] = {&em__op_mean, &em__op_softmax, &em__op_log_softmax, &em__op_linear};
+    for (size_t i = 0; i < sizeof composites / sizeof composites[0]; i++)
+        if ((*ids[i] = em_register_op(NULL, &composites[i])) < 0)
+            return *ids[i];
+    return EM_OK;
+}

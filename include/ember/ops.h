@@ -1,0 +1,114 @@
+/* ember/ops.h - math on tensors.
+ *
+ * Binary ops broadcast and promote types as PyTorch does (int + float -> float, f32 + f64 ->
+ * f64; a 0-dim tensor or a scalar argument does not raise the dtype of a dimensioned operand
+ * of the same category). Operands must live on one device. Every op returns a new tensor or
+ * NULL with em_last_error() set; in-place ops (trailing '_') return their first argument
+ * (retained) and bump its version counter.
+ */
+#ifndef EMBER_OPS_H
+#define EMBER_OPS_H
+
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- unary elementwise ---------------------------------------------------- */
+
+EM_API em_tensor *em_neg(em_tensor *a);
+EM_API em_tensor *em_abs(em_tensor *a);
+EM_API em_tensor *em_exp(em_tensor *a);
+EM_API em_tensor *em_log(em_tensor *a);
+EM_API em_tensor *em_sqrt(em_tensor *a);
+EM_API em_tensor *em_sin(em_tensor *a);
+EM_API em_tensor *em_cos(em_tensor *a);
+EM_API em_tensor *em_tanh(em_tensor *a);
+EM_API em_tensor *em_sigmoid(em_tensor *a);
+EM_API em_tensor *em_relu(em_tensor *a);
+
+/* ---- binary elementwise (broadcasting) ----------------------------------- */
+
+EM_API em_tensor *em_add(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_sub(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_mul(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_div(em_tensor *a, em_tensor *b);      /* true division: ints -> float */
+EM_API em_tensor *em_pow(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_maximum(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_minimum(em_tensor *a, em_tensor *b);
+/* Comparisons return bool tensors. */
+EM_API em_tensor *em_eq(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_ne(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_lt(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_le(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_gt(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_ge(em_tensor *a, em_tensor *b);
+
+/* With a scalar operand (a Python number: it never raises a's dtype category). */
+EM_API em_tensor *em_add_scalar(em_tensor *a, double s);
+EM_API em_tensor *em_sub_scalar(em_tensor *a, double s);
+EM_API em_tensor *em_mul_scalar(em_tensor *a, double s);
+EM_API em_tensor *em_div_scalar(em_tensor *a, double s);
+EM_API em_tensor *em_pow_scalar(em_tensor *a, double s);
+
+/* cond ? a : b, broadcasting all three; cond must be bool. */
+EM_API em_tensor *em_where(em_tensor *cond, em_tensor *a, em_tensor *b);
+
+/* ---- in place: a op= b, b broadcast to a's shape, result cast to a's dtype ---- */
+
+EM_API em_tensor *em_add_(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_sub_(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_mul_(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_div_(em_tensor *a, em_tensor *b);
+EM_API em_tensor *em_add_scalar_(em_tensor *a, double s);
+EM_API em_tensor *em_mul_scalar_(em_tensor *a, double s);
+EM_API em_tensor *em_fill_(em_tensor *a, double value);
+EM_API em_tensor *em_zero_(em_tensor *a);
+EM_API em_tensor *em_relu_(em_tensor *a);
+/* Copies src (broadcast, cast, any device) into dst's memory (dst may be a strided view). */
+EM_API em_tensor *em_copy_(em_tensor *dst, em_tensor *src);
+
+/* ---- reductions ------------------------------------------------------------ */
+
+/* Over the ndims dims listed in `dims` (negative allowed; ndims == 0 or dims == NULL means
+ * all dims). Integer and bool inputs sum to int64, as in PyTorch. */
+EM_API em_tensor *em_sum(em_tensor *a, int ndims, const int *dims, bool keepdim);
+EM_API em_tensor *em_mean(em_tensor *a, int ndims, const int *dims, bool keepdim);
+EM_API em_tensor *em_amax(em_tensor *a, int ndims, const int *dims, bool keepdim);
+EM_API em_tensor *em_sum_all(em_tensor *a);     /* 0-dim result */
+EM_API em_tensor *em_mean_all(em_tensor *a);
+/* Index of the largest value along dim (first one on ties), int64. */
+EM_API em_tensor *em_argmax(em_tensor *a, int dim, bool keepdim);
+
+/* ---- linear algebra -------------------------------------------------------- */
+
+/* torch.matmul: 1-D and 2-D operands, and batched with broadcast batch dims. */
+EM_API em_tensor *em_matmul(em_tensor *a, em_tensor *b);
+/* x @ w^T + bias: x (*, in), w (out, in), bias (out) or NULL. */
+EM_API em_tensor *em_linear(em_tensor *x, em_tensor *w, em_tensor *bias);
+
+/* ---- indexing ---------------------------------------------------------------- */
+
+/* out[i][j] = a[index[i][j]][j] for dim 0 (torch.gather); index is int64, same ndim. */
+EM_API em_tensor *em_gather(em_tensor *a, int dim, em_tensor *index);
+/* A copy of `a` with src scatter-added along dim at index (torch.scatter_add). */
+EM_API em_tensor *em_scatter_add(em_tensor *a, int dim, em_tensor *index, em_tensor *src);
+
+/* ---- composites -------------------------------------------------------------- */
+
+EM_API em_tensor *em_softmax(em_tensor *a, int dim);
+EM_API em_tensor *em_log_softmax(em_tensor *a, int dim);
+
+/* ---- generic dispatch --------------------------------------------------------- */
+
+/* Calls any registered op by name (ops added by plugins included). Attributes are given
+ * in the op's declared order; see plugin.h for em_attr. Returns the first output. */
+typedef struct em_attr em_attr;
+EM_API em_tensor *em_op_call(const char *op, int nin, em_tensor *const *inputs, int nattrs,
+                             const em_attr *attrs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

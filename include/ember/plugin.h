@@ -1,0 +1,263 @@
+/* ember/plugin.h - what a plugin compiles against: the descriptor, backends, ops, kernels.
+ *
+ * A plugin is a shared object that links libember only and exports
+ *
+ *     const em_plugin *ember_plugin(void);
+ *
+ * returning a static descriptor. The loader checks struct_size and the ABI version (same major,
+ * minor not newer than the core's), then calls init() with a registration handle. Everything
+ * the plugin offers (backends, ops, kernels) is registered through that handle, so `ember info`
+ * can say which plugin registered what.
+ *
+ * ABI rules: every table here starts with struct_size and only ever grows at the end; a NULL
+ * function pointer means "not supported" and the core supplies the default or an error. Enum
+ * values are append-only. An older plugin keeps working with a newer core of the same major.
+ */
+#ifndef EMBER_PLUGIN_H
+#define EMBER_PLUGIN_H
+
+#include "numeric.h"
+#include "runtime.h"
+#include "tensor.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EMBER_ABI_MAJOR 1
+#define EMBER_ABI_MINOR 0
+#define EMBER_PLUGIN_ENTRY "ember_plugin"
+
+typedef struct em_registry em_registry;   /* opaque registration handle for one plugin */
+
+/* ---- the descriptor ----------------------------------------------------- */
+
+typedef struct em_plugin {
+    size_t struct_size;        /* sizeof(em_plugin) as the plugin was compiled */
+    uint32_t abi_major;        /* EMBER_ABI_MAJOR */
+    uint32_t abi_minor;        /* EMBER_ABI_MINOR */
+    const char *name;          /* short, unique: "cpu", "nn", "softplus" */
+    const char *version;
+    const char *description;
+    /* Registers what the plugin offers. Returns EM_OK, or a negative status after
+     * em_set_error(): the loader then reports the plugin as failed and drops whatever it
+     * registered. */
+    int (*init)(em_registry *reg);
+    /* optional: called at em_shutdown(), in reverse load order, before dlclose. */
+    void (*shutdown)(void);
+} em_plugin;
+
+typedef const em_plugin *(*em_plugin_entry_fn)(void);
+
+#define EM_PLUGIN_DESCRIPTOR_INIT(name_, version_, desc_, init_, shutdown_)             \
+    {sizeof(em_plugin), EMBER_ABI_MAJOR, EMBER_ABI_MINOR, name_, version_, desc_, init_,   \
+     shutdown_}
+
+/* ---- errors and services for plugins ------------------------------------ */
+
+/* Sets this thread's error (printf format) and returns `status`, for `return em_set_error(..)`. */
+EM_API int em_set_error(int status, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* One line to stderr, prefixed "ember: warning: ". */
+EM_API void em_warn(const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* The thread count the user asked for (EMBER_NUM_THREADS / [runtime] threads), else the
+ * number of online cores. */
+EM_API int em_config_threads(void);
+
+/* ---- backends ----------------------------------------------------------- */
+
+typedef struct em_device_info {
+    size_t struct_size;
+    char name[128];            /* "NVIDIA H100 80GB HBM3", "x86_64 CPU (16 threads)" */
+    size_t total_memory;       /* bytes; 0 if unknown */
+    size_t free_memory;        /* bytes; 0 if unknown */
+    int threads;               /* compute threads / SMs; 0 if unknown */
+    int compute_major, compute_minor;   /* CUDA compute capability, else 0 */
+} em_device_info;
+
+typedef struct em_memory_stats {
+    size_t allocated;          /* bytes in live buffers */
+    size_t reserved;           /* bytes held from the system, cache included */
+    size_t peak;               /* max of allocated since start or reset */
+} em_memory_stats;
+
+/* Buffers are opaque handles (a host pointer on the CPU, a device pointer on CUDA, a cl_mem
+ * on OpenCL); element data is addressed as handle + offset, never by pointer arithmetic on a
+ * handle. `dev` is the device index on this backend. */
+typedef struct em_backend_ops {
+    size_t struct_size;
+    const char *name;          /* "cpu", "cuda", "opencl": the device string prefix */
+    bool host_accessible;      /* buffers are host pointers (the CPU backend) */
+
+    int (*device_count)(void *ctx);
+    int (*device_info)(void *ctx, int dev, em_device_info *out);
+    /* optional: why the backend cannot be used (no driver, no device); NULL when usable. */
+    const char *(*unavailable_reason)(void *ctx);
+
+    /* Returns a buffer of at least nbytes (nbytes may be 0), or NULL after em_set_error(). */
+    void *(*alloc)(void *ctx, int dev, size_t nbytes);
+    void (*free)(void *ctx, int dev, void *buf, size_t nbytes);
+    int (*memory_stats)(void *ctx, int dev, em_memory_stats *out);
+    int (*empty_cache)(void *ctx, int dev);                      /* optional */
+    int (*reset_peak)(void *ctx, int dev);                       /* optional */
+
+    /* Byte copies between host memory and buffers. Return EM_OK or a negative status. */
+    int (*copy_from_host)(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
+                          size_t nbytes);
+    int (*copy_to_host)(void *ctx, int dev, void *dst, const void *src, size_t src_off,
+                        size_t nbytes);
+    /* optional: buffer to buffer on this backend (dev_dst may differ from dev_src). */
+    int (*copy_device)(void *ctx, int dev_dst, void *dst, size_t dst_off, int dev_src,
+                       const void *src, size_t src_off, size_t nbytes);
+    int (*synchronize)(void *ctx, int dev);                      /* optional */
+    void (*shutdown)(void *ctx);                                 /* optional */
+} em_backend_ops;
+
+/* Registers a backend; ops->name becomes a device prefix. `ops` and `ctx` must outlive the
+ * plugin (static storage is the norm). Returns the backend id (> 0) or a negative status. */
+EM_API int em_register_backend(em_registry *reg, const em_backend_ops *ops, void *ctx);
+
+/* ---- ops ---------------------------------------------------------------- */
+
+/* An attribute value. Which member is meaningful follows the op's declaration. */
+struct em_attr {
+    int64_t i;                  /* EM_ATTR_INT, EM_ATTR_BOOL (0/1), EM_ATTR_DTYPE */
+    double f;                   /* EM_ATTR_FLOAT */
+    int n;                      /* EM_ATTR_INTS: count */
+    int64_t ints[EM_MAX_DIMS];  /* EM_ATTR_INTS */
+};
+typedef struct em_attr em_attr;
+
+typedef enum em_attr_kind {
+    EM_ATTR_INT = 1,
+    EM_ATTR_FLOAT,
+    EM_ATTR_BOOL,
+    EM_ATTR_INTS,
+    EM_ATTR_DTYPE,
+    EM_ATTR_KIND_COUNT
+} em_attr_kind;
+
+typedef struct em_attr_decl {
+    const char *name;
+    em_attr_kind kind;
+} em_attr_decl;
+
+/* Output shape and dtype computed by an op's infer function. */
+typedef struct em_out_desc {
+    int ndim;
+    int64_t shape[EM_MAX_DIMS];
+    em_dtype dtype;
+} em_out_desc;
+
+/* What the core does for an op before its kernel runs (flags of em_op_def). */
+enum {
+    /* inputs broadcast against each other; kernels get views of the output's shape
+     * (stride 0 on broadcast dims) and must declare EM_KERNEL_STRIDED to avoid copies. */
+    EM_OP_BROADCAST = 1u << 0,
+    /* inputs are cast to their PyTorch result type before the kernel runs */
+    EM_OP_PROMOTE = 1u << 1,
+    /* output dtype is bool (comparisons) */
+    EM_OP_OUT_BOOL = 1u << 2,
+    /* integer and bool inputs are promoted to the default float dtype (exp, div, sigmoid) */
+    EM_OP_INT_TO_FLOAT = 1u << 3,
+    /* output has the shape and dtype of input 0 (after the steps above): no infer needed */
+    EM_OP_SAME_AS_INPUT = 1u << 4,
+};
+
+typedef int (*em_infer_fn)(int nin, em_tensor *const *in, const em_attr *attrs,
+                           em_out_desc *out);
+/* A composite: the op written in other ops, used where a backend has no kernel. Returns a
+ * new tensor or NULL with the error set. */
+typedef em_tensor *(*em_composite_fn)(int nin, em_tensor *const *in, const em_attr *attrs);
+
+typedef struct em_op_def {
+    size_t struct_size;
+    const char *name;           /* unique, interned at registration */
+    int nin;                    /* number of tensor inputs */
+    int nattrs;
+    const em_attr_decl *attrs;  /* nattrs declarations, in positional order */
+    unsigned flags;             /* EM_OP_* */
+    em_infer_fn infer;          /* may be NULL with EM_OP_SAME_AS_INPUT */
+    em_composite_fn composite;  /* optional */
+} em_op_def;
+
+/* Registers an op (the definition is copied). Returns its interned id (>= 0). */
+EM_API int em_register_op(em_registry *reg, const em_op_def *def);
+/* The interned id of an op name, or -1 (with the error set) if none is registered. */
+EM_API int em_op_lookup(const char *name);
+EM_API const char *em_op_name(int op);
+
+/* ---- kernels ------------------------------------------------------------- */
+
+/* One tensor as a kernel sees it. Element k of a contiguous tensor lives at element
+ * offset + k of buf. Strides are in elements; contiguous unless the kernel was registered
+ * with EM_KERNEL_STRIDED (outputs are always freshly allocated and contiguous, except for the
+ * copy op, whose output may be strided). */
+typedef struct em_ktensor {
+    void *buf;
+    int64_t offset;
+    em_dtype dtype;
+    int ndim;
+    int64_t numel;
+    const int64_t *shape;
+    const int64_t *strides;
+} em_ktensor;
+
+typedef struct em_kcall {
+    size_t struct_size;
+    int op;                     /* interned op id */
+    int device;                 /* device index on the kernel's backend */
+    int nin, nout;
+    const em_ktensor *in;
+    const em_ktensor *out;
+    int nattrs;
+    const em_attr *attrs;
+} em_kcall;
+
+/* Returns EM_OK or a negative status after em_set_error(). */
+typedef int (*em_kernel_fn)(void *backend_ctx, const em_kcall *call);
+
+enum {
+    EM_KERNEL_STRIDED = 1u << 0,   /* accepts strided (and broadcast, stride-0) inputs */
+};
+
+#define EM_DTYPE_BIT(dt) (1u << (unsigned)(dt))
+#define EM_DTYPES_FLOAT                                                                  \
+    (EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64) | EM_DTYPE_BIT(EM_F16) | EM_DTYPE_BIT(EM_BF16))
+#define EM_DTYPES_INT                                                                    \
+    (EM_DTYPE_BIT(EM_I64) | EM_DTYPE_BIT(EM_I32) | EM_DTYPE_BIT(EM_U8))
+#define EM_DTYPES_ALL (EM_DTYPES_FLOAT | EM_DTYPES_INT | EM_DTYPE_BIT(EM_BOOL))
+
+/* Registers fn as the kernel of `op` on `backend` (both by name; the backend may come from
+ * another plugin if it is already registered). `dtypes` is a mask of EM_DTYPE_BIT()s of the
+ * compute dtype (the dtype of input 0 after promotion) the kernel handles. A later
+ * registration for the same op and backend replaces an earlier one (fused overrides). */
+EM_API int em_register_kernel(em_registry *reg, const char *backend, const char *op,
+                              em_kernel_fn fn, unsigned flags, uint32_t dtypes);
+
+/* ---- helpers for kernels ------------------------------------------------- */
+
+/* Decodes a contiguous element index into a strided element offset. */
+static inline int64_t em_kt_offset(const em_ktensor *t, int64_t linear)
+{
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        int64_t i = linear % t->shape[d];
+        linear /= t->shape[d];
+        off += i * t->strides[d];
+    }
+    return off;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif
