@@ -1,0 +1,184 @@
+/* tests/core/test_loader.c - plugin discovery and failure handling, with plugins that are
+ * broken on purpose (tests/plugins/broken): each failure is reported with its reason and the
+ * rest of the runtime keeps working. Each Criterion test runs in its own process, so setenv
+ * here does not leak between tests. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ember/ember.h>
+
+/* The plugin record whose path ends with `file`, or fails the test. */
+static em_plugin_info find_plugin(const char *file)
+{
+    em_plugin_info p;
+    size_t n = strlen(file);
+    for (int i = 0; i < em_plugin_count(); i++) {
+        cr_assert_eq(em_plugin_get(i, &p), EM_OK);
+        size_t len = strlen(p.path);
+        if (len >= n && strcmp(p.path + len - n, file) == 0)
+            return p;
+    }
+    cr_assert_fail("no plugin record for %s", file);
+    return p;
+}
+
+static void use_broken_dir(void)
+{
+    setenv("EMBER_PLUGIN_PATH", BROKEN_PLUGIN_DIR, 1);
+    unsetenv("EMBER_STRICT");
+    cr_assert_eq(em_init(NULL), EM_OK, "em_init: %s", em_last_error());
+}
+
+Test(loader, wrong_abi_major_is_refused_with_both_versions)
+{
+    use_broken_dir();
+    em_plugin_info p = find_plugin("/bad_abi.so");
+    cr_assert_not(p.ok);
+    cr_assert(strstr(p.error, "ABI mismatch"), "%s", p.error);
+    cr_assert(strstr(p.error, "ABI 99.0"), "%s", p.error);
+    cr_assert(strstr(p.error, "ABI 1.0"), "%s", p.error);
+    em_shutdown();
+}
+
+Test(loader, newer_abi_minor_is_refused)
+{
+    use_broken_dir();
+    em_plugin_info p = find_plugin("/newer_minor.so");
+    cr_assert_not(p.ok);
+    cr_assert(strstr(p.error, "needs ABI 1.5"), "%s", p.error);
+    em_shutdown();
+}
+
+Test(loader, missing_entry_symbol_is_reported)
+{
+    use_broken_dir();
+    em_plugin_info p = find_plugin("/no_entry.so");
+    cr_assert_not(p.ok);
+    cr_assert(strstr(p.error, "missing entry symbol 'ember_plugin'"), "%s", p.error);
+    em_shutdown();
+}
+
+Test(loader, failing_init_reports_its_message_and_drops_its_registrations)
+{
+    use_broken_dir();
+    em_plugin_info p = find_plugin("/failing_init.so");
+    cr_assert_not(p.ok);
+    cr_assert(strstr(p.error, "init failed: failing_init: the device firmware is missing"), "%s",
+              p.error);
+    cr_assert_not(em_backend_available("brokendev"));
+    cr_assert_eq(em_device_count("brokendev"), 0);
+    float one = 1.0f;
+    em_tensor *x = em_tensor_from_data(&one, EM_F32, EM_SHAPE(1), NULL);
+    cr_assert_null(em_op_call("broken_op", 1, &x, 0, NULL));
+    cr_assert(strstr(em_last_error(), "no op named 'broken_op'"), "%s", em_last_error());
+    em_release(x);
+    em_shutdown();
+}
+
+Test(loader, a_file_that_is_not_a_shared_object_gives_the_dlerror_text)
+{
+    use_broken_dir();
+    em_plugin_info p = find_plugin("/not_elf.so");
+    cr_assert_not(p.ok);
+    cr_assert(strstr(p.error, "dlopen failed"), "%s", p.error);
+    cr_assert(strstr(p.error, "not_elf.so"), "dlerror text names the file: %s", p.error);
+    em_shutdown();
+}
+
+Test(loader, the_rest_keeps_working_after_broken_plugins)
+{
+    use_broken_dir();
+    em_plugin_info cpu = find_plugin("/ember_cpu.so");
+    cr_assert(cpu.ok, "%s", cpu.error ? cpu.error : "");
+    cr_assert(strstr(cpu.registered, "backend cpu"), "%s", cpu.registered);
+    cr_assert(em_backend_available("cpu"));
+    float a[2] = {1, 2}, b[2] = {10, 20}, out[2];
+    em_tensor *ta = em_tensor_from_data(a, EM_F32, EM_SHAPE(2), NULL);
+    em_tensor *tb = em_tensor_from_data(b, EM_F32, EM_SHAPE(2), NULL);
+    em_tensor *s = em_add(ta, tb);
+    cr_assert_not_null(s, "%s", em_last_error());
+    cr_assert_eq(em_copy_to_host(s, out, sizeof out), EM_OK);
+    cr_assert_float_eq(out[0], 11.0f, 0);
+    cr_assert_float_eq(out[1], 22.0f, 0);
+    em_release(ta);
+    em_release(tb);
+    em_release(s);
+    em_shutdown();
+}
+
+Test(loader, strict_mode_turns_plugin_failures_into_an_init_error)
+{
+    setenv("EMBER_PLUGIN_PATH", BROKEN_PLUGIN_DIR, 1);
+    setenv("EMBER_STRICT", "1", 1);
+    cr_assert_lt(em_init(NULL), 0);
+    cr_assert(strstr(em_last_error(), "EMBER_STRICT"), "%s", em_last_error());
+    cr_assert(strstr(em_last_error(), "bad_abi.so"), "%s", em_last_error());
+    cr_assert_not(em_is_initialized());
+}
+
+Test(loader, a_missing_plugin_directory_is_reported)
+{
+    setenv("EMBER_PLUGIN_PATH", "/nonexistent/ember-plugins", 1);
+    cr_assert_eq(em_init(NULL), EM_OK, "%s", em_last_error());
+    em_plugin_info p = find_plugin("/nonexistent/ember-plugins");
+    cr_assert_not(p.ok);
+    cr_assert(strstr(p.error, "does not exist"), "%s", p.error);
+    cr_assert(em_backend_available("cpu"));
+    em_shutdown();
+}
+
+Test(loader, an_unknown_default_backend_is_an_error_not_a_silent_fallback)
+{
+    setenv("EMBER_BACKEND", "nosuch", 1);
+    cr_assert_lt(em_init(NULL), 0);
+    cr_assert(strstr(em_last_error(), "unknown backend 'nosuch'"), "%s", em_last_error());
+    cr_assert(strstr(em_last_error(), "env EMBER_BACKEND"), "names the source: %s",
+              em_last_error());
+}
+
+Test(loader, a_bad_config_line_names_file_and_line)
+{
+    char path[] = "/tmp/ember-test-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char text[] = "[runtime]\nthreads = 2\nthis line is wrong\n";
+    cr_assert_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    cr_assert_lt(em_init(path), 0);
+    char where[600];
+    snprintf(where, sizeof where, "%s:3", path);
+    cr_assert(strstr(em_last_error(), where), "%s", em_last_error());
+    unlink(path);
+}
+
+Test(loader, the_config_file_plugin_path_is_searched)
+{
+    char path[] = "/tmp/ember-test-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    char text[1200];
+    int n = snprintf(text, sizeof text, "[runtime]\nplugin_path = %s\n", MOCK_PLUGIN_DIR);
+    cr_assert_eq(write(fd, text, (size_t)n), n);
+    close(fd);
+    cr_assert_eq(em_init(path), EM_OK, "%s", em_last_error());
+    cr_assert(em_backend_available("mock"));
+    cr_assert_eq(em_device_count("mock"), 2);
+    em_shutdown();
+    unlink(path);
+}
+
+Test(loader, init_and_shutdown_can_repeat)
+{
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(em_init(NULL), EM_OK, "round %d: %s", i, em_last_error());
+        em_tensor *t = em_ones(EM_SHAPE(3), NULL);
+        em_tensor *s = em_sum_all(t);
+        cr_assert_float_eq(em_item(s), 3.0, 0);
+        em_release(s);
+        em_release(t);
+        em_shutdown();
+    }
+}

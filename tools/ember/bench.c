@@ -1,0 +1,197 @@
+/* tools/ember/bench.c - `ember bench`: the core's performance figures, measured side by side.
+ *
+ * Each figure is the median of several timed repetitions, next to a reference measured in the
+ * same run: a STREAM-style loop for memory bandwidth, OpenBLAS called directly for matmul.
+ * Timings are benchmarks, never pass/fail tests: machines here are shared and noisy.
+ */
+#include <cblas.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---- dispatch overhead ------------------------------------------------------------- */
+
+static double bench_dispatch(int reps, int iters)
+{
+    float one = 1.0f;
+    em_tensor *a = em_tensor_from_data(&one, EM_F32, EM_SHAPE(1), NULL);
+    em_tensor *b = em_tensor_from_data(&one, EM_F32, EM_SHAPE(1), NULL);
+    double t[32];
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int i = 0; i < iters; i++)
+            em_release(em_add(a, b));
+        t[r] = (now() - t0) / iters * 1e6;
+    }
+    em_release(a);
+    em_release(b);
+    return median(t, reps);
+}
+
+/* ---- STREAM-style references, threaded like the backend ------------------------------ */
+
+typedef struct {
+    const float *a, *b;
+    float *c;
+    size_t lo, hi;
+    int kind;   /* 0 copy, 1 add */
+} stream_job;
+
+static void *stream_worker(void *p)
+{
+    stream_job *j = p;
+    if (j->kind == 0)
+        memcpy(j->c + j->lo, j->a + j->lo, (j->hi - j->lo) * sizeof(float));
+    else
+        for (size_t i = j->lo; i < j->hi; i++)
+            j->c[i] = j->a[i] + j->b[i];
+    return NULL;
+}
+
+static void stream_run(int kind, const float *a, const float *b, float *c, size_t n, int nt)
+{
+    pthread_t th[64];
+    stream_job jobs[64];
+    for (int k = 0; k < nt; k++) {
+        jobs[k] = (stream_job){a, b, c, n * (size_t)k / (size_t)nt,
+                               n * (size_t)(k + 1) / (size_t)nt, kind};
+        if (k)
+            pthread_create(&th[k], NULL, stream_worker, &jobs[k]);
+    }
+    stream_worker(&jobs[0]);
+    for (int k = 1; k < nt; k++)
+        pthread_join(th[k], NULL);
+}
+
+static void bench_bandwidth(int reps, size_t n)
+{
+    int nt = em_config_threads();
+    if (nt > 64)
+        nt = 64;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    for (size_t i = 0; i < n; i++) {
+        a[i] = (float)i;
+        b[i] = 1.0f;
+        c[i] = 0.0f;
+    }
+    double copy[32], add[32], eadd[32], eadd_[32];
+    em_tensor *ta = em_tensor_from_blob(a, EM_F32, EM_SHAPE((int64_t)n), NULL, NULL);
+    em_tensor *tb = em_tensor_from_blob(b, EM_F32, EM_SHAPE((int64_t)n), NULL, NULL);
+    em_tensor *tc = em_tensor_from_blob(c, EM_F32, EM_SHAPE((int64_t)n), NULL, NULL);
+    double gb = (double)n * sizeof(float) / 1e9;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        stream_run(0, a, NULL, c, n, nt);
+        copy[r] = 2 * gb / (now() - t0);
+        t0 = now();
+        stream_run(1, a, b, c, n, nt);
+        add[r] = 3 * gb / (now() - t0);
+        t0 = now();
+        em_release(em_add(ta, tb));
+        eadd[r] = 3 * gb / (now() - t0);
+        t0 = now();
+        em_release(em_add_(tc, tb));
+        eadd_[r] = 3 * gb / (now() - t0);
+    }
+    double mc = median(copy, reps), ma = median(add, reps);
+    double me = median(eadd, reps), mi = median(eadd_, reps);
+    printf("\nelementwise, %zu f32 elements, %d threads (GB/s, median of %d):\n", n, nt, reps);
+    printf("  %-34s %8.2f\n", "STREAM copy (reference)", mc);
+    printf("  %-34s %8.2f\n", "STREAM add c = a + b (reference)", ma);
+    printf("  %-34s %8.2f   %5.1f%% of STREAM copy\n", "em_add (allocates its output)", me,
+           100 * me / mc);
+    printf("  %-34s %8.2f   %5.1f%% of STREAM copy\n", "em_add_ (in place)", mi, 100 * mi / mc);
+    em_release(ta);
+    em_release(tb);
+    em_release(tc);
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* ---- matmul ------------------------------------------------------------------------------ */
+
+static void bench_matmul(int reps, int max_n)
+{
+    printf("\nf32 matmul, n x n x n (GFLOP/s, median of %d):\n", reps);
+    printf("  %6s %12s %12s %8s\n", "n", "em_matmul", "cblas_sgemm", "ratio");
+    for (int n = 64; n <= max_n; n *= 2) {
+        em_tensor *a = em_randn(EM_SHAPE(n, n), NULL), *b = em_randn(EM_SHAPE(n, n), NULL);
+        float *c = malloc((size_t)n * (size_t)n * sizeof *c);
+        const float *pa = em_data_ptr(a), *pb = em_data_ptr(b);
+        double flop = 2.0 * n * n * n / 1e9, te[32], tb[32];
+        int r_here = n >= 1024 ? (reps < 5 ? reps : 5) : reps;
+        em_release(em_matmul(a, b));   /* warm-up */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, pa, n, pb, n, 0, c, n);
+        for (int r = 0; r < r_here; r++) {
+            double t0 = now();
+            em_release(em_matmul(a, b));
+            te[r] = flop / (now() - t0);
+            t0 = now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, pa, n, pb, n, 0,
+                        c, n);
+            tb[r] = flop / (now() - t0);
+        }
+        double me = median(te, r_here), mb = median(tb, r_here);
+        printf("  %6d %12.1f %12.1f %7.1f%%\n", n, me, mb, 100 * me / mb);
+        free(c);
+        em_release(a);
+        em_release(b);
+    }
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *config = NULL;
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            config = argv[++i];
+        else if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else {
+            fprintf(stderr, "ember bench: unknown argument '%s'\n"
+                            "usage: ember bench [--config FILE] [--quick]\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    if (em_init(config) < 0)
+        return cli_fail("init");
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    char db[32];
+    printf("Ember %s bench on %s (%s); OPENBLAS_CORETYPE=%s; OpenBLAS config: %s\n",
+           em_version(), em_device_str(em_default_device(), db, sizeof db),
+           em_device_name(em_default_device()), ct ? ct : "(unset)", openblas_get_config());
+    int reps = quick ? 3 : 9;
+    printf("\ndispatch overhead: em_add of two 1-element f32 tensors (incl. output "
+           "allocation and release):\n  %.3f us per call (median of %d x %d calls)\n",
+           bench_dispatch(reps, quick ? 20000 : 200000), reps, quick ? 20000 : 200000);
+    bench_bandwidth(reps, quick ? ((size_t)1 << 22) : ((size_t)1 << 24));
+    bench_matmul(reps, quick ? 512 : 2048);
+    em_shutdown();
+    return 0;
+}

@@ -1,0 +1,110 @@
+/* tools/ember/info.c - `ember info`: the environment check for every backend.
+ *
+ * The C counterpart of torch.__version__, torch.cuda.is_available(), device_count() and
+ * get_device_name(0): what was loaded from where, what failed and why, and which
+ * configuration value came from where.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void print_plugins(void)
+{
+    int n = em_plugin_count(), failed = 0;
+    printf("\nplugins (%d found):\n", n);
+    for (int i = 0; i < n; i++) {
+        em_plugin_info p;
+        if (em_plugin_get(i, &p) < 0)
+            continue;
+        if (p.ok) {
+            printf("  %-10s %-8s %s\n", p.name, p.version ? p.version : "", p.path);
+            if (p.registered && *p.registered)
+                printf("  %-10s registered: %s\n", "", p.registered);
+        } else {
+            failed++;
+        }
+    }
+    if (!failed)
+        return;
+    printf("\nplugins that failed to load (%d):\n", failed);
+    for (int i = 0; i < n; i++) {
+        em_plugin_info p;
+        if (em_plugin_get(i, &p) < 0 || p.ok)
+            continue;
+        printf("  %s\n    %s\n", p.path, p.error ? p.error : "unknown error");
+    }
+}
+
+static void print_backends(void)
+{
+    int n = em_backend_count();
+    char db[32];
+    printf("\nbackends (%d):\n", n);
+    for (int i = 0; i < n; i++) {
+        const char *name = em_backend_name(i);
+        const char *why = em_backend_unavailable_reason(name);
+        int count = em_device_count(name);
+        printf("  %-8s available: %s, devices: %d%s%s\n", name,
+               em_backend_available(name) ? "yes" : "no", count, why ? ", reason: " : "",
+               why ? why : "");
+        for (int k = 0; k < count; k++) {
+            em_device d = em_device_parse(name);
+            d.index = k;
+            em_device_props pr;
+            if (em_device_props_get(d, &pr) < 0)
+                continue;
+            char tot[32], fr[32];
+            printf("    %-9s %s\n", em_device_str(d, db, sizeof db), pr.name);
+            printf("    %-9s memory %s total, %s free; %d threads", "",
+                   cli_bytes(pr.total_memory, tot, sizeof tot),
+                   cli_bytes(pr.free_memory, fr, sizeof fr), pr.threads);
+            if (pr.compute_major)
+                printf("; compute capability %d.%d", pr.compute_major, pr.compute_minor);
+            char al[32], rs[32], pk[32];
+            printf("\n    %-9s in use by Ember: %s allocated, %s reserved, %s peak\n", "",
+                   cli_bytes(em_memory_allocated(d), al, sizeof al),
+                   cli_bytes(em_memory_reserved(d), rs, sizeof rs),
+                   cli_bytes(em_max_memory_allocated(d), pk, sizeof pk));
+        }
+    }
+    printf("  default device: %s\n", em_device_str(em_default_device(), db, sizeof db));
+}
+
+static void print_config(void)
+{
+    const char *file = em_config_file();
+    printf("\nconfiguration (file: %s):\n", file && *file ? file : "none");
+    const char *k, *v, *s;
+    for (int i = 0; em_config_entry(i, &k, &v, &s); i++)
+        printf("  %-24s = %-20s (%s)\n", k, v, s);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config = argv[++i];
+        } else {
+            fprintf(stderr, "ember info: unknown argument '%s'\n"
+                            "usage: ember info [--config FILE]\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    int major, minor;
+    em_abi_version(&major, &minor);
+    int rc = em_init(config);
+    printf("Ember %s (plugin ABI %d.%d)\n", em_version(), major, minor);
+    if (rc < 0) {
+        /* Still show what was found: that is the point of `ember info`. */
+        fprintf(stderr, "ember: init failed: %s\n", em_last_error());
+        return 1;
+    }
+    print_plugins();
+    print_backends();
+    print_config();
+    em_shutdown();
+    return 0;
+}

@@ -1,0 +1,66 @@
+/* tools/ember/main.c - the `ember` command: dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ember <command> [options]\n"
+            "\n"
+            "Ember %s: a PyTorch-style deep-learning runtime in C with loadable backends.\n"
+            "\n"
+            "commands:\n"
+            "  info [--config FILE]        versions, plugins, backends, devices, configuration\n"
+            "  bench [--config FILE] [--quick]\n"
+            "                              dispatch overhead, elementwise bandwidth, matmul\n"
+            "  help                        this text\n"
+            "\n"
+            "environment: EMBER_CONFIG, EMBER_PLUGIN_PATH, EMBER_BACKEND, EMBER_NUM_THREADS,\n"
+            "             EMBER_STRICT, EMBER_SEED (see `ember info` for the effective values)\n",
+            em_version());
+}
+
+int cli_fail(const char *what)
+{
+    fprintf(stderr, "ember: %s: %s\n", what, em_last_error());
+    return 1;
+}
+
+const char *cli_bytes(size_t n, char *buf, size_t size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("ember %s\n", em_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "ember: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}
