@@ -167,7 +167,7 @@ static const char *check_value(const char *key, const char *v, char *norm, size_
 {
     norm[0] = '\0';
     if (strcmp(key, "threads") == 0 || strcmp(key, "seed") == 0) {
-        bool threads = key[0] == 't';
+        bool threads = strcmp(key, "threads") == 0;
         const char *want = threads ? "expected a positive integer"
                                    : "expected a non-negative integer";
         if (!isdigit((unsigned char)v[0]))
@@ -187,13 +187,12 @@ static const char *check_value(const char *key, const char *v, char *norm, size_
         return NULL;
     }
     if (strcmp(key, "strict") == 0) {
-        static const char *const yes[] = {"1", "true", "yes"}, *const no[] = {"0", "false", "no"};
-        for (int i = 0; i < 3; i++) {
-            if (strcasecmp(v, yes[i]) == 0)
-                return snprintf(norm, size, "1"), NULL;
-            if (strcasecmp(v, no[i]) == 0)
-                return snprintf(norm, size, "0"), NULL;
-        }
+        static const char *const words[] = {"1", "true", "yes", "0", "false", "no"};
+        for (int i = 0; i < 6; i++)
+            if (strcasecmp(v, words[i]) == 0) {
+                snprintf(norm, size, "%s", i < 3 ? "1" : "0");
+                return NULL;
+            }
         return "expected a boolean (1/0/true/false/yes/no)";
     }
     if (strcmp(key, "backend") == 0 && !v[0])
