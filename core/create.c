@@ -184,7 +184,8 @@ em_tensor *em_ones_like(const em_tensor *t) { EM_WRAP(like("em_ones_like", t, 1.
 enum { DIST_UNIFORM = 0, DIST_NORMAL = 1, DIST_INT = 2 };
 
 static em_tensor *random_fill(const char *fn, int ndim, const int64_t *shape,
-                              const em_opts *o, em_dtype dflt, int dist, double a, double b)
+                              const em_opts *o, em_dtype dflt, int dist, double a, double b,
+                              int64_t low, int64_t high)
 {
     em_tensor *t = alloc_checked(fn, ndim, shape, o, dflt);
     if (!t)
@@ -200,13 +201,15 @@ static em_tensor *random_fill(const char *fn, int ndim, const int64_t *shape,
         uint64_t blocks = dist == DIST_UNIFORM ? em_philox_blocks_uniform(n)
                                                : em_philox_blocks_pair(n);
         uint64_t offset = em__rng_reserve(blocks, &seed);
-        em_attr at[5];
+        em_attr at[7];
         memset(at, 0, sizeof at);
         at[0].i = dist;
         at[1].i = (int64_t)seed;
         at[2].i = (int64_t)offset;
         at[3].f = a;
         at[4].f = b;
+        at[5].i = low;
+        at[6].i = high;
         if (em__run_kernel(EM__OP_RANDOM, 0, NULL, 1, &t, at) < 0) {
             em_release(t);
             return NULL;
@@ -217,12 +220,12 @@ static em_tensor *random_fill(const char *fn, int ndim, const int64_t *shape,
 
 em_tensor *em_rand(int ndim, const int64_t *shape, const em_opts *o)
 {
-    EM_WRAP(random_fill("em_rand", ndim, shape, o, em__default_float(), DIST_UNIFORM, 0, 1));
+    EM_WRAP(random_fill("em_rand", ndim, shape, o, em__default_float(), DIST_UNIFORM, 0, 1, 0, 0));
 }
 
 em_tensor *em_randn(int ndim, const int64_t *shape, const em_opts *o)
 {
-    EM_WRAP(random_fill("em_randn", ndim, shape, o, em__default_float(), DIST_NORMAL, 0, 1));
+    EM_WRAP(random_fill("em_randn", ndim, shape, o, em__default_float(), DIST_NORMAL, 0, 1, 0, 0));
 }
 
 static em_tensor *randint(int64_t low, int64_t high, int ndim, const int64_t *shape,
@@ -233,8 +236,7 @@ static em_tensor *randint(int64_t low, int64_t high, int ndim, const int64_t *sh
                      (long long)high);
         return NULL;
     }
-    return random_fill("em_randint", ndim, shape, o, EM_I64, DIST_INT, (double)low,
-                       (double)high);
+    return random_fill("em_randint", ndim, shape, o, EM_I64, DIST_INT, 0, 0, low, high);
 }
 
 em_tensor *em_randint(int64_t low, int64_t high, int ndim, const int64_t *shape,

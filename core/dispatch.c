@@ -19,6 +19,8 @@ const char *em_op_name(int op) { return op >= 0 && op < nops ? ops[op]->name : N
 
 int em_op_lookup(const char *name)
 {
+    if (!em__initialized() && nops == 0)
+        return em__require_init("em_op_lookup");
     for (int i = 0; name && i < nops; i++)
         if (strcmp(ops[i]->name, name) == 0)
             return i;
@@ -306,6 +308,33 @@ static void broadcast_view(const em_tensor *t, int ndim, const int64_t *shape,
 static em_tensor *fallback_to_cpu(em_op_rec *op, int nin, em_tensor *const *in,
                                   const em_attr *attrs, em_tensor *out);
 
+/* An in-place op under autograd: computed out of place (and recorded), then written into
+ * `out`, which takes over the result's history (PyTorch rebases it the same way). */
+static em_tensor *inplace_tracked(em_op_rec *op, int nin, em_tensor *const *in,
+                                  const em_attr *attrs, em_tensor *out)
+{
+    em_tensor *r = em__dispatch(op->id, nin, in, attrs, NULL);
+    if (!r)
+        return NULL;
+    em_tensor *w = NULL;
+    if (!can_cast(r->dtype, out->dtype)) {
+        em_set_error(EM_ERR_INVALID,
+                     "%s_: result type %s can't be cast to the desired output type %s",
+                     op->name, em_dtype_name(r->dtype), em_dtype_name(out->dtype));
+    } else if (r->ndim != out->ndim ||
+               memcmp(r->shape, out->shape, (size_t)r->ndim * sizeof *r->shape) != 0) {
+        char b1[160], b2[160];
+        em_set_error(EM_ERR_INVALID,
+                     "%s_: result of shape %s cannot be written in place into shape %s",
+                     op->name, em__shape_str(r->ndim, r->shape, b1, sizeof b1),
+                     em__shape_str(out->ndim, out->shape, b2, sizeof b2));
+    } else if (em__autograd_rebase(out, r) == EM_OK) {
+        w = em__copy_into(out, r);
+    }
+    em_release(r);
+    return w;
+}
+
 em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *attrs,
                         em_tensor *out)
 {
@@ -326,6 +355,12 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
         em_set_error(EM_ERR_INVALID, "%s: em__dispatch needs inputs", op->name);
         return NULL;
     }
+    bool track = false;
+    if (em__grad_mode())
+        for (int i = 0; i < nin; i++)
+            track |= in[i]->requires_grad;
+    if (out && track)
+        return inplace_tracked(op, nin, in, attrs, out);
 
     /* The compute dtype: the promoted input dtype, floats for float-only math. */
     em_dtype cdt = in[0]->dtype;
@@ -339,7 +374,16 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
     const em_kernel_rec *k = find_kernel(op, be->id, cdt);
     if (!k) {
         if (op->def.composite) {
+            /* An op with its own backward formula records one node (AddmmBackward0 rather
+             * than the composite's pieces). */
+            bool own = track && em__formula_for(id);
+            bool prev = own ? em_set_grad_enabled(false) : true;
             em_tensor *r = op->def.composite(nin, in, attrs);
+            if (own) {
+                em_set_grad_enabled(prev);
+                if (r)
+                    em__autograd_record(id, nin, in, attrs, r);
+            }
             if (r && out) {
                 em_tensor *w = em__copy_into(out, r);
                 em_release(r);
@@ -437,13 +481,8 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
         if (out)
             atomic_fetch_add_explicit(&out->storage->version, 1, memory_order_relaxed);
     }
-    if (result && em__grad_mode()) {
-        bool any = false;
-        for (int i = 0; i < nin; i++)
-            any |= in[i]->requires_grad;
-        if (any)
-            em__autograd_record(id, nin, in, attrs, result);
-    }
+    if (result && track)
+        em__autograd_record(id, nin, in, attrs, result);
 done:
     for (int i = 0; i < nin; i++)
         em_release(cast[i]);

@@ -282,11 +282,16 @@ static void put_tensor(fmt_ctx *c, int dim, int64_t base, int indent)
 
 /* The autograd suffix: "grad_fn=<AddBackward0>" once autograd records nodes; for now only
  * "requires_grad=True" on a tensor that requires grad. NULL when there is none. */
+/* PyTorch shows grad_fn=<Name> for results with a history, else requires_grad=True. */
 static const char *format_grad_suffix(const em_tensor *t, char *buf, size_t size)
 {
-    if (!t->requires_grad)
+    const char *fn = em_grad_fn_name(t);
+    if (fn)
+        snprintf(buf, size, "grad_fn=<%s>", fn);
+    else if (t->requires_grad)
+        snprintf(buf, size, "requires_grad=True");
+    else
         return NULL;
-    snprintf(buf, size, "requires_grad=True");
     return buf;
 }
 

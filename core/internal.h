@@ -268,15 +268,95 @@ em_tensor *em__wrapped_scalar(em_tensor *a, double s);
 /* core/transfer.c */
 em_tensor *em__copy_into(em_tensor *dst, em_tensor *src);
 double em__to_double(const void *p, em_dtype dt);
-/* core/autograd.c: the engine's entry points */
+/* ---- autograd (core/autograd.c: graph and engine; core/backward.c: formulas) ---------- */
+
+typedef struct em_node em_node;
+
+/* Computes the gradients of a node's inputs from the gradient of its output. gin[i] is
+ * left NULL for inputs that need no gradient; the engine sums each result down to the
+ * input's shape and casts it to the input's dtype and device. Runs with grad mode off. */
+typedef int (*em__backward_fn)(em_node *n, em_tensor *grad, em_tensor **gin);
+
+enum {
+    EM__SAVE_IN0 = 1u << 0,
+    EM__SAVE_IN1 = 1u << 1,
+    EM__SAVE_IN2 = 1u << 2,
+    EM__SAVE_OUT = 1u << 3,
+};
+
+typedef struct em__formula {
+    const char *name;            /* PyTorch's node name: "MulBackward0" */
+    em__backward_fn fn;
+    unsigned saves;              /* EM__SAVE_* */
+} em__formula;
+
+typedef struct em_node_input {
+    em_node *next;               /* strong; NULL when the input needs no gradient */
+    bool needs_grad;
+    em_dtype dtype;
+    em_device device;
+    int ndim;
+    int64_t shape[EM_MAX_DIMS];
+} em_node_input;
+
+#define EM__NODE_MAX_SAVED 4
+#define EM__NODE_MAX_ATTRS 2
+
+struct em_node {
+    atomic_int refcount;
+    const char *name;
+    em__backward_fn backward;    /* NULL: AccumulateGrad (leaf) or not differentiable */
+    int op;                      /* dispatcher op id, or -1 */
+    em_attr attrs[EM__NODE_MAX_ATTRS];
+    int64_t aux[2 * EM_MAX_DIMS + 2];   /* view parameters (offsets, strides, dims) */
+    int nsaved;
+    em_tensor *saved[EM__NODE_MAX_SAVED];   /* data-only aliases (no autograd) */
+    uint64_t saved_version[EM__NODE_MAX_SAVED];
+    bool saved_freed;            /* freed by a backward without retain_graph */
+    struct em_autograd_meta *owner;     /* weak: the tensor whose grad_fn this is */
+    em_tensor *leaf;             /* AccumulateGrad: the leaf (strong) */
+    /* engine bookkeeping */
+    uint64_t epoch;
+    int deps;
+    em_tensor *buffer;
+    int nin;
+    em_node_input in[];
+};
+
+typedef em_tensor *(*em__hook_fn)(em_tensor *grad, void *ctx);
+
+typedef struct em_autograd_meta {
+    em_tensor *grad;
+    em_node *grad_fn;            /* strong; NULL for leaves */
+    em_node *accumulator;        /* weak; leaves that require grad */
+    bool retains_grad;
+    bool is_view;                /* a view recorded by autograd (in-place on it is refused) */
+    int nhooks;
+    em__hook_fn hooks[4];
+    void *hook_ctx[4];
+} em_autograd_meta;
+
 bool em__grad_mode(void);
 int em__set_requires_grad(const char *fn, em_tensor *t, bool on);
 int em__check_inplace(const char *fn, em_tensor *a);
 void em__autograd_free(em_tensor *t);
+/* Records op `id` (a dispatcher op) producing `out` from `in`. */
 void em__autograd_record(int id, int nin, em_tensor *const *in, const em_attr *attrs,
                          em_tensor *out);
-void em__autograd_view(em_tensor *base, em_tensor *view);
+/* Makes `out` (written in place with the value of `result`) take over result's history. */
+int em__autograd_rebase(em_tensor *out, em_tensor *result);
+/* Views, casts and device copies; `name` is PyTorch's node name. */
+void em__autograd_view(em_tensor *base, em_tensor *view, const char *name);
 void em__autograd_to(em_tensor *src, em_tensor *dst);
-void em__autograd_cast(em_tensor *src, em_tensor *dst);
+void em__autograd_cast(em_tensor *src, em_tensor *dst, const char *name);
+/* Formula lookup (core/backward.c); NULL when the op has none. */
+const em__formula *em__formula_for(int op);
+const char *em__formula_name(const em__formula *f, int op, int nin, em_tensor *const *in,
+                             const em_attr *attrs, const em_tensor *out);
+/* Replaces t's history by a node without inputs (fill_, zero_: no gradient flows back). */
+void em__autograd_reset_history(em_tensor *t, const char *name);
+/* A node's saved tensor i, or NULL with the "modified in place"/"freed" error set. */
+em_tensor *em__saved(em_node *n, int i);
+void em__node_release(em_node *n);
 
 #endif

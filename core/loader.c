@@ -197,7 +197,8 @@ static void load_dir(const char *dir, bool report_missing)
         names[n++] = dupstr(e->d_name);
     }
     closedir(dp);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -257,7 +258,8 @@ static void load_build_tree(void)
             names[n++] = dupstr(e->d_name);
         }
         closedir(dp);
-        qsort(names, n, sizeof *names, cmp_str);
+        if (n)
+            qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n; i++) {
             char sub[PATH_MAX + 512];
             struct stat st;

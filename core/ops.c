@@ -113,7 +113,6 @@ em_tensor *em_where(em_tensor *cond, em_tensor *a, em_tensor *b) { EM_WRAP(where
 
 /* ---- in place ---------------------------------------------------------------------- */
 
-int em__check_inplace(const char *fn, em_tensor *a);   /* core/autograd.c */
 
 static em_tensor *inplace_binary(int id, em_tensor *a, em_tensor *b)
 {
@@ -156,16 +155,20 @@ static em_tensor *fill_(em_tensor *a, double v)
         return NULL;
     em_attr at = {0};
     at.f = v;
+    em_tensor *r = NULL;
     if (em_is_contiguous(a)) {
         if (em__run_kernel(EM__OP_FILL, 0, NULL, 1, &a, &at) < 0)
             return NULL;
         atomic_fetch_add_explicit(&a->storage->version, 1, memory_order_relaxed);
         em_retain(a);
-        return a;
+        r = a;
+    } else {
+        em_tensor *v1 = em__wrapped_scalar(a, v);
+        r = v1 ? em__copy_into(a, v1) : NULL;
+        em_release(v1);
     }
-    em_tensor *v1 = em__wrapped_scalar(a, v);
-    em_tensor *r = v1 ? em__copy_into(a, v1) : NULL;
-    em_release(v1);
+    if (r)
+        em__autograd_reset_history(a, v == 0 ? "ZeroBackward0" : "FillBackward0");
     return r;
 }
 
@@ -324,8 +327,12 @@ static em_tensor *matmul(em_tensor *a, em_tensor *b)
     shape_a[nb + 1] = a2->shape[a2->ndim - 1];
     shape_b[nb] = b2t->shape[b2t->ndim - 2];
     shape_b[nb + 1] = b2t->shape[b2t->ndim - 1];
-    ae = em_expand(a2, nb + 2, shape_a);
-    be = em_expand(b2t, nb + 2, shape_b);
+    ae = a2->ndim == nb + 2 && !memcmp(a2->shape, shape_a, sizeof(int64_t) * (size_t)(nb + 2))
+             ? (em_retain(a2), a2)
+             : em_expand(a2, nb + 2, shape_a);
+    be = b2t->ndim == nb + 2 && !memcmp(b2t->shape, shape_b, sizeof(int64_t) * (size_t)(nb + 2))
+             ? (em_retain(b2t), b2t)
+             : em_expand(b2t, nb + 2, shape_b);
     if (!ae || !be)
         goto done;
     em_tensor *in[2] = {ae, be};

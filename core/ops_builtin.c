@@ -15,7 +15,9 @@ static const em_attr_decl random_attrs[] = {{"dist", EM_ATTR_INT},
                                             {"seed", EM_ATTR_INT},
                                             {"offset", EM_ATTR_INT},
                                             {"a", EM_ATTR_FLOAT},
-                                            {"b", EM_ATTR_FLOAT}};
+                                            {"b", EM_ATTR_FLOAT},
+                                            {"low", EM_ATTR_INT},
+                                            {"high", EM_ATTR_INT}};
 static const em_attr_decl reduce_attrs[] = {{"axes", EM_ATTR_INTS}, {"keepdim", EM_ATTR_BOOL}};
 static const em_attr_decl dim_keep_attrs[] = {{"dim", EM_ATTR_INT}, {"keepdim", EM_ATTR_BOOL}};
 static const em_attr_decl dim_attrs[] = {{"dim", EM_ATTR_INT}};
@@ -132,7 +134,7 @@ int em__register_builtin_ops(void)
     static const em_op_def defs[] = {
         {sizeof(em_op_def), "copy", 1, 0, NULL, SAME, NULL, NULL},
         {sizeof(em_op_def), "fill", 0, 1, fill_attrs, SAME, NULL, NULL},
-        {sizeof(em_op_def), "random", 0, 5, random_attrs, SAME, NULL, NULL},
+        {sizeof(em_op_def), "random", 0, 7, random_attrs, SAME, NULL, NULL},
         {sizeof(em_op_def), "neg", 1, 0, NULL, SAME, NULL, NULL},
         {sizeof(em_op_def), "abs", 1, 0, NULL, SAME, NULL, NULL},
         {sizeof(em_op_def), "exp", 1, 0, NULL, UNARY_F, NULL, NULL},

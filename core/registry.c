@@ -98,6 +98,8 @@ static const char *unavailable(const em_backend *be)
 
 int em__device_check(const char *fn, em_device d)
 {
+    if (em__require_init(fn) < 0)
+        return EM_ERR_STATE;
     em_backend *be = em__backend(d.backend);
     if (!be)
         return em_set_error(EM_ERR_DEVICE, "%s: no backend with id %d is loaded", fn, d.backend);
@@ -120,6 +122,8 @@ em_device em__resolve_device(em_device d)
 em_device em_device_parse(const char *s)
 {
     em_device bad = {0, -1};
+    if (em__require_init("em_device_parse") < 0)
+        return bad;
     if (!s || !*s) {
         em_set_error(EM_ERR_DEVICE, "device name is empty");
         return bad;

@@ -4,7 +4,6 @@
 
 #include "internal.h"
 
-void em__autograd_to(em_tensor *src, em_tensor *dst);   /* core/autograd.c */
 
 /* Byte copy of a contiguous tensor's data between devices, through the cheapest path the
  * two backends offer. */
@@ -80,7 +79,6 @@ done:
     return r;
 }
 
-int em__check_inplace(const char *fn, em_tensor *a);   /* core/autograd.c */
 
 static em_tensor *copy_(em_tensor *dst, em_tensor *src)
 {
@@ -88,7 +86,12 @@ static em_tensor *copy_(em_tensor *dst, em_tensor *src)
     EM_CHECK_T("copy_", src);
     if (em__check_inplace("copy_", dst) < 0)
         return NULL;
-    return em__copy_into(dst, src);
+    em_tensor *r = em__copy_into(dst, src);
+    if (r && src->requires_grad)
+        em__autograd_cast(src, dst, "CopyBackwards");
+    else if (r)
+        em__autograd_reset_history(dst, "CopyBackwards");
+    return r;
 }
 
 em_tensor *em_copy_(em_tensor *dst, em_tensor *src) { EM_WRAP(copy_(dst, src)); }
@@ -104,8 +107,6 @@ static em_tensor *copy_as(em_tensor *t, em_dtype dt)
     return r;
 }
 
-void em__autograd_cast(em_tensor *src, em_tensor *dst);   /* core/autograd.c */
-
 static em_tensor *to_dtype(em_tensor *t, em_dtype dt)
 {
     EM_CHECK_T("to_dtype", t);
@@ -119,7 +120,7 @@ static em_tensor *to_dtype(em_tensor *t, em_dtype dt)
     }
     em_tensor *r = copy_as(t, dt);
     if (r && t->requires_grad)
-        em__autograd_cast(t, r);
+        em__autograd_cast(t, r, "ToCopyBackward0");
     return r;
 }
 
@@ -134,7 +135,7 @@ static em_tensor *contiguous(em_tensor *t)
     }
     em_tensor *r = copy_as(t, t->dtype);
     if (r && t->requires_grad)
-        em__autograd_cast(t, r);
+        em__autograd_cast(t, r, "CloneBackward0");
     return r;
 }
 
@@ -145,7 +146,7 @@ static em_tensor *clone(em_tensor *t)
     EM_CHECK_T("clone", t);
     em_tensor *r = copy_as(t, t->dtype);
     if (r && t->requires_grad)
-        em__autograd_cast(t, r);
+        em__autograd_cast(t, r, "CloneBackward0");
     return r;
 }
 

@@ -8,14 +8,13 @@
 
 #include "internal.h"
 
-void em__autograd_view(em_tensor *base, em_tensor *view);   /* core/autograd.c */
-
+/* A view of t; `grad_name` names the autograd node when t requires grad. */
 static em_tensor *make_view(em_tensor *t, int ndim, const int64_t *shape,
-                            const int64_t *strides, int64_t offset)
+                            const int64_t *strides, int64_t offset, const char *grad_name)
 {
     em_tensor *v = em__tensor_make(t->storage, t->dtype, ndim, shape, strides, offset);
     if (v && t->requires_grad)
-        em__autograd_view(t, v);
+        em__autograd_view(t, v, grad_name);
     return v;
 }
 
@@ -101,7 +100,7 @@ static em_tensor *view(em_tensor *t, int ndim, const int64_t *shape, bool may_co
     if (!infer_shape(fn, t, ndim, shape, s))
         return NULL;
     if (view_strides(t, ndim, s, st))
-        return make_view(t, ndim, s, st, t->offset);
+        return make_view(t, ndim, s, st, t->offset, "ViewBackward0");
     if (!may_copy) {
         char b1[160];
         em_set_error(EM_ERR_INVALID,
@@ -156,7 +155,7 @@ em_tensor *em_flatten(em_tensor *t, int start_dim, int end_dim)
     EM_WRAP(flatten(t, start_dim, end_dim));
 }
 
-static em_tensor *permute(em_tensor *t, int ndim, const int *dims)
+static em_tensor *permute(em_tensor *t, int ndim, const int *dims, const char *grad_name)
 {
     EM_CHECK_T("permute", t);
     if (ndim != t->ndim || (ndim > 0 && !dims)) {
@@ -177,16 +176,19 @@ static em_tensor *permute(em_tensor *t, int ndim, const int *dims)
         shape[i] = t->shape[d];
         strides[i] = t->strides[d];
     }
-    return make_view(t, ndim, shape, strides, t->offset);
+    return make_view(t, ndim, shape, strides, t->offset, grad_name);
 }
 
-em_tensor *em_permute(em_tensor *t, int ndim, const int *dims) { EM_WRAP(permute(t, ndim, dims)); }
+em_tensor *em_permute(em_tensor *t, int ndim, const int *dims)
+{
+    EM_WRAP(permute(t, ndim, dims, "PermuteBackward0"));
+}
 
-static em_tensor *transpose(em_tensor *t, int d0, int d1)
+static em_tensor *transpose(em_tensor *t, int d0, int d1, const char *grad_name)
 {
     EM_CHECK_T("transpose", t);
     if (t->ndim == 0)
-        return make_view(t, 0, NULL, NULL, t->offset);
+        return make_view(t, 0, NULL, NULL, t->offset, grad_name);
     int a = em__wrap_dim("transpose", d0, t->ndim), b = em__wrap_dim("transpose", d1, t->ndim);
     if (a < 0 || b < 0)
         return NULL;
@@ -195,10 +197,13 @@ static em_tensor *transpose(em_tensor *t, int d0, int d1)
         dims[i] = i;
     dims[a] = b;
     dims[b] = a;
-    return permute(t, t->ndim, dims);
+    return permute(t, t->ndim, dims, grad_name);
 }
 
-em_tensor *em_transpose(em_tensor *t, int dim0, int dim1) { EM_WRAP(transpose(t, dim0, dim1)); }
+em_tensor *em_transpose(em_tensor *t, int dim0, int dim1)
+{
+    EM_WRAP(transpose(t, dim0, dim1, "TransposeBackward0"));
+}
 
 static em_tensor *t2(em_tensor *t)
 {
@@ -207,8 +212,8 @@ static em_tensor *t2(em_tensor *t)
         em_set_error(EM_ERR_INVALID, "t: expects a tensor with <= 2 dims, got %d", t->ndim);
         return NULL;
     }
-    return t->ndim < 2 ? make_view(t, t->ndim, t->shape, t->strides, t->offset)
-                       : transpose(t, 0, 1);
+    return t->ndim < 2 ? make_view(t, t->ndim, t->shape, t->strides, t->offset, "TBackward0")
+                       : transpose(t, 0, 1, "TBackward0");
 }
 
 em_tensor *em_t(em_tensor *t) { EM_WRAP(t2(t)); }
@@ -240,7 +245,8 @@ static em_tensor *slice(const char *fn, em_tensor *t, int dim, int64_t start, in
     memcpy(strides, t->strides, sizeof strides);
     shape[d] = (end - start + step - 1) / step;
     strides[d] = t->strides[d] * step;
-    return make_view(t, t->ndim, shape, strides, t->offset + start * t->strides[d]);
+    return make_view(t, t->ndim, shape, strides, t->offset + start * t->strides[d],
+                     "SliceBackward0");
 }
 
 em_tensor *em_slice(em_tensor *t, int dim, int64_t start, int64_t end, int64_t step)
@@ -296,7 +302,8 @@ static em_tensor *select_(em_tensor *t, int dim, int64_t index)
             shape[k] = t->shape[i];
             strides[k++] = t->strides[i];
         }
-    return make_view(t, k, shape, strides, t->offset + index * t->strides[d]);
+    return make_view(t, k, shape, strides, t->offset + index * t->strides[d],
+                     "SelectBackward0");
 }
 
 em_tensor *em_select(em_tensor *t, int dim, int64_t index) { EM_WRAP(select_(t, dim, index)); }
@@ -316,7 +323,7 @@ static em_tensor *squeeze(em_tensor *t, int dim, bool all)
             strides[k++] = t->strides[i];
         }
     }
-    return make_view(t, k, shape, strides, t->offset);
+    return make_view(t, k, shape, strides, t->offset, all ? "SqueezeBackward0" : "SqueezeBackward1");
 }
 
 em_tensor *em_squeeze(em_tensor *t, int dim) { EM_WRAP(squeeze(t, dim, false)); }
@@ -329,9 +336,13 @@ static em_tensor *unsqueeze(em_tensor *t, int dim)
         em_set_error(EM_ERR_INVALID, "unsqueeze: tensor already has %d dims", EM_MAX_DIMS);
         return NULL;
     }
-    int d = em__wrap_dim("unsqueeze", dim, t->ndim + 1);
-    if (d < 0)
+    if (dim < -(t->ndim + 1) || dim > t->ndim) {
+        em_set_error(EM_ERR_INVALID,
+                     "unsqueeze: dim %d out of range for a %d-D tensor (expected %d to %d)", dim,
+                     t->ndim, -(t->ndim + 1), t->ndim);
         return NULL;
+    }
+    int d = dim < 0 ? dim + t->ndim + 1 : dim;
     int64_t shape[EM_MAX_DIMS], strides[EM_MAX_DIMS];
     for (int i = 0, k = 0; i <= t->ndim; i++) {
         if (i == d) {
@@ -342,7 +353,7 @@ static em_tensor *unsqueeze(em_tensor *t, int dim)
             strides[i] = t->strides[k++];
         }
     }
-    return make_view(t, t->ndim + 1, shape, strides, t->offset);
+    return make_view(t, t->ndim + 1, shape, strides, t->offset, "UnsqueezeBackward0");
 }
 
 em_tensor *em_unsqueeze(em_tensor *t, int dim) { EM_WRAP(unsqueeze(t, dim)); }
@@ -379,7 +390,7 @@ static em_tensor *expand(em_tensor *t, int ndim, const int64_t *shape)
             goto bad;
         }
     }
-    return make_view(t, ndim, s, st, t->offset);
+    return make_view(t, ndim, s, st, t->offset, "ExpandBackward0");
 bad:
     em_set_error(EM_ERR_INVALID, "expand: shape %s cannot be expanded to %s",
                  em__shape_str(t->ndim, t->shape, b1, sizeof b1),

@@ -129,6 +129,16 @@ static inline EM_HD double em_philox_uniform(uint64_t seed, uint64_t offset, uin
     return (double)(o.v[i % 4] >> 8) * (1.0 / 16777216.0);
 }
 
+/* The same draw keeping only the top `bits` of those 24 (bits <= 24): the significand of a
+ * narrow dtype (11 for float16, 8 for bfloat16), so that the value is exact in that dtype and
+ * [0, 1) never rounds up to 1. */
+static inline EM_HD double em_philox_uniform_bits(uint64_t seed, uint64_t offset, uint64_t i,
+                                                  int bits)
+{
+    em_philox_out o = em_philox4x32(seed, offset + i / 4);
+    return (double)(o.v[i % 4] >> (32 - bits)) / (double)(UINT64_C(1) << bits);
+}
+
 /* Standard normal by Box-Muller over lanes (2k, 2k+1) of block offset + i / 2. */
 static inline EM_HD double em_philox_normal(uint64_t seed, uint64_t offset, uint64_t i)
 {

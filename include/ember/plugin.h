@@ -68,9 +68,6 @@ EM_API void em_warn(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
-/* The thread count the user asked for (EMBER_NUM_THREADS / [runtime] threads), else the
- * number of online cores. */
-EM_API int em_config_threads(void);
 
 /* ---- backends ----------------------------------------------------------- */
 

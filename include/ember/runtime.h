@@ -83,6 +83,9 @@ EM_API em_tensor *em_keep(em_tensor *t);
 /* The effective value of "section.key" (e.g. "runtime.threads") after environment, config
  * file and defaults; NULL if unset. Borrowed: valid until em_shutdown(). */
 EM_API const char *em_config_get(const char *key);
+/* The thread count the user asked for (EMBER_NUM_THREADS / [runtime] threads), else the
+ * number of online cores (torch.get_num_threads). */
+EM_API int em_config_threads(void);
 /* Where that value came from: "env EMBER_NUM_THREADS", "/path/ember.ini:4", "default". */
 EM_API const char *em_config_source(const char *key);
 

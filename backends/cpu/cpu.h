@@ -1,0 +1,147 @@
+/* backends/cpu/cpu.h - what the CPU backend's files share: the thread pool, the strided
+ * elementwise iterator, dtype helpers and each kernel family's registration function.
+ *
+ * Private to backends/cpu/ (every symbol is hidden by -fvisibility=hidden); cross-file helpers
+ * carry the em_cpu__ prefix. Nothing here allocates on the fast path of a small op.
+ */
+#ifndef EMBER_BACKENDS_CPU_H
+#define EMBER_BACKENDS_CPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ember/plugin.h"
+
+/* ---- thread pool (threadpool.c) ------------------------------------------ */
+
+/* Work on the half-open range [begin, end) of a parallel loop. */
+typedef void (*em_cpu_task_fn)(void *ctx, int64_t begin, int64_t end);
+
+/* Reads the thread count; creates nothing (workers start at the first big loop). */
+void em_cpu__pool_configure(int threads);
+/* Joins the workers. Safe to call when they never started. Not thread safe with loops in
+ * flight: the plugin calls it from its shutdown hook. */
+void em_cpu__pool_shutdown(void);
+int em_cpu__pool_threads(void);
+
+/* Calls fn over [0, n) split into chunks of at least `grain` elements, on the pool's workers
+ * and the calling thread, and returns when every chunk has run. Runs fn(ctx, 0, n) inline,
+ * with no locks or atomics, when n <= grain, when there is one thread, when called from
+ * inside a parallel loop, or when another thread's loop holds the pool. */
+void em_cpu__parallel_for(int64_t n, int64_t grain, em_cpu_task_fn fn, void *ctx);
+
+/* Elements per chunk below which splitting costs more than it saves. */
+#define EM_CPU_GRAIN_CHEAP 32768   /* a load, an add, a store */
+#define EM_CPU_GRAIN_MATH 4096     /* exp, sin, tanh, pow, philox: tens of cycles each */
+
+/* ---- strided elementwise iteration (iter.c) --------------------------------- */
+
+#define EM_CPU_MAX_OPS 4
+
+/* Operand 0 is the output; the others are inputs broadcast (right-aligned, size 1 or equal)
+ * to the output's shape. Dims of size 1 are dropped and adjacent dims that are contiguous
+ * with each other in every operand are merged, so a contiguous tensor is one flat loop and
+ * a scalar broadcast over it is a loop with input stride 0. */
+typedef struct em_cpu_iter {
+    int ndim;                                   /* >= 1 after coalescing */
+    int nops;
+    int64_t numel;
+    int64_t shape[EM_MAX_DIMS];                 /* innermost last */
+    int64_t strides[EM_CPU_MAX_OPS][EM_MAX_DIMS];   /* elements, per operand */
+    char *base[EM_CPU_MAX_OPS];                 /* element 0 of each operand */
+    size_t elsize[EM_CPU_MAX_OPS];
+} em_cpu_iter;
+
+/* A typed inner loop over n elements: ptrs[k] is operand k's first element and strides[k]
+ * its stride in elements. Must not keep pointers past the call. */
+typedef void (*em_cpu_loop_fn)(const void *fctx, char *const *ptrs, const int64_t *strides,
+                               int64_t n);
+
+/* Builds the iterator. ts[0] is the output. Returns EM_OK or EM_ERR_INVALID (shapes that do
+ * not broadcast), with the error set and naming `op`. */
+int em_cpu__iter_init(em_cpu_iter *it, const char *op, int nops, const em_ktensor *const *ts);
+/* Runs fn over every element, in parallel above `grain` elements. */
+void em_cpu__iter_run(const em_cpu_iter *it, int64_t grain, em_cpu_loop_fn fn,
+                      const void *fctx);
+
+/* ---- dtype helpers ----------------------------------------------------------- */
+
+/* Bytes per element of a dtype (bool is one byte holding 0 or 1); 0 if unknown. */
+static inline size_t em_cpu__elsize(em_dtype dt)
+{
+    switch (dt) {
+    case EM_F64: case EM_I64: return 8;
+    case EM_F32: case EM_I32: return 4;
+    case EM_F16: case EM_BF16: return 2;
+    case EM_U8: case EM_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+/* f16 <-> f32 as numeric.h's em_f16_to_f32/em_f32_to_f16 (round to nearest even, the same
+ * NaN), bit for bit on every input (checked exhaustively), but written without branches so
+ * that loops over them vectorise; numeric.h's versions stay the reference for other
+ * backends. Subnormals use the FPU: adding 0.5 (whose ulp is 2^-24, the f16 subnormal step)
+ * rounds to nearest even, and subtracting 2^-14 from 2^-14 + m * 2^-24 is exact. */
+static inline float em_cpu__h2f(uint16_t h)
+{
+    uint32_t o = (uint32_t)(h & 0x7fffu) << 13;
+    uint32_t exp = o & 0x0f800000u;
+    uint32_t nrm = o + (112u << 23);                        /* rebias 15 -> 127 */
+    uint32_t inf = nrm + (112u << 23);                      /* exponent all ones */
+    uint32_t sub = em__f32_bits(em__bits_f32(nrm + (1u << 23)) - em__bits_f32(113u << 23));
+    uint32_t r = exp == 0x0f800000u ? inf : exp == 0 ? sub : nrm;
+    return em__bits_f32(r | (uint32_t)(h & 0x8000u) << 16);
+}
+
+static inline uint16_t em_cpu__f2h(float f)
+{
+    uint32_t x = em__f32_bits(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    x &= 0x7fffffffu;
+    uint32_t nrm = (x + 0xc8000fffu + ((x >> 13) & 1u)) >> 13;   /* rebias, round, shift */
+    uint32_t sub = em__f32_bits(em__bits_f32(x) + 0.5f) - 0x3f000000u;
+    uint32_t big = x > 0x7f800000u ? 0x7e00u : 0x7c00u;           /* NaN : overflow, inf */
+    uint32_t o = x >= 0x47800000u ? big : x < 0x38800000u ? sub : nrm;
+    return (uint16_t)(o | sign);
+}
+
+/* Address of a tensor's first element (offset applied). */
+static inline char *em_cpu__data(const em_ktensor *t)
+{
+    return (char *)t->buf + t->offset * (int64_t)em_cpu__elsize(t->dtype);
+}
+
+/* Checks the argument counts of a call; sets the error naming the op. */
+int em_cpu__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs);
+
+/* Float to integer as PyTorch does on x86: truncation toward zero; NaN and out-of-range
+ * values give the type's minimum (what cvttsd2si returns); u8 goes through int64 and
+ * wraps. */
+static inline int64_t em_cpu__d2i64(double v)
+{
+    if (!(v > -9223372036854775809.0 && v < 9223372036854775808.0))
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+static inline int32_t em_cpu__d2i32(double v)
+{
+    if (!(v > -2147483649.0 && v < 2147483648.0))
+        return INT32_MIN;
+    return (int32_t)v;
+}
+
+static inline uint8_t em_cpu__d2u8(double v) { return (uint8_t)em_cpu__d2i64(v); }
+
+/* ---- kernel families: each registers its kernels on backend "cpu" ------------ */
+
+int em_cpu__register_copy(em_registry *reg);        /* copy.c: copy, fill, random */
+int em_cpu__register_unary(em_registry *reg);       /* unary.c */
+int em_cpu__register_binary(em_registry *reg);      /* binary.c: arithmetic, compare, where */
+int em_cpu__register_reduce(em_registry *reg);      /* reduce.c: sum, amax, argmax */
+int em_cpu__register_matmul(em_registry *reg);      /* matmul.c */
+int em_cpu__register_index(em_registry *reg);       /* index.c: gather, scatter_add */
+
+#endif

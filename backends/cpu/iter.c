@@ -1,0 +1,161 @@
+/* backends/cpu/iter.c - the strided elementwise iterator every elementwise kernel runs on.
+ *
+ * It turns (output, inputs...) of one shape into the fewest nested loops: size-1 dims go,
+ * dims contiguous with their neighbour in every operand merge, and what is left is walked
+ * in output order with an index counter, calling a typed inner loop over the innermost dim.
+ * Broadcast inputs keep stride 0, so nothing is ever materialised. Not a TensorIterator: no
+ * dim reordering for strided outputs, no type promotion (the core did that).
+ */
+#include "cpu.h"
+
+int em_cpu__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
+{
+    if (c->nin != nin || c->nout != nout || c->nattrs < nattrs)
+        return em_set_error(EM_ERR_INVALID,
+                            "cpu: %s: expected %d inputs, %d outputs and %d attributes, got "
+                            "%d, %d and %d", op, nin, nout, nattrs, c->nin, c->nout,
+                            c->nattrs);
+    return EM_OK;
+}
+
+/* Aligns input `k` to the output's dims: stride 0 where the input has size 1 or no dim. */
+static int align_operand(em_cpu_iter *it, int k, const em_ktensor *out, const em_ktensor *t,
+                         const char *op)
+{
+    int lead = out->ndim - t->ndim;
+    for (int j = 0; j < t->ndim && lead < 0; j++)          /* extra leading dims of size 1 */
+        if (j < -lead && t->shape[j] != 1)
+            goto bad;
+    for (int d = 0; d < out->ndim; d++) {
+        int j = d - lead;
+        if (j < 0 || t->shape[j] == 1)
+            it->strides[k][d] = 0;
+        else if (t->shape[j] == out->shape[d])
+            it->strides[k][d] = t->strides[j];
+        else
+            goto bad;
+    }
+    return EM_OK;
+bad:
+    return em_set_error(EM_ERR_INVALID, "cpu: %s: operand %d does not broadcast to the output",
+                        op, k);
+}
+
+int em_cpu__iter_init(em_cpu_iter *it, const char *op, int nops, const em_ktensor *const *ts)
+{
+    const em_ktensor *out = ts[0];
+    if (nops > EM_CPU_MAX_OPS || out->ndim > EM_MAX_DIMS)
+        return em_set_error(EM_ERR_INVALID, "cpu: %s: too many operands or dims", op);
+    it->nops = nops;
+    it->numel = out->numel;
+    for (int k = 0; k < nops; k++) {
+        it->base[k] = em_cpu__data(ts[k]);
+        it->elsize[k] = em_cpu__elsize(ts[k]->dtype);
+        if (k == 0) {
+            for (int d = 0; d < out->ndim; d++)
+                it->strides[0][d] = out->strides[d];
+        } else if (align_operand(it, k, out, ts[k], op) != EM_OK) {
+            return EM_ERR_INVALID;
+        }
+    }
+
+    /* Drop size-1 dims; merge dim d into the previous kept one when, in every operand,
+     * stepping the outer dim once equals stepping the inner one shape[d] times. */
+    int nd = 0;
+    for (int d = 0; d < out->ndim; d++) {
+        int64_t size = out->shape[d];
+        if (size == 1)
+            continue;
+        bool merge = nd > 0;
+        for (int k = 0; k < nops && merge; k++)
+            merge = it->strides[k][nd - 1] == it->strides[k][d] * size;
+        if (merge) {
+            it->shape[nd - 1] *= size;
+            for (int k = 0; k < nops; k++)
+                it->strides[k][nd - 1] = it->strides[k][d];
+        } else {
+            it->shape[nd] = size;
+            for (int k = 0; k < nops; k++)
+                it->strides[k][nd] = it->strides[k][d];
+            nd++;
+        }
+    }
+    if (nd == 0) {                         /* a single element */
+        it->shape[0] = 1;
+        for (int k = 0; k < nops; k++)
+            it->strides[k][0] = 0;
+        nd = 1;
+    }
+    it->ndim = nd;
+    return EM_OK;
+}
+
+typedef struct iter_task {
+    const em_cpu_iter *it;
+    em_cpu_loop_fn fn;
+    const void *fctx;
+} iter_task;
+
+/* Runs the elements [begin, end) of the output's row-major order. */
+static void iter_range(void *arg, int64_t begin, int64_t end)
+{
+    const iter_task *t = arg;
+    const em_cpu_iter *it = t->it;
+    int nd = it->ndim, nops = it->nops;
+    int64_t inner = it->shape[nd - 1];
+    int64_t idx[EM_MAX_DIMS];
+    int64_t istride[EM_CPU_MAX_OPS];
+    char *ptr[EM_CPU_MAX_OPS];
+
+    int64_t rem = begin;
+    for (int d = nd - 1; d >= 0; d--) {
+        idx[d] = rem % it->shape[d];
+        rem /= it->shape[d];
+    }
+    for (int k = 0; k < nops; k++) {
+        int64_t off = 0;
+        for (int d = 0; d < nd; d++)
+            off += idx[d] * it->strides[k][d];
+        ptr[k] = it->base[k] + off * (int64_t)it->elsize[k];
+        istride[k] = it->strides[k][nd - 1];
+    }
+
+    int64_t pos = begin;
+    for (;;) {
+        int64_t n = inner - idx[nd - 1];
+        if (n > end - pos)
+            n = end - pos;
+        t->fn(t->fctx, ptr, istride, n);
+        pos += n;
+        if (pos >= end)
+            return;
+        /* The inner run reached the end of its row: rewind it and carry outward. */
+        for (int k = 0; k < nops; k++)
+            ptr[k] += (n - inner) * istride[k] * (int64_t)it->elsize[k];
+        idx[nd - 1] = 0;
+        for (int d = nd - 2; d >= 0; d--) {
+            for (int k = 0; k < nops; k++)
+                ptr[k] += it->strides[k][d] * (int64_t)it->elsize[k];
+            if (++idx[d] < it->shape[d])
+                break;
+            for (int k = 0; k < nops; k++)
+                ptr[k] -= it->shape[d] * it->strides[k][d] * (int64_t)it->elsize[k];
+            idx[d] = 0;
+        }
+    }
+}
+
+void em_cpu__iter_run(const em_cpu_iter *it, int64_t grain, em_cpu_loop_fn fn,
+                      const void *fctx)
+{
+    if (it->ndim == 1 && it->numel <= grain) {
+        /* The common small case: one flat loop, nothing to decode. */
+        int64_t s[EM_CPU_MAX_OPS];
+        for (int k = 0; k < it->nops; k++)
+            s[k] = it->strides[k][0];
+        fn(fctx, it->base, s, it->numel);
+        return;
+    }
+    iter_task t = {it, fn, fctx};
+    em_cpu__parallel_for(it->numel, grain, iter_range, &t);
+}

@@ -1,0 +1,309 @@
+/* backends/cpu/plugin.c - the CPU backend plugin: descriptor, backend vtable, registration.
+ *
+ * Registers backend "cpu" (one device, host memory) and a kernel for every primitive in
+ * docs/primitives.md. Buffers are 64-byte aligned host allocations; there is no caching
+ * allocator, so memory goes back to libc at free and reserved always equals allocated.
+ * The thread count is read once at init (em_config_threads()) and shared by the kernel
+ * thread pool and OpenBLAS.
+ */
+#include <cblas.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cpu.h"
+
+#define ALIGN 64
+/* Buffers from this size up are aligned to and advised as transparent huge pages: one fault
+ * per 2 MiB instead of per 4 KiB when a fresh output is first written, and fewer TLB misses
+ * for strided kernels. Memory use grows by at most one huge page per such buffer. */
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+/* Bytes the caller asked for in live buffers, and the high-water mark. Relaxed atomics: they
+ * are statistics, not synchronisation. */
+static atomic_size_t mem_allocated;
+static atomic_size_t mem_peak;
+
+static int check_dev(int dev)
+{
+    if (dev != 0)
+        return em_set_error(EM_ERR_DEVICE, "cpu: no device %d (the CPU backend has one)", dev);
+    return EM_OK;
+}
+
+/* malloc(size + align) with the address malloc returned stored just below the aligned
+ * block: much cheaper than aligned_alloc for the many small buffers of small ops (glibc's
+ * memalign splits and coalesces chunks), and free needs no size to find the block. */
+static void *aligned_block(size_t size, size_t align)
+{
+    char *raw = malloc(size + align);
+    if (!raw)
+        return NULL;
+    char *p = (char *)(((uintptr_t)raw + align) & ~(uintptr_t)(align - 1));
+    memcpy(p - sizeof raw, &raw, sizeof raw);   /* malloc aligns to >= 8: room for it */
+    return p;
+}
+
+static void free_block(void *p)
+{
+    char *raw;
+    memcpy(&raw, (char *)p - sizeof raw, sizeof raw);
+    free(raw);
+}
+
+static void *cpu_alloc(void *ctx, int dev, size_t nbytes)
+{
+    (void)ctx;
+    if (check_dev(dev) != EM_OK)
+        return NULL;
+    if (nbytes > SIZE_MAX / 2) {
+        em_set_error(EM_ERR_NOMEM, "cpu: cannot allocate %zu bytes", nbytes);
+        return NULL;
+    }
+    /* 0 bytes still get a real, distinct pointer. */
+    size_t align = nbytes >= HUGE_MIN ? HUGE_PAGE : ALIGN;
+    size_t size = nbytes == 0 ? ALIGN : (nbytes + align - 1) / align * align;
+    void *p = aligned_block(size, align);
+    if (!p) {
+        em_set_error(EM_ERR_NOMEM, "cpu: out of memory allocating %zu bytes", nbytes);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    if (align == HUGE_PAGE)
+        madvise(p, size, MADV_HUGEPAGE);   /* advice only: failure changes nothing */
+#endif
+    size_t now = atomic_fetch_add_explicit(&mem_allocated, nbytes, memory_order_relaxed) +
+                 nbytes;
+    size_t peak = atomic_load_explicit(&mem_peak, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(
+                             &mem_peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
+        ;
+    return p;
+}
+
+static void cpu_free(void *ctx, int dev, void *buf, size_t nbytes)
+{
+    (void)ctx;
+    (void)dev;
+    if (!buf)
+        return;
+    free_block(buf);
+    atomic_fetch_sub_explicit(&mem_allocated, nbytes, memory_order_relaxed);
+}
+
+static int cpu_memory_stats(void *ctx, int dev, em_memory_stats *out)
+{
+    (void)ctx;
+    int rc = check_dev(dev);
+    if (rc != EM_OK)
+        return rc;
+    out->allocated = atomic_load_explicit(&mem_allocated, memory_order_relaxed);
+    /* No cache: every byte held from the system is in a live buffer. */
+    out->reserved = out->allocated;
+    out->peak = atomic_load_explicit(&mem_peak, memory_order_relaxed);
+    return EM_OK;
+}
+
+static int cpu_reset_peak(void *ctx, int dev)
+{
+    (void)ctx;
+    int rc = check_dev(dev);
+    if (rc != EM_OK)
+        return rc;
+    atomic_store_explicit(&mem_peak, atomic_load_explicit(&mem_allocated, memory_order_relaxed),
+                          memory_order_relaxed);
+    return EM_OK;
+}
+
+static int cpu_empty_cache(void *ctx, int dev)
+{
+    (void)ctx;
+    return check_dev(dev);             /* nothing cached */
+}
+
+/* ---- copies ----------------------------------------------------------------------------------- */
+
+static int cpu_copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
+                              size_t nbytes)
+{
+    (void)ctx;
+    int rc = check_dev(dev);
+    if (rc == EM_OK && nbytes > 0)
+        memcpy((char *)dst + dst_off, src, nbytes);
+    return rc;
+}
+
+static int cpu_copy_to_host(void *ctx, int dev, void *dst, const void *src, size_t src_off,
+                            size_t nbytes)
+{
+    (void)ctx;
+    int rc = check_dev(dev);
+    if (rc == EM_OK && nbytes > 0)
+        memcpy(dst, (const char *)src + src_off, nbytes);
+    return rc;
+}
+
+static int cpu_copy_device(void *ctx, int dev_dst, void *dst, size_t dst_off, int dev_src,
+                           const void *src, size_t src_off, size_t nbytes)
+{
+    (void)ctx;
+    int rc = check_dev(dev_dst);
+    if (rc == EM_OK)
+        rc = check_dev(dev_src);
+    if (rc == EM_OK && nbytes > 0)
+        memmove((char *)dst + dst_off, (const char *)src + src_off, nbytes);
+    return rc;
+}
+
+/* ---- device --------------------------------------------------------------------------------- */
+
+static char cpu_model[96];
+
+/* "model name" from /proc/cpuinfo (x86), else a generic name. */
+static void read_cpu_model(void)
+{
+    snprintf(cpu_model, sizeof cpu_model, "CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0)
+            continue;
+        const char *v = strchr(line, ':');
+        if (!v)
+            break;
+        v++;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t n = strcspn(v, "\n");
+        if (n >= sizeof cpu_model)
+            n = sizeof cpu_model - 1;
+        memcpy(cpu_model, v, n);
+        cpu_model[n] = '\0';
+        break;
+    }
+    fclose(f);
+}
+
+/* MemAvailable from /proc/meminfo in bytes, else free pages from sysconf. */
+static size_t free_memory(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[128];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                fclose(f);
+                return (size_t)kb * 1024;
+            }
+        }
+        fclose(f);
+    }
+    long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+}
+
+static int cpu_device_count(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+static int cpu_device_info(void *ctx, int dev, em_device_info *out)
+{
+    (void)ctx;
+    int rc = check_dev(dev);
+    if (rc != EM_OK)
+        return rc;
+    em_device_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    info.threads = em_cpu__pool_threads();
+    snprintf(info.name, sizeof info.name, "%s (%d threads)", cpu_model, info.threads);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    info.total_memory = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+    info.free_memory = free_memory();
+    /* Fill no more than the caller's struct holds (an older core's is smaller). */
+    size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size
+                                                                   : sizeof info;
+    size_t keep = out->struct_size;
+    memcpy(out, &info, n);
+    if (keep)
+        out->struct_size = keep;
+    return EM_OK;
+}
+
+static int cpu_synchronize(void *ctx, int dev)
+{
+    (void)ctx;
+    return check_dev(dev);             /* kernels return when done */
+}
+
+static const em_backend_ops cpu_backend = {
+    .struct_size = sizeof(em_backend_ops),
+    .name = "cpu",
+    .host_accessible = true,
+    .device_count = cpu_device_count,
+    .device_info = cpu_device_info,
+    .unavailable_reason = NULL,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .memory_stats = cpu_memory_stats,
+    .empty_cache = cpu_empty_cache,
+    .reset_peak = cpu_reset_peak,
+    .copy_from_host = cpu_copy_from_host,
+    .copy_to_host = cpu_copy_to_host,
+    .copy_device = cpu_copy_device,
+    .synchronize = cpu_synchronize,
+    .shutdown = NULL,
+};
+
+/* ---- plugin ------------------------------------------------------------------------------- */
+
+static int cpu_init(em_registry *reg)
+{
+    int threads = em_config_threads();
+    if (threads < 1)
+        threads = 1;
+    em_cpu__pool_configure(threads);
+    openblas_set_num_threads(threads);
+    read_cpu_model();
+
+    int rc = em_register_backend(reg, &cpu_backend, NULL);
+    if (rc < 0)
+        return rc;
+    int (*const families[])(em_registry *) = {
+        em_cpu__register_copy,   em_cpu__register_unary,  em_cpu__register_binary,
+        em_cpu__register_reduce, em_cpu__register_matmul, em_cpu__register_index,
+    };
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        rc = families[i](reg);
+        if (rc < 0)
+            return rc;
+    }
+    return EM_OK;
+}
+
+static void cpu_shutdown(void)
+{
+    em_cpu__pool_shutdown();
+}
+
+static const em_plugin cpu_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+    "cpu", EMBER_VERSION_STRING,
+    "CPU backend: host memory, threaded kernels, OpenBLAS matmul", cpu_init, cpu_shutdown);
+
+__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
+
+const em_plugin *ember_plugin(void)
+{
+    return &cpu_plugin;
+}

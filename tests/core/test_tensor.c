@@ -1,0 +1,1075 @@
+/* tests/core/test_tensor.c - creating tensors, metadata, views, casts, scopes and memory
+ * stats through the public API, following the tensor section of the PyTorch basics tutorial
+ * (../shared/reference/pytorch-basics-tutorial.ko.txt). Detailed printing is test_format.c's.
+ */
+#include "helpers.h"
+
+#include "ember/numeric.h"   /* the Philox stream every backend must reproduce */
+
+TestSuite(tensor, .init = emt_setup, .fini = emt_teardown);
+
+/* The tutorial's my_arr = np.array([[1, 2, 3], [4, 5, 6]]) (int64). */
+#define MY_ARR_INIT {{1, 2, 3}, {4, 5, 6}}
+
+static em_device default_dev(void) { return em_default_device(); }
+
+/* ---- torch.tensor / torch.from_numpy -------------------------------------------------------- */
+
+Test(tensor, from_data_copies_the_source_array)
+{
+    int64_t my_arr[2][3] = MY_ARR_INIT;
+    em_tensor *t1 = EMT_OK(em_tensor_from_data(my_arr, EM_I64, EM_SHAPE(2, 3), NULL));
+    my_arr[0][0] = 999;
+    EMT_ASSERT_DTYPE(t1, EM_I64);
+    EMT_ASSERT_SHAPE(t1, EM_SHAPE(2, 3));
+    EMT_ASSERT_STRIDES(t1, EM_SHAPE(3, 1));
+    cr_assert_eq(em_numel(t1), 6);
+    cr_assert(em_is_contiguous(t1));
+    EMT_ASSERT_LIST(t1, 0, 1, 2, 3, 4, 5, 6);
+    int64_t raw[6];
+    cr_assert_eq(em_copy_to_host(t1, raw, sizeof raw), EM_OK, "%s", em_last_error());
+    cr_assert_eq(raw[0], 1, "t1[0][0] is %lld after my_arr changed", (long long)raw[0]);
+    em_release(t1);
+}
+
+static void count_free(void *ctx) { ++*(int *)ctx; }
+
+Test(tensor, from_blob_shares_the_source_array_both_ways)
+{
+    int64_t my_arr[2][3] = MY_ARR_INIT;
+    int freed = 0;
+    em_tensor *t2 = EMT_OK(em_tensor_from_blob(my_arr, EM_I64, EM_SHAPE(2, 3), count_free, &freed));
+    EMT_ASSERT_DTYPE(t2, EM_I64);
+    EMT_ASSERT_SHAPE(t2, EM_SHAPE(2, 3));
+    cr_assert_eq(em_data_ptr(t2), (void *)my_arr, "em_data_ptr must be the caller's memory");
+    my_arr[0][0] = 999;
+    EMT_ASSERT_LIST(t2, 0, 999, 2, 3, 4, 5, 6);
+    /* and the other way: an in-place op on the tensor writes the caller's array */
+    em_tensor *r = EMT_OK(em_add_scalar_(t2, 1));
+    cr_assert_eq(r, t2);
+    em_release(r);
+    cr_assert_eq(my_arr[0][0], 1000);
+    cr_assert_eq(my_arr[1][2], 7);
+    cr_assert_eq(freed, 0, "free_fn ran while the tensor is alive");
+    em_release(t2);
+    cr_assert_eq(freed, 1, "free_fn ran %d times after the last release, expected once", freed);
+}
+
+Test(tensor, from_blob_free_fn_runs_once_when_the_last_view_dies)
+{
+    int64_t my_arr[2][3] = MY_ARR_INIT;
+    int freed = 0;
+    em_tensor *t = EMT_OK(em_tensor_from_blob(my_arr, EM_I64, EM_SHAPE(2, 3), count_free, &freed));
+    em_tensor *v = EMT_OK(em_transpose(t, 0, 1));
+    em_tensor *row = EMT_OK(em_select(t, 0, 1));
+    em_retain(t);
+    em_release(t);
+    em_release(t);
+    cr_assert_eq(freed, 0, "free_fn ran while two views still use the storage");
+    EMT_ASSERT_LIST(v, 0, 1, 4, 2, 5, 3, 6);
+    em_release(v);
+    cr_assert_eq(freed, 0, "free_fn ran while a view still uses the storage");
+    EMT_ASSERT_LIST(row, 0, 4, 5, 6);
+    em_release(row);
+    cr_assert_eq(freed, 1, "free_fn ran %d times, expected exactly once", freed);
+    em_shutdown();
+    cr_assert_eq(freed, 1, "free_fn ran again at shutdown");
+}
+
+Test(tensor, from_blob_accepts_a_null_free_fn)
+{
+    float data[4] = {1, 2, 3, 4};
+    em_tensor *t = EMT_OK(em_tensor_from_blob(data, EM_F32, EM_SHAPE(4), NULL, NULL));
+    data[3] = 40;
+    EMT_ASSERT_LIST(t, 0, 1, 2, 3, 40);
+    em_release(t);
+}
+
+Test(tensor, from_data_dtype_override_casts_the_values)
+{
+    const int64_t my_list[2][3] = MY_ARR_INIT;
+    em_tensor *t1 = EMT_OK(em_tensor_from_data(my_list, EM_I64, EM_SHAPE(2, 3),
+                                               &(em_opts){.dtype = EM_F32}));
+    EMT_ASSERT_DTYPE(t1, EM_F32);
+    EMT_ASSERT_SHAPE(t1, EM_SHAPE(2, 3));
+    float raw[6];
+    cr_assert_eq(em_copy_to_host(t1, raw, sizeof raw), EM_OK, "%s", em_last_error());
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(raw[i], (float)(i + 1), "raw[%d] = %g", i, (double)raw[i]);
+    em_release(t1);
+
+    /* opts with the dtype left unset keep the source dtype */
+    const int32_t small[2] = {7, -8};
+    em_tensor *t2 = EMT_OK(em_tensor_from_data(small, EM_I32, EM_SHAPE(2), &(em_opts){0}));
+    EMT_ASSERT_DTYPE(t2, EM_I32);
+    EMT_ASSERT_LIST(t2, 0, 7, -8);
+    em_release(t2);
+}
+
+Test(tensor, from_data_makes_a_zero_dim_tensor_from_one_value)
+{
+    const double v = 2.5;
+    em_tensor *t = EMT_OK(em_tensor_from_data(&v, EM_F64, EM_SCALAR, NULL));
+    EMT_ASSERT_SHAPE(t, EM_SCALAR);
+    cr_assert_eq(em_numel(t), 1);
+    cr_assert_eq(em_item(t), 2.5);
+    em_release(t);
+}
+
+/* ---- torch.rand / ones / zeros -------------------------------------------------------------- */
+
+Test(tensor, rand_ones_and_zeros_have_the_requested_shape_and_float32)
+{
+    em_tensor *r = EMT_OK(em_rand(EM_SHAPE(2, 3), NULL));
+    em_tensor *o = EMT_OK(em_ones(EM_SHAPE(2, 3), NULL));
+    em_tensor *z = EMT_OK(em_zeros(EM_SHAPE(2, 3), NULL));
+    em_tensor *all[3] = {r, o, z};
+    for (int i = 0; i < 3; i++) {
+        EMT_ASSERT_SHAPE(all[i], EM_SHAPE(2, 3));
+        EMT_ASSERT_STRIDES(all[i], EM_SHAPE(3, 1));
+        EMT_ASSERT_DTYPE(all[i], EM_F32);
+        cr_assert_eq(em_numel(all[i]), 6);
+        cr_assert(em_device_eq(em_device_of(all[i]), default_dev()));
+        cr_assert_not(em_requires_grad(all[i]));
+    }
+    EMT_ASSERT_LIST(o, 0, 1, 1, 1, 1, 1, 1);
+    EMT_ASSERT_LIST(z, 0, 0, 0, 0, 0, 0, 0);
+    em_release(r);
+    em_release(o);
+    em_release(z);
+}
+
+Test(tensor, ones_and_zeros_honour_the_dtype_option)
+{
+    const em_dtype dts[] = {EM_F64, EM_F16, EM_BF16, EM_I64, EM_I32, EM_U8, EM_BOOL};
+    for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++) {
+        em_opts o = {.dtype = dts[i]};
+        em_tensor *a = EMT_OK(em_ones(EM_SHAPE(3), &o));
+        em_tensor *b = EMT_OK(em_zeros(EM_SHAPE(3), &o));
+        EMT_ASSERT_DTYPE(a, dts[i]);
+        EMT_ASSERT_DTYPE(b, dts[i]);
+        EMT_ASSERT_LIST(a, 0, 1, 1, 1);
+        EMT_ASSERT_LIST(b, 0, 0, 0, 0);
+        em_release(a);
+        em_release(b);
+    }
+}
+
+Test(tensor, zeros_like_and_ones_like_keep_shape_and_dtype)
+{
+    em_tensor *t = EMT_OK(em_empty(EM_SHAPE(2, 1, 3), &(em_opts){.dtype = EM_I32}));
+    em_tensor *z = EMT_OK(em_zeros_like(t));
+    em_tensor *o = EMT_OK(em_ones_like(t));
+    EMT_ASSERT_SHAPE(z, EM_SHAPE(2, 1, 3));
+    EMT_ASSERT_SHAPE(o, EM_SHAPE(2, 1, 3));
+    EMT_ASSERT_DTYPE(z, EM_I32);
+    EMT_ASSERT_DTYPE(o, EM_I32);
+    EMT_ASSERT_LIST(z, 0, 0, 0, 0, 0, 0, 0);
+    EMT_ASSERT_LIST(o, 0, 1, 1, 1, 1, 1, 1);
+    em_release(t);
+    em_release(z);
+    em_release(o);
+}
+
+Test(tensor, rand_values_lie_in_zero_to_one)
+{
+    em_manual_seed(1234);
+    const int64_t n = 20000;
+    em_tensor *r = EMT_OK(em_rand(1, &n, NULL));
+    double *v = emt_values(r);
+    double lo = 1, hi = 0, sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        cr_assert(v[i] >= 0.0 && v[i] < 1.0, "rand[%lld] = %.9g is outside [0, 1)", (long long)i,
+                  v[i]);
+        lo = v[i] < lo ? v[i] : lo;
+        hi = v[i] > hi ? v[i] : hi;
+        sum += v[i];
+    }
+    free(v);
+    cr_assert_lt(lo, 0.001, "smallest of %lld uniforms is %g", (long long)n, lo);
+    cr_assert_gt(hi, 0.999, "largest of %lld uniforms is %g", (long long)n, hi);
+    cr_assert_lt(fabs(sum / (double)n - 0.5), 0.01, "mean of uniforms is %g", sum / (double)n);
+    em_release(r);
+}
+
+/* Copies n values of a fresh rand(n) drawn after seeding with `seed` (seed < 0: no seeding). */
+static void draw(long long seed, double *out, int64_t n)
+{
+    if (seed >= 0)
+        em_manual_seed((uint64_t)seed);
+    em_tensor *r = EMT_OK(em_rand(1, &n, NULL));
+    double *v = emt_values(r);
+    memcpy(out, v, (size_t)n * sizeof *v);
+    free(v);
+    em_release(r);
+}
+
+Test(tensor, manual_seed_makes_rand_reproducible)
+{
+    double a[64], b[64], c[64], d[64];
+    draw(42, a, 64);
+    cr_assert_eq(em_initial_seed(), 42);
+    draw(-1, d, 64);   /* the generator advanced: the next draw differs */
+    draw(42, b, 64);
+    draw(43, c, 64);
+    int same_d = 0, same_c = 0;
+    for (int i = 0; i < 64; i++) {
+        cr_assert_eq(a[i], b[i], "seed 42 gave %.9g then %.9g at %d", a[i], b[i], i);
+        same_c += a[i] == c[i];
+        same_d += a[i] == d[i];
+    }
+    cr_assert_lt(same_c, 4, "seeds 42 and 43 agree in %d of 64 values", same_c);
+    cr_assert_lt(same_d, 4, "two draws after one seed agree in %d of 64 values", same_d);
+}
+
+Test(tensor, randn_has_mean_zero_and_std_one)
+{
+    em_manual_seed(7);
+    const int64_t n = 100000;
+    em_tensor *r = EMT_OK(em_randn(1, &n, NULL));
+    EMT_ASSERT_DTYPE(r, EM_F32);
+    double *v = emt_values(r);
+    double sum = 0, sq = 0;
+    int beyond4 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        cr_assert(isfinite(v[i]), "randn[%lld] = %g", (long long)i, v[i]);
+        sum += v[i];
+        beyond4 += fabs(v[i]) > 4;
+    }
+    double mean = sum / (double)n;
+    for (int64_t i = 0; i < n; i++)
+        sq += (v[i] - mean) * (v[i] - mean);
+    double sd = sqrt(sq / (double)(n - 1));
+    free(v);
+    cr_assert_lt(fabs(mean), 0.02, "mean of %lld normals is %g", (long long)n, mean);
+    cr_assert_lt(fabs(sd - 1), 0.02, "std of %lld normals is %g", (long long)n, sd);
+    /* P(|x| > 4) = 6.3e-5: about 6 expected; a uniform or clipped source gives 0 or many */
+    cr_assert_lt(beyond4, 40, "%d of %lld normals beyond 4 sigma", beyond4, (long long)n);
+    em_release(r);
+}
+
+Test(tensor, randint_draws_int64_values_in_the_half_open_range)
+{
+    em_manual_seed(3);
+    em_tensor *r = EMT_OK(em_randint(3, 7, EM_SHAPE(40, 50), NULL));
+    EMT_ASSERT_DTYPE(r, EM_I64);
+    EMT_ASSERT_SHAPE(r, EM_SHAPE(40, 50));
+    double *v = emt_values(r);
+    int seen[4] = {0};
+    for (int i = 0; i < 2000; i++) {
+        cr_assert(v[i] >= 3 && v[i] < 7 && v[i] == floor(v[i]),
+                  "randint(3, 7)[%d] = %g", i, v[i]);
+        seen[(int)v[i] - 3]++;
+    }
+    free(v);
+    for (int k = 0; k < 4; k++)
+        cr_assert_gt(seen[k], 350, "value %d drawn %d times of 2000", k + 3, seen[k]);
+    em_release(r);
+
+    em_tensor *neg = EMT_OK(em_randint(-5, -4, EM_SHAPE(3), &(em_opts){.dtype = EM_I32}));
+    EMT_ASSERT_DTYPE(neg, EM_I32);
+    EMT_ASSERT_LIST(neg, 0, -5, -5, -5);
+    em_release(neg);
+}
+
+Test(tensor, random_draws_follow_the_philox_stream_of_numeric_h)
+{
+    /* After em_manual_seed(s) the generator's offset is 0; each draw advances it by the
+     * blocks it used. n is odd and large enough to be split across threads. */
+    const uint64_t seed = 20240611;
+    const int64_t n = 50001;
+    em_manual_seed(seed);
+    em_tensor *u = EMT_OK(em_rand(1, &n, NULL));
+    em_tensor *g = EMT_OK(em_randn(1, &n, NULL));
+    em_tensor *k = EMT_OK(em_randint(-3, 1000, 1, &n, NULL));
+    float *uf = em_data_ptr(u), *gf = em_data_ptr(g);
+    int64_t *ki = em_data_ptr(k);
+    cr_assert(uf && gf && ki, "%s", em_last_error());
+    uint64_t off_g = em_philox_blocks_uniform((uint64_t)n);
+    uint64_t off_k = off_g + em_philox_blocks_pair((uint64_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        float wu = (float)em_philox_uniform(seed, 0, (uint64_t)i);
+        float wg = (float)em_philox_normal(seed, off_g, (uint64_t)i);
+        int64_t wk = em_philox_int(seed, off_k, (uint64_t)i, -3, 1000);
+        cr_assert_eq(uf[i], wu, "rand[%lld] = %.9g, the stream gives %.9g", (long long)i,
+                     (double)uf[i], (double)wu);
+        cr_assert_eq(gf[i], wg, "randn[%lld] = %.9g, the stream gives %.9g", (long long)i,
+                     (double)gf[i], (double)wg);
+        cr_assert_eq(ki[i], wk, "randint[%lld] = %lld, the stream gives %lld", (long long)i,
+                     (long long)ki[i], (long long)wk);
+    }
+    em_release(k);
+    em_release(g);
+    em_release(u);
+}
+
+Test(tensor, rand_in_every_float_dtype_stays_below_one)
+{
+    /* torch.rand never returns `to`, in any dtype: rounding a uniform to float16 or bfloat16
+     * must not reach 1.0 */
+    const em_dtype dts[] = {EM_F32, EM_F64, EM_F16, EM_BF16};
+    const int64_t n = 100000;
+    for (size_t d = 0; d < 4; d++) {
+        EMT_CONTEXT("dtype %s", em_dtype_name(dts[d]));
+        em_manual_seed(99);
+        em_tensor *r = EMT_OK(em_rand(1, &n, &(em_opts){.dtype = dts[d]}));
+        EMT_ASSERT_DTYPE(r, dts[d]);
+        double *v = emt_values(r);
+        int64_t ones = 0, first = -1;
+        for (int64_t i = 0; i < n; i++) {
+            cr_assert(v[i] >= 0, "rand(%s)[%lld] = %g", em_dtype_name(dts[d]), (long long)i, v[i]);
+            if (v[i] >= 1 && ones++ == 0)
+                first = i;
+        }
+        free(v);
+        em_release(r);
+        cr_expect_eq(ones, 0, "rand(%s): %lld of %lld values are 1.0 (first at %lld); the "
+                     "range is [0, 1)", em_dtype_name(dts[d]), (long long)ones, (long long)n,
+                     (long long)first);
+    }
+}
+
+Test(tensor, randint_with_a_float_dtype_gives_whole_numbers)
+{
+    em_tensor *r = EMT_OK(em_randint(0, 10, EM_SHAPE(1000), &(em_opts){.dtype = EM_F32}));
+    EMT_ASSERT_DTYPE(r, EM_F32);
+    double *v = emt_values(r);
+    for (int i = 0; i < 1000; i++)
+        cr_assert(v[i] >= 0 && v[i] < 10 && v[i] == floor(v[i]), "randint[%d] = %g", i, v[i]);
+    free(v);
+    em_release(r);
+}
+
+Test(tensor, randint_keeps_int64_bounds_beyond_two_to_the_53)
+{
+    /* 2^53 + 1 and 2^53 + 3 are not doubles: torch.randint(2**53 + 1, 2**53 + 3, ...) still
+     * only returns 2^53 + 1 and 2^53 + 2 */
+    const int64_t lo = (INT64_C(1) << 53) + 1, hi = lo + 2;
+    em_tensor *r = EMT_OK(em_randint(lo, hi, EM_SHAPE(1000), NULL));
+    int64_t v[1000];
+    cr_assert_eq(em_copy_to_host(r, v, sizeof v), EM_OK, "%s", em_last_error());
+    int64_t bad = -1;
+    for (int i = 0; i < 1000 && bad < 0; i++)
+        if (v[i] < lo || v[i] >= hi)
+            bad = i;
+    cr_assert_lt(bad, 0, "randint(%lld, %lld)[%lld] = %lld is outside the range", (long long)lo,
+                 (long long)hi, (long long)bad, bad >= 0 ? (long long)v[bad] : 0LL);
+    em_release(r);
+}
+
+/* ---- arange, full, scalar, item ------------------------------------------------------------- */
+
+Test(tensor, arange_of_whole_numbers_is_int64)
+{
+    em_tensor *a = EMT_OK(em_arange(0, 5, 1, NULL));
+    EMT_ASSERT_DTYPE(a, EM_I64);
+    EMT_ASSERT_SHAPE(a, EM_SHAPE(5));
+    EMT_ASSERT_LIST(a, 0, 0, 1, 2, 3, 4);
+    em_release(a);
+
+    em_tensor *b = EMT_OK(em_arange(1, 10, 3, NULL));
+    EMT_ASSERT_DTYPE(b, EM_I64);
+    EMT_ASSERT_LIST(b, 0, 1, 4, 7);
+    em_release(b);
+
+    em_tensor *c = EMT_OK(em_arange(5, 0, -2, NULL));
+    EMT_ASSERT_LIST(c, 0, 5, 3, 1);
+    em_release(c);
+
+    em_tensor *e = EMT_OK(em_arange(3, 3, 1, NULL));   /* empty range */
+    EMT_ASSERT_SHAPE(e, EM_SHAPE(0));
+    em_release(e);
+}
+
+Test(tensor, arange_with_a_fractional_argument_is_float32)
+{
+    em_tensor *a = EMT_OK(em_arange(0, 1, 0.25, NULL));
+    EMT_ASSERT_DTYPE(a, EM_F32);
+    EMT_ASSERT_LIST(a, 0, 0, 0.25, 0.5, 0.75);
+    em_release(a);
+
+    em_tensor *b = EMT_OK(em_arange(0.5, 3, 1, NULL));
+    EMT_ASSERT_DTYPE(b, EM_F32);
+    EMT_ASSERT_LIST(b, 0, 0.5, 1.5, 2.5);
+    em_release(b);
+
+    em_tensor *c = EMT_OK(em_arange(0, 4, 1, &(em_opts){.dtype = EM_F64}));
+    EMT_ASSERT_DTYPE(c, EM_F64);
+    EMT_ASSERT_LIST(c, 0, 0, 1, 2, 3);
+    em_release(c);
+}
+
+Test(tensor, full_fills_every_element_with_the_value)
+{
+    em_tensor *a = EMT_OK(em_full(EM_SHAPE(2, 2), 3.5, NULL));
+    EMT_ASSERT_DTYPE(a, EM_F32);
+    EMT_ASSERT_SHAPE(a, EM_SHAPE(2, 2));
+    EMT_ASSERT_LIST(a, 0, 3.5, 3.5, 3.5, 3.5);
+    em_release(a);
+
+    em_tensor *b = EMT_OK(em_full(EM_SHAPE(3), -7, &(em_opts){.dtype = EM_I32}));
+    EMT_ASSERT_DTYPE(b, EM_I32);
+    EMT_ASSERT_LIST(b, 0, -7, -7, -7);
+    em_release(b);
+}
+
+Test(tensor, scalar_is_a_zero_dim_tensor_that_item_reads)
+{
+    em_tensor *s = EMT_OK(em_scalar(2.5, NULL));
+    EMT_ASSERT_SHAPE(s, EM_SCALAR);
+    EMT_ASSERT_DTYPE(s, EM_F32);
+    cr_assert_eq(em_numel(s), 1);
+    cr_assert_eq(em_item(s), 2.5);
+    em_release(s);
+
+    em_tensor *i = EMT_OK(em_scalar(-7, &(em_opts){.dtype = EM_I64}));
+    EMT_ASSERT_DTYPE(i, EM_I64);
+    cr_assert_eq(em_item(i), -7.0);
+    em_release(i);
+}
+
+Test(tensor, item_reads_a_one_element_tensor_of_any_rank)
+{
+    em_tensor *t = emt_tensor(EM_F64, EM_SHAPE(1, 1, 1), EMT_VALS(-0.125));
+    cr_assert_eq(em_item(t), -0.125);
+    em_tensor *b = emt_tensor(EM_BOOL, EM_SHAPE(1), EMT_VALS(1));
+    cr_assert_eq(em_item(b), 1.0);
+    em_release(t);
+    em_release(b);
+}
+
+Test(tensor, size_counts_negative_dims_from_the_end)
+{
+    em_tensor *t = EMT_OK(em_zeros(EM_SHAPE(2, 3, 4), NULL));
+    cr_assert_eq(em_ndim(t), 3);
+    cr_assert_eq(em_size(t, 0), 2);
+    cr_assert_eq(em_size(t, -1), 4);
+    cr_assert_eq(em_size(t, -3), 2);
+    cr_assert_eq(em_storage_offset(t), 0);
+    em_release(t);
+}
+
+/* ---- in place (t1.add_(5)) ------------------------------------------------------------------ */
+
+Test(tensor, add_in_place_returns_the_same_tensor_and_bumps_the_version_once)
+{
+    em_manual_seed(0);
+    em_tensor *t1 = EMT_OK(em_rand(EM_SHAPE(2, 3), NULL));
+    double *before = emt_values(t1);
+    uint64_t v0 = em_tensor_version(t1);
+    cr_assert_eq(v0, 0, "a fresh tensor has version %llu, PyTorch starts at 0",
+                 (unsigned long long)v0);
+    em_tensor *five = EMT_OK(em_scalar(5, NULL));
+    em_tensor *r = EMT_OK(em_add_(t1, five));
+    cr_assert_eq(r, t1, "add_ must return its first argument");
+    cr_assert_eq(em_tensor_version(t1), v0 + 1, "version went from %llu to %llu",
+                 (unsigned long long)v0, (unsigned long long)em_tensor_version(t1));
+    double want[6];
+    for (int i = 0; i < 6; i++)
+        want[i] = (double)((float)before[i] + 5.0f);
+    EMT_ASSERT_VALUES(t1, 0, want, 6);
+    em_release(r);   /* the returned reference is a new one */
+
+    em_tensor *r2 = EMT_OK(em_add_scalar_(t1, 5));
+    cr_assert_eq(r2, t1);
+    cr_assert_eq(em_tensor_version(t1), v0 + 2);
+    for (int i = 0; i < 6; i++)
+        want[i] = (double)((float)want[i] + 5.0f);
+    EMT_ASSERT_VALUES(t1, 0, want, 6);
+    em_release(r2);
+    free(before);
+    em_release(five);
+    em_release(t1);
+}
+
+Test(tensor, in_place_ops_through_a_view_bump_the_shared_version)
+{
+    em_tensor *base = EMT_OK(em_zeros(EM_SHAPE(2, 3), NULL));
+    em_tensor *row = EMT_OK(em_select(base, 0, 1));
+    cr_assert_eq(em_tensor_version(base), 0);
+    em_tensor *r = EMT_OK(em_mul_scalar_(row, 2));
+    em_release(r);
+    cr_assert_eq(em_tensor_version(base), 1);
+    cr_assert_eq(em_tensor_version(row), 1);
+    r = EMT_OK(em_fill_(row, 4));
+    em_release(r);
+    cr_assert_eq(em_tensor_version(base), 2);
+    EMT_ASSERT_LIST(base, 0, 0, 0, 0, 4, 4, 4);
+    /* an out-of-place op does not touch the version */
+    em_tensor *n = EMT_OK(em_neg(base));
+    cr_assert_eq(em_tensor_version(base), 2);
+    cr_assert_eq(em_tensor_version(n), 0);
+    em_release(n);
+    em_release(row);
+    em_release(base);
+}
+
+Test(tensor, in_place_ops_broadcast_the_right_operand_into_a_strided_view)
+{
+    em_tensor *base = EMT_OK(em_zeros(EM_SHAPE(3, 2), &(em_opts){.dtype = EM_I64}));
+    em_tensor *tt = EMT_OK(em_t(base));   /* [2, 3] view, strides [1, 2] */
+    em_tensor *b = emt_tensor(EM_I64, EM_SHAPE(3), EMT_VALS(1, 2, 3));
+    em_tensor *r = EMT_OK(em_add_(tt, b));
+    cr_assert_eq(r, tt);
+    em_release(r);
+    EMT_ASSERT_LIST(tt, 0, 1, 2, 3, 1, 2, 3);
+    EMT_ASSERT_LIST(base, 0, 1, 1, 2, 2, 3, 3);
+    cr_assert_eq(em_tensor_version(base), 1);
+    em_release(b);
+    em_release(tt);
+    em_release(base);
+}
+
+Test(tensor, copy_into_a_transposed_view_writes_the_base_in_transposed_order)
+{
+    em_tensor *base = EMT_OK(em_zeros(EM_SHAPE(3, 2), NULL));
+    em_tensor *tt = EMT_OK(em_t(base));
+    em_tensor *src = emt_tensor(EM_I64, EM_SHAPE(2, 3), EMT_VALS(1, 2, 3, 4, 5, 6));
+    em_tensor *r = EMT_OK(em_copy_(tt, src));
+    cr_assert_eq(r, tt);
+    em_release(r);
+    EMT_ASSERT_DTYPE(base, EM_F32);
+    EMT_ASSERT_LIST(base, 0, 1, 4, 2, 5, 3, 6);
+    em_release(src);
+    em_release(tt);
+    em_release(base);
+}
+
+Test(tensor, zero_and_fill_write_a_non_contiguous_column)
+{
+    em_tensor *base = emt_tensor(EM_F32, EM_SHAPE(2, 3), EMT_VALS(1, 2, 3, 4, 5, 6));
+    em_tensor *col = EMT_OK(em_select(base, 1, 1));
+    em_tensor *r = EMT_OK(em_zero_(col));
+    cr_assert_eq(r, col);
+    em_release(r);
+    EMT_ASSERT_LIST(base, 0, 1, 0, 3, 4, 0, 6);
+    r = EMT_OK(em_fill_(col, -2.5));
+    em_release(r);
+    EMT_ASSERT_LIST(base, 0, 1, -2.5, 3, 4, -2.5, 6);
+    em_release(col);
+    em_release(base);
+}
+
+/* ---- views ---------------------------------------------------------------------------------- */
+
+/* arange(n) as int64 reshaped to the given shape (a contiguous base for view tests). */
+static em_tensor *iota(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    em_tensor *a = EMT_OK(em_arange(0, (double)n, 1, NULL));
+    em_tensor *r = EMT_OK(em_reshape(a, ndim, shape));
+    em_release(a);
+    return r;
+}
+
+Test(tensor, reshape_of_a_contiguous_tensor_is_a_view)
+{
+    em_tensor *base = iota(EM_SHAPE(2, 3));
+    em_tensor *r = EMT_OK(em_reshape(base, EM_SHAPE(3, 2)));
+    cr_assert(em_same_storage(base, r));
+    EMT_ASSERT_SHAPE(r, EM_SHAPE(3, 2));
+    EMT_ASSERT_STRIDES(r, EM_SHAPE(2, 1));
+    EMT_ASSERT_LIST(r, 0, 0, 1, 2, 3, 4, 5);
+    em_tensor *inferred = EMT_OK(em_reshape(base, EM_SHAPE(-1, 2, 1)));
+    EMT_ASSERT_SHAPE(inferred, EM_SHAPE(3, 2, 1));
+    cr_assert(em_same_storage(base, inferred));
+    em_tensor *flat = EMT_OK(em_flatten(base, 0, -1));
+    EMT_ASSERT_SHAPE(flat, EM_SHAPE(6));
+    cr_assert(em_same_storage(base, flat));
+    em_release(flat);
+    em_release(inferred);
+    em_release(r);
+    em_release(base);
+}
+
+Test(tensor, view_shares_storage_and_writes_show_in_the_base)
+{
+    em_tensor *base = iota(EM_SHAPE(6));
+    em_tensor *v = EMT_OK(em_view(base, EM_SHAPE(2, 3)));
+    cr_assert(em_same_storage(base, v));
+    EMT_ASSERT_SHAPE(v, EM_SHAPE(2, 3));
+    EMT_ASSERT_STRIDES(v, EM_SHAPE(3, 1));
+    em_tensor *row = EMT_OK(em_select(v, 0, 1));
+    em_tensor *r = EMT_OK(em_fill_(row, 9));
+    em_release(r);
+    EMT_ASSERT_LIST(base, 0, 0, 1, 2, 9, 9, 9);
+    em_release(row);
+    em_release(v);
+    em_release(base);
+}
+
+Test(tensor, transpose_swaps_shape_and_strides)
+{
+    em_tensor *base = iota(EM_SHAPE(2, 3));
+    em_tensor *t = EMT_OK(em_transpose(base, 0, 1));
+    cr_assert(em_same_storage(base, t));
+    EMT_ASSERT_SHAPE(t, EM_SHAPE(3, 2));
+    EMT_ASSERT_STRIDES(t, EM_SHAPE(1, 3));
+    cr_assert_not(em_is_contiguous(t));
+    EMT_ASSERT_LIST(t, 0, 0, 3, 1, 4, 2, 5);
+    em_tensor *t2 = EMT_OK(em_t(base));
+    EMT_ASSERT_STRIDES(t2, EM_SHAPE(1, 3));
+    em_tensor *neg = EMT_OK(em_transpose(base, -1, -2));
+    EMT_ASSERT_SHAPE(neg, EM_SHAPE(3, 2));
+    em_release(neg);
+    em_release(t2);
+    em_release(t);
+    em_release(base);
+}
+
+Test(tensor, permute_reorders_shape_and_strides)
+{
+    em_tensor *base = iota(EM_SHAPE(2, 3, 4));
+    em_tensor *p = EMT_OK(em_permute(base, 3, (const int[]){2, 0, 1}));
+    cr_assert(em_same_storage(base, p));
+    EMT_ASSERT_SHAPE(p, EM_SHAPE(4, 2, 3));
+    EMT_ASSERT_STRIDES(p, EM_SHAPE(1, 12, 4));
+    /* p[k][i][j] = base[i][j][k] = 12 i + 4 j + k; check a few through select */
+    em_tensor *s = EMT_OK(em_select(p, 0, 3));   /* k = 3: [2, 3] */
+    EMT_ASSERT_LIST(s, 0, 3, 7, 11, 15, 19, 23);
+    em_release(s);
+    em_release(p);
+    em_release(base);
+}
+
+Test(tensor, narrow_offsets_into_the_same_storage)
+{
+    em_tensor *base = iota(EM_SHAPE(4, 3));
+    em_tensor *rows = EMT_OK(em_narrow(base, 0, 1, 2));
+    cr_assert(em_same_storage(base, rows));
+    EMT_ASSERT_SHAPE(rows, EM_SHAPE(2, 3));
+    EMT_ASSERT_STRIDES(rows, EM_SHAPE(3, 1));
+    cr_assert_eq(em_storage_offset(rows), 3);
+    EMT_ASSERT_LIST(rows, 0, 3, 4, 5, 6, 7, 8);
+    cr_assert_eq((char *)em_data_ptr(rows), (char *)em_data_ptr(base) + 3 * sizeof(int64_t));
+
+    em_tensor *cols = EMT_OK(em_narrow(base, 1, 1, 2));
+    EMT_ASSERT_SHAPE(cols, EM_SHAPE(4, 2));
+    EMT_ASSERT_STRIDES(cols, EM_SHAPE(3, 1));
+    cr_assert_eq(em_storage_offset(cols), 1);
+    cr_assert_not(em_is_contiguous(cols));
+    EMT_ASSERT_LIST(cols, 0, 1, 2, 4, 5, 7, 8, 10, 11);
+    em_release(cols);
+    em_release(rows);
+    em_release(base);
+}
+
+Test(tensor, slice_with_a_step_multiplies_the_stride)
+{
+    em_tensor *base = iota(EM_SHAPE(10));
+    em_tensor *s = EMT_OK(em_slice(base, 0, 1, 8, 3));
+    cr_assert(em_same_storage(base, s));
+    EMT_ASSERT_SHAPE(s, EM_SHAPE(3));
+    EMT_ASSERT_STRIDES(s, EM_SHAPE(3));
+    cr_assert_eq(em_storage_offset(s), 1);
+    EMT_ASSERT_LIST(s, 0, 1, 4, 7);
+    /* Python rules: negative start counts from the end, end is clamped */
+    em_tensor *tail = EMT_OK(em_slice(base, 0, -3, 100, 1));
+    EMT_ASSERT_LIST(tail, 0, 7, 8, 9);
+    em_tensor *none = EMT_OK(em_slice(base, 0, 6, 2, 1));
+    EMT_ASSERT_SHAPE(none, EM_SHAPE(0));
+    em_release(none);
+    em_release(tail);
+    em_release(s);
+    em_release(base);
+}
+
+Test(tensor, select_drops_the_dim)
+{
+    em_tensor *base = iota(EM_SHAPE(2, 3));
+    em_tensor *col = EMT_OK(em_select(base, 1, 2));
+    cr_assert(em_same_storage(base, col));
+    EMT_ASSERT_SHAPE(col, EM_SHAPE(2));
+    EMT_ASSERT_STRIDES(col, EM_SHAPE(3));
+    cr_assert_eq(em_storage_offset(col), 2);
+    EMT_ASSERT_LIST(col, 0, 2, 5);
+    em_tensor *last = EMT_OK(em_select(base, 0, -1));
+    EMT_ASSERT_LIST(last, 0, 3, 4, 5);
+    em_tensor *one = EMT_OK(em_select(last, 0, 1));
+    EMT_ASSERT_SHAPE(one, EM_SCALAR);
+    cr_assert_eq(em_item(one), 4.0);
+    em_release(one);
+    em_release(last);
+    em_release(col);
+    em_release(base);
+}
+
+Test(tensor, unsqueeze_and_squeeze_add_and_drop_size_one_dims)
+{
+    em_tensor *base = iota(EM_SHAPE(2, 3));
+    em_tensor *u0 = EMT_OK(em_unsqueeze(base, 0));
+    em_tensor *u1 = EMT_OK(em_unsqueeze(base, 1));
+    em_tensor *ul = EMT_OK(em_unsqueeze(base, -1));
+    EMT_ASSERT_SHAPE(u0, EM_SHAPE(1, 2, 3));
+    EMT_ASSERT_STRIDES(u0, EM_SHAPE(6, 3, 1));
+    EMT_ASSERT_SHAPE(u1, EM_SHAPE(2, 1, 3));
+    EMT_ASSERT_STRIDES(u1, EM_SHAPE(3, 3, 1));
+    EMT_ASSERT_SHAPE(ul, EM_SHAPE(2, 3, 1));
+    EMT_ASSERT_STRIDES(ul, EM_SHAPE(3, 1, 1));
+    cr_assert(em_same_storage(base, u1));
+    cr_assert(em_is_contiguous(u1));
+
+    em_tensor *s = EMT_OK(em_squeeze(u1, 1));
+    EMT_ASSERT_SHAPE(s, EM_SHAPE(2, 3));
+    EMT_ASSERT_STRIDES(s, EM_SHAPE(3, 1));
+    cr_assert(em_same_storage(base, s));
+    /* squeezing a dim that is not 1 leaves the shape alone, as in PyTorch */
+    em_tensor *keep = EMT_OK(em_squeeze(u1, 0));
+    EMT_ASSERT_SHAPE(keep, EM_SHAPE(2, 1, 3));
+    em_tensor *u = EMT_OK(em_unsqueeze(u0, 3));   /* [1, 2, 3, 1] */
+    em_tensor *all = EMT_OK(em_squeeze_all(u));
+    EMT_ASSERT_SHAPE(all, EM_SHAPE(2, 3));
+    EMT_ASSERT_LIST(all, 0, 0, 1, 2, 3, 4, 5);
+    em_release(all);
+    em_release(u);
+    em_release(keep);
+    em_release(s);
+    em_release(ul);
+    em_release(u1);
+    em_release(u0);
+    em_release(base);
+}
+
+Test(tensor, expand_broadcasts_with_zero_strides)
+{
+    em_tensor *base = iota(EM_SHAPE(3, 1));
+    em_tensor *e = EMT_OK(em_expand(base, EM_SHAPE(2, 3, 4)));
+    cr_assert(em_same_storage(base, e));
+    EMT_ASSERT_SHAPE(e, EM_SHAPE(2, 3, 4));
+    EMT_ASSERT_STRIDES(e, EM_SHAPE(0, 1, 0));
+    cr_assert_not(em_is_contiguous(e));
+    double want[24];
+    for (int i = 0; i < 24; i++)
+        want[i] = (i / 4) % 3;
+    EMT_ASSERT_VALUES(e, 0, want, 24);
+    em_tensor *keep = EMT_OK(em_expand(base, EM_SHAPE(-1, 4)));
+    EMT_ASSERT_SHAPE(keep, EM_SHAPE(3, 4));
+    EMT_ASSERT_STRIDES(keep, EM_SHAPE(1, 0));
+    em_release(keep);
+    em_release(e);
+    em_release(base);
+}
+
+Test(tensor, view_of_a_transposed_tensor_fails_while_reshape_copies)
+{
+    em_tensor *base = iota(EM_SHAPE(2, 3));
+    em_tensor *t = EMT_OK(em_t(base));
+    EMT_ASSERT_FAILS(em_view(t, EM_SHAPE(6)), "not compatible with the input's strides");
+    em_tensor *r = EMT_OK(em_reshape(t, EM_SHAPE(6)));
+    cr_assert_not(em_same_storage(base, r), "reshape of a transposed tensor must copy");
+    cr_assert(em_is_contiguous(r));
+    EMT_ASSERT_LIST(r, 0, 0, 3, 1, 4, 2, 5);
+    /* a view that strides do allow works on the transposed tensor: [3, 2] -> [3, 1, 2], with
+     * the strides PyTorch's computeStride gives (the size-1 dim gets 2 * 3) */
+    em_tensor *ok = EMT_OK(em_view(t, EM_SHAPE(3, 1, 2)));
+    cr_assert(em_same_storage(base, ok));
+    EMT_ASSERT_STRIDES(ok, EM_SHAPE(1, 6, 3));
+    EMT_ASSERT_LIST(ok, 0, 0, 3, 1, 4, 2, 5);
+    em_release(ok);
+    em_release(r);
+    em_release(t);
+    em_release(base);
+}
+
+Test(tensor, contiguous_of_a_transposed_tensor_lays_out_the_new_order)
+{
+    em_tensor *base = iota(EM_SHAPE(2, 3));
+    em_tensor *t = EMT_OK(em_t(base));
+    em_tensor *c = EMT_OK(em_contiguous(t));
+    cr_assert_not(em_same_storage(base, c));
+    cr_assert(em_is_contiguous(c));
+    EMT_ASSERT_SHAPE(c, EM_SHAPE(3, 2));
+    EMT_ASSERT_STRIDES(c, EM_SHAPE(2, 1));
+    /* the raw memory (not through em_copy_to_host, which makes things contiguous itself) */
+    const int64_t *p = em_data_ptr(c);
+    cr_assert_not_null(p, "%s", em_last_error());
+    const int64_t want[6] = {0, 3, 1, 4, 2, 5};
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(p[i], want[i], "element %d is %lld, expected %lld", i, (long long)p[i],
+                     (long long)want[i]);
+    /* already contiguous: the same tensor, retained */
+    em_tensor *same = EMT_OK(em_contiguous(base));
+    cr_assert_eq(same, base);
+    em_release(same);
+    em_release(c);
+    em_release(t);
+    em_release(base);
+}
+
+Test(tensor, clone_is_an_independent_copy)
+{
+    em_tensor *base = emt_tensor(EM_F32, EM_SHAPE(2, 2), EMT_VALS(1, 2, 3, 4));
+    em_tensor *c = EMT_OK(em_clone(base));
+    cr_assert_neq(c, base);
+    cr_assert_not(em_same_storage(base, c));
+    EMT_ASSERT_DTYPE(c, EM_F32);
+    EMT_ASSERT_SHAPE(c, EM_SHAPE(2, 2));
+    em_tensor *r = EMT_OK(em_fill_(c, 0));
+    em_release(r);
+    EMT_ASSERT_LIST(base, 0, 1, 2, 3, 4);
+    EMT_ASSERT_LIST(c, 0, 0, 0, 0, 0);
+    cr_assert_eq(em_tensor_version(base), 0);
+    /* a clone of a view copies only the view's elements */
+    em_tensor *col = EMT_OK(em_select(base, 1, 0));
+    em_tensor *cc = EMT_OK(em_clone(col));
+    EMT_ASSERT_SHAPE(cc, EM_SHAPE(2));
+    EMT_ASSERT_LIST(cc, 0, 1, 3);
+    em_release(cc);
+    em_release(col);
+    em_release(c);
+    em_release(base);
+}
+
+/* ---- dtype casts ---------------------------------------------------------------------------- */
+
+Test(tensor, to_dtype_truncates_floats_toward_zero)
+{
+    em_tensor *f = emt_tensor(EM_F32, EM_SHAPE(6), EMT_VALS(-2.7, -0.5, 0.5, 2.7, 3.99, -3.99));
+    em_tensor *i = EMT_OK(em_to_dtype(f, EM_I64));
+    EMT_ASSERT_DTYPE(i, EM_I64);
+    EMT_ASSERT_SHAPE(i, EM_SHAPE(6));
+    EMT_ASSERT_LIST(i, 0, -2, 0, 0, 2, 3, -3);
+    em_tensor *i32 = EMT_OK(em_to_dtype(f, EM_I32));
+    EMT_ASSERT_LIST(i32, 0, -2, 0, 0, 2, 3, -3);
+    em_tensor *d = emt_tensor(EM_F64, EM_SHAPE(2), EMT_VALS(200.9, 7.2));
+    em_tensor *u = EMT_OK(em_to_dtype(d, EM_U8));
+    EMT_ASSERT_DTYPE(u, EM_U8);
+    EMT_ASSERT_LIST(u, 0, 200, 7);
+    em_release(u);
+    em_release(d);
+    em_release(i32);
+    em_release(i);
+    em_release(f);
+}
+
+Test(tensor, to_dtype_bool_is_nonzero)
+{
+    em_tensor *f = emt_tensor(EM_F32, EM_SHAPE(6), EMT_VALS(0, -0.0, 0.1, -3, NAN, INFINITY));
+    em_tensor *b = EMT_OK(em_to_dtype(f, EM_BOOL));
+    EMT_ASSERT_DTYPE(b, EM_BOOL);
+    EMT_ASSERT_LIST(b, 0, 0, 0, 1, 1, 1, 1);
+    uint8_t raw[6];
+    cr_assert_eq(em_copy_to_host(b, raw, sizeof raw), EM_OK);
+    for (int k = 0; k < 6; k++)
+        cr_assert(raw[k] == 0 || raw[k] == 1, "bool byte %d holds %d", k, raw[k]);
+    em_tensor *i = emt_tensor(EM_I64, EM_SHAPE(3), EMT_VALS(0, 2, -1));
+    em_tensor *bi = EMT_OK(em_to_dtype(i, EM_BOOL));
+    EMT_ASSERT_LIST(bi, 0, 0, 1, 1);
+    em_tensor *back = EMT_OK(em_to_dtype(bi, EM_F32));
+    EMT_ASSERT_LIST(back, 0, 0, 1, 1);
+    em_release(back);
+    em_release(bi);
+    em_release(i);
+    em_release(b);
+    em_release(f);
+}
+
+Test(tensor, to_dtype_round_trips_exact_values_through_float16_and_bfloat16)
+{
+    const double f16_exact[] = {0, 1, -2, 0.5, 1024, -0.125, 65504, 6.103515625e-05,
+                                5.9604644775390625e-08};
+    const double bf16_exact[] = {0, 1, -2, 0.5, 256, -0.0078125, 3.140625, -384, 1.5};
+    int nf = (int)(sizeof f16_exact / sizeof f16_exact[0]);
+    int nb = (int)(sizeof bf16_exact / sizeof bf16_exact[0]);
+    int64_t sf = nf, sb = nb;
+
+    em_tensor *a = emt_tensor(EM_F32, 1, &sf, f16_exact);
+    em_tensor *h = EMT_OK(em_to_dtype(a, EM_F16));
+    EMT_ASSERT_DTYPE(h, EM_F16);
+    em_tensor *a2 = EMT_OK(em_to_dtype(h, EM_F32));
+    EMT_ASSERT_VALUES(a2, 0, f16_exact, nf);
+
+    em_tensor *b = emt_tensor(EM_F32, 1, &sb, bf16_exact);
+    em_tensor *bh = EMT_OK(em_to_dtype(b, EM_BF16));
+    EMT_ASSERT_DTYPE(bh, EM_BF16);
+    em_tensor *b2 = EMT_OK(em_to_dtype(bh, EM_F64));
+    EMT_ASSERT_VALUES(b2, 0, bf16_exact, nb);
+
+    /* inexact values round to nearest: 0.1 -> 0.0999755859375 in f16, 0.10009765625 in bf16 */
+    em_tensor *p = emt_tensor(EM_F32, EM_SHAPE(1), EMT_VALS(0.1));
+    em_tensor *ph = EMT_OK(em_to_dtype(p, EM_F16));
+    em_tensor *pb = EMT_OK(em_to_dtype(p, EM_BF16));
+    EMT_ASSERT_LIST(ph, 0, 0.0999755859375);
+    EMT_ASSERT_LIST(pb, 0, 0.10009765625);
+    em_release(pb);
+    em_release(ph);
+    em_release(p);
+    em_release(b2);
+    em_release(bh);
+    em_release(b);
+    em_release(a2);
+    em_release(h);
+    em_release(a);
+}
+
+Test(tensor, to_dtype_to_the_same_dtype_returns_the_tensor_itself)
+{
+    em_tensor *a = EMT_OK(em_zeros(EM_SHAPE(2), NULL));
+    em_tensor *b = EMT_OK(em_to_dtype(a, EM_F32));
+    cr_assert_eq(a, b);
+    em_release(b);
+    em_release(a);
+}
+
+Test(tensor, to_dtype_of_a_transposed_view_keeps_the_logical_order)
+{
+    em_tensor *base = iota(EM_SHAPE(2, 3));
+    em_tensor *t = EMT_OK(em_t(base));
+    em_tensor *f = EMT_OK(em_to_dtype(t, EM_F64));
+    EMT_ASSERT_SHAPE(f, EM_SHAPE(3, 2));
+    const double *p = em_data_ptr(f);
+    cr_assert_not_null(p);
+    const double want[6] = {0, 3, 1, 4, 2, 5};
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(p[i], want[i], "element %d is %g, expected %g", i, p[i], want[i]);
+    em_release(f);
+    em_release(t);
+    em_release(base);
+}
+
+/* ---- scopes and memory ---------------------------------------------------------------------- */
+
+Test(tensor, memory_allocated_rises_by_the_tensor_size_and_falls_after_release)
+{
+    em_device d = default_dev();
+    size_t base = em_memory_allocated(d);
+    em_tensor *t = EMT_OK(em_empty(EM_SHAPE(256, 4), &(em_opts){.dtype = EM_F64}));   /* 8 KiB */
+    size_t after = em_memory_allocated(d);
+    cr_assert_eq(after, base + 8192, "allocated went from %zu to %zu for an 8192-byte tensor",
+                 base, after);
+    cr_assert_geq(em_max_memory_allocated(d), base + 8192);
+    cr_assert_geq(em_memory_reserved(d), after);
+    em_tensor *v = EMT_OK(em_view(t, EM_SHAPE(1024)));
+    cr_assert_eq(em_memory_allocated(d), base + 8192, "a view must not allocate");
+    em_release(t);
+    cr_assert_eq(em_memory_allocated(d), base + 8192, "the view still holds the storage");
+    em_release(v);
+    cr_assert_eq(em_memory_allocated(d), base, "allocated is %zu after the release, expected %zu",
+                 em_memory_allocated(d), base);
+    cr_assert_geq(em_max_memory_allocated(d), base + 8192, "the peak must survive the release");
+    cr_assert_eq(em_reset_peak_memory_stats(d), EM_OK);
+    cr_assert_eq(em_max_memory_allocated(d), base);
+    cr_assert_eq(em_empty_cache(d), EM_OK);
+}
+
+Test(tensor, scope_end_releases_the_tensors_created_inside)
+{
+    em_device d = default_dev();
+    size_t base = em_memory_allocated(d);
+    em_scope_begin();
+    em_tensor *a = EMT_OK(em_zeros(EM_SHAPE(1024), NULL));
+    em_tensor *b = EMT_OK(em_ones(EM_SHAPE(1024), NULL));
+    em_tensor *c = EMT_OK(em_add(a, b));
+    em_tensor *v = EMT_OK(em_reshape(c, EM_SHAPE(32, 32)));
+    cr_assert_eq(em_memory_allocated(d), base + 3 * 4096);
+    EMT_ASSERT_SHAPE(v, EM_SHAPE(32, 32));
+    em_scope_end();
+    cr_assert_eq(em_memory_allocated(d), base,
+                 "allocated is %zu after em_scope_end, expected the baseline %zu",
+                 em_memory_allocated(d), base);
+}
+
+Test(tensor, keep_moves_one_tensor_out_of_the_scope)
+{
+    em_device d = default_dev();
+    size_t base = em_memory_allocated(d);
+    em_scope_begin();
+    em_tensor *tmp = EMT_OK(em_zeros(EM_SHAPE(1024), NULL));
+    em_tensor *kept = em_keep(EMT_OK(em_add_scalar(tmp, 3)));
+    em_scope_end();
+    cr_assert_eq(em_memory_allocated(d), base + 4096, "allocated %zu, expected %zu",
+                 em_memory_allocated(d), base + 4096);
+    EMT_ASSERT_SHAPE(kept, EM_SHAPE(1024));
+    double *v = emt_values(kept);
+    cr_assert_eq(v[0], 3);
+    cr_assert_eq(v[1023], 3);
+    free(v);
+    em_release(kept);
+    cr_assert_eq(em_memory_allocated(d), base);
+}
+
+Test(tensor, nested_scopes_hand_a_kept_tensor_to_the_enclosing_scope)
+{
+    em_device d = default_dev();
+    size_t base = em_memory_allocated(d);
+    em_scope_begin();
+    em_tensor *outer = EMT_OK(em_zeros(EM_SHAPE(1024), NULL));
+    em_scope_begin();
+    em_tensor *inner = EMT_OK(em_ones(EM_SHAPE(1024), NULL));
+    em_tensor *kept = em_keep(EMT_OK(em_mul_scalar(inner, 2)));
+    em_scope_end();
+    cr_assert_eq(em_memory_allocated(d), base + 2 * 4096,
+                 "after the inner scope: %zu, expected outer and kept alive (%zu)",
+                 em_memory_allocated(d), base + 2 * 4096);
+    EMT_ASSERT_LIST(em_select(kept, 0, 5), 0, 2);   /* the view belongs to the outer scope */
+    (void)outer;
+    em_scope_end();
+    cr_assert_eq(em_memory_allocated(d), base);
+}
+
+Test(tensor, keep_at_every_level_hands_a_tensor_to_the_caller)
+{
+    em_device d = default_dev();
+    size_t base = em_memory_allocated(d);
+    em_scope_begin();
+    em_scope_begin();
+    em_tensor *t = em_keep(EMT_OK(em_full(EM_SHAPE(1024), 7, NULL)));
+    em_tensor *junk = EMT_OK(em_zeros(EM_SHAPE(1024), NULL));
+    (void)junk;
+    em_scope_end();
+    cr_assert_eq(em_keep(t), t);
+    em_scope_end();
+    cr_assert_eq(em_memory_allocated(d), base + 4096);
+    em_tensor *first = EMT_OK(em_narrow(t, 0, 0, 1));
+    EMT_ASSERT_LIST(first, 0, 7);
+    em_release(first);
+    em_release(t);
+    cr_assert_eq(em_memory_allocated(d), base);
+}
+
+Test(tensor, in_place_results_and_retained_returns_inside_a_scope_are_balanced)
+{
+    /* add_, contiguous and to_dtype return their argument retained; the scope releases those
+     * extra references, and the caller's own reference stays valid. */
+    em_device d = default_dev();
+    size_t base = em_memory_allocated(d);
+    em_tensor *a = EMT_OK(em_ones(EM_SHAPE(1024), NULL));
+    em_scope_begin();
+    em_tensor *r = EMT_OK(em_add_scalar_(a, 1));
+    cr_assert_eq(r, a);
+    cr_assert_eq(EMT_OK(em_contiguous(a)), a);
+    cr_assert_eq(EMT_OK(em_to_dtype(a, EM_F32)), a);
+    em_scope_end();
+    cr_assert_eq(em_memory_allocated(d), base + 4096);
+    em_tensor *last = EMT_OK(em_narrow(a, 0, 1023, 1));
+    EMT_ASSERT_LIST(last, 0, 2);
+    em_release(last);
+    em_release(a);
+    cr_assert_eq(em_memory_allocated(d), base);
+}
+
+Test(tensor, tensors_from_outside_a_scope_survive_it)
+{
+    em_tensor *a = EMT_OK(em_ones(EM_SHAPE(4), NULL));
+    em_scope_begin();
+    em_tensor *b = EMT_OK(em_add(a, a));
+    EMT_ASSERT_LIST(b, 0, 2, 2, 2, 2);
+    em_scope_end();
+    EMT_ASSERT_LIST(a, 0, 1, 1, 1, 1);
+    em_release(a);
+}
+
+/* ---- printing ------------------------------------------------------------------------------- */
+
+Test(tensor, str_prints_the_tutorial_tensor_like_pytorch)
+{
+    int64_t my_arr[2][3] = MY_ARR_INIT;
+    em_tensor *t1 = EMT_OK(em_tensor_from_data(my_arr, EM_I64, EM_SHAPE(2, 3), NULL));
+    char *s = em_tensor_str(t1);
+    cr_assert_not_null(s, "%s", em_last_error());
+    cr_assert_str_eq(s, "tensor([[1, 2, 3],\n        [4, 5, 6]])");
+    free(s);
+    em_release(t1);
+}
