@@ -487,11 +487,9 @@ static const em__formula f_linear = {"AddmmBackward0", b_linear, EM__SAVE_IN0 | 
 const char *em__formula_name(const em__formula *f, int op, int nin, em_tensor *const *in,
                              const em_attr *attrs, const em_tensor *out)
 {
-    bool all = attrs && !attrs[1].i && nin > 0 && attrs[0].n == in[0]->ndim;
-    if (op == EM__OP_SUM && all)
-        return "SumBackward0";
-    if (op == em__op_mean && all)
-        return "MeanBackward0";
+    bool reduction = op == EM__OP_SUM || op == em__op_mean;   /* attrs: axes, keepdim */
+    if (reduction && !attrs[1].i && attrs[0].n == in[0]->ndim)
+        return op == EM__OP_SUM ? "SumBackward0" : "MeanBackward0";
     if (op == EM__OP_MATMUL && out->ndim > 2)
         return "BmmBackward0";
     if (op == EM__OP_POW && nin == 2 && in[1]->wrapped_number)
