@@ -137,6 +137,13 @@ static inline uint8_t em_cpu__d2u8(double v) { return (uint8_t)em_cpu__d2i64(v);
 
 /* ---- kernel families: each registers its kernels on backend "cpu" ------------ */
 
+/* alloc.c: host memory with a cache of large blocks */
+void *em_cpu__alloc(size_t nbytes);
+void em_cpu__free(void *p, size_t nbytes);
+void em_cpu__memory_stats(em_memory_stats *out);
+void em_cpu__reset_peak(void);
+void em_cpu__empty_cache(void);
+
 int em_cpu__register_copy(em_registry *reg);        /* copy.c: copy, fill, random */
 int em_cpu__register_unary(em_registry *reg);       /* unary.c */
 int em_cpu__register_binary(em_registry *reg);      /* binary.c: arithmetic, compare, where */

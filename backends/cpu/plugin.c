@@ -1,34 +1,20 @@
 /* backends/cpu/plugin.c - the CPU backend plugin: descriptor, backend vtable, registration.
  *
  * Registers backend "cpu" (one device, host memory) and a kernel for every primitive in
- * docs/primitives.md. Buffers are 64-byte aligned host allocations; there is no caching
- * allocator, so memory goes back to libc at free and reserved always equals allocated.
+ * docs/primitives.md. Memory comes from alloc.c (small buffers from malloc, large ones
+ * from a bounded cache of freed blocks).
  * The thread count is read once at init (em_config_threads()) and shared by the kernel
  * thread pool and OpenBLAS.
  */
 #include <cblas.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cpu.h"
 
-#define ALIGN 64
-/* Buffers from this size up are aligned to and advised as transparent huge pages: one fault
- * per 2 MiB instead of per 4 KiB when a fresh output is first written, and fewer TLB misses
- * for strided kernels. Memory use grows by at most one huge page per such buffer. */
-#define HUGE_MIN ((size_t)4 << 20)
-#define HUGE_PAGE ((size_t)2 << 20)
-
-/* ---- memory -------------------------------------------------------------------------------- */
-
-/* Bytes the caller asked for in live buffers, and the high-water mark. Relaxed atomics: they
- * are statistics, not synchronisation. */
-static atomic_size_t mem_allocated;
-static atomic_size_t mem_peak;
+/* ---- memory (alloc.c) ----------------------------------------------------------------------- */
 
 static int check_dev(int dev)
 {
@@ -37,64 +23,17 @@ static int check_dev(int dev)
     return EM_OK;
 }
 
-/* malloc(size + align) with the address malloc returned stored just below the aligned
- * block: much cheaper than aligned_alloc for the many small buffers of small ops (glibc's
- * memalign splits and coalesces chunks), and free needs no size to find the block. */
-static void *aligned_block(size_t size, size_t align)
-{
-    char *raw = malloc(size + align);
-    if (!raw)
-        return NULL;
-    char *p = (char *)(((uintptr_t)raw + align) & ~(uintptr_t)(align - 1));
-    memcpy(p - sizeof raw, &raw, sizeof raw);   /* malloc aligns to >= 8: room for it */
-    return p;
-}
-
-static void free_block(void *p)
-{
-    char *raw;
-    memcpy(&raw, (char *)p - sizeof raw, sizeof raw);
-    free(raw);
-}
-
 static void *cpu_alloc(void *ctx, int dev, size_t nbytes)
 {
     (void)ctx;
-    if (check_dev(dev) != EM_OK)
-        return NULL;
-    if (nbytes > SIZE_MAX / 2) {
-        em_set_error(EM_ERR_NOMEM, "cpu: cannot allocate %zu bytes", nbytes);
-        return NULL;
-    }
-    /* 0 bytes still get a real, distinct pointer. */
-    size_t align = nbytes >= HUGE_MIN ? HUGE_PAGE : ALIGN;
-    size_t size = nbytes == 0 ? ALIGN : (nbytes + align - 1) / align * align;
-    void *p = aligned_block(size, align);
-    if (!p) {
-        em_set_error(EM_ERR_NOMEM, "cpu: out of memory allocating %zu bytes", nbytes);
-        return NULL;
-    }
-#ifdef MADV_HUGEPAGE
-    if (align == HUGE_PAGE)
-        madvise(p, size, MADV_HUGEPAGE);   /* advice only: failure changes nothing */
-#endif
-    size_t now = atomic_fetch_add_explicit(&mem_allocated, nbytes, memory_order_relaxed) +
-                 nbytes;
-    size_t peak = atomic_load_explicit(&mem_peak, memory_order_relaxed);
-    while (now > peak && !atomic_compare_exchange_weak_explicit(
-                             &mem_peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
-        ;
-    return p;
+    return check_dev(dev) == EM_OK ? em_cpu__alloc(nbytes) : NULL;
 }
 
 static void cpu_free(void *ctx, int dev, void *buf, size_t nbytes)
 {
     (void)ctx;
     (void)dev;
-    if (!buf)
-        return;
-    free_block(buf);
-    atomic_fetch_sub_explicit(&mem_allocated, nbytes, memory_order_relaxed);
+    em_cpu__free(buf, nbytes);
 }
 
 static int cpu_memory_stats(void *ctx, int dev, em_memory_stats *out)
@@ -103,10 +42,7 @@ static int cpu_memory_stats(void *ctx, int dev, em_memory_stats *out)
     int rc = check_dev(dev);
     if (rc != EM_OK)
         return rc;
-    out->allocated = atomic_load_explicit(&mem_allocated, memory_order_relaxed);
-    /* No cache: every byte held from the system is in a live buffer. */
-    out->reserved = out->allocated;
-    out->peak = atomic_load_explicit(&mem_peak, memory_order_relaxed);
+    em_cpu__memory_stats(out);
     return EM_OK;
 }
 
@@ -116,15 +52,17 @@ static int cpu_reset_peak(void *ctx, int dev)
     int rc = check_dev(dev);
     if (rc != EM_OK)
         return rc;
-    atomic_store_explicit(&mem_peak, atomic_load_explicit(&mem_allocated, memory_order_relaxed),
-                          memory_order_relaxed);
+    em_cpu__reset_peak();
     return EM_OK;
 }
 
 static int cpu_empty_cache(void *ctx, int dev)
 {
     (void)ctx;
-    return check_dev(dev);             /* nothing cached */
+    int rc = check_dev(dev);
+    if (rc == EM_OK)
+        em_cpu__empty_cache();
+    return rc;
 }
 
 /* ---- copies ----------------------------------------------------------------------------------- */
@@ -295,6 +233,7 @@ static int cpu_init(em_registry *reg)
 static void cpu_shutdown(void)
 {
     em_cpu__pool_shutdown();
+    em_cpu__empty_cache();
 }
 
 static const em_plugin cpu_plugin = EM_PLUGIN_DESCRIPTOR_INIT(

@@ -954,6 +954,28 @@ Test(tensor, memory_allocated_rises_by_the_tensor_size_and_falls_after_release)
     cr_assert_eq(em_empty_cache(d), EM_OK);
 }
 
+/* The tutorial's caching-allocator lesson, on the CPU: a released large buffer stays
+ * reserved (and is reused by the next tensor of its size) until em_empty_cache. */
+Test(tensor, large_blocks_stay_reserved_until_empty_cache)
+{
+    em_device d = default_dev();
+    cr_assert_eq(em_empty_cache(d), EM_OK);
+    size_t base = em_memory_allocated(d), base_res = em_memory_reserved(d);
+    em_tensor *big = EMT_OK(em_zeros(EM_SHAPE(4, 1024, 1024), NULL));   /* 16 MiB */
+    cr_assert_eq(em_memory_allocated(d), base + ((size_t)16 << 20));
+    cr_assert_geq(em_memory_reserved(d), base_res + ((size_t)16 << 20));
+    void *first = em_data_ptr(big);
+    em_release(big);
+    cr_assert_eq(em_memory_allocated(d), base);
+    cr_assert_geq(em_memory_reserved(d), base_res + ((size_t)16 << 20), "released block is cached");
+    em_tensor *again = EMT_OK(em_ones(EM_SHAPE(4, 1024, 1024), NULL));
+    cr_assert_eq(em_data_ptr(again), first, "the cached block is reused");
+    em_release(again);
+    cr_assert_eq(em_empty_cache(d), EM_OK);
+    cr_assert_eq(em_memory_reserved(d), base_res, "reserved %zu after empty_cache, expected %zu",
+                 em_memory_reserved(d), base_res);
+}
+
 Test(tensor, scope_end_releases_the_tensors_created_inside)
 {
     em_device d = default_dev();

@@ -51,23 +51,68 @@ static double bench_dispatch(int reps, int iters)
     return median(t, reps);
 }
 
+/* ---- autograd overhead ------------------------------------------------------------------ */
+
+static void bench_autograd(int reps, int iters)
+{
+    float one = 1.0f;
+    em_tensor *plain = em_tensor_from_data(&one, EM_F32, EM_SHAPE(1), NULL);
+    em_tensor *leaf = em_tensor_from_data(&one, EM_F32, EM_SHAPE(1), &(em_opts){.requires_grad = true});
+    double tp[32], tr[32], tb[32];
+    int chain = 10000;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int i = 0; i < iters; i++)
+            em_release(em_mul(plain, plain));
+        tp[r] = (now() - t0) / iters * 1e6;
+        t0 = now();
+        for (int i = 0; i < iters; i++)
+            em_release(em_mul(leaf, leaf));
+        tr[r] = (now() - t0) / iters * 1e6;
+        /* backward through a chain of `chain` MulBackward0 nodes */
+        em_tensor *y = leaf;
+        em_retain(y);
+        for (int i = 0; i < chain; i++) {
+            em_tensor *n = em_mul(y, leaf);
+            em_release(y);
+            y = n;
+        }
+        t0 = now();
+        em_backward(y, NULL, false);
+        tb[r] = (now() - t0) / chain * 1e6;
+        em_release(y);
+        em_grad_clear(leaf);
+    }
+    double mp = median(tp, reps), mr = median(tr, reps);
+    printf("\nautograd, 1-element f32 (us, median of %d):\n", reps);
+    printf("  %-44s %8.3f\n", "em_mul, no input requires grad", mp);
+    printf("  %-44s %8.3f   (+%.3f for recording)\n", "em_mul, recorded (MulBackward0)", mr, mr - mp);
+    printf("  %-44s %8.3f\n", "em_backward, per MulBackward0 node", median(tb, reps));
+    em_release(plain);
+    em_release(leaf);
+}
+
 /* ---- STREAM-style references, threaded like the backend ------------------------------ */
 
 typedef struct {
     const float *a, *b;
     float *c;
     size_t lo, hi;
-    int kind;   /* 0 copy, 1 add */
+    int kind;   /* 0 copy, 1 add, 2 add in place */
 } stream_job;
 
 static void *stream_worker(void *p)
 {
     stream_job *j = p;
     if (j->kind == 0)
-        memcpy(j->c + j->lo, j->a + j->lo, (j->hi - j->lo) * sizeof(float));
-    else
+        for (size_t i = j->lo; i < j->hi; i++)
+            j->c[i] = j->a[i];
+    else if (j->kind == 1)
         for (size_t i = j->lo; i < j->hi; i++)
             j->c[i] = j->a[i] + j->b[i];
+    else
+        for (size_t i = j->lo; i < j->hi; i++)
+            j->c[i] += j->b[i];
     return NULL;
 }
 
@@ -97,7 +142,7 @@ static void bench_bandwidth(int reps, size_t n)
         b[i] = 1.0f;
         c[i] = 0.0f;
     }
-    double copy[32], add[32], eadd[32], eadd_[32];
+    double copy[32], add[32], addi[32], eadd[32], eadd_[32];
     em_tensor *ta = em_tensor_from_blob(a, EM_F32, EM_SHAPE((int64_t)n), NULL, NULL);
     em_tensor *tb = em_tensor_from_blob(b, EM_F32, EM_SHAPE((int64_t)n), NULL, NULL);
     em_tensor *tc = em_tensor_from_blob(c, EM_F32, EM_SHAPE((int64_t)n), NULL, NULL);
@@ -110,20 +155,26 @@ static void bench_bandwidth(int reps, size_t n)
         stream_run(1, a, b, c, n, nt);
         add[r] = 3 * gb / (now() - t0);
         t0 = now();
+        stream_run(2, a, b, c, n, nt);
+        addi[r] = 3 * gb / (now() - t0);
+        t0 = now();
         em_release(em_add(ta, tb));
         eadd[r] = 3 * gb / (now() - t0);
         t0 = now();
         em_release(em_add_(tc, tb));
         eadd_[r] = 3 * gb / (now() - t0);
     }
-    double mc = median(copy, reps), ma = median(add, reps);
+    double mc = median(copy, reps), ma = median(add, reps), mai = median(addi, reps);
     double me = median(eadd, reps), mi = median(eadd_, reps);
-    printf("\nelementwise, %zu f32 elements, %d threads (GB/s, median of %d):\n", n, nt, reps);
-    printf("  %-34s %8.2f\n", "STREAM copy (reference)", mc);
-    printf("  %-34s %8.2f\n", "STREAM add c = a + b (reference)", ma);
-    printf("  %-34s %8.2f   %5.1f%% of STREAM copy\n", "em_add (allocates its output)", me,
-           100 * me / mc);
-    printf("  %-34s %8.2f   %5.1f%% of STREAM copy\n", "em_add_ (in place)", mi, 100 * mi / mc);
+    printf("\nelementwise, %zu f32 elements, %d threads (GB/s counting 3 arrays for add, 2 for\n"
+           "copy; median of %d):\n", n, nt, reps);
+    printf("  %-36s %8.2f\n", "STREAM copy c = a (reference)", mc);
+    printf("  %-36s %8.2f\n", "STREAM add c = a + b (reference)", ma);
+    printf("  %-36s %8.2f\n", "STREAM add c += b (reference)", mai);
+    printf("  %-36s %8.2f   %5.1f%% of STREAM add\n", "em_add (allocates its output)", me,
+           100 * me / ma);
+    printf("  %-36s %8.2f   %5.1f%% of STREAM add in place\n", "em_add_ (in place)", mi,
+           100 * mi / mai);
     em_release(ta);
     em_release(tb);
     em_release(tc);
@@ -190,6 +241,7 @@ int cmd_bench(int argc, char **argv)
     printf("\ndispatch overhead: em_add of two 1-element f32 tensors (incl. output "
            "allocation and release):\n  %.3f us per call (median of %d x %d calls)\n",
            bench_dispatch(reps, quick ? 20000 : 200000), reps, quick ? 20000 : 200000);
+    bench_autograd(reps, quick ? 20000 : 100000);
     bench_bandwidth(reps, quick ? ((size_t)1 << 22) : ((size_t)1 << 24));
     bench_matmul(reps, quick ? 512 : 2048);
     em_shutdown();

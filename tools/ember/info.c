@@ -36,6 +36,14 @@ static void print_plugins(void)
     }
 }
 
+static bool backend_loaded(const char *name)
+{
+    for (int i = 0; i < em_backend_count(); i++)
+        if (!strcmp(em_backend_name(i), name))
+            return true;
+    return false;
+}
+
 static void print_backends(void)
 {
     int n = em_backend_count();
@@ -68,6 +76,12 @@ static void print_backends(void)
                    cli_bytes(em_max_memory_allocated(d), pk, sizeof pk));
         }
     }
+    /* The tutorial's torch.cuda.is_available() check, for the device backends Ember knows
+     * about even when no plugin provides them. */
+    static const char *const known[] = {"cuda", "opencl"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!backend_loaded(known[i]))
+            printf("  %-8s available: no, devices: 0, reason: no plugin provides it\n", known[i]);
     printf("  default device: %s\n", em_device_str(em_default_device(), db, sizeof db));
 }
 
@@ -78,6 +92,11 @@ static void print_config(void)
     const char *k, *v, *s;
     for (int i = 0; em_config_entry(i, &k, &v, &s); i++)
         printf("  %-24s = %-20s (%s)\n", k, v, s);
+    if (!em_config_get("runtime.threads")) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", em_config_threads());
+        printf("  %-24s = %-20s (%s)\n", "runtime.threads", n, "default: online cores");
+    }
 }
 
 int cmd_info(int argc, char **argv)
