@@ -22,45 +22,49 @@ em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attr
     return r;
 }
 
-/* softmax(x) = exp(x - max) / sum(exp(x - max)) along dim; the shift keeps exp finite. */
-em_tensor *em__composite_softmax(int nin, em_tensor *const *in, const em_attr *attrs)
+/* The shared start of softmax and log_softmax along dim: z = x - max(x) (so exp(z) <= 1 and
+ * never overflows), e = exp(z) and s = sum(e). Integer inputs compute in the default float. */
+typedef struct shifted {
+    em_tensor *z, *e, *s;
+} shifted;
+
+static shifted shift_exp_sum(em_tensor *x, int dim)
 {
-    int dim = (int)attrs[0].i;
-    em_tensor *x = in[0], *xf = NULL;
-    if (!em_dtype_is_float(x->dtype))
-        x = xf = em_to_dtype(x, em__default_float());
-    em_tensor *m = em_amax(x, 1, &dim, true);
-    em_tensor *z = em_sub(x, m);
-    em_tensor *e = em_exp(z);
-    em_tensor *s = em_sum(e, 1, &dim, true);
-    em_tensor *r = em_div(e, s);
+    shifted r = {0};
+    em_tensor *xf = em_dtype_is_float(x->dtype) ? NULL : em_to_dtype(x, em__default_float());
+    em_tensor *m = em_amax(xf ? xf : x, 1, &dim, true);
+    r.z = em_sub(xf ? xf : x, m);
+    r.e = em_exp(r.z);
+    r.s = em_sum(r.e, 1, &dim, true);
     em_release(xf);
     em_release(m);
-    em_release(z);
-    em_release(e);
-    em_release(s);
+    return r;
+}
+
+static void shifted_release(shifted *r)
+{
+    em_release(r->z);
+    em_release(r->e);
+    em_release(r->s);
+}
+
+/* softmax(x) = exp(x - max) / sum(exp(x - max)) along dim. */
+em_tensor *em__composite_softmax(int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    shifted sh = shift_exp_sum(in[0], (int)attrs[0].i);
+    em_tensor *r = em_div(sh.e, sh.s);
+    shifted_release(&sh);
     return r;
 }
 
 /* log_softmax(x) = (x - max) - log(sum(exp(x - max))): log-sum-exp, never log(0) for finite x. */
 em_tensor *em__composite_log_softmax(int nin, em_tensor *const *in, const em_attr *attrs)
 {
-    int dim = (int)attrs[0].i;
-    em_tensor *x = in[0], *xf = NULL;
-    if (!em_dtype_is_float(x->dtype))
-        x = xf = em_to_dtype(x, em__default_float());
-    em_tensor *m = em_amax(x, 1, &dim, true);
-    em_tensor *z = em_sub(x, m);
-    em_tensor *e = em_exp(z);
-    em_tensor *s = em_sum(e, 1, &dim, true);
-    em_tensor *l = em_log(s);
-    em_tensor *r = em_sub(z, l);
-    em_release(xf);
-    em_release(m);
-    em_release(z);
-    em_release(e);
-    em_release(s);
+    shifted sh = shift_exp_sum(in[0], (int)attrs[0].i);
+    em_tensor *l = em_log(sh.s);
+    em_tensor *r = em_sub(sh.z, l);
     em_release(l);
+    shifted_release(&sh);
     return r;
 }
 

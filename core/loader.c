@@ -168,24 +168,18 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Loads every *.so in dir, in name order so the load order is the same on every machine. */
-static void load_dir(const char *dir, bool report_missing)
+/* The sorted names in dir (the caller frees each and the array); NULL when dir cannot be
+ * read. Sorting makes the load order the same on every machine. */
+static char **list_dir(const char *dir, bool (*keep)(const char *name), size_t *count)
 {
     DIR *dp = opendir(dir);
-    if (!dp) {
-        if (report_missing) {
-            em_plugin_rec *r = new_rec(dir);
-            if (r)
-                fail(r, "plugin directory does not exist or cannot be read%s%s", NULL, NULL);
-        }
-        return;
-    }
+    if (!dp)
+        return NULL;
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(dp))) {
-        size_t len = strlen(e->d_name);
-        if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0)
+        if (e->d_name[0] == '.' || !keep(e->d_name))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -194,13 +188,44 @@ static void load_dir(const char *dir, bool report_missing)
                 break;
             names = p;
         }
-        names[n++] = dupstr(e->d_name);
+        if (!(names[n] = dupstr(e->d_name)))
+            break;
+        n++;
     }
     closedir(dp);
     if (n)
         qsort(names, n, sizeof *names, cmp_str);
+    *count = n;
+    return names ? names : calloc(1, sizeof *names);
+}
+
+static bool is_shared_object(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 3 && strcmp(name + len - 3, ".so") == 0;
+}
+
+static bool any_name(const char *name)
+{
+    (void)name;
+    return true;
+}
+
+/* Loads every *.so in dir, in name order. */
+static void load_dir(const char *dir, bool report_missing)
+{
+    size_t n = 0;
+    char **names = list_dir(dir, is_shared_object, &n);
+    if (!names) {
+        if (report_missing) {
+            em_plugin_rec *r = new_rec(dir);
+            if (r)
+                fail(r, "plugin directory does not exist or cannot be read%s%s", NULL, NULL);
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
-        char path[PATH_MAX];
+        char path[PATH_MAX + 512];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         em__loader_load_file(path);
         free(names[i]);
@@ -239,28 +264,9 @@ static void load_build_tree(void)
     for (size_t g = 0; g < 2; g++) {
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s/%s", EMBER_BUILD_ROOT, groups[g]);
-        DIR *dp = opendir(dir);
-        if (!dp)
-            continue;
-        char **names = NULL;
-        size_t n = 0, cap = 0;
-        struct dirent *e;
-        while ((e = readdir(dp))) {
-            if (e->d_name[0] == '.')
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                char **p = realloc(names, cap * sizeof *p);
-                if (!p)
-                    break;
-                names = p;
-            }
-            names[n++] = dupstr(e->d_name);
-        }
-        closedir(dp);
-        if (n)
-            qsort(names, n, sizeof *names, cmp_str);
-        for (size_t i = 0; i < n; i++) {
+        size_t n = 0;
+        char **names = list_dir(dir, any_name, &n);
+        for (size_t i = 0; names && i < n; i++) {
             char sub[PATH_MAX + 512];
             struct stat st;
             snprintf(sub, sizeof sub, "%s/%s", dir, names[i]);

@@ -152,3 +152,76 @@ Test(devices_fallback, cpu_fallback_runs_a_missing_op_and_returns_to_the_device)
     em_release(p);
     em_shutdown();
 }
+
+/* The tutorial's GPU case on the mock device: a tensor copied to the device is not a leaf,
+ * and the gradient lands on the CPU original. */
+Test(devices, a_copied_tensor_is_not_a_leaf_and_the_gradient_lands_on_the_original)
+{
+    float ten = 10, twenty = 20, g = 0;
+    em_tensor *a = em_tensor_from_data(&ten, EM_F32, EM_SHAPE(1), &(em_opts){.requires_grad = true});
+    em_tensor *b = em_tensor_from_data(&twenty, EM_F32, EM_SHAPE(1), &(em_opts){.requires_grad = true});
+    em_tensor *am = em_to(a, dev("mock:0")), *bm = em_to(b, dev("mock:0"));
+    cr_assert_not(em_is_leaf(am));
+    cr_assert_str_eq(em_grad_fn_name(am), "ToCopyBackward0");
+    em_tensor *G = em_add(am, bm);
+    cr_assert_not_null(G, "%s", em_last_error());
+    cr_assert_eq(em_backward(G, NULL, false), EM_OK, "%s", em_last_error());
+    cr_assert_not_null(em_grad(a));
+    cr_assert(em_device_eq(em_device_of(em_grad(a)), dev("cpu")));
+    cr_assert_eq(em_copy_to_host(em_grad(a), &g, sizeof g), EM_OK);
+    cr_assert_float_eq(g, 1.0f, 0);
+    cr_assert_null(em_grad(am), "a non-leaf on the device keeps no grad");
+    em_release(G);
+    em_release(am);
+    em_release(bm);
+    em_release(a);
+    em_release(b);
+}
+
+Test(devices, a_tensor_created_on_the_device_is_a_leaf_there)
+{
+    float ten = 10, g = 0;
+    em_tensor *x = em_tensor_from_data(&ten, EM_F32, EM_SHAPE(1),
+                                       &(em_opts){.device = dev("mock:1"), .requires_grad = true});
+    cr_assert(em_is_leaf(x) && em_requires_grad(x));
+    em_tensor *y = em_add(x, x);
+    cr_assert_eq(em_backward(y, NULL, false), EM_OK, "%s", em_last_error());
+    cr_assert(em_device_eq(em_device_of(em_grad(x)), dev("mock:1")));
+    cr_assert_eq(em_copy_to_host(em_grad(x), &g, sizeof g), EM_OK);
+    cr_assert_float_eq(g, 2.0f, 0);
+    char *s = em_tensor_str(em_grad(x));
+    cr_assert_str_eq(s, "tensor([2.], device='mock:1')");
+    free(s);
+    em_release(y);
+    em_release(x);
+}
+
+/* The tutorial's full GPU example (F = a * b, G = F * 2) on a device whose missing kernels
+ * run through the CPU fallback: a.grad = 40, b.grad = 20, on the CPU originals. */
+Test(devices_fallback, the_tutorial_gpu_case_through_the_fallback)
+{
+    setenv("EMBER_PLUGIN_PATH", MOCK_PLUGIN_DIR, 1);
+    setenv("EMBER_FALLBACK", "cpu", 1);
+    cr_assert_eq(em_init(NULL), EM_OK, "em_init: %s", em_last_error());
+    float ten = 10, twenty = 20, ga = 0, gb = 0;
+    em_tensor *a = em_tensor_from_data(&ten, EM_F32, EM_SHAPE(1), &(em_opts){.requires_grad = true});
+    em_tensor *b = em_tensor_from_data(&twenty, EM_F32, EM_SHAPE(1), &(em_opts){.requires_grad = true});
+    em_tensor *am = em_to(a, dev("mock:0")), *bm = em_to(b, dev("mock:0"));
+    em_tensor *F = em_mul(am, bm);
+    em_tensor *G = em_mul_scalar(F, 2);
+    cr_assert_not_null(G, "%s", em_last_error());
+    cr_assert(em_device_eq(em_device_of(G), dev("mock:0")));
+    cr_assert_eq(em_backward(G, NULL, false), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_copy_to_host(em_grad(a), &ga, sizeof ga), EM_OK);
+    cr_assert_eq(em_copy_to_host(em_grad(b), &gb, sizeof gb), EM_OK);
+    cr_assert_float_eq(ga, 40.0f, 0);
+    cr_assert_float_eq(gb, 20.0f, 0);
+    cr_assert_null(em_grad(am));
+    em_release(G);
+    em_release(F);
+    em_release(am);
+    em_release(bm);
+    em_release(a);
+    em_release(b);
+    em_shutdown();
+}
