@@ -121,6 +121,7 @@ void em__node_release(em_node *n)
         for (int i = 0; i < x->nsaved; i++)
             em_release(x->saved[i]);
         em_release(x->buffer);
+        free(x->all_attrs);
         if (x->owner)
             x->owner->grad_fn = NULL;   /* only reachable when the owner is being freed */
         if (x->leaf) {
@@ -273,8 +274,14 @@ void em__autograd_record(int id, int nin, em_tensor *const *in, const em_attr *a
     int na = op->def.nattrs < EM__NODE_MAX_ATTRS ? op->def.nattrs : EM__NODE_MAX_ATTRS;
     if (attrs && na > 0)
         memcpy(n->attrs, attrs, (size_t)na * sizeof *attrs);
+    if (attrs && op->def.nattrs > EM__NODE_MAX_ATTRS) {
+        n->all_attrs = malloc((size_t)op->def.nattrs * sizeof *attrs);
+        if (!n->all_attrs)
+            goto fail;
+        memcpy(n->all_attrs, attrs, (size_t)op->def.nattrs * sizeof *attrs);
+    }
     unsigned saves = f ? f->saves : 0;
-    for (int i = 0; i < 3 && i < nin; i++)
+    for (int i = 0; i < 8 && i < nin; i++)
         if ((saves & (1u << i)) && save(n, in[i]) < 0)
             goto fail;
     if ((saves & EM__SAVE_OUT) && save(n, out) < 0)

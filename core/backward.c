@@ -497,10 +497,42 @@ const char *em__formula_name(const em__formula *f, int op, int nin, em_tensor *c
     return f->name;
 }
 
+/* Ops from plugins: their backward gets every saved input and the output. */
+static int b_plugin(em_node *n, em_tensor *g, em_tensor **gin)
+{
+    em_op_rec *op = em__op(n->op);
+    if (!op || !op->def.backward)
+        return em_set_error(EM_ERR_STATE, "%s: the op's plugin was unloaded", n->name);
+    em_tensor *in[8];
+    for (int i = 0; i < n->nin; i++) {
+        SAVED(t, i);
+        in[i] = t;
+    }
+    SAVED(out, n->nin);
+    const em_attr *attrs = n->all_attrs ? n->all_attrs : n->attrs;
+    int rc = op->def.backward(n->nin, in, out, attrs, g, gin);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n->nin; i++)
+        if (!n->in[i].needs_grad) {
+            em_release(gin[i]);
+            gin[i] = NULL;
+        }
+    return check(gin, n->nin, n);
+}
+
 const em__formula *em__formula_for(int op)
 {
+    static _Thread_local em__formula plugin;
     if (op >= 0 && op < EM__OP_BUILTIN_COUNT)
         return builtin[op].fn ? &builtin[op] : NULL;
+    em_op_rec *rec = em__op(op);
+    if (rec && rec->def.backward) {
+        plugin.name = rec->grad_name;
+        plugin.fn = b_plugin;
+        plugin.saves = EM__SAVE_ALL_IN | EM__SAVE_OUT;
+        return &plugin;
+    }
     if (op == em__op_mean)
         return &f_mean;
     if (op == em__op_softmax)

@@ -61,6 +61,15 @@ int em_register_op(em_registry *reg, const em_op_def *def)
     memcpy(&r->def, def, n);
     memcpy(r->name, def->name, len + 1);
     r->def.name = r->name;
+    if (r->def.backward) {
+        if (r->def.backward_name)
+            snprintf(r->grad_name, sizeof r->grad_name, "%s", r->def.backward_name);
+        else
+            snprintf(r->grad_name, sizeof r->grad_name, "%c%sBackward0",
+                     r->name[0] >= 'a' && r->name[0] <= 'z' ? r->name[0] - 'a' + 'A' : r->name[0],
+                     r->name + 1);
+        r->def.backward_name = r->grad_name;
+    }
     r->id = nops;
     r->owner = reg ? reg->rec : NULL;
     if (reg)
@@ -106,6 +115,7 @@ void em__dispatch_forget(em_plugin_rec *rec)
                 memset(&ops[i]->kernels[b], 0, sizeof ops[i]->kernels[b]);
         if (ops[i]->owner == rec) {
             ops[i]->def.composite = NULL;
+            ops[i]->def.backward = NULL;
             ops[i]->def.infer = NULL;
             ops[i]->def.flags = EM_OP_SAME_AS_INPUT;
             snprintf(ops[i]->name, sizeof ops[i]->name, "<unloaded:%d>", i);

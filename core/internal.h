@@ -135,6 +135,7 @@ typedef struct em_op_rec {
     struct em_plugin_rec *owner;
     em_kernel_rec kernels[EM__MAX_BACKENDS];
     atomic_bool fallback_warned;
+    char grad_name[80];               /* plugin ops with a backward: "SoftplusBackward0" */
 } em_op_rec;
 
 em_op_rec *em__op(int id);
@@ -281,7 +282,8 @@ enum {
     EM__SAVE_IN0 = 1u << 0,
     EM__SAVE_IN1 = 1u << 1,
     EM__SAVE_IN2 = 1u << 2,
-    EM__SAVE_OUT = 1u << 3,
+    EM__SAVE_ALL_IN = 0xffu,     /* every input (ops from plugins) */
+    EM__SAVE_OUT = 1u << 8,
 };
 
 typedef struct em__formula {
@@ -299,7 +301,7 @@ typedef struct em_node_input {
     int64_t shape[EM_MAX_DIMS];
 } em_node_input;
 
-#define EM__NODE_MAX_SAVED 4
+#define EM__NODE_MAX_SAVED 9
 #define EM__NODE_MAX_ATTRS 2
 
 struct em_node {
@@ -308,6 +310,7 @@ struct em_node {
     em__backward_fn backward;    /* NULL: AccumulateGrad (leaf) or not differentiable */
     int op;                      /* dispatcher op id, or -1 */
     em_attr attrs[EM__NODE_MAX_ATTRS];
+    em_attr *all_attrs;          /* a copy of every attribute, when the op has more than fit */
     int64_t aux[2 * EM_MAX_DIMS + 2];   /* view parameters (offsets, strides, dims) */
     int nsaved;
     em_tensor *saved[EM__NODE_MAX_SAVED];   /* data-only aliases (no autograd) */

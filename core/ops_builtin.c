@@ -123,6 +123,11 @@ static int infer_linear(int nin, em_tensor *const *in, const em_attr *attrs, em_
 
 int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear;
 
+/* Designated initialisers, so fields appended to em_op_def later start out zero. */
+#define OP(name_, nin_, nattrs_, attrs_, flags_, infer_, composite_)                      \
+    {.struct_size = sizeof(em_op_def), .name = name_, .nin = nin_, .nattrs = nattrs_,      \
+     .attrs = attrs_, .flags = flags_, .infer = infer_, .composite = composite_}
+
 #define SAME EM_OP_SAME_AS_INPUT
 #define BIN (EM_OP_BROADCAST | EM_OP_PROMOTE | EM_OP_SAME_AS_INPUT)
 #define UNARY_F (EM_OP_SAME_AS_INPUT | EM_OP_INT_TO_FLOAT)
@@ -132,39 +137,39 @@ int em__register_builtin_ops(void)
 {
     /* Order matches the EM__OP_* enum. */
     static const em_op_def defs[] = {
-        {sizeof(em_op_def), "copy", 1, 0, NULL, SAME, NULL, NULL},
-        {sizeof(em_op_def), "fill", 0, 1, fill_attrs, SAME, NULL, NULL},
-        {sizeof(em_op_def), "random", 0, 7, random_attrs, SAME, NULL, NULL},
-        {sizeof(em_op_def), "neg", 1, 0, NULL, SAME, NULL, NULL},
-        {sizeof(em_op_def), "abs", 1, 0, NULL, SAME, NULL, NULL},
-        {sizeof(em_op_def), "exp", 1, 0, NULL, UNARY_F, NULL, NULL},
-        {sizeof(em_op_def), "log", 1, 0, NULL, UNARY_F, NULL, NULL},
-        {sizeof(em_op_def), "sqrt", 1, 0, NULL, UNARY_F, NULL, NULL},
-        {sizeof(em_op_def), "sin", 1, 0, NULL, UNARY_F, NULL, NULL},
-        {sizeof(em_op_def), "cos", 1, 0, NULL, UNARY_F, NULL, NULL},
-        {sizeof(em_op_def), "tanh", 1, 0, NULL, UNARY_F, NULL, NULL},
-        {sizeof(em_op_def), "sigmoid", 1, 0, NULL, UNARY_F, NULL, NULL},
-        {sizeof(em_op_def), "relu", 1, 0, NULL, SAME, NULL, NULL},
-        {sizeof(em_op_def), "add", 2, 0, NULL, BIN, NULL, NULL},
-        {sizeof(em_op_def), "sub", 2, 0, NULL, BIN, NULL, NULL},
-        {sizeof(em_op_def), "mul", 2, 0, NULL, BIN, NULL, NULL},
-        {sizeof(em_op_def), "div", 2, 0, NULL, BIN | EM_OP_INT_TO_FLOAT, NULL, NULL},
-        {sizeof(em_op_def), "pow", 2, 0, NULL, BIN, NULL, NULL},
-        {sizeof(em_op_def), "maximum", 2, 0, NULL, BIN, NULL, NULL},
-        {sizeof(em_op_def), "minimum", 2, 0, NULL, BIN, NULL, NULL},
-        {sizeof(em_op_def), "eq", 2, 0, NULL, CMP, NULL, NULL},
-        {sizeof(em_op_def), "ne", 2, 0, NULL, CMP, NULL, NULL},
-        {sizeof(em_op_def), "lt", 2, 0, NULL, CMP, NULL, NULL},
-        {sizeof(em_op_def), "le", 2, 0, NULL, CMP, NULL, NULL},
-        {sizeof(em_op_def), "gt", 2, 0, NULL, CMP, NULL, NULL},
-        {sizeof(em_op_def), "ge", 2, 0, NULL, CMP, NULL, NULL},
-        {sizeof(em_op_def), "where", 3, 0, NULL, EM_OP_BROADCAST | SAME, NULL, NULL},
-        {sizeof(em_op_def), "sum", 1, 2, reduce_attrs, 0, infer_sum, NULL},
-        {sizeof(em_op_def), "amax", 1, 2, reduce_attrs, 0, infer_amax, NULL},
-        {sizeof(em_op_def), "argmax", 1, 2, dim_keep_attrs, 0, infer_argmax, NULL},
-        {sizeof(em_op_def), "matmul", 2, 0, NULL, 0, infer_matmul, NULL},
-        {sizeof(em_op_def), "gather", 2, 1, dim_attrs, 0, infer_gather, NULL},
-        {sizeof(em_op_def), "scatter_add", 3, 1, dim_attrs, SAME, NULL, NULL},
+        OP("copy", 1, 0, NULL, SAME, NULL, NULL),
+        OP("fill", 0, 1, fill_attrs, SAME, NULL, NULL),
+        OP("random", 0, 7, random_attrs, SAME, NULL, NULL),
+        OP("neg", 1, 0, NULL, SAME, NULL, NULL),
+        OP("abs", 1, 0, NULL, SAME, NULL, NULL),
+        OP("exp", 1, 0, NULL, UNARY_F, NULL, NULL),
+        OP("log", 1, 0, NULL, UNARY_F, NULL, NULL),
+        OP("sqrt", 1, 0, NULL, UNARY_F, NULL, NULL),
+        OP("sin", 1, 0, NULL, UNARY_F, NULL, NULL),
+        OP("cos", 1, 0, NULL, UNARY_F, NULL, NULL),
+        OP("tanh", 1, 0, NULL, UNARY_F, NULL, NULL),
+        OP("sigmoid", 1, 0, NULL, UNARY_F, NULL, NULL),
+        OP("relu", 1, 0, NULL, SAME, NULL, NULL),
+        OP("add", 2, 0, NULL, BIN, NULL, NULL),
+        OP("sub", 2, 0, NULL, BIN, NULL, NULL),
+        OP("mul", 2, 0, NULL, BIN, NULL, NULL),
+        OP("div", 2, 0, NULL, BIN | EM_OP_INT_TO_FLOAT, NULL, NULL),
+        OP("pow", 2, 0, NULL, BIN, NULL, NULL),
+        OP("maximum", 2, 0, NULL, BIN, NULL, NULL),
+        OP("minimum", 2, 0, NULL, BIN, NULL, NULL),
+        OP("eq", 2, 0, NULL, CMP, NULL, NULL),
+        OP("ne", 2, 0, NULL, CMP, NULL, NULL),
+        OP("lt", 2, 0, NULL, CMP, NULL, NULL),
+        OP("le", 2, 0, NULL, CMP, NULL, NULL),
+        OP("gt", 2, 0, NULL, CMP, NULL, NULL),
+        OP("ge", 2, 0, NULL, CMP, NULL, NULL),
+        OP("where", 3, 0, NULL, EM_OP_BROADCAST | SAME, NULL, NULL),
+        OP("sum", 1, 2, reduce_attrs, 0, infer_sum, NULL),
+        OP("amax", 1, 2, reduce_attrs, 0, infer_amax, NULL),
+        OP("argmax", 1, 2, dim_keep_attrs, 0, infer_argmax, NULL),
+        OP("matmul", 2, 0, NULL, 0, infer_matmul, NULL),
+        OP("gather", 2, 1, dim_attrs, 0, infer_gather, NULL),
+        OP("scatter_add", 3, 1, dim_attrs, SAME, NULL, NULL),
     };
     _Static_assert(sizeof defs / sizeof defs[0] == EM__OP_BUILTIN_COUNT, "builtin op table");
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
@@ -174,12 +179,12 @@ int em__register_builtin_ops(void)
         EM_ASSERT(id == (int)i);
     }
     static const em_op_def composites[] = {
-        {sizeof(em_op_def), "mean", 1, 2, reduce_attrs, EM_OP_INT_TO_FLOAT, infer_mean,
-         em__composite_mean},
-        {sizeof(em_op_def), "softmax", 1, 1, dim_attrs, UNARY_F, NULL, em__composite_softmax},
-        {sizeof(em_op_def), "log_softmax", 1, 1, dim_attrs, UNARY_F, NULL,
-         em__composite_log_softmax},
-        {sizeof(em_op_def), "linear", 3, 0, NULL, 0, infer_linear, em__composite_linear},
+        OP("mean", 1, 2, reduce_attrs, EM_OP_INT_TO_FLOAT, infer_mean,
+         em__composite_mean),
+        OP("softmax", 1, 1, dim_attrs, UNARY_F, NULL, em__composite_softmax),
+        OP("log_softmax", 1, 1, dim_attrs, UNARY_F, NULL,
+         em__composite_log_softmax),
+        OP("linear", 3, 0, NULL, 0, infer_linear, em__composite_linear),
     };
     int *ids[] = {&em__op_mean, &em__op_softmax, &em__op_log_softmax, &em__op_linear};
     for (size_t i = 0; i < sizeof composites / sizeof composites[0]; i++)

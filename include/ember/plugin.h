@@ -171,6 +171,15 @@ enum {
 
 typedef int (*em_infer_fn)(int nin, em_tensor *const *in, const em_attr *attrs,
                            em_out_desc *out);
+/* An op's backward, written in ops (so it runs on every backend; grad mode is off while it
+ * runs). It gets the op's inputs and output as they were in the forward pass (the core saves
+ * them and refuses to run if they were modified in place since), the attributes and the
+ * gradient of the output, and stores a new tensor in grad_inputs[i] for each differentiable
+ * input (NULL for the others). Gradients may have a broadcast shape or another float dtype:
+ * the core sums them to the input's shape and casts them. Returns EM_OK or a negative status
+ * after em_set_error(). */
+typedef int (*em_backward_fn)(int nin, em_tensor *const *inputs, em_tensor *output,
+                              const em_attr *attrs, em_tensor *grad, em_tensor **grad_inputs);
 /* A composite: the op written in other ops, used where a backend has no kernel. Returns a
  * new tensor or NULL with the error set. */
 typedef em_tensor *(*em_composite_fn)(int nin, em_tensor *const *in, const em_attr *attrs);
@@ -184,6 +193,11 @@ typedef struct em_op_def {
     unsigned flags;             /* EM_OP_* */
     em_infer_fn infer;          /* may be NULL with EM_OP_SAME_AS_INPUT */
     em_composite_fn composite;  /* optional */
+    /* optional: without it, using the op on a tensor that requires grad records a node whose
+     * backward fails with "op 'x' has no backward formula". */
+    em_backward_fn backward;
+    const char *backward_name;  /* optional: the node's name; default "<Name>Backward0" with
+                                   the op name's first letter upper-cased */
 } em_op_def;
 
 /* Registers an op (the definition is copied). Returns its interned id (>= 0). */

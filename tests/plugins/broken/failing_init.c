@@ -29,8 +29,8 @@ static const em_backend_ops ops = {
     .device_info = info, .alloc = alloc, .free = dealloc, .memory_stats = stats,
     .copy_from_host = h2d, .copy_to_host = d2h};
 
-static const em_op_def op = {sizeof(em_op_def), "broken_op", 1, 0, NULL, EM_OP_SAME_AS_INPUT,
-                             NULL, NULL};
+static const em_op_def op = {.struct_size = sizeof(em_op_def), .name = "broken_op", .nin = 1,
+                             .flags = EM_OP_SAME_AS_INPUT};
 
 static int init(em_registry *reg)
 {
