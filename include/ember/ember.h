@@ -10,5 +10,6 @@
 #include "tensor.h"
 #include "ops.h"
 #include "autograd.h"
+#include "spec.h"
 
 #endif
