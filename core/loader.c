@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "module_internal.h"
 
 #ifndef EMBER_PLUGIN_DIR
 #define EMBER_PLUGIN_DIR "/usr/local/lib/ember/plugins"
@@ -153,6 +154,8 @@ int em__loader_load_file(const char *path)
         fail(r, "init failed: %s%s", why[0] ? why : "(no message)", NULL);
         em__dispatch_forget(r);
         em__registry_forget(r);
+        em__module_types_forget(r);
+        em__optim_types_forget(r);
         r->handle = NULL;
         r->desc = NULL;
         dlclose(h);

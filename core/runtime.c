@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "module_internal.h"
 
 static bool initialized;
 
@@ -151,6 +152,8 @@ static void teardown(void)
     if (live)
         em__registry_shutdown();
     em__dispatch_free();
+    em__module_types_free();
+    em__optim_types_free();
     em__config_free();
     initialized = false;
 }

@@ -12,6 +12,7 @@
 
 #include "ember/spec.h"
 #include "internal.h"
+#include "module_internal.h"
 
 #define MAX_DEPTH 64
 
@@ -432,6 +433,20 @@ static size_t edit_distance(const char *a, const char *b)
             d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
         }
     return d[la][lb];
+}
+
+const char *em__closest_name(const char *name, const char *const *names, int n)
+{
+    const char *best = NULL;
+    size_t bd = 99, limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
+    for (int i = 0; i < n; i++) {
+        size_t d = edit_distance(name, names[i]);
+        if (d < bd) {
+            bd = d;
+            best = names[i];
+        }
+    }
+    return bd <= limit ? best : NULL;
 }
 
 static const char *kind_name(em_param_kind k)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "module_internal.h"
 
 
 /* Byte copy of a contiguous tensor's data between devices, through the cheapest path the
@@ -48,6 +49,24 @@ static em_tensor *to_device_raw(em_tensor *t, em_device d)
     }
     em_release(c);
     return r;
+}
+
+int em__tensor_move(em_tensor *t, em_device d)
+{
+    if (em_device_eq(d, em__tensor_device(t)))
+        return EM_OK;
+    em_tensor *c = to_device_raw(t, d);
+    if (!c)
+        return em_last_status();
+    /* t takes c's storage and layout; c's header dies with its reference to nothing else */
+    em_storage *old = t->storage;
+    t->storage = c->storage;
+    em__storage_retain(c->storage);
+    t->offset = c->offset;
+    memcpy(t->strides, c->strides, sizeof t->strides);
+    em__storage_release(old);
+    em_release(c);
+    return EM_OK;
 }
 
 /* Writes src (broadcast to dst's shape, cast, from any device) into dst's memory. Returns

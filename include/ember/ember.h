@@ -11,5 +11,6 @@
 #include "ops.h"
 #include "autograd.h"
 #include "spec.h"
+#include "module.h"
 
 #endif

@@ -16,8 +16,10 @@
 #ifndef EMBER_PLUGIN_H
 #define EMBER_PLUGIN_H
 
+#include "module.h"
 #include "numeric.h"
 #include "runtime.h"
+#include "spec.h"
 #include "tensor.h"
 #include "types.h"
 
@@ -253,6 +255,84 @@ enum {
  * registration for the same op and backend replaces an earlier one (fused overrides). */
 EM_API int em_register_kernel(em_registry *reg, const char *backend, const char *op,
                               em_kernel_fn fn, unsigned flags, uint32_t dtypes);
+
+/* ---- module types (layers and losses) ------------------------------------------------------- */
+
+
+/* A module type. The core allocates the module with state_size zeroed bytes of private state
+ * (em_module_state), binds the spec's arguments against `params`, calls init, and frees the
+ * state after destroy. Parameters, buffers and children are registered with the functions
+ * below and owned by the core from then on. */
+typedef struct em_module_ops {
+    size_t struct_size;
+    const char *name;                  /* "Linear": the spec name */
+    int nparams;
+    const em_param_decl *params;
+    size_t state_size;
+    int ninputs;                       /* 1 for layers, 2 for losses (output, target) */
+    /* Creates parameters, buffers and children from the bound arguments. */
+    int (*init)(em_module *m, const em_args *args);
+    /* Returns a new tensor (or NULL after em_set_error). Written in ops: autograd records it. */
+    em_tensor *(*forward)(em_module *m, int nin, em_tensor *const *in);
+    void (*destroy)(em_module *m);     /* optional: release what the state holds */
+} em_module_ops;
+
+EM_API int em_register_module(em_registry *reg, const em_module_ops *ops);
+
+/* For module implementations. Names are local ("weight"); the core prefixes children's names
+ * ("0.weight"). add_parameter makes t a leaf that requires grad (floating dtypes) and takes a
+ * reference; add_buffer takes a reference; both return EM_OK or a negative status. */
+EM_API void *em_module_state(em_module *m);
+EM_API const em_args *em_module_args(const em_module *m);
+EM_API int em_module_add_parameter(em_module *m, const char *name, em_tensor *t);
+EM_API int em_module_add_buffer(em_module *m, const char *name, em_tensor *t);
+EM_API em_tensor *em_module_parameter(const em_module *m, const char *name);   /* borrowed */
+EM_API em_tensor *em_module_buffer(const em_module *m, const char *name);      /* borrowed */
+/* Builds a child from a spec and adds it under `name` ("0", "1" in a Sequential). Returns the
+ * child (borrowed) or NULL. */
+EM_API em_module *em_module_add_child(em_module *m, const char *name, const em_spec *spec);
+EM_API int em_module_child_count(const em_module *m);
+EM_API em_module *em_module_child(const em_module *m, int i);                  /* borrowed */
+EM_API const char *em_module_child_name(const em_module *m, int i);            /* borrowed */
+
+/* ---- optimizer and scheduler types ----------------------------------------------------------- */
+
+typedef struct em_optimizer_ops {
+    size_t struct_size;
+    const char *name;                  /* "SGD" */
+    int nparams;                       /* must declare a float "lr" */
+    const em_param_decl *params;
+    size_t state_size;
+    int (*init)(em_optimizer *o, const em_args *args);
+    /* One update of every parameter with a grad; the core runs it with grad mode off. */
+    int (*step)(em_optimizer *o);
+    void (*destroy)(em_optimizer *o);  /* optional */
+} em_optimizer_ops;
+
+EM_API int em_register_optimizer(em_registry *reg, const em_optimizer_ops *ops);
+
+EM_API void *em_optimizer_state(em_optimizer *o);
+EM_API const em_args *em_optimizer_args(const em_optimizer *o);
+EM_API int em_optimizer_param_count(const em_optimizer *o);
+EM_API em_tensor *em_optimizer_param(const em_optimizer *o, int i);            /* borrowed */
+/* Per-parameter state tensors ("momentum_buffer", "exp_avg"): saved in checkpoints and moved
+ * with the module by em_module_to. get returns NULL when unset; set takes a reference. */
+EM_API em_tensor *em_optimizer_slot(const em_optimizer *o, int i, const char *slot);
+EM_API int em_optimizer_set_slot(em_optimizer *o, int i, const char *slot, em_tensor *t);
+/* The optimizer's step counter (incremented by the core after each successful step). */
+EM_API int64_t em_optimizer_steps(const em_optimizer *o);
+
+typedef struct em_scheduler_ops {
+    size_t struct_size;
+    const char *name;                  /* "StepLR" */
+    int nparams;
+    const em_param_decl *params;
+    /* The learning rate for `epoch` (0 = at construction) given the optimizer's initial lr,
+     * in closed form, as the torch.optim.lr_scheduler formulas define it. */
+    double (*lr_at)(const em_args *args, double base_lr, int epoch);
+} em_scheduler_ops;
+
+EM_API int em_register_scheduler(em_registry *reg, const em_scheduler_ops *ops);
 
 /* ---- helpers for kernels ------------------------------------------------- */
 

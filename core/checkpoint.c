@@ -1,0 +1,447 @@
+/* core/checkpoint.c - safetensors files for modules and optimizers.
+ *
+ * Format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length,
+ * a JSON header {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
+ * "__metadata__": {...}}, then the tensors' bytes. The header is parsed with jansson. Loading
+ * checks every key, dtype, shape and offset before writing anything, so a bad file leaves the
+ * module as it was; writing goes to a temporary file that is fsync'ed and renamed over the
+ * target, so a crash never leaves half a checkpoint.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "module_internal.h"
+
+static const struct {
+    em_dtype dt;
+    const char *name;
+} st_dtypes[] = {{EM_F32, "F32"}, {EM_F64, "F64"}, {EM_F16, "F16"}, {EM_BF16, "BF16"},
+                 {EM_I64, "I64"}, {EM_I32, "I32"}, {EM_U8, "U8"},   {EM_BOOL, "BOOL"}};
+
+static const char *st_name(em_dtype dt)
+{
+    for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
+        if (st_dtypes[i].dt == dt)
+            return st_dtypes[i].name;
+    return NULL;
+}
+
+static em_dtype st_dtype(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
+        if (!strcmp(st_dtypes[i].name, name))
+            return st_dtypes[i].dt;
+    return EM_DTYPE_UNSPEC;
+}
+
+/* ---- writing ---------------------------------------------------------------------------------- */
+
+typedef struct item {
+    const char *name;
+    em_tensor *t;
+} item;
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int save_items(const char *path, const item *items, int n, json_t *metadata)
+{
+    json_t *hdr = json_object();
+    uint64_t off = 0;
+    for (int i = 0; hdr && i < n; i++) {
+        em_tensor *t = items[i].t;
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++)
+            json_array_append_new(shape, json_integer(t->shape[d]));
+        uint64_t bytes = (uint64_t)t->numel * em_dtype_size(t->dtype);
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", st_name(t->dtype), "shape", shape,
+                              "data_offsets", (json_int_t)off, (json_int_t)(off + bytes));
+        json_object_set_new(hdr, items[i].name, e);
+        off += bytes;
+    }
+    if (metadata)
+        json_object_set(hdr, "__metadata__", metadata);
+    char *text = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(hdr);
+    if (!text)
+        return em_set_error(EM_ERR_NOMEM, "%s: out of memory writing the header", path);
+    /* Pad the header with spaces to 8 bytes, as the reference writer does. */
+    size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
+
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(tmpl);
+    if (fd < 0) {
+        free(text);
+        return em_set_error(EM_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
+                            strerror(errno));
+    }
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    int rc = write_all(fd, len8, 8) || write_all(fd, text, hlen) ||
+             write_all(fd, "        ", padded - hlen);
+    free(text);
+    for (int i = 0; !rc && i < n; i++) {
+        em_tensor *t = items[i].t;
+        size_t bytes = (size_t)t->numel * em_dtype_size(t->dtype);
+        void *buf = malloc(bytes ? bytes : 1);
+        rc = !buf || em_copy_to_host(t, buf, bytes) < 0 || write_all(fd, buf, bytes);
+        free(buf);
+    }
+    if (!rc)
+        rc = fsync(fd);
+    int err = errno;
+    if (close(fd) && !rc) {
+        rc = -1;
+        err = errno;
+    }
+    if (rc || rename(tmpl, path)) {
+        err = rc ? err : errno;
+        unlink(tmpl);
+        return em_set_error(EM_ERR_IO, "%s: write failed: %s", path, strerror(err));
+    }
+    /* make the rename itself durable */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return EM_OK;
+}
+
+int em_module_save(const em_module *m, const char *path)
+{
+    if (!m || !path)
+        return em__null_arg("em_module_save", m ? "path" : "module");
+    int n = em_module_state_count(m);
+    item *items = calloc((size_t)(n ? n : 1), sizeof *items);
+    if (!items)
+        return em_set_error(EM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        items[i] = (item){em_module_state_name(m, i), em_module_state_tensor(m, i)};
+    char *spec = em_module_str(m);
+    json_t *meta = json_pack("{s:s, s:s}", "format", "pt", "ember_module", spec ? spec : "");
+    free(spec);
+    int rc = save_items(path, items, n, meta);
+    json_decref(meta);
+    free(items);
+    return rc;
+}
+
+/* ---- reading ---------------------------------------------------------------------------------- */
+
+typedef struct stfile {
+    const char *path;
+    uint8_t *bytes;          /* the whole file */
+    size_t size;
+    json_t *hdr;
+    const uint8_t *data;     /* start of the data section */
+    size_t data_size;
+} stfile;
+
+static void st_close(stfile *f)
+{
+    json_decref(f->hdr);
+    free(f->bytes);
+}
+
+static int st_open(stfile *f, const char *path)
+{
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return em_set_error(EM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) || st.st_size < 8) {
+        fclose(fp);
+        return em_set_error(EM_ERR_IO, "%s: not a safetensors file (%lld bytes; truncated?)",
+                            path, (long long)st.st_size);
+    }
+    f->size = (size_t)st.st_size;
+    f->bytes = malloc(f->size);
+    size_t got = f->bytes ? fread(f->bytes, 1, f->size, fp) : 0;
+    fclose(fp);
+    if (got != f->size) {
+        st_close(f);
+        return em_set_error(EM_ERR_IO, "%s: read failed", path);
+    }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | f->bytes[i];
+    if (hlen > f->size - 8 || hlen > 100u << 20) {
+        st_close(f);
+        return em_set_error(EM_ERR_IO, "%s: header length %llu does not fit a %zu-byte file "
+                                       "(truncated or not safetensors)",
+                            path, (unsigned long long)hlen, f->size);
+    }
+    json_error_t je;
+    f->hdr = json_loadb((const char *)f->bytes + 8, (size_t)hlen, 0, &je);
+    if (!f->hdr || !json_is_object(f->hdr)) {
+        int rc = em_set_error(EM_ERR_IO, "%s: bad header JSON at byte %d: %s", path,
+                              f->hdr ? 8 : (int)je.position + 8,
+                              f->hdr ? "not an object" : je.text);
+        st_close(f);
+        return rc;
+    }
+    f->data = f->bytes + 8 + hlen;
+    f->data_size = f->size - 8 - (size_t)hlen;
+    return EM_OK;
+}
+
+/* Validates entry `name` and describes it; errors name the key. */
+static int st_entry(const stfile *f, const char *name, em_dtype *dt, int *ndim, int64_t *shape,
+                    const uint8_t **data)
+{
+    json_t *e = json_object_get(f->hdr, name);
+    if (!e)
+        return em_set_error(EM_ERR_IO, "%s: missing key '%s'", f->path, name);
+    json_t *jd = json_object_get(e, "dtype"), *js = json_object_get(e, "shape");
+    json_t *jo = json_object_get(e, "data_offsets");
+    *dt = st_dtype(json_string_value(jd));
+    if (*dt == EM_DTYPE_UNSPEC)
+        return em_set_error(EM_ERR_IO, "%s: key '%s': unsupported dtype '%s'", f->path, name,
+                            json_is_string(jd) ? json_string_value(jd) : "?");
+    if (!json_is_array(js) || json_array_size(js) > EM_MAX_DIMS || !json_is_array(jo) ||
+        json_array_size(jo) != 2)
+        return em_set_error(EM_ERR_IO, "%s: key '%s': malformed shape or data_offsets", f->path,
+                            name);
+    *ndim = (int)json_array_size(js);
+    uint64_t n = 1;
+    for (int d = 0; d < *ndim; d++) {
+        json_t *v = json_array_get(js, (size_t)d);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1LL << 40))
+            return em_set_error(EM_ERR_IO, "%s: key '%s': bad shape", f->path, name);
+        shape[d] = json_integer_value(v);
+        n *= (uint64_t)shape[d];
+    }
+    json_t *b = json_array_get(jo, 0), *en = json_array_get(jo, 1);
+    if (!json_is_integer(b) || !json_is_integer(en))
+        return em_set_error(EM_ERR_IO, "%s: key '%s': bad data_offsets", f->path, name);
+    uint64_t begin = (uint64_t)json_integer_value(b), end = (uint64_t)json_integer_value(en);
+    if (end < begin || end > f->data_size || end - begin != n * em_dtype_size(*dt))
+        return em_set_error(EM_ERR_IO,
+                            "%s: key '%s': data_offsets [%llu, %llu] do not fit %llu elements "
+                            "of %s in %zu data bytes (truncated or corrupted?)",
+                            f->path, name, (unsigned long long)begin, (unsigned long long)end,
+                            (unsigned long long)n, em_dtype_name(*dt), f->data_size);
+    *data = f->data + begin;
+    return EM_OK;
+}
+
+/* Builds a host tensor over the file's bytes for key `name`, shaped and typed as it is. */
+static em_tensor *st_tensor(const stfile *f, const char *name)
+{
+    em_dtype dt;
+    int nd;
+    int64_t shape[EM_MAX_DIMS];
+    const uint8_t *data;
+    if (st_entry(f, name, &dt, &nd, shape, &data) < 0)
+        return NULL;
+    return em_tensor_from_data(data, dt, nd, shape, NULL);
+}
+
+static bool same_shape(const em_tensor *t, int nd, const int64_t *shape)
+{
+    return t->ndim == nd && !memcmp(t->shape, shape, (size_t)nd * sizeof *shape);
+}
+
+int em_module_load(em_module *m, const char *path)
+{
+    if (!m || !path)
+        return em__null_arg("em_module_load", m ? "path" : "module");
+    stfile f;
+    int rc = st_open(&f, path);
+    if (rc < 0)
+        return rc;
+    int n = em_module_state_count(m);
+    char b1[160], b2[160];
+    /* 1. every key of the module is in the file, with a compatible dtype and the same shape */
+    for (int i = 0; i < n && rc == EM_OK; i++) {
+        const char *name = em_module_state_name(m, i);
+        em_tensor *t = em_module_state_tensor(m, i);
+        em_dtype dt;
+        int nd;
+        int64_t shape[EM_MAX_DIMS];
+        const uint8_t *data;
+        if ((rc = st_entry(&f, name, &dt, &nd, shape, &data)) < 0)
+            break;
+        if (!same_shape(t, nd, shape))
+            rc = em_set_error(EM_ERR_INVALID,
+                              "%s: key '%s' has shape %s in the file but %s in the module "
+                              "(a checkpoint of another architecture?)",
+                              path, name, em__shape_str(nd, shape, b1, sizeof b1),
+                              em__shape_str(t->ndim, t->shape, b2, sizeof b2));
+        else if (dt != t->dtype && !(em_dtype_is_float(dt) && em_dtype_is_float(t->dtype)))
+            rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' is %s in the file but %s in the "
+                                              "module",
+                              path, name, em_dtype_name(dt), em_dtype_name(t->dtype));
+    }
+    /* 2. the file holds nothing the module lacks */
+    const char *key;
+    json_t *val;
+    json_object_foreach(f.hdr, key, val)
+    {
+        (void)val;
+        if (rc < 0 || !strcmp(key, "__metadata__"))
+            continue;
+        bool known = false;
+        for (int i = 0; i < n && !known; i++)
+            known = !strcmp(em_module_state_name(m, i), key);
+        if (!known)
+            rc = em_set_error(EM_ERR_INVALID,
+                              "%s: unexpected key '%s' (the module is %s; a checkpoint of "
+                              "another architecture?)",
+                              path, key, em_module_type(m));
+    }
+    /* 3. only now write, without recording */
+    bool prev = em_set_grad_enabled(false);
+    for (int i = 0; i < n && rc == EM_OK; i++) {
+        em_tensor *src = st_tensor(&f, em_module_state_name(m, i));
+        em_tensor *r = src ? em_copy_(em_module_state_tensor(m, i), src) : NULL;
+        if (!r)
+            rc = em_last_status();
+        em_release(r);
+        em_release(src);
+    }
+    em_set_grad_enabled(prev);
+    st_close(&f);
+    return rc;
+}
+
+/* ---- optimizers --------------------------------------------------------------------------------- */
+
+const char *em__optimizer_param_name(const em_optimizer *o, int i);
+bool em__optimizer_slot_at(const em_optimizer *o, int i, int k, const char **name,
+                           em_tensor **t);
+void em__optimizer_set_steps(em_optimizer *o, int64_t steps);
+
+/* Keys: "state.<param name>.<slot>"; the step count and the lr go into the metadata. */
+int em_optimizer_save(const em_optimizer *o, const char *path)
+{
+    if (!o || !path)
+        return em__null_arg("em_optimizer_save", o ? "path" : "optimizer");
+    int cap = em_optimizer_param_count(o) * 4 + 1, n = 0;
+    item *items = calloc((size_t)cap, sizeof *items);
+    char (*names)[300] = calloc((size_t)cap, sizeof *names);
+    if (!items || !names) {
+        free(items);
+        free(names);
+        return em_set_error(EM_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < em_optimizer_param_count(o); i++) {
+        const char *slot;
+        em_tensor *t;
+        for (int k = 0; em__optimizer_slot_at(o, i, k, &slot, &t); k++) {
+            snprintf(names[n], sizeof names[n], "state.%s.%s", em__optimizer_param_name(o, i), slot);
+            items[n].name = names[n];
+            items[n++].t = t;
+        }
+    }
+    char steps[32], lr[40];
+    snprintf(steps, sizeof steps, "%lld", (long long)em_optimizer_steps(o));
+    snprintf(lr, sizeof lr, "%.17g", em_optimizer_lr(o));
+    char *spec = em_optimizer_str(o);
+    json_t *meta = json_pack("{s:s, s:s, s:s}", "ember_optimizer", spec ? spec : "", "steps",
+                             steps, "lr", lr);
+    free(spec);
+    int rc = save_items(path, items, n, meta);
+    json_decref(meta);
+    free(items);
+    free(names);
+    return rc;
+}
+
+int em_optimizer_load(em_optimizer *o, const char *path)
+{
+    if (!o || !path)
+        return em__null_arg("em_optimizer_load", o ? "path" : "optimizer");
+    stfile f;
+    int rc = st_open(&f, path);
+    if (rc < 0)
+        return rc;
+    json_t *meta = json_object_get(f.hdr, "__metadata__");
+    const char *steps = json_string_value(json_object_get(meta, "steps"));
+    const char *lr = json_string_value(json_object_get(meta, "lr"));
+    if (!steps || !lr)
+        rc = em_set_error(EM_ERR_IO, "%s: not an Ember optimizer checkpoint (no steps/lr "
+                                     "metadata)",
+                          path);
+    /* Validate every entry against the parameters first. */
+    const char *key;
+    json_t *val;
+    json_object_foreach(f.hdr, key, val)
+    {
+        (void)val;
+        if (rc < 0 || !strcmp(key, "__metadata__"))
+            continue;
+        int found = -1;
+        for (int i = 0; i < em_optimizer_param_count(o) && found < 0; i++) {
+            const char *pn = em__optimizer_param_name(o, i);
+            size_t l = strlen(pn);
+            if (!strncmp(key, "state.", 6) && !strncmp(key + 6, pn, l) && key[6 + l] == '.')
+                found = i;
+        }
+        em_dtype dt;
+        int nd;
+        int64_t shape[EM_MAX_DIMS];
+        const uint8_t *data;
+        if (found < 0)
+            rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' matches no parameter of the optimizer",
+                              path, key);
+        else if ((rc = st_entry(&f, key, &dt, &nd, shape, &data)) == EM_OK &&
+                 !same_shape(em_optimizer_param(o, found), nd, shape))
+            rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' does not have its parameter's shape",
+                              path, key);
+    }
+    /* Then install the state on the parameters' devices. */
+    json_object_foreach(f.hdr, key, val)
+    {
+        (void)val;
+        if (rc < 0 || !strcmp(key, "__metadata__"))
+            continue;
+        for (int i = 0; i < em_optimizer_param_count(o); i++) {
+            const char *pn = em__optimizer_param_name(o, i);
+            size_t l = strlen(pn);
+            if (strncmp(key + 6, pn, l) || key[6 + l] != '.')
+                continue;
+            em_tensor *p = em_optimizer_param(o, i);
+            em_tensor *h = st_tensor(&f, key);
+            em_tensor *d = h ? em_to(h, em_device_of(p)) : NULL;
+            em_tensor *c = d ? em_to_dtype(d, em_dtype_of(p)) : NULL;
+            rc = c ? em_optimizer_set_slot(o, i, key + 7 + l, c) : em_last_status();
+            em_release(h);
+            em_release(d);
+            em_release(c);
+            break;
+        }
+    }
+    if (rc == EM_OK) {
+        em__optimizer_set_steps(o, strtoll(steps, NULL, 10));
+        em_optimizer_set_lr(o, strtod(lr, NULL));
+    }
+    st_close(&f);
+    return rc;
+}

@@ -1,0 +1,393 @@
+/* core/optim.c - optimizer and scheduler types: registry, construction from specs, the
+ * parameter list and per-parameter state slots, zero_grad/step, learning-rate scheduling.
+ *
+ * The update rules themselves (SGD, Adam, ...) live in plugins/optim. The core keeps their
+ * state so that em_module_to moves it and checkpoints save it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "module_internal.h"
+
+#define MAX_SLOTS 4
+
+typedef struct slot {
+    char name[32];
+    em_tensor *t;
+} slot;
+
+struct em_optimizer {
+    const em_optimizer_ops *ops;
+    em_spec *spec;
+    em_args *args;
+    void *state;
+    bool initialised;
+    em_module *module;        /* weak; NULL once the module is freed */
+    int nparams;
+    em_tensor **params;       /* retained */
+    char **names;             /* the parameters' state_dict names, for checkpoints */
+    slot (*slots)[MAX_SLOTS]; /* per parameter */
+    double lr;
+    int64_t steps;
+};
+
+struct em_scheduler {
+    const em_scheduler_ops *ops;
+    em_spec *spec;
+    em_args *args;
+    em_optimizer *opt;
+    double base_lr;
+    int epoch;
+};
+
+/* ---- registries ----------------------------------------------------------------------------- */
+
+typedef struct {
+    const void *ops;
+    const char *name;
+    em_plugin_rec *owner;
+    bool scheduler;
+} type_rec;
+
+static type_rec *types;
+static int ntypes;
+
+static int register_type(em_registry *reg, const void *ops, const char *name, bool scheduler)
+{
+    for (int i = 0; i < ntypes; i++)
+        if (!strcmp(types[i].name, name))
+            return em_set_error(EM_ERR_INVALID, "%s type '%s' is already registered by %s",
+                                scheduler ? "scheduler" : "optimizer", name,
+                                types[i].owner ? types[i].owner->path : "the core");
+    type_rec *t = realloc(types, (size_t)(ntypes + 1) * sizeof *t);
+    if (!t)
+        return em_set_error(EM_ERR_NOMEM, "out of memory");
+    types = t;
+    types[ntypes++] = (type_rec){ops, name, reg ? reg->rec : NULL, scheduler};
+    return EM_OK;
+}
+
+int em_register_optimizer(em_registry *reg, const em_optimizer_ops *ops)
+{
+    if (!ops || ops->struct_size < offsetof(em_optimizer_ops, destroy) || !ops->name ||
+        !ops->init || !ops->step)
+        return em_set_error(EM_ERR_INVALID, "em_register_optimizer: incomplete optimizer type");
+    bool has_lr = false;
+    for (int i = 0; i < ops->nparams; i++)
+        has_lr |= !strcmp(ops->params[i].name, "lr") && ops->params[i].kind == EM_PARAM_FLOAT;
+    if (!has_lr)
+        return em_set_error(EM_ERR_INVALID, "em_register_optimizer: '%s' must declare a float "
+                                            "'lr' parameter",
+                            ops->name);
+    return register_type(reg, ops, ops->name, false);
+}
+
+int em_register_scheduler(em_registry *reg, const em_scheduler_ops *ops)
+{
+    if (!ops || ops->struct_size < sizeof *ops || !ops->name || !ops->lr_at)
+        return em_set_error(EM_ERR_INVALID, "em_register_scheduler: incomplete scheduler type");
+    return register_type(reg, ops, ops->name, true);
+}
+
+void em__optim_types_forget(em_plugin_rec *rec)
+{
+    int k = 0;
+    for (int i = 0; i < ntypes; i++)
+        if (types[i].owner != rec)
+            types[k++] = types[i];
+    ntypes = k;
+}
+
+void em__optim_types_free(void)
+{
+    free(types);
+    types = NULL;
+    ntypes = 0;
+}
+
+static const void *find(const char *name, bool scheduler)
+{
+    const char *names[256];
+    int n = 0;
+    for (int i = 0; i < ntypes; i++) {
+        if (types[i].scheduler != scheduler)
+            continue;
+        if (!strcmp(types[i].name, name))
+            return types[i].ops;
+        if (n < 256)
+            names[n++] = types[i].name;
+    }
+    const char *what = scheduler ? "scheduler" : "optimizer";
+    const char *best = em__closest_name(name, names, n);
+    if (best)
+        em_set_error(EM_ERR_INVALID, "unknown %s '%s'; did you mean '%s'?", what, name, best);
+    else
+        em_set_error(EM_ERR_INVALID, "unknown %s '%s' (is the optim plugin loaded? see `ember "
+                                     "info`)",
+                     what, name);
+    return NULL;
+}
+
+/* ---- optimizers ------------------------------------------------------------------------------ */
+
+em_optimizer *em_optimizer_new(const char *text, em_module *m)
+{
+    if (em__require_init("em_optimizer_new") < 0)
+        return NULL;
+    if (!m)
+        return em__null_arg("em_optimizer_new", "module"), NULL;
+    em_spec *spec = em_spec_parse(text, "optimizer spec");
+    if (!spec)
+        return NULL;
+    const em_optimizer_ops *ops = find(em_spec_name(spec), false);
+    em_optimizer *o = ops ? calloc(1, sizeof *o) : NULL;
+    if (!o) {
+        if (ops)
+            em_set_error(EM_ERR_NOMEM, "out of memory");
+        em_spec_free(spec);
+        return NULL;
+    }
+    o->ops = ops;
+    o->spec = spec;
+    if (!(o->args = em_args_bind(spec, ops->nparams, ops->params)))
+        goto fail;
+    o->lr = em_args_float(o->args, "lr");
+    if (o->lr < 0) {
+        em_set_error(EM_ERR_INVALID, "%s: invalid learning rate %g", ops->name, o->lr);
+        goto fail;
+    }
+    int n = 0;
+    for (int i = 0; i < em_module_param_count(m); i++)
+        n += em_requires_grad(em_module_param(m, i));
+    if (n == 0) {
+        em_set_error(EM_ERR_INVALID, "%s: the module has no parameter that requires grad",
+                     ops->name);
+        goto fail;
+    }
+    o->params = calloc((size_t)n, sizeof *o->params);
+    o->names = calloc((size_t)n, sizeof *o->names);
+    o->slots = calloc((size_t)n, sizeof *o->slots);
+    if (!o->params || !o->names || !o->slots) {
+        em_set_error(EM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < em_module_param_count(m); i++) {
+        em_tensor *p = em_module_param(m, i);
+        if (!em_requires_grad(p))
+            continue;
+        em_retain(p);
+        o->params[o->nparams] = p;
+        if (!(o->names[o->nparams++] = strdup(em_module_param_name(m, i)))) {
+            em_set_error(EM_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    if (ops->state_size && !(o->state = calloc(1, ops->state_size))) {
+        em_set_error(EM_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (ops->init && ops->init(o, o->args) < 0)
+        goto fail;
+    o->initialised = true;
+    if (em__module_attach_optimizer(m, o) < 0)
+        goto fail;
+    o->module = m;
+    return o;
+fail:
+    em_optimizer_free(o);
+    return NULL;
+}
+
+void em_optimizer_free(em_optimizer *o)
+{
+    if (!o)
+        return;
+    if (o->module)
+        em__module_forget_optimizer(o->module, o);
+    if (o->initialised && o->ops->destroy)
+        o->ops->destroy(o);
+    for (int i = 0; i < o->nparams; i++) {
+        em_release(o->params[i]);
+        free(o->names[i]);
+        for (int k = 0; k < MAX_SLOTS; k++)
+            em_release(o->slots[i][k].t);
+    }
+    free(o->params);
+    free(o->names);
+    free(o->slots);
+    free(o->state);
+    em_args_free(o->args);
+    em_spec_free(o->spec);
+    free(o);
+}
+
+void em__optimizer_detach(em_optimizer *o) { o->module = NULL; }
+
+int em__optimizer_move(em_optimizer *o, em_device d)
+{
+    for (int i = 0; i < o->nparams; i++)
+        for (int k = 0; k < MAX_SLOTS; k++)
+            if (o->slots[i][k].t) {
+                int rc = em__tensor_move(o->slots[i][k].t, d);
+                if (rc < 0)
+                    return rc;
+            }
+    return EM_OK;
+}
+
+int em_zero_grad(em_optimizer *o)
+{
+    if (!o)
+        return em__null_arg("zero_grad", "optimizer");
+    for (int i = 0; i < o->nparams; i++)
+        em_grad_clear(o->params[i]);
+    return EM_OK;
+}
+
+int em_step(em_optimizer *o)
+{
+    if (!o)
+        return em__null_arg("step", "optimizer");
+    bool prev = em_set_grad_enabled(false);
+    em__api_depth++;   /* the update's temporaries never enter the caller's scope */
+    int rc = o->ops->step(o);
+    em__api_depth--;
+    em_set_grad_enabled(prev);
+    if (rc == EM_OK)
+        o->steps++;
+    return rc;
+}
+
+double em_optimizer_lr(const em_optimizer *o) { return o ? o->lr : 0.0; }
+
+int em_optimizer_set_lr(em_optimizer *o, double lr)
+{
+    if (!o)
+        return em__null_arg("set_lr", "optimizer");
+    if (!(lr >= 0))
+        return em_set_error(EM_ERR_INVALID, "%s: invalid learning rate %g", o->ops->name, lr);
+    o->lr = lr;
+    return EM_OK;
+}
+
+char *em_optimizer_str(const em_optimizer *o)
+{
+    return o ? em_args_str_repr(o->args, o->ops->name) : NULL;
+}
+
+void *em_optimizer_state(em_optimizer *o) { return o ? o->state : NULL; }
+const em_args *em_optimizer_args(const em_optimizer *o) { return o ? o->args : NULL; }
+int em_optimizer_param_count(const em_optimizer *o) { return o ? o->nparams : 0; }
+int64_t em_optimizer_steps(const em_optimizer *o) { return o ? o->steps : 0; }
+
+em_tensor *em_optimizer_param(const em_optimizer *o, int i)
+{
+    return o && i >= 0 && i < o->nparams ? o->params[i] : NULL;
+}
+
+/* For checkpoints: the name of parameter i. */
+const char *em__optimizer_param_name(const em_optimizer *o, int i);
+const char *em__optimizer_param_name(const em_optimizer *o, int i)
+{
+    return o && i >= 0 && i < o->nparams ? o->names[i] : NULL;
+}
+
+/* For checkpoints: slot k of parameter i (name and tensor), or false past the end. */
+bool em__optimizer_slot_at(const em_optimizer *o, int i, int k, const char **name,
+                           em_tensor **t);
+bool em__optimizer_slot_at(const em_optimizer *o, int i, int k, const char **name,
+                           em_tensor **t)
+{
+    if (!o || i < 0 || i >= o->nparams || k < 0 || k >= MAX_SLOTS || !o->slots[i][k].t)
+        return false;
+    *name = o->slots[i][k].name;
+    *t = o->slots[i][k].t;
+    return true;
+}
+
+void em__optimizer_set_steps(em_optimizer *o, int64_t steps);
+void em__optimizer_set_steps(em_optimizer *o, int64_t steps) { o->steps = steps; }
+
+em_tensor *em_optimizer_slot(const em_optimizer *o, int i, const char *name)
+{
+    if (!o || i < 0 || i >= o->nparams || !name)
+        return NULL;
+    for (int k = 0; k < MAX_SLOTS; k++)
+        if (o->slots[i][k].t && !strcmp(o->slots[i][k].name, name))
+            return o->slots[i][k].t;
+    return NULL;
+}
+
+int em_optimizer_set_slot(em_optimizer *o, int i, const char *name, em_tensor *t)
+{
+    if (!o || i < 0 || i >= o->nparams || !name || !t || strlen(name) >= sizeof o->slots[0][0].name)
+        return em_set_error(EM_ERR_INVALID, "em_optimizer_set_slot: bad arguments");
+    int free_k = -1;
+    for (int k = 0; k < MAX_SLOTS; k++) {
+        if (o->slots[i][k].t && !strcmp(o->slots[i][k].name, name)) {
+            em_retain(t);
+            em_release(o->slots[i][k].t);
+            o->slots[i][k].t = t;
+            return EM_OK;
+        }
+        if (!o->slots[i][k].t && free_k < 0)
+            free_k = k;
+    }
+    if (free_k < 0)
+        return em_set_error(EM_ERR_INVALID, "%s: at most %d state tensors per parameter",
+                            o->ops->name, MAX_SLOTS);
+    em_retain(t);
+    snprintf(o->slots[i][free_k].name, sizeof o->slots[i][free_k].name, "%s", name);
+    o->slots[i][free_k].t = t;
+    return EM_OK;
+}
+
+/* ---- schedulers -------------------------------------------------------------------------------- */
+
+em_scheduler *em_scheduler_new(const char *text, em_optimizer *o)
+{
+    if (em__require_init("em_scheduler_new") < 0)
+        return NULL;
+    if (!o)
+        return em__null_arg("em_scheduler_new", "optimizer"), NULL;
+    em_spec *spec = em_spec_parse(text, "scheduler spec");
+    if (!spec)
+        return NULL;
+    const em_scheduler_ops *ops = find(em_spec_name(spec), true);
+    em_scheduler *s = ops ? calloc(1, sizeof *s) : NULL;
+    if (!s) {
+        em_spec_free(spec);
+        return NULL;
+    }
+    s->ops = ops;
+    s->spec = spec;
+    s->opt = o;
+    s->base_lr = o->lr;
+    if (!(s->args = em_args_bind(spec, ops->nparams, ops->params))) {
+        em_scheduler_free(s);
+        return NULL;
+    }
+    o->lr = ops->lr_at(s->args, s->base_lr, 0);
+    return s;
+}
+
+void em_scheduler_free(em_scheduler *s)
+{
+    if (!s)
+        return;
+    em_args_free(s->args);
+    em_spec_free(s->spec);
+    free(s);
+}
+
+int em_scheduler_step(em_scheduler *s)
+{
+    if (!s)
+        return em__null_arg("scheduler_step", "scheduler");
+    s->epoch++;
+    s->opt->lr = s->ops->lr_at(s->args, s->base_lr, s->epoch);
+    return EM_OK;
+}
+
+int em_scheduler_epoch(const em_scheduler *s) { return s ? s->epoch : 0; }
