@@ -78,16 +78,71 @@ int em_register_op(em_registry *reg, const em_op_def *def)
     return nops++;
 }
 
+/* Kernels registered for a backend that is not registered yet: an op plugin found on
+ * EMBER_PLUGIN_PATH loads before the backend plugins of the install or build tree. They are
+ * attached once the backend exists, after its plugin's init, so they override its own. */
+typedef struct pending_kernel {
+    char backend[32];
+    int op;
+    em_kernel_fn fn;
+    unsigned flags;
+    uint32_t dtypes;
+    em_plugin_rec *owner;
+} pending_kernel;
+
+static pending_kernel *pending;
+static int npending, cappending;
+
+static int defer_kernel(em_registry *reg, const char *backend, int id, em_kernel_fn fn,
+                        unsigned flags, uint32_t dtypes)
+{
+    if (strlen(backend) >= sizeof pending->backend || strchr(backend, ':'))
+        return em_set_error(EM_ERR_INVALID, "em_register_kernel: bad backend name '%s'",
+                            backend);
+    if (npending == cappending) {
+        int cap = cappending ? cappending * 2 : 16;
+        pending_kernel *p = realloc(pending, (size_t)cap * sizeof *p);
+        if (!p)
+            return em_set_error(EM_ERR_NOMEM, "em_register_kernel: out of memory");
+        pending = p;
+        cappending = cap;
+    }
+    pending_kernel *k = &pending[npending++];
+    snprintf(k->backend, sizeof k->backend, "%s", backend);
+    k->op = id;
+    k->fn = fn;
+    k->flags = flags;
+    k->dtypes = dtypes;
+    k->owner = reg ? reg->rec : NULL;
+    if (reg)
+        reg->rec->nkernels++;
+    return EM_OK;
+}
+
+void em__dispatch_attach_pending(void)
+{
+    int keep = 0;
+    for (int i = 0; i < npending; i++) {
+        pending_kernel *p = &pending[i];
+        em_backend *be = em__backend_by_name(p->backend, strlen(p->backend));
+        if (!be) {
+            pending[keep++] = *p;
+            continue;
+        }
+        em_kernel_rec *k = &ops[p->op]->kernels[be->id];
+        k->fn = p->fn;
+        k->flags = p->flags;
+        k->dtypes = p->dtypes;
+        k->owner = p->owner;
+    }
+    npending = keep;
+}
+
 int em_register_kernel(em_registry *reg, const char *backend, const char *op, em_kernel_fn fn,
                        unsigned flags, uint32_t dtypes)
 {
     if (!backend || !op || !fn)
         return em_set_error(EM_ERR_INVALID, "em_register_kernel: NULL argument");
-    em_backend *be = em__backend_by_name(backend, strlen(backend));
-    if (!be)
-        return em_set_error(EM_ERR_INVALID,
-                            "em_register_kernel: no backend '%s' is registered (for op '%s')",
-                            backend, op);
     int id = em_op_lookup(op);
     if (id < 0)
         return id;
@@ -95,6 +150,9 @@ int em_register_kernel(em_registry *reg, const char *backend, const char *op, em
         return em_set_error(EM_ERR_INVALID,
                             "em_register_kernel: the copy kernel of '%s' must accept strides "
                             "(EM_KERNEL_STRIDED)", backend);
+    em_backend *be = em__backend_by_name(backend, strlen(backend));
+    if (!be)
+        return defer_kernel(reg, backend, id, fn, flags, dtypes);
     em_kernel_rec *k = &ops[id]->kernels[be->id];
     k->fn = fn;
     k->flags = flags;
@@ -109,6 +167,11 @@ int em_register_kernel(em_registry *reg, const char *backend, const char *op, em
  * their ids (ids are never reused) but lose their kernels and composite. */
 void em__dispatch_forget(em_plugin_rec *rec)
 {
+    int keep = 0;
+    for (int i = 0; i < npending; i++)
+        if (pending[i].owner != rec)
+            pending[keep++] = pending[i];
+    npending = keep;
     for (int i = 0; i < nops; i++) {
         for (int b = 0; b < EM__MAX_BACKENDS; b++)
             if (ops[i]->kernels[b].owner == rec)
@@ -133,6 +196,9 @@ void em__dispatch_forget_backend(int backend_id)
 
 void em__dispatch_free(void)
 {
+    free(pending);
+    pending = NULL;
+    npending = cappending = 0;
     for (int i = 0; i < nops; i++)
         free(ops[i]);
     free(ops);

@@ -255,6 +255,9 @@ extern bool em__fallback_cpu;
 void em__dispatch_forget(em_plugin_rec *rec);
 void em__dispatch_forget_backend(int backend_id);
 void em__dispatch_free(void);
+/* Attaches kernels registered before their backend (an op plugin found first on the plugin
+ * path) once the backend exists; the loader calls it after each plugin's init. */
+void em__dispatch_attach_pending(void);
 /* core/registry.c */
 void em__registry_forget(em_plugin_rec *rec);
 void em__registry_shutdown(void);
@@ -266,6 +269,12 @@ em_tensor *em__composite_log_softmax(int nin, em_tensor *const *in, const em_att
 em_tensor *em__composite_linear(int nin, em_tensor *const *in, const em_attr *attrs);
 /* core/ops.c */
 em_tensor *em__wrapped_scalar(em_tensor *a, double s);
+/* core/conformance_registry.c: cases registered by plugins (by plugin name) */
+void em__conformance_forget(const char *plugin);
+void em__conformance_free(void);
+/* core/data.c: dataset types registered by plugins */
+void em__dataset_types_forget(em_plugin_rec *rec);
+void em__dataset_types_free(void);
 /* core/transfer.c */
 em_tensor *em__copy_into(em_tensor *dst, em_tensor *src);
 double em__to_double(const void *p, em_dtype dt);

@@ -154,14 +154,17 @@ int em__loader_load_file(const char *path)
         fail(r, "init failed: %s%s", why[0] ? why : "(no message)", NULL);
         em__dispatch_forget(r);
         em__registry_forget(r);
+        em__conformance_forget(r->name);
         em__module_types_forget(r);
         em__optim_types_forget(r);
+        em__dataset_types_forget(r);
         r->handle = NULL;
         r->desc = NULL;
         dlclose(h);
         return EM_ERR_PLUGIN;
     }
     r->ok = true;
+    em__dispatch_attach_pending();
     describe(r);
     return EM_OK;
 }

@@ -4,6 +4,7 @@
  * The update rules themselves (SGD, Adam, ...) live in plugins/optim. The core keeps their
  * state so that em_module_to moves it and checkpoints save it.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -345,6 +346,20 @@ int em_optimizer_set_slot(em_optimizer *o, int i, const char *name, em_tensor *t
 
 /* ---- schedulers -------------------------------------------------------------------------------- */
 
+/* lr_at for `epoch`, or -1 with the error set when it is not a valid learning rate. A type
+ * has no init to reject bad arguments in, so lr_at reports them by returning NaN after
+ * em_set_error(); that message is kept. */
+static double scheduled_lr(const em_scheduler *s, int epoch)
+{
+    double lr = s->ops->lr_at(s->args, s->base_lr, epoch);
+    if (lr >= 0)
+        return lr;
+    if (!isnan(lr) || em_last_status() == EM_OK)
+        em_set_error(EM_ERR_INVALID, "%s: invalid learning rate %g at epoch %d", s->ops->name,
+                     lr, epoch);
+    return -1;
+}
+
 em_scheduler *em_scheduler_new(const char *text, em_optimizer *o)
 {
     if (em__require_init("em_scheduler_new") < 0)
@@ -364,11 +379,14 @@ em_scheduler *em_scheduler_new(const char *text, em_optimizer *o)
     s->spec = spec;
     s->opt = o;
     s->base_lr = o->lr;
-    if (!(s->args = em_args_bind(spec, ops->nparams, ops->params))) {
+    double lr = -1;
+    if ((s->args = em_args_bind(spec, ops->nparams, ops->params)))
+        lr = scheduled_lr(s, 0);
+    if (!(lr >= 0)) {
         em_scheduler_free(s);
         return NULL;
     }
-    o->lr = ops->lr_at(s->args, s->base_lr, 0);
+    o->lr = lr;
     return s;
 }
 
@@ -385,8 +403,11 @@ int em_scheduler_step(em_scheduler *s)
 {
     if (!s)
         return em__null_arg("scheduler_step", "scheduler");
+    double lr = scheduled_lr(s, s->epoch + 1);
+    if (lr < 0)
+        return em_last_status();
     s->epoch++;
-    s->opt->lr = s->ops->lr_at(s->args, s->base_lr, s->epoch);
+    s->opt->lr = lr;
     return EM_OK;
 }
 

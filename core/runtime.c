@@ -152,8 +152,10 @@ static void teardown(void)
     if (live)
         em__registry_shutdown();
     em__dispatch_free();
+    em__conformance_free();
     em__module_types_free();
     em__optim_types_free();
+    em__dataset_types_free();
     em__config_free();
     initialized = false;
 }

@@ -7,7 +7,7 @@ build=${1:-build}
 
 need=()
 for pkg in meson ninja-build pkg-config gcc libcriterion-dev libopenblas-dev zlib1g-dev \
-           libjansson-dev; do
+           libjansson-dev valgrind; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -18,6 +18,9 @@ ninja -C build-asan >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --print-errorlogs --num-processes 2
 
+echo "== unit tests under valgrind"
+tools/valgrind.sh build | tee build/valgrind.log
+
 echo "== examples and the ember tool"
 e2e_rc=0
 tools/e2e.sh build | tee build/e2e.log || e2e_rc=$?
@@ -25,7 +28,8 @@ tools/e2e.sh build | tee build/e2e.log || e2e_rc=$?
 # One closing line over everything: Criterion's per-test counts from both runs, plus e2e.
 awk '/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1);
                                                         if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
-     /^e2e: / { p += $2; f += $4 }
+     /^(e2e|valgrind): / { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f }' \
-    build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt build/e2e.log
+    build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt build/valgrind.log \
+    build/e2e.log
 exit "$e2e_rc"

@@ -131,9 +131,10 @@ void em_ocl__scratch_free(em_ocl_device *d, cl_mem m, size_t nbytes);
 
 /* ---- programs and launches (program.c, sources.c) ------------------------------------------ */
 
-/* The OpenCL C text of a family (sources.c) and its kernel names, indexed by the kernel
- * enums in kernels.c and friends. */
-const char *em_ocl__family_source(em_ocl_family fam);
+/* The OpenCL C text of a family, and of the helpers every family shares (sources.c), as
+ * NULL-terminated lists of pieces. */
+const char *const *em_ocl__family_source(em_ocl_family fam);
+const char *const *em_ocl__common_source(void);
 
 /* The kernel `name` (slot `slot`) of family `fam` compiled for (dt, dt2) on device d,
  * building the program at first use. NULL with the error set (build log included) on

@@ -232,7 +232,10 @@ static char *program_text(const em_ocl_device *d, em_ocl_family fam, em_dtype dt
         type_macros(&s, "D", dt2);
         sb_printf(&s, "#define EM_SAME %d\n", dt == dt2);
     }
-    sb_printf(&s, "%s\n%s", em_ocl__family_source((em_ocl_family)-1), em_ocl__family_source(fam));
+    for (const char *const *t = em_ocl__common_source(); *t; t++)
+        sb_printf(&s, "%s", *t);
+    for (const char *const *t = em_ocl__family_source(fam); *t; t++)
+        sb_printf(&s, "%s", *t);
     if (s.oom) {
         free(s.p);
         return NULL;

@@ -12,5 +12,6 @@
 #include "autograd.h"
 #include "spec.h"
 #include "module.h"
+#include "data.h"
 
 #endif

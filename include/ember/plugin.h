@@ -249,10 +249,13 @@ enum {
     (EM_DTYPE_BIT(EM_I64) | EM_DTYPE_BIT(EM_I32) | EM_DTYPE_BIT(EM_U8))
 #define EM_DTYPES_ALL (EM_DTYPES_FLOAT | EM_DTYPES_INT | EM_DTYPE_BIT(EM_BOOL))
 
-/* Registers fn as the kernel of `op` on `backend` (both by name; the backend may come from
- * another plugin if it is already registered). `dtypes` is a mask of EM_DTYPE_BIT()s of the
- * compute dtype (the dtype of input 0 after promotion) the kernel handles. A later
- * registration for the same op and backend replaces an earlier one (fused overrides). */
+/* Registers fn as the kernel of `op` on `backend` (both by name). The op must be registered
+ * already; the backend may come from another plugin, loaded before or after this one: a kernel
+ * for a backend that is not registered yet is kept and attached when that backend's plugin
+ * has finished its init (and is never used if no plugin provides the backend). `dtypes` is a
+ * mask of EM_DTYPE_BIT()s of the compute dtype (the dtype of input 0 after promotion) the
+ * kernel handles. A later registration for the same op and backend replaces an earlier one
+ * (fused overrides; a kernel attached late replaces the backend plugin's own). */
 EM_API int em_register_kernel(em_registry *reg, const char *backend, const char *op,
                               em_kernel_fn fn, unsigned flags, uint32_t dtypes);
 
@@ -333,6 +336,81 @@ typedef struct em_scheduler_ops {
 } em_scheduler_ops;
 
 EM_API int em_register_scheduler(em_registry *reg, const em_scheduler_ops *ops);
+
+/* ---- conformance cases for a plugin's ops ---------------------------------------------------- */
+
+/* `ember conformance --backend NAME` runs a table of cases for the core's ops on one backend.
+ * An op plugin adds cases for its own ops by registering them during init; the runner then
+ * checks each one, for every dtype in `dtypes` the backend supports, with contiguous and
+ * strided inputs:
+ *   - forward values against a float64 reference: `reference` when given (elementwise ops),
+ *     else the same op run on the CPU backend in float64 from the same (rounded) inputs;
+ *   - with EM_CONF_DIFFERENTIABLE, gradients (a vector-Jacobian product through em_backward)
+ *     against the CPU backend's in float64, and em_gradcheck (central differences) in float64
+ *     where the backend runs the op in float64.
+ * Tolerances default to torch.testing.assert_close's for the dtype. Cases are copied at
+ * registration; nothing here needs to outlive init. */
+
+#define EM_CONF_MAX_INPUTS 8
+
+typedef struct em_conf_input {
+    int ndim;
+    int64_t shape[EM_MAX_DIMS];
+    em_dtype dtype;             /* 0: the dtype under test; else fixed (an int64 index...) */
+    double low, high;           /* values drawn uniformly from [low, high); integer dtypes
+                                   draw whole numbers; low == high == 0 means [-2, 2) */
+} em_conf_input;
+
+enum {
+    EM_CONF_DIFFERENTIABLE = 1u << 0,   /* check gradients of inputs of the dtype under test */
+};
+
+/* The expected value of one output element from the matching elements of the inputs
+ * (broadcast as the op broadcasts them), in float64. For elementwise ops only. */
+typedef double (*em_conf_reference_fn)(int nin, const double *x, const em_attr *attrs);
+
+typedef struct em_conformance_case {
+    size_t struct_size;         /* sizeof(em_conformance_case) */
+    const char *op;             /* a registered op, called through em_op_call */
+    const char *label;          /* optional: "broadcast", "large" (shown with failures) */
+    int nin;                    /* the op's input count, at most EM_CONF_MAX_INPUTS */
+    em_conf_input in[EM_CONF_MAX_INPUTS];
+    int nattrs;                 /* the op's attribute count, values in declared order */
+    const em_attr *attrs;
+    uint32_t dtypes;            /* EM_DTYPE_BIT mask of dtypes to test; 0: EM_DTYPES_FLOAT */
+    unsigned flags;             /* EM_CONF_* */
+    double rtol, atol;          /* 0: torch.testing.assert_close's default for the dtype */
+    em_conf_reference_fn reference;   /* optional (see above) */
+} em_conformance_case;
+
+/* Registers a case (copied). Call it from a plugin's init, after the op. Returns EM_OK or a
+ * negative status (bad shapes, too many inputs). The cases of a plugin whose init fails are
+ * dropped with its ops. */
+EM_API int em_register_conformance_case(em_registry *reg, const em_conformance_case *c);
+/* For the runner: the registered cases, in registration order. `plugin` (may be NULL)
+ * receives the name of the plugin that registered case i. Borrowed until em_shutdown(). */
+EM_API int em_conformance_case_count(void);
+EM_API const em_conformance_case *em_conformance_case_get(int i, const char **plugin);
+
+/* ---- dataset types ----------------------------------------------------------------------------- */
+
+typedef struct em_dataset em_dataset;   /* ember/data.h */
+
+/* A dataset type: em_dataset_new("CSV(path=\"d.csv\")") finds it by name, binds the spec's
+ * arguments against `params` (the args are valid during create only) and calls create, which
+ * returns a new dataset or NULL after em_set_error() (name the file, line and column of bad
+ * input). Build it with em_dataset_from_tensors from CPU tensors the plugin filled: the core
+ * then owns the data in its in-memory store, batches are collated with memcpy, and nothing
+ * points back into the plugin. The core names the dataset by its canonical spec. */
+typedef struct em_dataset_type_ops {
+    size_t struct_size;
+    const char *name;                  /* "CSV": the spec name */
+    int nparams;
+    const em_param_decl *params;
+    em_dataset *(*create)(const em_args *args);
+} em_dataset_type_ops;
+
+EM_API int em_register_dataset(em_registry *reg, const em_dataset_type_ops *ops);
 
 /* ---- helpers for kernels ------------------------------------------------- */
 

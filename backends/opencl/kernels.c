@@ -1,0 +1,604 @@
+/* backends/opencl/kernels.c - the elementwise kernel wrappers: copy (casts, any strides on
+ * both sides), fill, random, unary, binary (arithmetic, comparisons), where, gather and
+ * scatter_add.
+ *
+ * A wrapper checks the call, coalesces the operands' dims (size-1 dims dropped, neighbours
+ * that are contiguous in every operand merged), and launches the contiguous variant of a
+ * kernel (_c: one flat loop) when every operand ends up as one dense run, else the strided
+ * one (_s: shape and strides as long8, at most 8 dims). Semantics are the CPU backend's
+ * (backends/cpu/): same casts, same NaN rules, same Philox stream, same order of additions in
+ * scatter_add.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "opencl.h"
+
+/* ---- shared helpers ---------------------------------------------------------------------- */
+
+int em_ocl__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
+{
+    if (c->nin != nin || c->nout != nout || c->nattrs < nattrs)
+        return em_set_error(EM_ERR_INVALID, "opencl: %s: expected %d inputs, %d outputs and %d "
+                            "attributes, got %d, %d and %d", op, nin, nout, nattrs, c->nin,
+                            c->nout, c->nattrs);
+    return EM_OK;
+}
+
+void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops,
+                       const int64_t *const *strides)
+{
+    int64_t sh[EM_MAX_DIMS], st[EM_OCL_MAX_OPS][EM_MAX_DIMS];
+    int nd = 0;
+    it->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        it->numel *= shape[d];
+        if (shape[d] == 1)
+            continue;
+        bool merge = nd > 0;
+        for (int k = 0; merge && k < nops; k++)
+            merge = st[k][nd - 1] == strides[k][d] * shape[d];
+        if (merge) {
+            sh[nd - 1] *= shape[d];
+            for (int k = 0; k < nops; k++)
+                st[k][nd - 1] = strides[k][d];
+            continue;
+        }
+        sh[nd] = shape[d];
+        for (int k = 0; k < nops; k++)
+            st[k][nd] = strides[k][d];
+        nd++;
+    }
+    if (nd == 0) {                     /* one element */
+        nd = 1;
+        sh[0] = 1;
+        for (int k = 0; k < nops; k++)
+            st[k][0] = 1;
+    }
+    it->ndim = nd;
+    it->nops = nops;
+    it->contiguous = nd == 1;
+    for (int d = 0; d < 8; d++)
+        it->shape.s[d] = d < nd ? sh[d] : 1;
+    for (int k = 0; k < nops; k++) {
+        for (int d = 0; d < 8; d++)
+            it->strides[k].s[d] = d < nd ? st[k][d] : 0;
+        it->contiguous = it->contiguous && st[k][0] == 1;
+    }
+}
+
+static em_ocl_device *call_device(const em_kcall *c, const char *op)
+{
+    return em_ocl__device(c->device, op);
+}
+
+/* ---- copy ------------------------------------------------------------------------------------ */
+
+enum { K_COPY_C, K_COPY_S };
+
+/* Whether src broadcasts (right-aligned, size 1 or equal) to dst's shape. */
+static bool broadcasts(const em_ktensor *dst, const em_ktensor *src)
+{
+    if (src->ndim > dst->ndim)
+        return false;
+    for (int j = 0; j < src->ndim; j++) {
+        int64_t s = src->shape[j], t = dst->shape[dst->ndim - src->ndim + j];
+        if (s != t && s != 1)
+            return false;
+    }
+    return true;
+}
+
+/* src's strides seen with dst's shape: 0 on new and broadcast dims. */
+static void broadcast_strides(const em_ktensor *dst, const em_ktensor *src, int64_t *st)
+{
+    for (int d = 0; d < dst->ndim; d++) {
+        int j = d - (dst->ndim - src->ndim);
+        st[d] = (j < 0 || (src->shape[j] == 1 && dst->shape[d] != 1)) ? 0 : src->strides[j];
+    }
+}
+
+/* Same-dtype copies move bits: one program per element size. */
+static void copy_program(em_dtype sdt, em_dtype ddt, em_dtype *a, em_dtype *b)
+{
+    if (sdt == ddt)
+        sdt = ddt = em_ocl__bits_dtype(sdt);
+    *a = sdt;
+    *b = ddt;
+}
+
+/* Element-by-element copy between shapes of equal numel that do not broadcast (a reshape
+ * that could not be a view): each side walks its own row-major order. */
+static int copy_reshape(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
+{
+    const int64_t *ds[1] = {dst->strides}, *ss[1] = {src->strides};
+    em_ocl_iter id, is;
+    em_ocl__iter_init(&id, dst->ndim, dst->shape, 1, ds);
+    em_ocl__iter_init(&is, src->ndim, src->shape, 1, ss);
+    em_dtype a, b;
+    copy_program(src->dtype, dst->dtype, &a, &b);
+    cl_mem om = dst->buf, am = src->buf;
+    cl_long oo = dst->offset, ao = src->offset, n = dst->numel;
+    cl_int ond = id.ndim, snd = is.ndim;
+    em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(ond), EM_OCL_ARG(id.shape),
+                         EM_OCL_ARG(id.strides[0]), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                         EM_OCL_ARG(snd), EM_OCL_ARG(is.shape), EM_OCL_ARG(is.strides[0]),
+                         EM_OCL_ARG(n)};
+    return em_ocl__launch_1d(d, EM_OCL_COPY, a, b, K_COPY_S, "copy_s", "copy", 11, args, n);
+}
+
+int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
+{
+    if (em_ocl__elsize(dst->dtype) == 0 || em_ocl__elsize(src->dtype) == 0)
+        return em_set_error(EM_ERR_INVALID, "opencl: copy: bad dtype");
+    if (dst->numel == 0)
+        return EM_OK;
+    if (!broadcasts(dst, src)) {
+        if (src->numel != dst->numel)
+            return em_set_error(EM_ERR_INVALID, "opencl: copy: source does not fit the "
+                                "destination's shape");
+        return copy_reshape(d, dst, src);
+    }
+    int64_t sst[EM_MAX_DIMS];
+    broadcast_strides(dst, src, sst);
+    const int64_t *st[2] = {dst->strides, sst};
+    em_ocl_iter it;
+    em_ocl__iter_init(&it, dst->ndim, dst->shape, 2, st);
+    size_t es = em_ocl__elsize(dst->dtype);
+    cl_mem om = dst->buf, am = src->buf;
+    cl_long oo = dst->offset, ao = src->offset, n = it.numel;
+    if (it.contiguous && dst->dtype == src->dtype) {
+        cl_int err = clEnqueueCopyBuffer(d->queue, am, om, (size_t)ao * es, (size_t)oo * es,
+                                         (size_t)n * es, 0, NULL, NULL);
+        return err == CL_SUCCESS ? EM_OK : em_ocl__fail("copy", "clEnqueueCopyBuffer", err);
+    }
+    em_dtype a, b;
+    copy_program(src->dtype, dst->dtype, &a, &b);
+    if (it.contiguous) {
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                             EM_OCL_ARG(n)};
+        return em_ocl__launch_1d(d, EM_OCL_COPY, a, b, K_COPY_C, "copy_c", "copy", 5, args, n);
+    }
+    cl_int nd = it.ndim;
+    em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(nd), EM_OCL_ARG(it.shape),
+                         EM_OCL_ARG(it.strides[0]), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                         EM_OCL_ARG(nd), EM_OCL_ARG(it.shape), EM_OCL_ARG(it.strides[1]),
+                         EM_OCL_ARG(n)};
+    return em_ocl__launch_1d(d, EM_OCL_COPY, a, b, K_COPY_S, "copy_s", "copy", 11, args, n);
+}
+
+static int k_copy(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    int rc = em_ocl__check_call(c, "copy", 1, 1, 0);
+    if (rc != EM_OK)
+        return rc;
+    em_ocl_device *d = call_device(c, "copy");
+    return d ? em_ocl__copy(d, &c->out[0], &c->in[0]) : em_last_status();
+}
+
+/* ---- fill ------------------------------------------------------------------------------------ */
+
+static int64_t d2i64(double v)
+{
+    if (!(v > -9223372036854775809.0 && v < 9223372036854775808.0))
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+/* The bits of v in dtype dt, with the copy kernel's cast rules. */
+static void value_bits(em_dtype dt, double v, void *out)
+{
+    switch (dt) {
+    case EM_F32: { float f = (float)v; memcpy(out, &f, 4); break; }
+    case EM_F64: memcpy(out, &v, 8); break;
+    case EM_F16: { uint16_t h = em_f32_to_f16((float)v); memcpy(out, &h, 2); break; }
+    case EM_BF16: { uint16_t h = em_f32_to_bf16((float)v); memcpy(out, &h, 2); break; }
+    case EM_I64: { int64_t i = d2i64(v); memcpy(out, &i, 8); break; }
+    case EM_I32: {
+        int32_t i = (v > -2147483649.0 && v < 2147483648.0) ? (int32_t)v : INT32_MIN;
+        memcpy(out, &i, 4);
+        break;
+    }
+    case EM_U8: { uint8_t u = (uint8_t)d2i64(v); memcpy(out, &u, 1); break; }
+    default: { uint8_t b = v != 0; memcpy(out, &b, 1); break; }
+    }
+}
+
+static int k_fill(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    int rc = em_ocl__check_call(c, "fill", 0, 1, 1);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *out = &c->out[0];
+    size_t es = em_ocl__elsize(out->dtype);
+    if (es == 0)
+        return em_set_error(EM_ERR_INVALID, "opencl: fill: bad dtype");
+    em_ocl_device *d = call_device(c, "fill");
+    if (!d)
+        return em_last_status();
+    uint64_t bits = 0;
+    value_bits(out->dtype, c->attrs[0].f, &bits);
+    cl_int err = clEnqueueFillBuffer(d->queue, (cl_mem)out->buf, &bits, es,
+                                     (size_t)out->offset * es, (size_t)out->numel * es, 0, NULL,
+                                     NULL);
+    return err == CL_SUCCESS ? EM_OK : em_ocl__fail("fill", "clEnqueueFillBuffer", err);
+}
+
+/* ---- random ---------------------------------------------------------------------------------- */
+
+enum { K_RAND_UNIFORM, K_RAND_NORMAL, K_RAND_INT };
+
+/* Launches one random kernel with the float arguments as the device's IMF (double with
+ * cl_khr_fp64, else float). */
+static int k_random(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    int rc = em_ocl__check_call(c, "random", 0, 1, 7);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *out = &c->out[0];
+    em_dtype dt = out->dtype;
+    if (em_ocl__elsize(dt) == 0)
+        return em_set_error(EM_ERR_INVALID, "opencl: random: bad dtype");
+    em_ocl_device *d = call_device(c, "random");
+    if (!d)
+        return em_last_status();
+    int dist = (int)c->attrs[0].i;
+    cl_mem om = out->buf;
+    cl_long oo = out->offset, n = out->numel;
+    cl_ulong seed = (cl_ulong)c->attrs[1].i, offset = (cl_ulong)c->attrs[2].i;
+    double a = c->attrs[3].f, b = c->attrs[4].f;
+    cl_double ad = a, bd = b;
+    cl_float af = (cl_float)a, bf = (cl_float)b;
+    em_ocl_arg fa = d->fp64 ? EM_OCL_ARG(ad) : EM_OCL_ARG(af);
+    em_ocl_arg fb = d->fp64 ? EM_OCL_ARG(bd) : EM_OCL_ARG(bf);
+    if (dist == 0) {
+        cl_int drop = dt == EM_F16 ? 24 - 11 : dt == EM_BF16 ? 24 - 8 : 0;
+        double scale = ldexp(1.0, -(24 - drop));
+        cl_double sd = scale;
+        cl_float sf = (cl_float)scale;
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(n), EM_OCL_ARG(seed),
+                             EM_OCL_ARG(offset), fa, fb, EM_OCL_ARG(drop),
+                             d->fp64 ? EM_OCL_ARG(sd) : EM_OCL_ARG(sf)};
+        return em_ocl__launch_1d(d, EM_OCL_RANDOM, dt, EM_DTYPE_UNSPEC, K_RAND_UNIFORM,
+                                 "rand_uniform", "random", 9, args, (n + 3) / 4);
+    }
+    if (dist == 1) {
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(n), EM_OCL_ARG(seed),
+                             EM_OCL_ARG(offset), fa, fb};
+        return em_ocl__launch_1d(d, EM_OCL_RANDOM, dt, EM_DTYPE_UNSPEC, K_RAND_NORMAL,
+                                 "rand_normal", "random", 7, args, (n + 1) / 2);
+    }
+    if (dist == 2) {
+        cl_long low = c->attrs[5].i, high = c->attrs[6].i;
+        if (high <= low)
+            return em_set_error(EM_ERR_INVALID, "opencl: random: empty range [%lld, %lld)",
+                                (long long)low, (long long)high);
+        cl_ulong range = (cl_ulong)high - (cl_ulong)low;
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(n), EM_OCL_ARG(seed),
+                             EM_OCL_ARG(offset), EM_OCL_ARG(low), EM_OCL_ARG(range)};
+        return em_ocl__launch_1d(d, EM_OCL_RANDOM, dt, EM_DTYPE_UNSPEC, K_RAND_INT, "rand_int",
+                                 "random", 7, args, (n + 1) / 2);
+    }
+    return em_set_error(EM_ERR_INVALID, "opencl: random: unknown distribution %d", dist);
+}
+
+/* ---- unary ----------------------------------------------------------------------------------- */
+
+typedef struct ew_op {
+    const char *name;
+    const char *kc, *ks;            /* kernel names: contiguous, strided */
+    uint32_t dtypes;
+    bool out_bool;
+} ew_op;
+
+#define NUMERIC (EM_DTYPES_FLOAT | EM_DTYPES_INT)
+
+static const ew_op unary_ops[] = {
+    {"neg", "neg_c", "neg_s", NUMERIC, false},
+    {"abs", "abs_c", "abs_s", NUMERIC, false},
+    {"relu", "relu_c", "relu_s", NUMERIC, false},
+    {"exp", "exp_c", "exp_s", EM_DTYPES_FLOAT, false},
+    {"log", "log_c", "log_s", EM_DTYPES_FLOAT, false},
+    {"sqrt", "sqrt_c", "sqrt_s", EM_DTYPES_FLOAT, false},
+    {"sin", "sin_c", "sin_s", EM_DTYPES_FLOAT, false},
+    {"cos", "cos_c", "cos_s", EM_DTYPES_FLOAT, false},
+    {"tanh", "tanh_c", "tanh_s", EM_DTYPES_FLOAT, false},
+    {"sigmoid", "sigmoid_c", "sigmoid_s", EM_DTYPES_FLOAT, false},
+};
+
+enum { U_NEG, U_ABS, U_RELU, U_EXP, U_LOG, U_SQRT, U_SIN, U_COS, U_TANH, U_SIGMOID, U_COUNT };
+
+static int run_unary(const em_kcall *c, int id)
+{
+    const ew_op *op = &unary_ops[id];
+    int rc = em_ocl__check_call(c, op->name, 1, 1, 0);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *out = &c->out[0], *a = &c->in[0];
+    em_dtype dt = a->dtype;
+    if (dt <= EM_DTYPE_UNSPEC || dt >= EM_DTYPE_COUNT || !(op->dtypes & EM_DTYPE_BIT(dt)) ||
+        out->dtype != dt)
+        return em_set_error(EM_ERR_UNSUPPORTED, "opencl: %s: unsupported dtype %s", op->name,
+                            em_dtype_name(dt));
+    em_ocl_device *d = call_device(c, op->name);
+    if (!d)
+        return em_last_status();
+    const int64_t *st[2] = {out->strides, a->strides};
+    em_ocl_iter it;
+    em_ocl__iter_init(&it, out->ndim, out->shape, 2, st);
+    cl_mem om = out->buf, am = a->buf;
+    cl_long oo = out->offset, ao = a->offset, n = it.numel;
+    if (it.contiguous) {
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                             EM_OCL_ARG(n)};
+        return em_ocl__launch_1d(d, EM_OCL_UNARY, dt, EM_DTYPE_UNSPEC, 2 * id, op->kc, op->name,
+                                 5, args, n);
+    }
+    cl_int nd = it.ndim;
+    em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                         EM_OCL_ARG(n), EM_OCL_ARG(nd), EM_OCL_ARG(it.shape),
+                         EM_OCL_ARG(it.strides[1])};
+    return em_ocl__launch_1d(d, EM_OCL_UNARY, dt, EM_DTYPE_UNSPEC, 2 * id + 1, op->ks, op->name,
+                             8, args, n);
+}
+
+#define UN_KERNEL(op, ID_)                                                               \
+    static int k_##op(void *bctx, const em_kcall *c)                                     \
+    {                                                                                    \
+        (void)bctx;                                                                      \
+        return run_unary(c, ID_);                                                        \
+    }
+
+UN_KERNEL(neg, U_NEG)
+UN_KERNEL(abs, U_ABS)
+UN_KERNEL(relu, U_RELU)
+UN_KERNEL(exp, U_EXP)
+UN_KERNEL(log, U_LOG)
+UN_KERNEL(sqrt, U_SQRT)
+UN_KERNEL(sin, U_SIN)
+UN_KERNEL(cos, U_COS)
+UN_KERNEL(tanh, U_TANH)
+UN_KERNEL(sigmoid, U_SIGMOID)
+
+/* ---- binary and where --------------------------------------------------------------------- */
+
+static const ew_op binary_ops[] = {
+    {"add", "add_c", "add_s", EM_DTYPES_ALL, false},
+    {"sub", "sub_c", "sub_s", NUMERIC, false},
+    {"mul", "mul_c", "mul_s", EM_DTYPES_ALL, false},
+    {"div", "div_c", "div_s", EM_DTYPES_FLOAT, false},
+    {"pow", "pow_c", "pow_s", NUMERIC, false},
+    {"maximum", "maximum_c", "maximum_s", EM_DTYPES_ALL, false},
+    {"minimum", "minimum_c", "minimum_s", EM_DTYPES_ALL, false},
+    {"eq", "eq_c", "eq_s", EM_DTYPES_ALL, true},
+    {"ne", "ne_c", "ne_s", EM_DTYPES_ALL, true},
+    {"lt", "lt_c", "lt_s", EM_DTYPES_ALL, true},
+    {"le", "le_c", "le_s", EM_DTYPES_ALL, true},
+    {"gt", "gt_c", "gt_s", EM_DTYPES_ALL, true},
+    {"ge", "ge_c", "ge_s", EM_DTYPES_ALL, true},
+};
+
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_MINIMUM, B_EQ, B_NE, B_LT, B_LE, B_GT,
+       B_GE, B_COUNT };
+enum { K_WHERE_C = 2 * B_COUNT, K_WHERE_S };
+
+static int run_binary(const em_kcall *c, int id)
+{
+    const ew_op *op = &binary_ops[id];
+    int rc = em_ocl__check_call(c, op->name, 2, 1, 0);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1];
+    em_dtype dt = a->dtype;
+    if (dt <= EM_DTYPE_UNSPEC || dt >= EM_DTYPE_COUNT || !(op->dtypes & EM_DTYPE_BIT(dt)) ||
+        b->dtype != dt || out->dtype != (op->out_bool ? EM_BOOL : dt))
+        return em_set_error(EM_ERR_UNSUPPORTED, "opencl: %s: unsupported dtypes %s, %s -> %s",
+                            op->name, em_dtype_name(dt), em_dtype_name(b->dtype),
+                            em_dtype_name(out->dtype));
+    em_ocl_device *d = call_device(c, op->name);
+    if (!d)
+        return em_last_status();
+    const int64_t *st[3] = {out->strides, a->strides, b->strides};
+    em_ocl_iter it;
+    em_ocl__iter_init(&it, out->ndim, out->shape, 3, st);
+    cl_mem om = out->buf, am = a->buf, bm = b->buf;
+    cl_long oo = out->offset, ao = a->offset, bo = b->offset, n = it.numel;
+    if (it.contiguous) {
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                             EM_OCL_ARG(bm), EM_OCL_ARG(bo), EM_OCL_ARG(n)};
+        return em_ocl__launch_1d(d, EM_OCL_BINARY, dt, EM_DTYPE_UNSPEC, 2 * id, op->kc,
+                                 op->name, 7, args, n);
+    }
+    cl_int nd = it.ndim;
+    em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                         EM_OCL_ARG(bm), EM_OCL_ARG(bo), EM_OCL_ARG(n), EM_OCL_ARG(nd),
+                         EM_OCL_ARG(it.shape), EM_OCL_ARG(it.strides[1]),
+                         EM_OCL_ARG(it.strides[2])};
+    return em_ocl__launch_1d(d, EM_OCL_BINARY, dt, EM_DTYPE_UNSPEC, 2 * id + 1, op->ks,
+                             op->name, 11, args, n);
+}
+
+#define BIN_KERNEL(op, ID_)                                                              \
+    static int k_##op(void *bctx, const em_kcall *c)                                     \
+    {                                                                                    \
+        (void)bctx;                                                                      \
+        return run_binary(c, ID_);                                                       \
+    }
+
+BIN_KERNEL(add, B_ADD)
+BIN_KERNEL(sub, B_SUB)
+BIN_KERNEL(mul, B_MUL)
+BIN_KERNEL(div, B_DIV)
+BIN_KERNEL(pow, B_POW)
+BIN_KERNEL(maximum, B_MAXIMUM)
+BIN_KERNEL(minimum, B_MINIMUM)
+BIN_KERNEL(eq, B_EQ)
+BIN_KERNEL(ne, B_NE)
+BIN_KERNEL(lt, B_LT)
+BIN_KERNEL(le, B_LE)
+BIN_KERNEL(gt, B_GT)
+BIN_KERNEL(ge, B_GE)
+
+/* where(a, b, cond): kernel input order is (a, b, cond). */
+static int k_where(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    int rc = em_ocl__check_call(c, "where", 3, 1, 0);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1], *cd = &c->in[2];
+    em_dtype dt = a->dtype;
+    if (b->dtype != dt || out->dtype != dt || em_ocl__elsize(dt) == 0 ||
+        em_ocl__elsize(cd->dtype) != 1)
+        return em_set_error(EM_ERR_INVALID, "opencl: where: expected (a, b, cond) with a and "
+                            "b of the output's dtype and a bool cond");
+    em_ocl_device *d = call_device(c, "where");
+    if (!d)
+        return em_last_status();
+    const int64_t *st[4] = {out->strides, a->strides, b->strides, cd->strides};
+    em_ocl_iter it;
+    em_ocl__iter_init(&it, out->ndim, out->shape, 4, st);
+    cl_mem om = out->buf, am = a->buf, bm = b->buf, cm = cd->buf;
+    cl_long oo = out->offset, ao = a->offset, bo = b->offset, co = cd->offset, n = it.numel;
+    em_dtype pdt = em_ocl__bits_dtype(dt);   /* where only moves bits */
+    if (it.contiguous) {
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                             EM_OCL_ARG(bm), EM_OCL_ARG(bo), EM_OCL_ARG(cm), EM_OCL_ARG(co),
+                             EM_OCL_ARG(n)};
+        return em_ocl__launch_1d(d, EM_OCL_BINARY, pdt, EM_DTYPE_UNSPEC, K_WHERE_C, "where_c",
+                                 "where", 9, args, n);
+    }
+    cl_int nd = it.ndim;
+    em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                         EM_OCL_ARG(bm), EM_OCL_ARG(bo), EM_OCL_ARG(cm), EM_OCL_ARG(co),
+                         EM_OCL_ARG(n), EM_OCL_ARG(nd), EM_OCL_ARG(it.shape),
+                         EM_OCL_ARG(it.strides[1]), EM_OCL_ARG(it.strides[2]),
+                         EM_OCL_ARG(it.strides[3])};
+    return em_ocl__launch_1d(d, EM_OCL_BINARY, pdt, EM_DTYPE_UNSPEC, K_WHERE_S, "where_s",
+                             "where", 14, args, n);
+}
+
+/* ---- gather and scatter_add ----------------------------------------------------------------- */
+
+enum { K_GATHER, K_SCATTER };
+
+static int check_index(const em_kcall *c, const char *op, int nin)
+{
+    int rc = em_ocl__check_call(c, op, nin, 1, 1);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *a = &c->in[0], *idx = &c->in[1];
+    int64_t dim = c->attrs[0].i;
+    if (idx->dtype != EM_I64 || idx->ndim != a->ndim || em_ocl__elsize(a->dtype) == 0 ||
+        c->out[0].dtype != a->dtype)
+        return em_set_error(EM_ERR_INVALID, "opencl: %s: expected an int64 index with a's "
+                            "number of dims", op);
+    if (dim < 0 || dim >= (a->ndim > 0 ? a->ndim : 1))
+        return em_set_error(EM_ERR_INVALID, "opencl: %s: dim %lld out of range", op,
+                            (long long)dim);
+    return EM_OK;
+}
+
+/* out[p] = a[p with p[dim] := index[p]], out of index's shape. */
+static int k_gather(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    int rc = check_index(c, "gather", 2);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *a = &c->in[0], *idx = &c->in[1], *out = &c->out[0];
+    int dim = (int)c->attrs[0].i;
+    em_ocl_device *d = call_device(c, "gather");
+    if (!d)
+        return em_last_status();
+    int64_t ast[EM_MAX_DIMS];
+    for (int k = 0; k < idx->ndim; k++)
+        ast[k] = k == dim ? 0 : a->strides[k];
+    const int64_t *st[3] = {out->strides, ast, idx->strides};
+    em_ocl_iter it;
+    em_ocl__iter_init(&it, idx->ndim, idx->shape, 3, st);
+    cl_mem om = out->buf, am = a->buf, im = idx->buf;
+    cl_long oo = out->offset, ao = a->offset, io = idx->offset, n = it.numel;
+    cl_long ads = a->ndim > 0 ? a->strides[dim] : 0;
+    cl_int nd = it.ndim;
+    em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                         EM_OCL_ARG(im), EM_OCL_ARG(io), EM_OCL_ARG(n), EM_OCL_ARG(nd),
+                         EM_OCL_ARG(it.shape), EM_OCL_ARG(it.strides[1]),
+                         EM_OCL_ARG(it.strides[2]), EM_OCL_ARG(ads)};
+    return em_ocl__launch_1d(d, EM_OCL_INDEX, em_ocl__bits_dtype(a->dtype), EM_DTYPE_UNSPEC,
+                             K_GATHER, "gather_s", "gather", 12, args, n);
+}
+
+/* out = a; out[p with p[dim] := index[p]] += src[p] for p over index. One work-item per
+ * position with dim collapsed walks dim in order: output lines are disjoint, so there are no
+ * atomics and the sums are those of the CPU backend, bit for bit. */
+static int k_scatter_add(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    int rc = check_index(c, "scatter_add", 3);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *out = &c->out[0];
+    int dim = (int)c->attrs[0].i;
+    if (src->dtype != a->dtype || src->ndim != a->ndim)
+        return em_set_error(EM_ERR_INVALID, "opencl: scatter_add: src must match a's dtype "
+                            "and number of dims");
+    em_ocl_device *d = call_device(c, "scatter_add");
+    if (!d)
+        return em_last_status();
+    if ((rc = em_ocl__copy(d, out, a)) != EM_OK || idx->numel == 0)
+        return rc;
+    int64_t shape[EM_MAX_DIMS];
+    for (int k = 0; k < idx->ndim; k++)
+        shape[k] = k == dim ? 1 : idx->shape[k];
+    const int64_t *st[3] = {out->strides, idx->strides, src->strides};
+    em_ocl_iter it;
+    em_ocl__iter_init(&it, idx->ndim, shape, 3, st);
+    cl_mem om = out->buf, im = idx->buf, sm = src->buf;
+    cl_long oo = out->offset, io = idx->offset, so = src->offset, npos = it.numel;
+    bool scalar = a->ndim == 0;
+    cl_long D = scalar ? 1 : idx->shape[dim];
+    cl_long ods = scalar ? 0 : out->strides[dim], ids = scalar ? 0 : idx->strides[dim];
+    cl_long sds = scalar ? 0 : src->strides[dim];
+    cl_int nd = it.ndim;
+    em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(im), EM_OCL_ARG(io),
+                         EM_OCL_ARG(sm), EM_OCL_ARG(so), EM_OCL_ARG(npos), EM_OCL_ARG(nd),
+                         EM_OCL_ARG(it.shape), EM_OCL_ARG(it.strides[0]),
+                         EM_OCL_ARG(it.strides[1]), EM_OCL_ARG(it.strides[2]), EM_OCL_ARG(D),
+                         EM_OCL_ARG(ods), EM_OCL_ARG(ids), EM_OCL_ARG(sds)};
+    return em_ocl__launch_1d(d, EM_OCL_INDEX, a->dtype, EM_DTYPE_UNSPEC, K_SCATTER, "scatter_s",
+                             "scatter_add", 16, args, npos);
+}
+
+/* ---- registration ----------------------------------------------------------------------------- */
+
+int em_ocl__register_elementwise(em_registry *reg, uint32_t dtypes)
+{
+    static const em_kernel_fn unary_fns[U_COUNT] = {k_neg, k_abs, k_relu, k_exp, k_log,
+                                                    k_sqrt, k_sin, k_cos, k_tanh, k_sigmoid};
+    static const em_kernel_fn binary_fns[B_COUNT] = {k_add, k_sub, k_mul, k_div, k_pow,
+                                                     k_maximum, k_minimum, k_eq, k_ne, k_lt,
+                                                     k_le, k_gt, k_ge};
+    int rc = em_register_kernel(reg, "opencl", "copy", k_copy, EM_KERNEL_STRIDED, dtypes);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "opencl", "fill", k_fill, 0, dtypes);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "opencl", "random", k_random, 0, dtypes);
+    for (int i = 0; rc >= 0 && i < U_COUNT; i++)
+        rc = em_register_kernel(reg, "opencl", unary_ops[i].name, unary_fns[i],
+                                EM_KERNEL_STRIDED, unary_ops[i].dtypes & dtypes);
+    for (int i = 0; rc >= 0 && i < B_COUNT; i++)
+        rc = em_register_kernel(reg, "opencl", binary_ops[i].name, binary_fns[i],
+                                EM_KERNEL_STRIDED, binary_ops[i].dtypes & dtypes);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "opencl", "where", k_where, EM_KERNEL_STRIDED, dtypes);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "opencl", "gather", k_gather, EM_KERNEL_STRIDED, dtypes);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "opencl", "scatter_add", k_scatter_add, EM_KERNEL_STRIDED,
+                                dtypes);
+    return rc < 0 ? rc : EM_OK;
+}

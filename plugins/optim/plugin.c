@@ -1,0 +1,31 @@
+/* plugins/optim/plugin.c - the optim plugin: optimizers and learning-rate schedulers.
+ *
+ * Registers the optimizers SGD, Adam, AdamW and RMSprop and the schedulers StepLR,
+ * MultiStepLR, CosineAnnealingLR and LinearLR. The update rules are PyTorch 1.13's
+ * single-tensor implementations, written in ops so they run on the parameters' device; the
+ * core keeps the per-parameter state (moved by em_module_to, saved by em_optimizer_save) and
+ * runs each step with grad mode off, so an update records no graph.
+ */
+#include "optim.h"
+
+static int optim_init(em_registry *reg)
+{
+    int rc = em_optim__register_sgd(reg);
+    if (rc == EM_OK)
+        rc = em_optim__register_adam(reg);
+    if (rc == EM_OK)
+        rc = em_optim__register_rmsprop(reg);
+    if (rc == EM_OK)
+        rc = em_optim__register_schedulers(reg);
+    return rc;
+}
+
+static const em_plugin optim_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+    "optim", EMBER_VERSION_STRING,
+    "optimizers (SGD, Adam, AdamW, RMSprop) and lr schedulers (StepLR, MultiStepLR, "
+    "CosineAnnealingLR, LinearLR)",
+    optim_init, NULL);
+
+__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
+
+const em_plugin *ember_plugin(void) { return &optim_plugin; }
