@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -63,6 +64,26 @@ static int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
+/* Creates a new file next to `path` for writing (its name in tmp). Unlike mkstemp's 0600,
+ * the file gets the mode a plain open would give: an existing target's mode, else 0666 less
+ * the umask, so that a checkpoint is as readable as any other file its writer makes. */
+static int create_temp(const char *path, char *tmp, size_t size)
+{
+    static atomic_uint counter;
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        snprintf(tmp, size, "%s.tmp-%ld-%u", path, (long)getpid(),
+                 atomic_fetch_add(&counter, 1u));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    struct stat st;
+    if (fd >= 0 && stat(path, &st) == 0)
+        (void)fchmod(fd, st.st_mode & 07777);
+    return fd;
+}
+
 static int save_items(const char *path, const item *items, int n, json_t *metadata)
 {
     json_t *hdr = json_object();
@@ -88,8 +109,7 @@ static int save_items(const char *path, const item *items, int n, json_t *metada
     size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
 
     char tmpl[4096];
-    snprintf(tmpl, sizeof tmpl, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmpl);
+    int fd = create_temp(path, tmpl, sizeof tmpl);
     if (fd < 0) {
         free(text);
         return em_set_error(EM_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
@@ -268,7 +288,7 @@ static bool same_shape(const em_tensor *t, int nd, const int64_t *shape)
     return t->ndim == nd && !memcmp(t->shape, shape, (size_t)nd * sizeof *shape);
 }
 
-int em_module_load(em_module *m, const char *path)
+static int module_load(em_module *m, const char *path)
 {
     if (!m || !path)
         return em__null_arg("em_module_load", m ? "path" : "module");
@@ -331,12 +351,24 @@ int em_module_load(em_module *m, const char *path)
     return rc;
 }
 
+/* The tensors loading creates and releases must not enter the caller's scope (its end would
+ * release them a second time). */
+int em_module_load(em_module *m, const char *path)
+{
+    em__api_depth++;
+    int rc = module_load(m, path);
+    em__api_depth--;
+    return rc;
+}
+
 /* ---- optimizers --------------------------------------------------------------------------------- */
 
 const char *em__optimizer_param_name(const em_optimizer *o, int i);
 bool em__optimizer_slot_at(const em_optimizer *o, int i, int k, const char **name,
                            em_tensor **t);
 void em__optimizer_set_steps(em_optimizer *o, int64_t steps);
+int em__optimizer_replace_slots(em_optimizer *o, int n, const int *param,
+                                const char *const *name, em_tensor *const *t);
 
 /* Keys: "state.<param name>.<slot>"; the step count and the lr go into the metadata. */
 int em_optimizer_save(const em_optimizer *o, const char *path)
@@ -374,7 +406,33 @@ int em_optimizer_save(const em_optimizer *o, const char *path)
     return rc;
 }
 
-int em_optimizer_load(em_optimizer *o, const char *path)
+/* The parameter that key "state.<param name>.<slot>" belongs to, or -1; *slot receives the
+ * slot's name. The longest parameter name that fits wins: one name can be another's prefix
+ * ("0.a" and "0.a.b" when a module has a parameter and a child of the same name). */
+static int state_key_param(const em_optimizer *o, const char *key, const char **slot)
+{
+    int best = -1;
+    size_t best_len = 0;
+    if (strncmp(key, "state.", 6))
+        return -1;
+    for (int i = 0; i < em_optimizer_param_count(o); i++) {
+        const char *pn = em__optimizer_param_name(o, i);
+        size_t l = strlen(pn);
+        if (!strncmp(key + 6, pn, l) && key[6 + l] == '.' && key[7 + l] &&
+            (best < 0 || l > best_len)) {
+            best = i;
+            best_len = l;
+        }
+    }
+    if (best >= 0)
+        *slot = key + 7 + best_len;
+    return best;
+}
+
+/* Loading replaces the whole state, as PyTorch's load_state_dict does: a parameter without
+ * state in the file has none afterwards. Everything is checked and converted first, so on any
+ * error the optimizer is left as it was. */
+static int optimizer_load(em_optimizer *o, const char *path)
 {
     if (!o || !path)
         return em__null_arg("em_optimizer_load", o ? "path" : "optimizer");
@@ -385,11 +443,24 @@ int em_optimizer_load(em_optimizer *o, const char *path)
     json_t *meta = json_object_get(f.hdr, "__metadata__");
     const char *steps = json_string_value(json_object_get(meta, "steps"));
     const char *lr = json_string_value(json_object_get(meta, "lr"));
+    char *end1 = NULL, *end2 = NULL;
+    long long nsteps = steps ? strtoll(steps, &end1, 10) : -1;
+    double lr_value = lr ? strtod(lr, &end2) : -1;
     if (!steps || !lr)
         rc = em_set_error(EM_ERR_IO, "%s: not an Ember optimizer checkpoint (no steps/lr "
                                      "metadata)",
                           path);
-    /* Validate every entry against the parameters first. */
+    else if (*end1 || nsteps < 0 || *end2 || !(lr_value >= 0))
+        rc = em_set_error(EM_ERR_IO, "%s: bad metadata: steps \"%s\", lr \"%s\"", path, steps,
+                          lr);
+    size_t cap = json_object_size(f.hdr);
+    int n = 0, *which = calloc(cap ? cap : 1, sizeof *which);
+    const char **slots = calloc(cap ? cap : 1, sizeof *slots);
+    em_tensor **ts = calloc(cap ? cap : 1, sizeof *ts);
+    if (rc == EM_OK && (!which || !slots || !ts))
+        rc = em_set_error(EM_ERR_NOMEM, "out of memory");
+    /* Validate every entry against the parameters and make its tensor on the parameter's
+     * device, in the parameter's dtype. */
     const char *key;
     json_t *val;
     json_object_foreach(f.hdr, key, val)
@@ -397,51 +468,58 @@ int em_optimizer_load(em_optimizer *o, const char *path)
         (void)val;
         if (rc < 0 || !strcmp(key, "__metadata__"))
             continue;
-        int found = -1;
-        for (int i = 0; i < em_optimizer_param_count(o) && found < 0; i++) {
-            const char *pn = em__optimizer_param_name(o, i);
-            size_t l = strlen(pn);
-            if (!strncmp(key, "state.", 6) && !strncmp(key + 6, pn, l) && key[6 + l] == '.')
-                found = i;
-        }
+        const char *slot = NULL;
+        int i = state_key_param(o, key, &slot);
         em_dtype dt;
         int nd;
         int64_t shape[EM_MAX_DIMS];
         const uint8_t *data;
-        if (found < 0)
+        if (i < 0) {
             rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' matches no parameter of the optimizer",
                               path, key);
-        else if ((rc = st_entry(&f, key, &dt, &nd, shape, &data)) == EM_OK &&
-                 !same_shape(em_optimizer_param(o, found), nd, shape))
+        } else if ((rc = st_entry(&f, key, &dt, &nd, shape, &data)) < 0) {
+            break;
+        } else if (!same_shape(em_optimizer_param(o, i), nd, shape)) {
             rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' does not have its parameter's shape",
                               path, key);
-    }
-    /* Then install the state on the parameters' devices. */
-    json_object_foreach(f.hdr, key, val)
-    {
-        (void)val;
-        if (rc < 0 || !strcmp(key, "__metadata__"))
-            continue;
-        for (int i = 0; i < em_optimizer_param_count(o); i++) {
-            const char *pn = em__optimizer_param_name(o, i);
-            size_t l = strlen(pn);
-            if (strncmp(key + 6, pn, l) || key[6 + l] != '.')
-                continue;
+        } else if (!em_dtype_is_float(dt)) {
+            rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' is %s, not a float dtype", path, key,
+                              em_dtype_name(dt));
+        } else {
             em_tensor *p = em_optimizer_param(o, i);
             em_tensor *h = st_tensor(&f, key);
             em_tensor *d = h ? em_to(h, em_device_of(p)) : NULL;
             em_tensor *c = d ? em_to_dtype(d, em_dtype_of(p)) : NULL;
-            rc = c ? em_optimizer_set_slot(o, i, key + 7 + l, c) : em_last_status();
             em_release(h);
             em_release(d);
-            em_release(c);
-            break;
+            if (!c) {
+                rc = em_last_status();
+                break;
+            }
+            which[n] = i;
+            slots[n] = slot;
+            ts[n++] = c;
         }
     }
+    if (rc == EM_OK)
+        rc = em__optimizer_replace_slots(o, n, which, slots, ts);
     if (rc == EM_OK) {
-        em__optimizer_set_steps(o, strtoll(steps, NULL, 10));
-        em_optimizer_set_lr(o, strtod(lr, NULL));
+        em__optimizer_set_steps(o, nsteps);
+        em_optimizer_set_lr(o, lr_value);
     }
+    for (int k = 0; k < n; k++)
+        em_release(ts[k]);
+    free(which);
+    free(slots);
+    free(ts);
     st_close(&f);
+    return rc;
+}
+
+int em_optimizer_load(em_optimizer *o, const char *path)
+{
+    em__api_depth++;   /* as em_module_load */
+    int rc = optimizer_load(o, path);
+    em__api_depth--;
     return rc;
 }

@@ -5,7 +5,9 @@
  */
 #include "internal.h"
 
-/* mean = sum / count over attrs[0].ints. */
+/* mean = sum / count over attrs[0].ints. float16 and bfloat16 inputs are summed and divided
+ * in float32 (the count itself overflows float16 above 65504 elements, and so may the sum),
+ * then rounded once, as PyTorch's accumulate type does. */
 em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     em_tensor *a = in[0];
@@ -15,11 +17,17 @@ em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attr
         dims[i] = (int)attrs[0].ints[i];
         count *= a->shape[dims[i]];
     }
-    em_tensor *s = em_sum(a, attrs[0].n, dims, attrs[1].i != 0);
+    bool narrow = a->dtype == EM_F16 || a->dtype == EM_BF16;
+    em_tensor *wide = narrow ? em_to_dtype(a, EM_F32) : NULL;
+    em_tensor *s = em_sum(wide ? wide : a, attrs[0].n, dims, attrs[1].i != 0);
     /* count == 0 gives nan, as in PyTorch */
     em_tensor *r = em_div_scalar(s, (double)count);
+    em_tensor *out = narrow ? em_to_dtype(r, a->dtype) : r;
+    if (narrow)
+        em_release(r);
     em_release(s);
-    return r;
+    em_release(wide);
+    return out;
 }
 
 /* The shared start of softmax and log_softmax along dim: z = x - max(x) (so exp(z) <= 1 and

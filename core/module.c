@@ -118,7 +118,11 @@ em_module *em_module_new(const char *text)
     em_spec *spec = em_spec_parse(text, "module spec");
     if (!spec)
         return NULL;
+    /* The parameters and temporaries a type's init creates are owned (or released) by the
+     * module: none may enter the caller's scope, whose end would release them again. */
+    em__api_depth++;
     em_module *m = build(spec);
+    em__api_depth--;
     if (!m) {
         em_spec_free(spec);
         return NULL;

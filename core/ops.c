@@ -228,11 +228,15 @@ static em_tensor *reduce(int id, const char *fn, em_tensor *a, int ndims, const 
             em_release(c);
         return r;
     }
-    if (a->numel == 0) {
-        if (id != EM__OP_SUM && id != em__op_mean) {
-            em_set_error(EM_ERR_INVALID, "%s: cannot reduce a zero-size tensor", fn);
-            return NULL;
-        }
+    if (a->numel == 0 && id != EM__OP_SUM && id != em__op_mean) {
+        /* As PyTorch: only an empty reduced dim has no maximum; reducing a [0, 3] tensor over
+         * dim 1 gives an empty [0] result (and softmax over it an empty tensor). */
+        for (int k = 0; k < at[0].n; k++)
+            if (a->shape[at[0].ints[k]] == 0) {
+                em_set_error(EM_ERR_INVALID, "%s: cannot reduce over dim %d of size 0", fn,
+                             (int)at[0].ints[k]);
+                return NULL;
+            }
     }
     return em__dispatch(id, 1, &a, at, NULL);
 }

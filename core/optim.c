@@ -310,6 +310,44 @@ bool em__optimizer_slot_at(const em_optimizer *o, int i, int k, const char **nam
 void em__optimizer_set_steps(em_optimizer *o, int64_t steps);
 void em__optimizer_set_steps(em_optimizer *o, int64_t steps) { o->steps = steps; }
 
+/* For checkpoints: replaces every slot of every parameter by the n given (slot name[j] of
+ * parameter param[j] = t[j], each retained). Checks first that they fit, so that on error
+ * nothing has changed. */
+int em__optimizer_replace_slots(em_optimizer *o, int n, const int *param,
+                                const char *const *name, em_tensor *const *t);
+int em__optimizer_replace_slots(em_optimizer *o, int n, const int *param,
+                                const char *const *name, em_tensor *const *t)
+{
+    for (int j = 0; j < n; j++) {
+        if (param[j] < 0 || param[j] >= o->nparams || !t[j])
+            return em_set_error(EM_ERR_INTERNAL, "em__optimizer_replace_slots: bad arguments");
+        if (strlen(name[j]) >= sizeof o->slots[0][0].name)
+            return em_set_error(EM_ERR_INVALID, "%s: state name '%s' of '%s' is too long",
+                                o->ops->name, name[j], o->names[param[j]]);
+        int count = 0;
+        for (int k = 0; k < n; k++)
+            count += param[k] == param[j];
+        if (count > MAX_SLOTS)
+            return em_set_error(EM_ERR_INVALID, "%s: %d state tensors for '%s'; at most %d",
+                                o->ops->name, count, o->names[param[j]], MAX_SLOTS);
+    }
+    for (int i = 0; i < o->nparams; i++)
+        for (int k = 0; k < MAX_SLOTS; k++) {
+            em_release(o->slots[i][k].t);
+            o->slots[i][k].t = NULL;
+        }
+    for (int j = 0; j < n; j++) {
+        slot *s = o->slots[param[j]];
+        int k = 0;
+        while (s[k].t)
+            k++;
+        em_retain(t[j]);
+        s[k].t = t[j];
+        snprintf(s[k].name, sizeof s[k].name, "%s", name[j]);
+    }
+    return EM_OK;
+}
+
 em_tensor *em_optimizer_slot(const em_optimizer *o, int i, const char *name)
 {
     if (!o || i < 0 || i >= o->nparams || !name)

@@ -66,7 +66,7 @@ static const char *commas(int64_t v, char *buf, size_t size)
     return buf;
 }
 
-char *em_module_summary(em_module *m, int ndim, const int64_t *input_shape)
+static char *summary(em_module *m, int ndim, const int64_t *input_shape)
 {
     if (!m)
         return em__null_arg("em_module_summary", "m"), NULL;
@@ -101,7 +101,7 @@ char *em_module_summary(em_module *m, int ndim, const int64_t *input_shape)
     em_strbuf sb = {0};
     const char *rule = "----------------------------------------------------------------";
     const char *dbl = "================================================================";
-    em__sb_printf(&sb, "%s\n%25s %25s %15s\n%s\n", rule, "Layer (type)", "Output Shape", "Param #",
+    em__sb_printf(&sb, "%s\n%20s  %25s %15s\n%s\n", rule, "Layer (type)", "Output Shape", "Param #",
                   dbl);
     double total_output = 0;
     char b1[64], b2[160], b3[32];
@@ -118,7 +118,7 @@ char *em_module_summary(em_module *m, int ndim, const int64_t *input_shape)
         if (k < sizeof b2)
             snprintf(b2 + k, sizeof b2 - k, "]");
         total_output += prod;
-        em__sb_printf(&sb, "%25s %25s %15s\n", b1, b2, commas(own_params(e->m, false), b3, sizeof b3));
+        em__sb_printf(&sb, "%20s  %25s %15s\n", b1, b2, commas(own_params(e->m, false), b3, sizeof b3));
     }
     int64_t total = em_module_numel(m, false), trainable = em_module_numel(m, true);
     double per_sample = 1;
@@ -139,4 +139,14 @@ char *em_module_summary(em_module *m, int ndim, const int64_t *input_shape)
     rec.v = NULL;
     rec.n = rec.cap = 0;
     return em__sb_take(&sb);
+}
+
+/* The input and output of the pass are released here: they must not enter the caller's
+ * scope, whose end would release them a second time. */
+char *em_module_summary(em_module *m, int ndim, const int64_t *input_shape)
+{
+    em__api_depth++;
+    char *r = summary(m, ndim, input_shape);
+    em__api_depth--;
+    return r;
 }

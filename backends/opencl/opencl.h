@@ -32,7 +32,8 @@ typedef enum em_ocl_family {
     EM_OCL_RANDOM,     /* rand_uniform, rand_normal, rand_int: output dtype */
     EM_OCL_UNARY,      /* neg ... sigmoid, each _c and _s */
     EM_OCL_BINARY,     /* add ... ge, where: each _c and _s */
-    EM_OCL_REDUCE,     /* sum_*, amax_*, argmax_* */
+    EM_OCL_SUM,        /* red_wi, red_wg, red_wgp, red_comb for sum */
+    EM_OCL_AMAX,       /* the same for amax (one source, EM_RED_MAX 1), argmax_wi, argmax_wg */
     EM_OCL_MATMUL,     /* mm_tiled, mm_small */
     EM_OCL_INDEX,      /* gather_s, scatter_s */
     EM_OCL_FAMILY_COUNT

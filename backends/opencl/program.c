@@ -155,7 +155,7 @@ static void sb_printf(strbuf *s, const char *fmt, ...)
  *   P_ST  storage type          P_CT  compute type (f16/bf16 compute in float)
  *   P_LD(x) storage -> compute  P_SV(x) compute -> storage
  *   P_UT  unsigned type for wrapping integer arithmetic
- *   P_ISFLOAT / P_ISINT / P_ISBOOL / P_SIGNED, P_LOWEST (identity of max)
+ *   P_ISFLOAT / P_ISINT / P_ISBOOL / P_SIGNED, P_LOWEST (identity of max), P_ISNAN(x)
  *   P_FROM_F(v) store from the float intermediate (IMF), P_FROM_I(v) from a long, with the
  *   CPU backend's cast rules: float -> integer truncates, NaN and out-of-range give the
  *   minimum, u8 wraps through int64, -> bool is != 0. */
@@ -193,6 +193,7 @@ static void type_macros(strbuf *s, const char *P, em_dtype dt)
     sb_printf(s, "#define %s_ISFLOAT %d\n#define %s_ISINT %d\n#define %s_ISBOOL %d\n", P,
               isfloat, P, isint, P, isbool);
     sb_printf(s, "#define %s_SIGNED %d\n#define %s_LOWEST %s\n", P, issigned, P, lowest);
+    sb_printf(s, "#define %s_ISNAN(x) %s\n", P, isfloat ? "((x) != (x))" : "em_never(x)");
     if (isfloat) {
         sb_printf(s, "#define %s_FROM_F(v) %s_SV((%s_CT)(v))\n", P, P, P);
         sb_printf(s, "#define %s_FROM_I(v) %s_SV((%s_CT)(v))\n", P, P, P);
@@ -208,7 +209,7 @@ static void type_macros(strbuf *s, const char *P, em_dtype dt)
 static const char *family_name(em_ocl_family fam)
 {
     static const char *const names[EM_OCL_FAMILY_COUNT] = {
-        "copy", "random", "unary", "binary", "reduce", "matmul", "index"};
+        "copy", "random", "unary", "binary", "sum", "amax", "matmul", "index"};
     return fam < EM_OCL_FAMILY_COUNT ? names[fam] : "?";
 }
 
@@ -228,6 +229,8 @@ static char *program_text(const em_ocl_device *d, em_ocl_family fam, em_dtype dt
     else
         sb_printf(&s, "#define HAS_FP64 0\n#define IMF float\n#define IMF_C(x) x##f\n");
     type_macros(&s, "T", dt);
+    if (fam == EM_OCL_SUM || fam == EM_OCL_AMAX)
+        sb_printf(&s, "#define EM_RED_MAX %d\n", fam == EM_OCL_AMAX);
     if (dt2 != EM_DTYPE_UNSPEC) {
         type_macros(&s, "D", dt2);
         sb_printf(&s, "#define EM_SAME %d\n", dt == dt2);
@@ -289,6 +292,11 @@ static int build_program(em_ocl_device *d, em_ocl_program *p, em_ocl_family fam,
         return rc;
     }
     p->prog = prog;
+    if (getenv("EMT_LOG")) {
+        char log[8192] = "";
+        clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
+        fprintf(stderr, "=== %s %s %s\n%s\n", family_name(fam), em_dtype_name(dt), dt2 ? em_dtype_name(dt2) : "", log);
+    }
     return EM_OK;
 }
 
@@ -379,15 +387,6 @@ int em_ocl__launch(em_ocl_device *d, em_ocl_family fam, em_dtype dt, em_dtype dt
     return rc;
 }
 
-/* Work-items per launch at most: enough groups to fill every compute unit several times;
- * each item then loops over its share (the kernels' grid-stride loops). CPU devices (PoCL)
- * gain nothing from more items than lanes, and pay per work-group. */
-static size_t max_items(const em_ocl_device *d, size_t local)
-{
-    size_t groups = (size_t)d->compute_units * ((d->type & CL_DEVICE_TYPE_CPU) ? 8 : 64);
-    return groups * local;
-}
-
 int em_ocl__launch_1d(em_ocl_device *d, em_ocl_family fam, em_dtype dt, em_dtype dt2, int slot,
                       const char *name, const char *what, int nargs, const em_ocl_arg *args,
                       int64_t n)
@@ -401,10 +400,9 @@ int em_ocl__launch_1d(em_ocl_device *d, em_ocl_family fam, em_dtype dt, em_dtype
     if (!k) {
         rc = em_last_status() < 0 ? em_last_status() : EM_ERR_DEVICE;
     } else {
-        size_t local = wg < 256 ? wg : 256;
-        size_t need = ((size_t)n + local - 1) / local * local;
-        size_t cap = max_items(d, local);
-        size_t global = need < cap ? need : cap;
+        size_t lw = getenv("EMT_LOCAL") ? (size_t)atol(getenv("EMT_LOCAL")) : 256;
+        size_t local = wg < lw ? wg : lw;
+        size_t global = ((size_t)n + local - 1) / local * local;
         rc = launch_locked(d, k, what, nargs, args, 1, &global, &local);
     }
     pthread_mutex_unlock(&d->lock);

@@ -19,16 +19,7 @@
 
 #include "opencl.h"
 
-enum { K_SUM_WI, K_SUM_WG, K_SUM_WGP, K_SUM_COMB, K_MAX_WI, K_MAX_WG, K_MAX_WGP, K_MAX_COMB,
-       K_ARGMAX_WI, K_ARGMAX_WG };
-
-typedef struct red_names {
-    const char *wi, *wg, *wgp, *comb;
-    int slot;                          /* slot of wi; wg, wgp, comb follow */
-} red_names;
-
-static const red_names sum_names = {"SUM_wi", "SUM_wg", "SUM_wgp", "SUM_comb", K_SUM_WI};
-static const red_names max_names = {"MAX_wi", "MAX_wg", "MAX_wgp", "MAX_comb", K_MAX_WI};
+enum { K_RED_WI, K_RED_WG, K_RED_WGP, K_RED_COMB, K_ARGMAX_WI, K_ARGMAX_WG };
 
 /* Bytes of the accumulator the kernels use for dtype dt (see sources.c, RED_K). */
 static size_t acc_size(em_dtype dt, bool sum)
@@ -77,7 +68,7 @@ static int64_t target_groups(const em_ocl_device *d)
     return (int64_t)d->compute_units * ((d->type & CL_DEVICE_TYPE_CPU) ? 4 : 8);
 }
 
-static int run_reduce(const em_kcall *c, const char *op, bool sum, const red_names *kn)
+static int run_reduce(const em_kcall *c, const char *op, bool sum)
 {
     int rc = em_ocl__check_call(c, op, 1, 1, 2);
     if (rc != EM_OK)
@@ -110,6 +101,7 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum, const red_nam
     cl_mem om = out->buf, am = in->buf;
     cl_long oo = out->offset, ao = in->offset, nout = pl.nout, nred = pl.nred;
     cl_int nk = pl.k.ndim, nr = pl.r.ndim;
+    em_ocl_family fam = sum ? EM_OCL_SUM : EM_OCL_AMAX;
     int64_t target = target_groups(d);
     bool few = nout < target * 64;
     if (nred < 1024 || !few) {
@@ -117,13 +109,14 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum, const red_nam
                              EM_OCL_ARG(nout), EM_OCL_ARG(nk), EM_OCL_ARG(pl.k.shape),
                              EM_OCL_ARG(pl.k.strides[0]), EM_OCL_ARG(nred), EM_OCL_ARG(nr),
                              EM_OCL_ARG(pl.r.shape), EM_OCL_ARG(pl.r.strides[0])};
-        return em_ocl__launch_1d(d, EM_OCL_REDUCE, dt, EM_DTYPE_UNSPEC, kn->slot, kn->wi, op, 12,
-                                 args, nout);
+        return em_ocl__launch_1d(d, fam, dt, EM_DTYPE_UNSPEC, K_RED_WI, "red_wi", op, 12, args,
+                                 nout);
     }
-    size_t L = em_ocl__pow2_wg(d, EM_OCL_REDUCE, dt, kn->slot + 2, kn->wgp, 256);
+    size_t L = em_ocl__pow2_wg(d, fam, dt, K_RED_WGP, "red_wgp", 256);
     if (L == 0)
         return em_last_status();
     size_t as = acc_size(dt, sum);
+    cl_int chunked = (d->type & CL_DEVICE_TYPE_CPU) != 0;
     int64_t parts = 1;
     if (nout < target) {
         parts = (target + nout - 1) / nout;
@@ -137,9 +130,9 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum, const red_nam
                              EM_OCL_ARG(nk), EM_OCL_ARG(pl.k.shape),
                              EM_OCL_ARG(pl.k.strides[0]), EM_OCL_ARG(nred), EM_OCL_ARG(nr),
                              EM_OCL_ARG(pl.r.shape), EM_OCL_ARG(pl.r.strides[0]),
-                             EM_OCL_LOCAL(L * as)};
-        return em_ocl__launch(d, EM_OCL_REDUCE, dt, EM_DTYPE_UNSPEC, kn->slot + 1, kn->wg, op,
-                              12, args, 1, &global, &L);
+                             EM_OCL_ARG(chunked), EM_OCL_LOCAL(L * as)};
+        return em_ocl__launch(d, fam, dt, EM_DTYPE_UNSPEC, K_RED_WG, "red_wg", op, 13, args, 1,
+                              &global, &L);
     }
     size_t pbytes = (size_t)(nout * parts) * as;
     cl_mem part = em_ocl__scratch(d, pbytes);
@@ -150,14 +143,14 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum, const red_nam
     em_ocl_arg args[] = {EM_OCL_ARG(part), EM_OCL_ARG(am), EM_OCL_ARG(ao), EM_OCL_ARG(nk),
                          EM_OCL_ARG(pl.k.shape), EM_OCL_ARG(pl.k.strides[0]), EM_OCL_ARG(nred),
                          EM_OCL_ARG(nr), EM_OCL_ARG(pl.r.shape), EM_OCL_ARG(pl.r.strides[0]),
-                         EM_OCL_ARG(np), EM_OCL_LOCAL(L * as)};
-    rc = em_ocl__launch(d, EM_OCL_REDUCE, dt, EM_DTYPE_UNSPEC, kn->slot + 2, kn->wgp, op, 12,
-                        args, 1, &global, &L);
+                         EM_OCL_ARG(np), EM_OCL_ARG(chunked), EM_OCL_LOCAL(L * as)};
+    rc = em_ocl__launch(d, fam, dt, EM_DTYPE_UNSPEC, K_RED_WGP, "red_wgp", op, 13, args, 1,
+                        &global, &L);
     if (rc == EM_OK) {
         em_ocl_arg cargs[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(part), EM_OCL_ARG(nout),
                               EM_OCL_ARG(np)};
-        rc = em_ocl__launch_1d(d, EM_OCL_REDUCE, dt, EM_DTYPE_UNSPEC, kn->slot + 3, kn->comb,
-                               op, 5, cargs, nout);
+        rc = em_ocl__launch_1d(d, fam, dt, EM_DTYPE_UNSPEC, K_RED_COMB, "red_comb", op, 5,
+                               cargs, nout);
     }
     /* The queue is in order: the pool may hand `part` out again at once. */
     em_ocl__scratch_free(d, part, pbytes);
@@ -167,13 +160,13 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum, const red_nam
 static int k_sum(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    return run_reduce(c, "sum", true, &sum_names);
+    return run_reduce(c, "sum", true);
 }
 
 static int k_amax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    return run_reduce(c, "amax", false, &max_names);
+    return run_reduce(c, "amax", false);
 }
 
 /* ---- argmax ------------------------------------------------------------------------------------ */
@@ -211,10 +204,10 @@ static int k_argmax(void *bctx, const em_kcall *c)
     if (D < 1024 || nout >= target_groups(d) * 64) {
         em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
                              EM_OCL_ARG(nout), EM_OCL_ARG(cD), EM_OCL_ARG(cin)};
-        return em_ocl__launch_1d(d, EM_OCL_REDUCE, dt, EM_DTYPE_UNSPEC, K_ARGMAX_WI,
+        return em_ocl__launch_1d(d, EM_OCL_AMAX, dt, EM_DTYPE_UNSPEC, K_ARGMAX_WI,
                                  "argmax_wi", "argmax", 7, args, nout);
     }
-    size_t L = em_ocl__pow2_wg(d, EM_OCL_REDUCE, dt, K_ARGMAX_WG, "argmax_wg", 256);
+    size_t L = em_ocl__pow2_wg(d, EM_OCL_AMAX, dt, K_ARGMAX_WG, "argmax_wg", 256);
     if (L == 0)
         return em_last_status();
     size_t vs = dt == EM_F16 || dt == EM_BF16 ? 4 : em_ocl__elsize(dt);
@@ -222,7 +215,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
     em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
                          EM_OCL_ARG(cD), EM_OCL_ARG(cin), EM_OCL_LOCAL(L * vs),
                          EM_OCL_LOCAL(L * 8)};
-    return em_ocl__launch(d, EM_OCL_REDUCE, dt, EM_DTYPE_UNSPEC, K_ARGMAX_WG, "argmax_wg",
+    return em_ocl__launch(d, EM_OCL_AMAX, dt, EM_DTYPE_UNSPEC, K_ARGMAX_WG, "argmax_wg",
                           "argmax", 8, args, 1, &global, &L);
 }
 

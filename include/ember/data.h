@@ -23,8 +23,8 @@
  *
  * Handles: em_dataset_free and em_dataloader_free free the handle they are given. The data
  * underneath is shared by a dataset, its splits and the loaders over them, and lives until the
- * last of them is freed, so they may be freed in any order. Free every dataset before
- * em_shutdown() (a dataset from a plugin may point into the plugin's code).
+ * last of them is freed, so they may be freed in any order. Free every loader and dataset
+ * before em_shutdown() (a dataset from a plugin may point into the plugin's code).
  *
  * Threads: a dataset may be read (em_dataset_get, loaders) from several threads at once;
  * changing it (em_dataset_fit_scaler, em_dataset_set_scaler) must not overlap any reading.
@@ -58,10 +58,12 @@ typedef struct em_dataset_ops {
     int64_t (*len)(void *ctx);
     /* Sample `index` (0 <= index < len) as new references: *x the features, *y the label
      * (*y may be left NULL for an unlabeled dataset, the same for every sample). Returns EM_OK
-     * or a negative status after em_set_error(). Every sample must have the same shapes and
-     * dtypes. Create CPU tensors (em_opts .device = em_device_parse("cpu")): with prefetching
-     * on (the default) this runs on the DataLoader's background thread, and only CPU tensors
-     * may be built there; it may run concurrently with the caller's own use of Ember. */
+     * or a negative status after em_set_error() (ember/plugin.h). Every sample must have the
+     * same shapes and dtypes. Create CPU tensors (em_opts .device = em_device_parse("cpu")):
+     * with prefetching on (the default) this runs on the DataLoader's background thread, where
+     * only CPU tensors may be built, concurrently with the caller's own use of Ember. Tensors
+     * created here are never collected by an em_scope of the calling thread: release your
+     * temporaries yourself. */
     int (*get_item)(void *ctx, int64_t index, em_tensor **x, em_tensor **y);
     /* optional: called once, when the last handle on the data (the dataset, its splits and
      * loaders) is freed. */

@@ -43,7 +43,7 @@ static em_tensor *tanh_forward(em_module *m, int nin, em_tensor *const *in)
     return em_tanh(in[0]);
 }
 
-/* ---- GELU ------------------------------------------------------------------------------------- */
+/* ---- GELU ------------------------------------------------------------------------------------ */
 
 static const em_param_decl gelu_params[] = {{"approximate", EM_PARAM_STRING, "\"none\""}};
 
@@ -95,7 +95,7 @@ static em_tensor *gelu_forward(em_module *m, int nin, em_tensor *const *in)
     return em_op_call("gelu", 1, in, 0, NULL);
 }
 
-/* ---- Softmax, LogSoftmax ------------------------------------------------------------------------ */
+/* ---- Softmax, LogSoftmax --------------------------------------------------------------------- */
 
 static const em_param_decl softmax_params[] = {{"dim", EM_PARAM_INT, "None"}};
 

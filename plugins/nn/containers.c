@@ -49,7 +49,7 @@ static em_tensor *sequential_forward(em_module *m, int nin, em_tensor *const *in
     return h;
 }
 
-/* ---- Identity ----------------------------------------------------------------------------------- */
+/* ---- Identity -------------------------------------------------------------------------------- */
 
 static int noop_init(em_module *m, const em_args *a)
 {
@@ -66,7 +66,7 @@ static em_tensor *identity_forward(em_module *m, int nin, em_tensor *const *in)
     return in[0];
 }
 
-/* ---- Flatten ------------------------------------------------------------------------------------ */
+/* ---- Flatten --------------------------------------------------------------------------------- */
 
 static const em_param_decl flatten_params[] = {
     {"start_dim", EM_PARAM_INT, "1"},

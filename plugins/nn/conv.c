@@ -1,52 +1,31 @@
 /* plugins/nn/conv.c - Conv2d and MaxPool2d for small images, written in ops.
  *
- * Both unfold the input into its sliding windows (im2col) with em_gather:
+ * Both unfold the input into its sliding windows with the plugin's im2col op (unfold.c):
  *
- *   x: (N, C, H, W) -> (N, C, H*W) -gather along dim 2-> cols: (N, C, K, L)
- *   K = kh*kw window positions (row-major), L = OH*OW output positions
+ *   x: (N, C, H, W) -> cols: (N, C, K, L),  K = kh*kw window positions, L = OH*OW outputs
  *
- * The gather index (one (K*L) table for the input size, expanded over N and C without a copy)
- * and a mask of window positions that fall into the padding are built on the host once per
- * input size and device, and cached in the layer. Padded positions read 0 (Conv2d) or -inf
- * (MaxPool2d) through em_where. Then
+ * with padded positions reading 0 (Conv2d) or -inf (MaxPool2d). Then
  *
  *   Conv2d:    y = weight (G, O/G, C/G*K) @ cols (N, G, C/G*K, L) + bias -> (N, O, OH, OW)
  *   MaxPool2d: y = gather(cols, argmax over K) -> (N, C, OH, OW)
  *
- * so both run on every backend with gather, where, matmul and argmax, and autograd
- * differentiates them (gather's backward scatter-adds into the input; max pooling routes each
- * gradient to the first maximum of its window, as PyTorch's CPU kernel does). This is correct
- * first and reasonably fast for small images; a backend may add a fused conv op later. Inputs
- * may also be unbatched (C, H, W). Conv2d's weight and bias start U(-1/sqrt(fan_in),
- * 1/sqrt(fan_in)) with fan_in = in_channels/groups * kh * kw, as PyTorch's reset_parameters().
+ * so autograd differentiates them through im2col's backward (col2im), matmul and gather; max
+ * pooling routes each gradient to the first maximum of its window, as PyTorch's CPU kernel
+ * does. Inputs may also be unbatched (C, H, W). Output sizes follow PyTorch (ceil_mode
+ * included). Conv2d's weight and bias start U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+ * fan_in = in_channels/groups * kh * kw, as PyTorch's reset_parameters().
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
 
-/* ---- unfolding --------------------------------------------------------------------------------- */
+/* ---- windows -------------------------------------------------------------------------------- */
 
 typedef struct window {
     int64_t k[2], s[2], p[2], d[2];   /* kernel, stride, padding, dilation: (h, w) */
     bool ceil_mode;
 } window;
-
-typedef struct unfold_cache {
-    int64_t H, W;
-    em_device device;
-    int64_t OH, OW;
-    em_tensor *index;   /* (1, 1, K*L) int64 into the flattened H*W plane */
-    em_tensor *valid;   /* (K*L) bool, false where a window reads padding; NULL if none does */
-} unfold_cache;
-
-static void cache_clear(unfold_cache *c)
-{
-    em_release(c->index);
-    em_release(c->valid);
-    memset(c, 0, sizeof *c);
-}
 
 /* PyTorch's output size (pooling_output_shape for ceil_mode); <= 0 when the (padded) input
  * is smaller than the dilated kernel. */
@@ -61,86 +40,42 @@ static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, 
     return o;
 }
 
-/* Builds (or reuses) the index and mask for an H x W input on `dev`. */
-static int cache_prepare(const char *type, unfold_cache *c, const window *w, const em_tensor *x)
+static void pair_attr(em_attr *a, const int64_t v[2])
 {
-    int nd = em_ndim(x);
-    int64_t H = em_shape(x)[nd - 2], W = em_shape(x)[nd - 1];
-    em_device dev = em_device_of(x);
-    if (c->index && c->H == H && c->W == W && em_device_eq(c->device, dev))
-        return EM_OK;
-    cache_clear(c);
-    int64_t OH = out_size(H, w->k[0], w->s[0], w->p[0], w->d[0], w->ceil_mode);
-    int64_t OW = out_size(W, w->k[1], w->s[1], w->p[1], w->d[1], w->ceil_mode);
-    if (OH <= 0 || OW <= 0) {
-        char b[160];
-        return em_set_error(EM_ERR_INVALID,
-                            "%s: input of shape %s is too small: padded size (%lld x %lld) is "
-                            "smaller than the dilated kernel (%lld x %lld)",
-                            type, nn__shape_str(x, b, sizeof b), (long long)(H + 2 * w->p[0]),
-                            (long long)(W + 2 * w->p[1]),
-                            (long long)(w->d[0] * (w->k[0] - 1) + 1),
-                            (long long)(w->d[1] * (w->k[1] - 1) + 1));
-    }
-    int64_t K = w->k[0] * w->k[1], L = OH * OW, n = K * L;
-    int64_t *ix = malloc((size_t)n * sizeof *ix);
-    uint8_t *ok = malloc((size_t)n);
-    if (!ix || !ok) {
-        free(ix);
-        free(ok);
-        return em_set_error(EM_ERR_NOMEM, "%s: out of memory for the window index", type);
-    }
-    bool padded = false;
-    for (int64_t i = 0; i < w->k[0]; i++)
-        for (int64_t j = 0; j < w->k[1]; j++)
-            for (int64_t oh = 0; oh < OH; oh++)
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    int64_t at = (i * w->k[1] + j) * L + oh * OW + ow;
-                    int64_t ih = oh * w->s[0] - w->p[0] + i * w->d[0];
-                    int64_t iw = ow * w->s[1] - w->p[1] + j * w->d[1];
-                    bool in = ih >= 0 && ih < H && iw >= 0 && iw < W;
-                    ix[at] = in ? ih * W + iw : 0;
-                    ok[at] = in;
-                    padded |= !in;
-                }
-    em_opts oi = {.dtype = EM_I64, .device = dev}, ob = {.dtype = EM_BOOL, .device = dev};
-    c->index = em_tensor_from_data(ix, EM_I64, EM_SHAPE(1, 1, n), &oi);
-    c->valid = padded && c->index ? em_tensor_from_data(ok, EM_BOOL, EM_SHAPE(n), &ob) : NULL;
-    free(ix);
-    free(ok);
-    if (!c->index || (padded && !c->valid)) {
-        cache_clear(c);
-        return em_last_status();
-    }
-    c->H = H;
-    c->W = W;
-    c->device = dev;
-    c->OH = OH;
-    c->OW = OW;
-    return EM_OK;
+    memset(a, 0, sizeof *a);
+    a->n = 2;
+    a->ints[0] = v[0];
+    a->ints[1] = v[1];
 }
 
-/* x: (N, C, H, W) -> (N, C, K, L), padded positions reading `fill`. */
-static em_tensor *unfold(em_tensor *x, const unfold_cache *c, const window *w, double fill)
+/* x: (N, C, H, W) -> (N, C, K, L) through the im2col op; *oh, *ow receive the output size. */
+static em_tensor *unfold(const char *type, em_tensor *x, const window *w, double fill,
+                         int64_t *oh, int64_t *ow)
 {
-    int64_t N = em_shape(x)[0], C = em_shape(x)[1];
-    int64_t K = w->k[0] * w->k[1], L = c->OH * c->OW;
-    em_tensor *xf = em_reshape(x, EM_SHAPE(N, C, c->H * c->W));
-    em_tensor *idx = em_expand(c->index, EM_SHAPE(N, C, K * L));
-    em_tensor *g = xf && idx ? em_gather(xf, 2, idx) : NULL;
-    em_release(xf);
-    em_release(idx);
-    if (g && c->valid) {
-        em_opts o = {.dtype = em_dtype_of(x), .device = em_device_of(x)};
-        em_tensor *f = em_scalar(fill, &o);
-        em_tensor *m = em_where(c->valid, g, f);
-        em_release(f);
-        em_release(g);
-        g = m;
+    int64_t H = em_shape(x)[2], W = em_shape(x)[3];
+    int64_t out[2] = {out_size(H, w->k[0], w->s[0], w->p[0], w->d[0], w->ceil_mode),
+                      out_size(W, w->k[1], w->s[1], w->p[1], w->d[1], w->ceil_mode)};
+    if (out[0] <= 0 || out[1] <= 0) {
+        char b[160];
+        em_set_error(EM_ERR_INVALID,
+                     "%s: input of shape %s is too small: padded size (%lld x %lld) is smaller "
+                     "than the dilated kernel (%lld x %lld)",
+                     type, nn__shape_str(x, b, sizeof b), (long long)(H + 2 * w->p[0]),
+                     (long long)(W + 2 * w->p[1]), (long long)(w->d[0] * (w->k[0] - 1) + 1),
+                     (long long)(w->d[1] * (w->k[1] - 1) + 1));
+        return NULL;
     }
-    em_tensor *cols = em_reshape(g, EM_SHAPE(N, C, K, L));
-    em_release(g);
-    return cols;
+    em_attr a[6];
+    pair_attr(&a[0], w->k);
+    pair_attr(&a[1], w->s);
+    pair_attr(&a[2], w->p);
+    pair_attr(&a[3], w->d);
+    pair_attr(&a[4], out);
+    memset(&a[5], 0, sizeof a[5]);
+    a[5].f = fill;
+    *oh = out[0];
+    *ow = out[1];
+    return em_op_call("im2col", 1, &x, 6, a);
 }
 
 /* The input as (N, C, H, W): a 3-dim (C, H, W) input gets a batch dim of 1. */
@@ -176,7 +111,7 @@ static em_tensor *unbatched_like(em_tensor *y, const em_tensor *x)
     return r;
 }
 
-/* ---- Conv2d ------------------------------------------------------------------------------------- */
+/* ---- Conv2d ---------------------------------------------------------------------------------- */
 
 static const em_param_decl conv_params[] = {
     {"in_channels", EM_PARAM_INT, NULL},
@@ -195,7 +130,6 @@ static const em_param_decl conv_params[] = {
 typedef struct conv_state {
     window w;
     int64_t in, out, groups;
-    unfold_cache cache;
 } conv_state;
 
 static int conv_init(em_module *m, const em_args *a)
@@ -241,12 +175,6 @@ static int conv_init(em_module *m, const em_args *a)
     return rc;
 }
 
-static void conv_destroy(em_module *m)
-{
-    conv_state *s = em_module_state(m);
-    cache_clear(&s->cache);
-}
-
 static em_tensor *conv_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
@@ -257,13 +185,13 @@ static em_tensor *conv_forward(em_module *m, int nin, em_tensor *const *in)
     em_tensor *x = batched("Conv2d", in[0], s->in);
     if (!x)
         return NULL;
-    if (cache_prepare("Conv2d", &s->cache, &s->w, x) < 0) {
+    int64_t N = em_shape(x)[0], G = s->groups, K = s->w.k[0] * s->w.k[1];
+    int64_t OH = 0, OW = 0, CK = s->in / G * K;
+    em_tensor *cols = unfold("Conv2d", x, &s->w, 0.0, &OH, &OW);
+    if (!cols) {
         em_release(x);
         return NULL;
     }
-    int64_t N = em_shape(x)[0], G = s->groups, K = s->w.k[0] * s->w.k[1];
-    int64_t OH = s->cache.OH, OW = s->cache.OW, CK = s->in / G * K;
-    em_tensor *cols = unfold(x, &s->cache, &s->w, 0.0);
     em_tensor *cg = em_reshape(cols, EM_SHAPE(N, G, CK, OH * OW));
     em_tensor *wg = em_reshape(w, EM_SHAPE(G, s->out / G, CK));
     em_tensor *yg = em_matmul(wg, cg);                     /* (N, G, O/G, L) */
@@ -283,7 +211,7 @@ static em_tensor *conv_forward(em_module *m, int nin, em_tensor *const *in)
     return unbatched_like(y, in[0]);
 }
 
-/* ---- MaxPool2d ------------------------------------------------------------------------------------ */
+/* ---- MaxPool2d ------------------------------------------------------------------------------- */
 
 static const em_param_decl pool_params[] = {
     {"kernel_size", EM_PARAM_INTS, NULL},
@@ -296,7 +224,6 @@ static const em_param_decl pool_params[] = {
 
 typedef struct pool_state {
     window w;
-    unfold_cache cache;
 } pool_state;
 
 static int pool_init(em_module *m, const em_args *a)
@@ -327,12 +254,6 @@ static int pool_init(em_module *m, const em_args *a)
     return EM_OK;
 }
 
-static void pool_destroy(em_module *m)
-{
-    pool_state *s = em_module_state(m);
-    cache_clear(&s->cache);
-}
-
 static em_tensor *pool_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
@@ -342,15 +263,11 @@ static em_tensor *pool_forward(em_module *m, int nin, em_tensor *const *in)
     em_tensor *x = batched("MaxPool2d", in[0], 0);
     if (!x)
         return NULL;
-    if (cache_prepare("MaxPool2d", &s->cache, &s->w, x) < 0) {
-        em_release(x);
-        return NULL;
-    }
-    int64_t N = em_shape(x)[0], C = em_shape(x)[1];
-    em_tensor *cols = unfold(x, &s->cache, &s->w, -INFINITY);   /* (N, C, K, L) */
-    em_tensor *am = em_argmax(cols, 2, true);                   /* (N, C, 1, L) */
+    int64_t N = em_shape(x)[0], C = em_shape(x)[1], OH = 0, OW = 0;
+    em_tensor *cols = unfold("MaxPool2d", x, &s->w, -INFINITY, &OH, &OW);   /* (N, C, K, L) */
+    em_tensor *am = cols ? em_argmax(cols, 2, true) : NULL;                 /* (N, C, 1, L) */
     em_tensor *mx = am ? em_gather(cols, 2, am) : NULL;
-    em_tensor *y = em_reshape(mx, EM_SHAPE(N, C, s->cache.OH, s->cache.OW));
+    em_tensor *y = mx ? em_reshape(mx, EM_SHAPE(N, C, OH, OW)) : NULL;
     em_release(cols);
     em_release(am);
     em_release(mx);
@@ -359,10 +276,8 @@ static em_tensor *pool_forward(em_module *m, int nin, em_tensor *const *in)
 }
 
 static const em_module_ops conv_types[] = {
-    NN_MODULE("Conv2d", conv_params, sizeof(conv_state), 1, conv_init, conv_forward,
-              conv_destroy),
-    NN_MODULE("MaxPool2d", pool_params, sizeof(pool_state), 1, pool_init, pool_forward,
-              pool_destroy),
+    NN_MODULE("Conv2d", conv_params, sizeof(conv_state), 1, conv_init, conv_forward, NULL),
+    NN_MODULE("MaxPool2d", pool_params, sizeof(pool_state), 1, pool_init, pool_forward, NULL),
 };
 
 int nn__register_conv(em_registry *reg)

@@ -171,7 +171,7 @@ static em_tensor *c_gelu_backward(int nin, em_tensor *const *in, const em_attr *
     return r;
 }
 
-/* ---- backward (written in ops: the gelu_backward op) ------------------------------------------ */
+/* ---- backward (written in ops: the gelu_backward op) ----------------------------------------- */
 
 static int b_gelu(int nin, em_tensor *const *inputs, em_tensor *output, const em_attr *attrs,
                   em_tensor *grad, em_tensor **grad_inputs)

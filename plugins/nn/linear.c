@@ -41,6 +41,7 @@ static int linear_init(em_module *m, const em_args *a)
 
 static em_tensor *linear_forward(em_module *m, int nin, em_tensor *const *in)
 {
+    (void)nin;
     em_tensor *x = in[0];
     em_tensor *w = em_module_parameter(m, "weight"), *b = em_module_parameter(m, "bias");
     int64_t nf = em_shape(w)[1];

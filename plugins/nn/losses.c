@@ -28,7 +28,7 @@ typedef struct loss_state {
     reduction red;
 } loss_state;
 
-/* ---- shared ------------------------------------------------------------------------------------ */
+/* ---- shared ---------------------------------------------------------------------------------- */
 
 static int loss_init_common(em_module *m, const em_args *a)
 {
@@ -127,7 +127,7 @@ static int check_last_dim_list(const char *type, const em_args *a, const char *n
     return EM_OK;
 }
 
-/* ---- MSELoss, L1Loss ------------------------------------------------------------------------------ */
+/* ---- MSELoss, L1Loss ------------------------------------------------------------------------- */
 
 static const em_param_decl reduction_params[] = {{"reduction", EM_PARAM_STRING, "\"mean\""}};
 
@@ -146,7 +146,7 @@ static em_tensor *mse_forward(em_module *m, int nin, em_tensor *const *in)
     return reduce(l, s->red);
 }
 
-/* ---- BCELoss ------------------------------------------------------------------------------------- */
+/* ---- BCELoss --------------------------------------------------------------------------------- */
 
 static const em_param_decl bce_params[] = {
     {"weight", EM_PARAM_FLOATS, "None"},
@@ -262,7 +262,7 @@ static em_tensor *bce_forward(em_module *m, int nin, em_tensor *const *in)
     return reduce(l, s->red);
 }
 
-/* ---- BCEWithLogitsLoss ------------------------------------------------------------------------ */
+/* ---- BCEWithLogitsLoss ----------------------------------------------------------------------- */
 
 static const em_param_decl bce_logits_params[] = {
     {"weight", EM_PARAM_FLOATS, "None"},
@@ -322,7 +322,7 @@ static em_tensor *bce_logits_forward(em_module *m, int nin, em_tensor *const *in
     return reduce(l, s->red);
 }
 
-/* ---- NLLLoss and CrossEntropyLoss --------------------------------------------------------------- */
+/* ---- NLLLoss and CrossEntropyLoss ------------------------------------------------------------ */
 
 static const em_param_decl nll_params[] = {
     {"weight", EM_PARAM_FLOATS, "None"},
@@ -398,8 +398,8 @@ static int read_targets(const char *type, const em_args *a, em_tensor *x, em_ten
                                 "%s: target of shape %s does not fit input of shape %s (expected "
                                 "%s for class indices, or %s for class probabilities)",
                                 type, nn__shape_str(t, b1, sizeof b1),
-                                nn__shape_str(x, b2, sizeof b2), nn__dims_str(wnd, want, b3, sizeof b3),
-                                b2);
+                                nn__shape_str(x, b2, sizeof b2),
+                                nn__dims_str(wnd, want, b3, sizeof b3), b2);
         return em_set_error(EM_ERR_INVALID,
                             "%s: target of shape %s does not fit input of shape %s (expected %s)",
                             type, nn__shape_str(t, b1, sizeof b1), nn__shape_str(x, b2, sizeof b2),
@@ -590,7 +590,7 @@ static em_tensor *nll_forward(em_module *m, int nin, em_tensor *const *in)
     return index_loss(m, in[0], in[1], 0.0);
 }
 
-/* ---- registration ----------------------------------------------------------------------------------- */
+/* ---- registration ---------------------------------------------------------------------------- */
 
 static int reduction_init(em_module *m, const em_args *a)
 {

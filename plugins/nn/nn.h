@@ -4,8 +4,9 @@
  *
  * Private to plugins/nn/ (every symbol is hidden by -fvisibility=hidden); cross-file helpers
  * carry the nn__ prefix. Layers and losses are written with public ops only, so they run on
- * every backend and autograd records them; the one op this plugin adds (gelu) says in gelu.c
- * which backends have a kernel.
+ * every backend and autograd records them; the ops this plugin adds (gelu.c: gelu; unfold.c:
+ * im2col/col2im; losses.c: binary_cross_entropy) each have a composite in primitives, and the
+ * first two a CPU kernel.
  */
 #ifndef EMBER_PLUGINS_NN_H
 #define EMBER_PLUGINS_NN_H
@@ -22,6 +23,7 @@
 int nn__register_linear(em_registry *reg);
 int nn__register_activations(em_registry *reg);
 int nn__register_gelu_ops(em_registry *reg);
+int nn__register_unfold_ops(em_registry *reg);
 int nn__register_containers(em_registry *reg);
 int nn__register_dropout(em_registry *reg);
 int nn__register_batchnorm(em_registry *reg);
@@ -66,7 +68,7 @@ em_tensor *nn__uniform(int ndim, const int64_t *shape, double bound, const em_op
 int nn__add_param(em_module *m, const char *name, em_tensor *t);
 int nn__add_buffer(em_module *m, const char *name, em_tensor *t);
 
-/* ---- checks ------------------------------------------------------------------------------------ */
+/* ---- checks ---------------------------------------------------------------------------------- */
 
 /* Fails unless x is floating point and has the dtype of the layer's parameter w:
  * "Linear: input is float64 but the layer's parameters are float32 (...)". */

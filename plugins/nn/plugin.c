@@ -2,7 +2,7 @@
  * (and the gelu op), and the helpers the family files share.
  *
  * Not here: any layer's math (one file per family: linear.c, activations.c, gelu.c,
- * containers.c, dropout.c, batchnorm.c, embedding.c, conv.c, losses.c).
+ * containers.c, dropout.c, batchnorm.c, embedding.c, unfold.c, conv.c, losses.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -143,9 +143,10 @@ int nn__pair(const char *type, const em_args *a, const char *name, int64_t min, 
 static int nn_init(em_registry *reg)
 {
     int (*const families[])(em_registry *) = {
-        nn__register_gelu_ops,   nn__register_linear,    nn__register_activations,
-        nn__register_containers, nn__register_dropout,   nn__register_batchnorm,
-        nn__register_embedding,  nn__register_conv,      nn__register_losses,
+        nn__register_gelu_ops,    nn__register_unfold_ops, nn__register_linear,
+        nn__register_activations, nn__register_containers, nn__register_dropout,
+        nn__register_batchnorm,   nn__register_embedding,  nn__register_conv,
+        nn__register_losses,
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
         int rc = families[i](reg);

@@ -38,7 +38,7 @@ static const cf_op binary_ops[] = {
     {"div", 0, em_div, 0, 0, r_div, 0, ALL, CF_GRAD, CF_OUT_FLOAT,
      {DOM_PM3, {CF_AWAY0, -3, 3, -5, 5}}},
     {"pow", 0, em_pow, 0, 0, r_pow, 0, NUMERIC, CF_GRAD, CF_OUT_PROMOTE,
-     {{CF_UNIFORM, 0.5, 2, -3, 3}, {CF_UNIFORM, -2, 2, 0, 3}}},
+     {{CF_UNIFORM, 0.5, 2, 1, 4}, {CF_UNIFORM, -2, 2, 0, 3}}},
     {"maximum", 0, em_maximum, 0, 0, r_max, 0, ALL, CF_GRAD, CF_OUT_PROMOTE, {DOM_PM3, DOM_PM3}},
     {"minimum", 0, em_minimum, 0, 0, r_min, 0, ALL, CF_GRAD, CF_OUT_PROMOTE, {DOM_PM3, DOM_PM3}},
     {"eq", 0, em_eq, 0, 0, r_eq, 0, ALL, 0, CF_OUT_BOOL, {DOM_CMP, DOM_CMP}},
@@ -50,6 +50,7 @@ static const cf_op binary_ops[] = {
 };
 
 #define IN(nd, ...) {.ndim = nd, .shape = {__VA_ARGS__}}
+#define IN0 {.ndim = 0}
 #define INL(nd, lay, ...) {.ndim = nd, .shape = {__VA_ARGS__}, .layout = lay}
 
 typedef struct pair {
@@ -65,9 +66,9 @@ static const pair pairs[] = {
     {"same shape", IN(2, 3, 4), IN(2, 3, 4), 0, 0},
     {"broadcast", IN(2, 3, 1), IN(2, 1, 4), 0, 0},
     {"broadcast rank", IN(3, 2, 3, 4), IN(1, 4), 0, 0},
-    {"0-dim rhs", IN(2, 2, 3), IN(0), 0, 0},
-    {"0-dim lhs", IN(0), IN(2, 2, 3), 0, 0},
-    {"both 0-dim", IN(0), IN(0), 0, 0},
+    {"0-dim rhs", IN(2, 2, 3), IN0, 0, 0},
+    {"0-dim lhs", IN0, IN(2, 2, 3), 0, 0},
+    {"both 0-dim", IN0, IN0, 0, 0},
     {"zero-size", IN(2, 0, 4), IN(2, 1, 4), 0, 0},
     {"transposed lhs", INL(2, CF_T, 4, 3), IN(2, 4, 3), 0, 0},
     {"strided and expanded",
@@ -83,6 +84,16 @@ static const pair pairs[] = {
     {"mixed, int64 rhs", IN(2, 3, 4), {.ndim = 1, .shape = {4}, .dtype = EM_I64}, 0, 0},
     {"mixed, 0-dim float64 rhs", IN(2, 3, 4), {.ndim = 0, .dtype = EM_F64}, 0, 0},
     {"mixed, 0-dim int32 lhs", {.ndim = 0, .dtype = EM_I32}, IN(2, 3, 4), 0, 0},
+};
+
+/* Integer powers: negative bases, and negative exponents (0 unless the base is +-1). */
+static const cf_dom int_base = {CF_AWAY0, 0, 0, -3, 3}, int_exp = {CF_WHOLE, 0, 0, 0, 4},
+                    neg_exp = {CF_WHOLE, 0, 0, -3, -1};
+static const pair int_pows[] = {
+    {"negative integer bases", {.ndim = 2, .shape = {4, 5}, .dom = &int_base},
+     {.ndim = 2, .shape = {4, 5}, .dom = &int_exp}, 0, EM_DTYPE_BIT(EM_I64) | EM_DTYPE_BIT(EM_I32)},
+    {"negative integer exponents", {.ndim = 2, .shape = {4, 5}, .dom = &int_base},
+     {.ndim = 1, .shape = {5}, .dom = &neg_exp}, 0, EM_DTYPE_BIT(EM_I64) | EM_DTYPE_BIT(EM_I32)},
 };
 
 /* ---- where -------------------------------------------------------------------------------- */
@@ -117,7 +128,7 @@ typedef struct triple {
 static const triple triples[] = {
     {"same shape", COND(2, 3, 4), IN(2, 3, 4), IN(2, 3, 4)},
     {"broadcast", COND(2, 3, 1), IN(2, 1, 4), IN(2, 3, 4)},
-    {"0-dim other", COND(1, 5), IN(1, 5), IN(0)},
+    {"0-dim other", COND(1, 5), IN(1, 5), IN0},
     {"zero-size", COND(2, 0, 3), IN(2, 0, 3), IN(1, 3)},
     {"non-contiguous", {.ndim = 2, .shape = {4, 3}, .dtype = EM_BOOL, .dom = &bools,
                         .layout = CF_T},
@@ -187,6 +198,13 @@ void cf_family_binary(cf_list *l)
             cf_label(&c, "%s", pairs[s].label);
             cf_add(l, &c);
         }
+    for (size_t s = 0; s < sizeof int_pows / sizeof int_pows[0]; s++) {
+        cf_case c = {.op = &binary_ops[4], .nin = 2, .dtypes = int_pows[s].dtypes};
+        c.in[0] = int_pows[s].a;
+        c.in[1] = int_pows[s].b;
+        cf_label(&c, "%s", int_pows[s].label);
+        cf_add(l, &c);
+    }
     for (size_t s = 0; s < sizeof triples / sizeof triples[0]; s++) {
         cf_case c = {.op = &where_op, .nin = 3};
         c.in[0] = triples[s].cond;
@@ -196,7 +214,7 @@ void cf_family_binary(cf_list *l)
         cf_add(l, &c);
     }
     for (size_t s = 0; s < sizeof scalars / sizeof scalars[0]; s++) {
-        const cf_in shapes[] = {IN(2, 3, 4), IN(0), INL(2, CF_T, 4, 3)};
+        const cf_in shapes[] = {IN(2, 3, 4), IN0, INL(2, CF_T, 4, 3)};
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
             cf_case c = {.op = &scalar_ops[scalars[s].op], .nin = 1};
             c.in[0] = shapes[k];

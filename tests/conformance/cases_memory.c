@@ -18,6 +18,7 @@
 #define NUMERIC (EM_DTYPES_FLOAT | EM_DTYPES_INT)
 
 #define IN(nd, ...) {.ndim = nd, .shape = {__VA_ARGS__}}
+#define IN0 {.ndim = 0}
 #define INL(nd, lay, ...) {.ndim = nd, .shape = {__VA_ARGS__}, .layout = lay}
 
 /* ---- casts and contiguous copies ---------------------------------------------------------------- */
@@ -84,7 +85,7 @@ static void add_casts(cf_list *l)
         {"contiguous of expanded",
          {.ndim = 3, .shape = {3, 4, 5}, .layout = CF_EXPAND, .expand = 5}},
         {"contiguous of large transposed", INL(2, CF_T, 300, 257)},
-        {"contiguous of 0-dim", IN(0)},
+        {"contiguous of 0-dim", IN0},
         {"contiguous of zero-size", INL(2, CF_T, 0, 4)},
     };
     for (size_t v = 0; v < sizeof views / sizeof views[0]; v++) {
@@ -268,7 +269,7 @@ static void add_writes(cf_list *l)
         {"into an offset slab", IN(3, 2, 3, 4), INL(3, CF_OFFSET, 2, 3, 4)},
         {"into a permuted view", IN(3, 2, 3, 4), INL(3, CF_PERM, 2, 3, 4)},
         {"broadcast source into every other element", IN(1, 5), INL(2, CF_STEP, 3, 5)},
-        {"0-dim source into a transposed view", IN(0), INL(2, CF_T, 4, 3)},
+        {"0-dim source into a transposed view", IN0, INL(2, CF_T, 4, 3)},
         {"into a large strided view", IN(2, 200, 150), INL(2, CF_STEP, 200, 150)},
     };
     static const struct {
@@ -332,7 +333,7 @@ static void add_fills(cf_list *l)
         cf_in in;
         double v;
     } fills[] = {
-        {"full 2.5", IN(2, 3, 4), 2.5},    {"full -1.5, 0-dim", IN(0), -1.5},
+        {"full 2.5", IN(2, 3, 4), 2.5},    {"full -1.5, 0-dim", IN0, -1.5},
         {"full 7, zero-size", IN(2, 0, 3), 7}, {"full 0", IN(1, 9), 0},
         {"full 1, large", IN(2, 129, 257), 1},
     };
@@ -400,7 +401,7 @@ static const cf_op random_op = {"random", 0, 0, call_random, 0, 0, ref_random, A
 static void add_randoms(cf_list *l)
 {
     static const char *const names[] = {"rand", "randn", "randint"};
-    static const cf_in shapes[] = {IN(2, 5, 7), IN(0), IN(1, 1), IN(2, 0, 3), IN(2, 257, 129)};
+    static const cf_in shapes[] = {IN(2, 5, 7), IN0, IN(1, 1), IN(2, 0, 3), IN(2, 257, 129)};
     static const char *const what[] = {"[5, 7]", "0-dim", "[1]", "zero-size", "large"};
     for (int dist = RND_UNIFORM; dist <= RND_INT; dist++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -452,7 +453,7 @@ static void add_transfers(cf_list *l)
         cf_in in;
     } t[] = {
         {"empty", IN(1, 0)},           {"one element", IN(1, 1)},
-        {"odd size", IN(1, 13)},       {"0-dim", IN(0)},
+        {"odd size", IN(1, 13)},       {"0-dim", IN0},
         {"transposed", INL(2, CF_T, 3, 5)},  {"strided", INL(2, CF_STEP, 4, 6)},
         {"large", IN(1, 65539)},
     };

@@ -200,6 +200,7 @@ static const cf_op reduce_ops[] = {
 };
 
 #define IN(nd, ...) {.ndim = nd, .shape = {__VA_ARGS__}}
+#define IN0 {.ndim = 0}
 #define INL(nd, lay, ...) {.ndim = nd, .shape = {__VA_ARGS__}, .layout = lay}
 
 /* For sum, mean and amax: an axes list. */
@@ -223,7 +224,7 @@ static const axes_case axes_cases[] = {
     {"dims 0 and 2, keepdim", IN(3, 3, 4, 5), 2, {0, 2}, true, SMA, 0},
     {"all dims", IN(3, 3, 4, 5), 0, {0}, false, SMA, 0},
     {"dim -1", IN(2, 4, 5), 1, {-1}, false, SMA, 0},
-    {"0-dim", IN(0), 0, {0}, false, SMA, 0},
+    {"0-dim", IN0, 0, {0}, false, SMA, 0},
     {"single element", IN(2, 1, 1), 1, {0}, true, SMA, 0},
     {"over a zero-size dim", IN(2, 3, 0), 1, {1}, false, SM, 0},
     {"zero-size, other dim", IN(2, 0, 3), 1, {1}, false, SMA, 0},
@@ -255,7 +256,7 @@ static const dim_case dim_cases[] = {
     {"3-d, dim 1", IN(3, 2, 3, 4), 1, false, AS, 0},
     {"dim -1", IN(3, 2, 3, 4), -1, false, AS, 0},
     {"vector", IN(1, 7), 0, false, AS, 0},
-    {"0-dim", IN(0), 0, false, AS, 0},
+    {"0-dim", IN0, 0, false, AS, 0},
     {"zero-size, other dim", IN(2, 0, 5), 1, false, AS, 0},
     {"transposed", INL(2, CF_T, 5, 4), 1, false, AS, 0},
     {"strided", INL(2, CF_STEP, 3, 6), 1, false, AS, 0},

@@ -158,9 +158,10 @@ enum cf_case_flags {
 };
 
 typedef struct cf_golden {
-    int nin;
     const double *g;            /* upstream gradient (the output's shape), or NULL */
-    cf_arr out;                 /* expected output (values borrowed from the data table) */
+    int out_ndim;
+    int64_t out_shape[EM_MAX_DIMS];
+    const double *out;          /* expected output */
     const double *grad[CF_MAX_IN];   /* expected gradient of each input, or NULL */
 } cf_golden;
 
@@ -173,6 +174,8 @@ typedef struct cf_case {
     uint32_t dtypes;            /* 0: the op's; else restricted to these */
     unsigned flags;             /* enum cf_case_flags */
     double rtol, atol;          /* > 0: override the dtype's tolerance */
+    double lowp_atol;           /* > 0: absolute tolerance in float16/bfloat16 (sums of many
+                                   rounded terms: k terms of magnitude m lose ~k m 2^-bits) */
     const char *known;          /* CF_KNOWN_FAIL: why */
     const cf_golden *golden;    /* expected values from PyTorch, instead of a reference */
     const char *plugin;         /* registered by this plugin (plugin cases), else NULL */
@@ -204,6 +207,7 @@ void cf_family_linalg(cf_list *l);
 void cf_family_memory(cf_list *l);
 void cf_family_golden(cf_list *l);
 void cf_family_plugins(cf_list *l);   /* cases registered through plugin.h (needs em_init) */
+void cf_family_plugins_free(void);   /* what cf_family_plugins allocated (cf_list_free calls it) */
 
 /* Every case of every family, in a fixed order. base_seed is mixed into each case's seed. */
 void cf_cases_all(cf_list *l, uint64_t base_seed);

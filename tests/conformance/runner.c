@@ -54,6 +54,7 @@ void cf_label(cf_case *c, const char *fmt, ...)
 
 void cf_list_free(cf_list *l)
 {
+    cf_family_plugins_free();
     free(l->c);
     memset(l, 0, sizeof *l);
 }
@@ -106,6 +107,8 @@ cf_tol cf_tolerance(const cf_case *c, em_dtype dt, bool gradient)
         default: break;
         }
     }
+    if (c->lowp_atol > t.atol && (dt == EM_F16 || dt == EM_BF16))
+        t.atol = c->lowp_atol;
     if (c->rtol > 0 || c->atol > 0) {
         t.rtol = c->rtol > t.rtol ? c->rtol : t.rtol;
         t.atol = c->atol > t.atol ? c->atol : t.atol;

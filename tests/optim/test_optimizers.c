@@ -45,7 +45,7 @@ Test(optimizers, are_registered_with_pytorch_defaults)
     }
     em_optimizer *o = opt_optimizer("SGD(0.01, 0.9, nesterov=True)", m);
     char *s = em_optimizer_str(o);
-    cr_assert_str_eq(s, "SGD(lr=0.01, momentum=0.9, nesterov=true)");
+    cr_assert_str_eq(s, "SGD(0.01, momentum=0.9, nesterov=true)");   /* required: positional */
     free(s);
     em_optimizer_free(o);
     o = opt_optimizer("AdamW(weight_decay=0.01)", m);   /* the default, so not printed */
@@ -81,7 +81,7 @@ Test(optimizers, invalid_arguments_are_refused_with_the_reason)
         {"AdamW(weight_decay=-0.1)", "invalid weight_decay value"},
         {"RMSprop(alpha=-0.5)", "invalid alpha value"},
         {"RMSprop(momentum=-0.5)", "invalid momentum value"},
-        {"Adamw()", "did you mean 'AdamW'?"},
+        {"RMSProp()", "did you mean 'RMSprop'?"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         EMT_CONTEXT("%s", cases[i][0]);

@@ -12,9 +12,17 @@ static void usage(FILE *f)
             "Ember %s: a PyTorch-style deep-learning runtime in C with loadable backends.\n"
             "\n"
             "commands:\n"
+            "  train CONFIG [--device DEV] [--epochs N] [--out DIR] [--resume] [--quiet]\n"
+            "                              train a model as the config file says\n"
+            "  eval CONFIG --checkpoint FILE [--device DEV]\n"
+            "                              test loss, accuracy and confusion matrix\n"
+            "  summary SPEC --input SHAPE  torchsummary's table for a model spec\n"
             "  info [--config FILE]        versions, plugins, backends, devices, configuration\n"
             "  bench [--config FILE] [--quick]\n"
             "                              dispatch overhead, elementwise bandwidth, matmul\n"
+            "  conformance --backend NAME [--op OP] [--dtype D] [--junit FILE]\n"
+            "              [--support [--markdown FILE]] [--list]\n"
+            "                              the conformance suite against one backend\n"
             "  help                        this text\n"
             "\n"
             "environment: EMBER_CONFIG, EMBER_PLUGIN_PATH, EMBER_BACKEND, EMBER_NUM_THREADS,\n"
@@ -56,10 +64,18 @@ int main(int argc, char **argv)
         printf("ember %s\n", em_version());
         return 0;
     }
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "summary"))
+        return cmd_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "conformance"))
+        return cmd_conformance(argc - 1, argv + 1);
     fprintf(stderr, "ember: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -19,6 +19,7 @@ It writes, next to itself, the files that are committed:
   mlp_sgd3.safetensors        the parameters after three SGD(lr=0.1, momentum=0.9) steps
                               on that batch with CrossEntropyLoss;
   mlp_adam3.safetensors       the parameters after three Adam(lr=0.01) steps;
+  mlp_*3_f64.safetensors      the same two runs in float64 (from the same float32 weights);
   cnn_*.safetensors           the same for Sequential(Conv2d(1, 4, 3), ReLU(), MaxPool2d(2),
                               Flatten(), Linear(36, 10)) on 1x8x8 inputs.
 
@@ -189,9 +190,10 @@ def cnn():
                                torch.nn.Flatten(), torch.nn.Linear(36, 10))
 
 
-def train3(make_model, init, x, y, make_opt):
-    model = make_model()
-    model.load_state_dict(init)
+def train3(make_model, init, x, y, make_opt, dtype=torch.float32):
+    model = make_model().to(dtype)
+    model.load_state_dict(init)   # float32 values, exactly representable in float64 too
+    x = x.to(dtype)
     opt = make_opt(model.parameters())
     loss_fn = torch.nn.CrossEntropyLoss()
     losses = []
@@ -213,12 +215,24 @@ def write_model(name, make_model, x_shape, seed):
                              lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, foreach=False))
     adam, adam_losses = train3(make_model, init, x, y,
                                lambda p: torch.optim.Adam(p, lr=0.01, foreach=False))
+    # The same in float64: differences left there are the update rules', not rounding's.
+    sgd64, sgd_losses64 = train3(make_model, init, x, y,
+                                 lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9,
+                                                           foreach=False), torch.float64)
+    adam64, adam_losses64 = train3(make_model, init, x, y,
+                                   lambda p: torch.optim.Adam(p, lr=0.01, foreach=False),
+                                   torch.float64)
     how = save_safetensors(init, os.path.join(HERE, name + "_init.safetensors"))
+    f64 = torch.float64
     save_safetensors({"x": x, "y": y, "sgd_losses": torch.tensor(sgd_losses),
-                      "adam_losses": torch.tensor(adam_losses)},
+                      "adam_losses": torch.tensor(adam_losses),
+                      "sgd_losses64": torch.tensor(sgd_losses64, dtype=f64),
+                      "adam_losses64": torch.tensor(adam_losses64, dtype=f64)},
                      os.path.join(HERE, name + "_batch.safetensors"))
     save_safetensors(sgd, os.path.join(HERE, name + "_sgd3.safetensors"))
     save_safetensors(adam, os.path.join(HERE, name + "_adam3.safetensors"))
+    save_safetensors(sgd64, os.path.join(HERE, name + "_sgd3_f64.safetensors"))
+    save_safetensors(adam64, os.path.join(HERE, name + "_adam3_f64.safetensors"))
     print("%s: written with %s; SGD losses %s, Adam losses %s" % (name, how, sgd_losses,
                                                                   adam_losses))
 

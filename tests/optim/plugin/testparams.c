@@ -9,6 +9,7 @@
  *
  * forward(x) is x * a (x itself without "a"). Built into its own folder, which only the optim
  * tests put on EMBER_PLUGIN_PATH. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
