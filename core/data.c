@@ -796,3 +796,8 @@ int em_dataset_require_scaler(em_dataset *d)
         d->src->scaler_required = true;
     return rc;
 }
+
+bool em_dataset_needs_scaler(const em_dataset *d)
+{
+    return d && d->src->scaler_required && !d->src->mean;
+}

@@ -1,18 +1,27 @@
 /* backends/opencl/matmul.c - batched matrix products: out[B..., M, N] = a[B..., M, K] @
  * b[B..., K, N] for every claimed dtype.
  *
- * One tiled kernel (sources.c, mm_tiled): a 16 x 16 work-group computes a 64 x 64 tile of the
- * output, each work-item a 4 x 4 block held in registers, staging 64 x 16 panels of a and b in
- * local memory. It reads a and b through their strides (transposed and broadcast views cost
- * no copy) and walks the batch, decoded from up to 6 batch dims, along the third grid
- * dimension. Products with a side under 16, and devices whose work-groups cannot hold 256
- * items, use mm_small: one work-item per output, k in order. f16/bf16 accumulate in f32 and
- * round once; integers accumulate in int64 with wrapping, bool is the `or` of `and`s, as on
- * the CPU backend.
+ * Three kernels (sources.c), all reading a and b through their strides (transposed and
+ * broadcast views cost no copy), walking the batch decoded from up to 6 batch dims, and
+ * summing k in order:
+ *   mm_tiled (GPUs, accelerators): a 16 x 16 work-group computes a 64 x 64 tile of the
+ *     output, each work-item a 4 x 4 block in registers, staging 64 x 16 panels of a and b in
+ *     local memory;
+ *   mm_reg (CPU devices such as PoCL, which emulate local memory and barriers at a cost):
+ *     each work-item computes an 8 x 16 block in registers with no local memory, its inner
+ *     loop along a row of b, which the device compiler vectorises;
+ *   mm_small: one work-item per output, for products too small for the others.
+ * f16/bf16 accumulate in f32 and round once; integers accumulate in int64 with wrapping,
+ * bool is the `or` of `and`s, as on the CPU backend. CLBlast was measured against these on
+ * PoCL and lost (see the report in the commit that added this file), so it is not used.
  */
 #include "opencl.h"
 
-enum { K_MM_TILED, K_MM_SMALL };
+enum { K_MM_TILED, K_MM_SMALL, K_MM_REG };
+
+/* The block of mm_reg: rows and columns per work-item (RM, CN in sources.c). */
+#define MM_RM 8
+#define MM_CN 16
 
 static int k_matmul(void *bctx, const em_kcall *c)
 {
@@ -44,7 +53,22 @@ static int k_matmul(void *bctx, const em_kcall *c)
     cl_long ars = a->strides[nd - 2], acs = a->strides[nd - 1];
     cl_long brs = b->strides[nd - 2], bcs = b->strides[nd - 1];
     int64_t nbatch = it.numel;
-    bool tiled = d->max_wg >= 256 && M >= 16 && N >= 16;
+    /* The arguments every kernel starts with. */
+#define MM_ARGS                                                                          \
+    EM_OCL_ARG(cm), EM_OCL_ARG(co), EM_OCL_ARG(am), EM_OCL_ARG(ao), EM_OCL_ARG(bm),      \
+        EM_OCL_ARG(bo), EM_OCL_ARG(cM), EM_OCL_ARG(cN), EM_OCL_ARG(cK), EM_OCL_ARG(ars), \
+        EM_OCL_ARG(acs), EM_OCL_ARG(brs), EM_OCL_ARG(bcs), EM_OCL_ARG(nb),              \
+        EM_OCL_ARG(it.shape), EM_OCL_ARG(it.strides[1]), EM_OCL_ARG(it.strides[2])
+
+    bool cpu = d->cpu_paths;
+    if (cpu && M * N >= MM_RM * MM_CN) {
+        cl_long tm = (M + MM_RM - 1) / MM_RM, tn = (N + MM_CN - 1) / MM_CN;
+        cl_long total = nbatch * tm * tn;
+        em_ocl_arg args[] = {MM_ARGS, EM_OCL_ARG(tm), EM_OCL_ARG(tn), EM_OCL_ARG(total)};
+        return em_ocl__launch_1d(d, EM_OCL_MATMUL, dt, EM_DTYPE_UNSPEC, K_MM_REG, "mm_reg",
+                                 "matmul", 20, args, total);
+    }
+    bool tiled = !cpu && d->max_wg >= 256 && M >= 16 && N >= 16;
     if (tiled) {
         size_t wg = 0;
         pthread_mutex_lock(&d->lock);
@@ -59,23 +83,15 @@ static int k_matmul(void *bctx, const em_kcall *c)
         size_t global[3] = {(size_t)(N + 63) / 64 * 16, (size_t)(M + 63) / 64 * 16,
                             (size_t)nbatch};
         size_t local[3] = {16, 16, 1};
-        em_ocl_arg args[] = {EM_OCL_ARG(cm), EM_OCL_ARG(co), EM_OCL_ARG(am), EM_OCL_ARG(ao),
-                             EM_OCL_ARG(bm), EM_OCL_ARG(bo), EM_OCL_ARG(cM), EM_OCL_ARG(cN),
-                             EM_OCL_ARG(cK), EM_OCL_ARG(ars), EM_OCL_ARG(acs), EM_OCL_ARG(brs),
-                             EM_OCL_ARG(bcs), EM_OCL_ARG(nb), EM_OCL_ARG(it.shape),
-                             EM_OCL_ARG(it.strides[1]), EM_OCL_ARG(it.strides[2])};
+        em_ocl_arg args[] = {MM_ARGS};
         return em_ocl__launch(d, EM_OCL_MATMUL, dt, EM_DTYPE_UNSPEC, K_MM_TILED, "mm_tiled",
                               "matmul", 17, args, 3, global, local);
     }
     cl_long total = nbatch * M * N;
-    em_ocl_arg args[] = {EM_OCL_ARG(cm), EM_OCL_ARG(co), EM_OCL_ARG(am), EM_OCL_ARG(ao),
-                         EM_OCL_ARG(bm), EM_OCL_ARG(bo), EM_OCL_ARG(cM), EM_OCL_ARG(cN),
-                         EM_OCL_ARG(cK), EM_OCL_ARG(ars), EM_OCL_ARG(acs), EM_OCL_ARG(brs),
-                         EM_OCL_ARG(bcs), EM_OCL_ARG(nb), EM_OCL_ARG(it.shape),
-                         EM_OCL_ARG(it.strides[1]), EM_OCL_ARG(it.strides[2]),
-                         EM_OCL_ARG(total)};
+    em_ocl_arg args[] = {MM_ARGS, EM_OCL_ARG(total)};
     return em_ocl__launch_1d(d, EM_OCL_MATMUL, dt, EM_DTYPE_UNSPEC, K_MM_SMALL, "mm_small",
                              "matmul", 18, args, total);
+#undef MM_ARGS
 }
 
 int em_ocl__register_matmul(em_registry *reg, uint32_t dtypes)

@@ -76,6 +76,7 @@ typedef struct em_ocl_device {
     char version[64];              /* CL_DEVICE_VERSION, for messages */
     size_t global_mem, max_alloc, max_wg, local_mem;
     cl_uint compute_units;
+    bool cpu_paths;                /* a CPU device: kernels shaped for CPUs (see plugin.c) */
     bool fp64;                     /* cl_khr_fp64: f64 kernels and double-precision helpers */
     bool divsqrt;                  /* -cl-fp32-correctly-rounded-divide-sqrt is honoured */
     bool amd_free_mem;             /* CL_DEVICE_GLOBAL_FREE_MEMORY_AMD can be queried */

@@ -96,6 +96,12 @@ static bool describe(em_ocl_device *d, cl_platform_id plat, cl_device_id id)
 #ifdef CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT
     d->divsqrt = (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
 #endif
+    /* CPU devices get the kernels shaped for CPUs (register-blocked matmul, reductions by
+     * contiguous runs). EMBER_OPENCL_GPU_PATHS=1 makes them take the GPU paths instead, so
+     * that those are tested on PoCL too. */
+    const char *gpu_paths = getenv("EMBER_OPENCL_GPU_PATHS");
+    d->cpu_paths = (d->type & CL_DEVICE_TYPE_CPU) &&
+                   !(gpu_paths && strcmp(gpu_paths, "1") == 0);
     d->fp64 = has_extension(id, "cl_khr_fp64");
     d->amd_free_mem = has_extension(id, "cl_amd_device_attribute_query");
     bool int64 = strcmp(profile, "FULL_PROFILE") == 0 || has_extension(id, "cles_khr_int64");

@@ -400,8 +400,10 @@ int em_ocl__launch_1d(em_ocl_device *d, em_ocl_family fam, em_dtype dt, em_dtype
     if (!k) {
         rc = em_last_status() < 0 ? em_last_status() : EM_ERR_DEVICE;
     } else {
-        size_t lw = getenv("EMT_LOCAL") ? (size_t)atol(getenv("EMT_LOCAL")) : 256;
-        size_t local = wg < lw ? wg : lw;
+        /* 256 items per group, fewer for small launches (a 1-element op runs 1 item). */
+        size_t local = wg < 256 ? wg : 256;
+        while (local > 1 && local / 2 >= (size_t)n)
+            local /= 2;
         size_t global = ((size_t)n + local - 1) / local * local;
         rc = launch_locked(d, k, what, nargs, args, 1, &global, &local);
     }

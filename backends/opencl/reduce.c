@@ -19,7 +19,7 @@
 
 #include "opencl.h"
 
-enum { K_RED_WI, K_RED_WG, K_RED_WGP, K_RED_COMB, K_ARGMAX_WI, K_ARGMAX_WG };
+enum { K_RED_WI, K_RED_WG, K_RED_WGP, K_RED_COMB, K_ARGMAX_WI, K_ARGMAX_WG, K_RED_TILE };
 
 /* Bytes of the accumulator the kernels use for dtype dt (see sources.c, RED_K). */
 static size_t acc_size(em_dtype dt, bool sum)
@@ -104,6 +104,17 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum)
     em_ocl_family fam = sum ? EM_OCL_SUM : EM_OCL_AMAX;
     int64_t target = target_groups(d);
     bool few = nout < target * 64;
+    cl_long kin = pl.k.shape.s[nk - 1];
+    if ((nred < 1024 || !few) && d->cpu_paths && pl.k.strides[0].s[nk - 1] == 1 && kin > 1) {
+        cl_long ntile = nout / kin * ((kin + 15) / 16);
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                             EM_OCL_ARG(ntile), EM_OCL_ARG(kin), EM_OCL_ARG(nk),
+                             EM_OCL_ARG(pl.k.shape), EM_OCL_ARG(pl.k.strides[0]),
+                             EM_OCL_ARG(nred), EM_OCL_ARG(nr), EM_OCL_ARG(pl.r.shape),
+                             EM_OCL_ARG(pl.r.strides[0])};
+        return em_ocl__launch_1d(d, fam, dt, EM_DTYPE_UNSPEC, K_RED_TILE, "red_tile", op, 13,
+                                 args, ntile);
+    }
     if (nred < 1024 || !few) {
         em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
                              EM_OCL_ARG(nout), EM_OCL_ARG(nk), EM_OCL_ARG(pl.k.shape),
@@ -116,7 +127,7 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum)
     if (L == 0)
         return em_last_status();
     size_t as = acc_size(dt, sum);
-    cl_int chunked = (d->type & CL_DEVICE_TYPE_CPU) != 0;
+    cl_int chunked = d->cpu_paths;
     int64_t parts = 1;
     if (nout < target) {
         parts = (target + nout - 1) / nout;
@@ -211,12 +222,13 @@ static int k_argmax(void *bctx, const em_kcall *c)
     if (L == 0)
         return em_last_status();
     size_t vs = dt == EM_F16 || dt == EM_BF16 ? 4 : em_ocl__elsize(dt);
+    cl_int chunked = d->cpu_paths;
     size_t global = (size_t)nout * L;
     em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
-                         EM_OCL_ARG(cD), EM_OCL_ARG(cin), EM_OCL_LOCAL(L * vs),
-                         EM_OCL_LOCAL(L * 8)};
+                         EM_OCL_ARG(cD), EM_OCL_ARG(cin), EM_OCL_ARG(chunked),
+                         EM_OCL_LOCAL(L * vs), EM_OCL_LOCAL(L * 8)};
     return em_ocl__launch(d, EM_OCL_AMAX, dt, EM_DTYPE_UNSPEC, K_ARGMAX_WG, "argmax_wg",
-                          "argmax", 8, args, 1, &global, &L);
+                          "argmax", 9, args, 1, &global, &L);
 }
 
 int em_ocl__register_reduce(em_registry *reg, uint32_t dtypes)

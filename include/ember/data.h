@@ -149,6 +149,9 @@ EM_API int em_dataset_set_scaler(em_dataset *d, const float *mean, const float *
 EM_API int64_t em_dataset_scaler(const em_dataset *d, const float **mean, const float **std);
 /* Marks d's data as needing standardisation before it is read (see above). */
 EM_API int em_dataset_require_scaler(em_dataset *d);
+/* True when d's data was marked so (CSV(standardize=true)) and has no statistics yet: what a
+ * training driver checks to know that it must call em_dataset_fit_scaler. */
+EM_API bool em_dataset_needs_scaler(const em_dataset *d);
 
 /* ---- the DataLoader ------------------------------------------------------------------------ */
 

@@ -12,6 +12,23 @@
  * ABI rules: every table here starts with struct_size and only ever grows at the end; a NULL
  * function pointer means "not supported" and the core supplies the default or an error. Enum
  * values are append-only. An older plugin keeps working with a newer core of the same major.
+ *
+ * For plugin authors (docs/writing-plugins.md has the walk-through, examples/op-plugin a
+ * complete out-of-tree op plugin):
+ *   - Build against an installed Ember with `pkg-config --cflags --libs ember`; install into
+ *     the `plugindir` variable of ember.pc, or put the folder on EMBER_PLUGIN_PATH. Export
+ *     only `ember_plugin` (build with -fvisibility=hidden); link no other plugin.
+ *   - Fill tables with designated initialisers and set struct_size = sizeof(the table) as you
+ *     compiled it, so fields added later start out zero (= not supported). Never read a field
+ *     of a table the core hands you beyond its struct_size.
+ *   - Errors: return a negative em_status after em_set_error("op: what went wrong, with the
+ *     shapes"); never abort or exit the host program. init() failing unloads the plugin and
+ *     drops everything it registered; EMBER_STRICT=1 makes that fatal (for the plugin's CI).
+ *   - Memory: free what you allocate through your own code. Tensors a function returns are
+ *     new references; inside a composite or a backward (that is, inside an op) scopes do not
+ *     track temporaries, so release every tensor you create there except the one returned.
+ *   - Test it: `ember conformance --backend NAME` for a backend, and cases registered with
+ *     em_register_conformance_case() for an op (see the end of this header).
  */
 #ifndef EMBER_PLUGIN_H
 #define EMBER_PLUGIN_H
@@ -90,7 +107,13 @@ typedef struct em_memory_stats {
 
 /* Buffers are opaque handles (a host pointer on the CPU, a device pointer on CUDA, a cl_mem
  * on OpenCL); element data is addressed as handle + offset, never by pointer arithmetic on a
- * handle. `dev` is the device index on this backend. */
+ * handle. `dev` is the device index on this backend. A backend owns its allocator: free gets
+ * back exactly the (buf, nbytes) that alloc returned, and memory_stats reports what the core
+ * shows as em_memory_allocated/reserved/max_memory_allocated. A backend registered on a
+ * machine where it cannot run (no driver, no device) answers unavailable_reason; the core then
+ * refuses to put tensors on it and `ember conformance` skips it with that reason. Every
+ * primitive in docs/primitives.md needs a kernel (em_register_kernel) for each dtype the
+ * backend claims; composites come for free. */
 typedef struct em_backend_ops {
     size_t struct_size;
     const char *name;          /* "cpu", "cuda", "opencl": the device string prefix */
@@ -171,6 +194,9 @@ enum {
     EM_OP_SAME_AS_INPUT = 1u << 4,
 };
 
+/* Computes the output's shape and dtype from the inputs (already promoted and broadcast as the
+ * flags say; out arrives filled as for EM_OP_SAME_AS_INPUT) and the attributes. Returns EM_OK
+ * or a negative status after em_set_error() naming the shapes. */
 typedef int (*em_infer_fn)(int nin, em_tensor *const *in, const em_attr *attrs,
                            em_out_desc *out);
 /* An op's backward, written in ops (so it runs on every backend; grad mode is off while it
@@ -182,8 +208,12 @@ typedef int (*em_infer_fn)(int nin, em_tensor *const *in, const em_attr *attrs,
  * after em_set_error(). */
 typedef int (*em_backward_fn)(int nin, em_tensor *const *inputs, em_tensor *output,
                               const em_attr *attrs, em_tensor *grad, em_tensor **grad_inputs);
-/* A composite: the op written in other ops, used where a backend has no kernel. Returns a
- * new tensor or NULL with the error set. */
+/* A composite: the op written in other ops, used where a backend has no kernel for the
+ * compute dtype. It gets the inputs as the caller passed them (not promoted: promote them
+ * yourself where needed) and returns a new tensor, or NULL with the error set. Release every
+ * temporary: scopes do not track tensors created inside an op. With a backward, the core runs
+ * the composite with grad mode off and records one node; without one, the ops inside are
+ * recorded, so a composite-only op is differentiable for free. */
 typedef em_tensor *(*em_composite_fn)(int nin, em_tensor *const *in, const em_attr *attrs);
 
 typedef struct em_op_def {
@@ -235,7 +265,13 @@ typedef struct em_kcall {
     const em_attr *attrs;
 } em_kcall;
 
-/* Returns EM_OK or a negative status after em_set_error(). */
+/* Computes call->out from call->in. The core has already checked devices, shapes and dtypes
+ * (input 0's dtype is one the kernel registered for), allocated the output, and never calls a
+ * kernel for an output with no elements. Pointers in `call` are valid during the call only.
+ * Kernels may run on any thread that uses Ember: keep no unsynchronised state in
+ * backend_ctx. Returns EM_OK or a negative status after em_set_error() (EM_ERR_UNSUPPORTED
+ * for a case the kernel does not handle: callers and the conformance suite then report "no
+ * kernel" instead of a wrong result). */
 typedef int (*em_kernel_fn)(void *backend_ctx, const em_kcall *call);
 
 enum {

@@ -18,9 +18,11 @@
  * Step counts: PyTorch keeps one per parameter (state['step']), which differs from the
  * optimizer's count for a parameter that had no gradient on some steps. This file keeps the
  * per-parameter counts on the host; a parameter whose state is fresh (no "exp_avg" slot)
- * starts from 0. When the optimizer's step counter is not where the last step left it (state
- * was loaded with em_optimizer_load, or a step failed), the counts are re-derived: parameters
- * with state take the optimizer's count, which is exact when every parameter stepped each time.
+ * starts from 0. State this file did not make (em_optimizer_load installed it) takes the
+ * optimizer's count, which a checkpoint records: it is exact when every parameter stepped each
+ * time. So the counts are re-derived that way when the optimizer's counter is not where the
+ * last step left it (a checkpoint was loaded, or a step failed), and for a parameter that
+ * has state but no count of its own.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -135,6 +137,8 @@ static int adam_step(em_optimizer *o)
             continue;
         if (!em_optimizer_slot(o, i, "exp_avg"))
             s->steps[i] = 0;   /* fresh state, as PyTorch's lazy initialisation */
+        else if (s->steps[i] == 0)
+            s->steps[i] = now; /* state this file did not make: from a checkpoint */
         int rc = adam_update(o, s, i, s->steps[i] + 1, lr);
         if (rc < 0)
             return rc;

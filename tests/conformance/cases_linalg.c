@@ -163,26 +163,26 @@ static const cf_dom idx3 = {CF_INDEX, 0, 0, 0, 3}, idx4 = {CF_INDEX, 0, 0, 0, 4}
 #define IDX(d_, nd, ...) {.ndim = nd, .shape = {__VA_ARGS__}, .dtype = EM_I64, .dom = &d_}
 
 static const index_case gather_cases[] = {
-    {"dim 0", IN(2, 3, 4), IDX(idx3, 2, 2, 4), {0}, 0},
-    {"dim 1", IN(2, 3, 4), IDX(idx4, 2, 3, 2), {0}, 1},
-    {"3-d, repeated indices", IN(3, 2, 3, 4), IDX(idx4, 3, 2, 3, 6), {0}, 2},
-    {"smaller index", IN(2, 3, 4), IDX(idx4, 2, 2, 3), {0}, 1},
-    {"vector", IN(1, 5), IDX(idx5, 1, 8), {0}, 0},
-    {"zero-size index", IN(2, 3, 4), IDX(idx3, 2, 0, 4), {0}, 0},
-    {"transposed input", INL(2, CF_T, 3, 4), IDX(idx3, 2, 2, 4), {0}, 0},
+    {"dim 0", IN(2, 3, 4), IDX(idx3, 2, 2, 4), {0}, 0, 0},
+    {"dim 1", IN(2, 3, 4), IDX(idx4, 2, 3, 2), {0}, 1, 0},
+    {"3-d, repeated indices", IN(3, 2, 3, 4), IDX(idx4, 3, 2, 3, 6), {0}, 2, 0},
+    {"smaller index", IN(2, 3, 4), IDX(idx4, 2, 2, 3), {0}, 1, 0},
+    {"vector", IN(1, 5), IDX(idx5, 1, 8), {0}, 0, 0},
+    {"zero-size index", IN(2, 3, 4), IDX(idx3, 2, 0, 4), {0}, 0, 0},
+    {"transposed input", INL(2, CF_T, 3, 4), IDX(idx3, 2, 2, 4), {0}, 0, 0},
     {"strided index", IN(2, 3, 4),
-     {.ndim = 2, .shape = {3, 2}, .dtype = EM_I64, .dom = &idx4, .layout = CF_STEP}, {0}, 1},
-    {"negative dim", IN(2, 3, 4), IDX(idx4, 2, 3, 2), {0}, -1},
-    {"large", IN(2, 256, 300), IDX(idx300, 2, 256, 200), {0}, 1},
+     {.ndim = 2, .shape = {3, 2}, .dtype = EM_I64, .dom = &idx4, .layout = CF_STEP}, {0}, 1, 0},
+    {"negative dim", IN(2, 3, 4), IDX(idx4, 2, 3, 2), {0}, -1, 0},
+    {"large", IN(2, 256, 300), IDX(idx300, 2, 256, 200), {0}, 1, 0},
 };
 
 static const index_case scatter_cases[] = {
-    {"dim 0, repeated indices", IN(2, 3, 4), IDX(idx3, 2, 5, 4), IN(2, 5, 4), 0},
-    {"dim 1", IN(2, 3, 4), IDX(idx4, 2, 3, 6), IN(2, 3, 6), 1},
-    {"src larger than index", IN(2, 3, 4), IDX(idx3, 2, 2, 3), IN(2, 3, 5), 0},
-    {"vector", IN(1, 5), IDX(idx5, 1, 8), IN(1, 8), 0},
-    {"zero-size index", IN(2, 3, 4), IDX(idx3, 2, 0, 4), IN(2, 0, 4), 0},
-    {"non-contiguous", INL(2, CF_T, 3, 4), IDX(idx3, 2, 2, 4), INL(2, CF_STEP, 2, 4), 0},
+    {"dim 0, repeated indices", IN(2, 3, 4), IDX(idx3, 2, 5, 4), IN(2, 5, 4), 0, 0},
+    {"dim 1", IN(2, 3, 4), IDX(idx4, 2, 3, 6), IN(2, 3, 6), 1, 0},
+    {"src larger than index", IN(2, 3, 4), IDX(idx3, 2, 2, 3), IN(2, 3, 5), 0, 0},
+    {"vector", IN(1, 5), IDX(idx5, 1, 8), IN(1, 8), 0, 0},
+    {"zero-size index", IN(2, 3, 4), IDX(idx3, 2, 0, 4), IN(2, 0, 4), 0, 0},
+    {"non-contiguous", INL(2, CF_T, 3, 4), IDX(idx3, 2, 2, 4), INL(2, CF_STEP, 2, 4), 0, 0},
     /* about 5 of the 500 src elements of a row land on each element: in bfloat16 each of
      * those additions rounds to 2^-8 relative (PyTorch accumulates in the dtype too) */
     {"large", IN(2, 64, 100), IDX(idx100, 2, 64, 500), IN(2, 64, 500), 1, 0.04},

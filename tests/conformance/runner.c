@@ -409,9 +409,10 @@ void cf_record(cf_run_ctx *R, const cf_case *c, em_dtype dt, const char *check, 
         va_end(ap);
     }
     if (status == CF_FAIL && (c->flags & CF_KNOWN_FAIL)) {
-        char tmp[1024];
-        snprintf(tmp, sizeof tmp, "known failure (%s): %s", c->known ? c->known : "?", msg);
-        snprintf(msg, sizeof msg, "%s", tmp);
+        char tmp[sizeof msg];
+        snprintf(tmp, sizeof tmp, "%s", msg);
+        snprintf(msg, sizeof msg, "known failure (%.200s): %.800s", c->known ? c->known : "?",
+                 tmp);
         status = CF_SKIP;
         fprintf(R->o->out, "KNOWN %s %s %s (%s): %s\n", c->op->name, cf_dtype_short(dt),
                 c->label, check, msg);

@@ -429,7 +429,9 @@ Test(datasets, fit_scaler_takes_statistics_from_the_training_split_only)
     em_dataset *d = emd_new(emd_fmt("CSV(path=\"%s\", standardize=true)", write_scaling_csv()));
     em_dataset *p[2];
     cr_assert_eq(em_random_split(d, 2, (const double[]){0.7, 0.3}, 3, p), EM_OK);
+    cr_assert(em_dataset_needs_scaler(d) && em_dataset_needs_scaler(p[1]));
     cr_assert_eq(em_dataset_fit_scaler(d, p[0]), EM_OK, "%s", em_last_error());
+    cr_assert_not(em_dataset_needs_scaler(p[1]), "the splits share the fitted data");
     /* expected statistics over the training rows (a = 1..10 by row, c = a^2) */
     double sum[3] = {0}, sq[3] = {0};
     int64_t rows[7];

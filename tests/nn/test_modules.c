@@ -1,6 +1,7 @@
 /* tests/nn/test_modules.c - the module tree as the nn plugin builds it: state_dict names,
  * printing back a spec that builds the same model, torchsummary's table, moving to another
- * device, freezing, train/eval propagation, scopes and checkpoints of layers with buffers. */
+ * device, freezing, train/eval propagation, scopes, checkpoints of layers with buffers, and a
+ * model trained on another backend (OpenCL, where present) through the plugin's composites. */
 #include <unistd.h>
 
 #include "helpers.h"
@@ -272,4 +273,107 @@ Test(modules, a_checkpoint_round_trips_parameters_and_buffers)
     em_module_free(m);
     em_module_free(n);
     em_module_free(other);
+}
+
+/* The layers' own ops (gelu, im2col/col2im, binary_cross_entropy) have composites in
+ * primitives: on a backend without their kernels (OpenCL here) a model trains the same. */
+static double max_abs_diff(em_tensor *a, em_tensor *b)
+{
+    double *x = emt_values(a), *y = emt_values(b), m = 0;
+    for (int64_t i = 0; i < em_numel(a); i++)
+        m = fmax(m, fabs(x[i] - y[i]));
+    free(x);
+    free(y);
+    return m;
+}
+
+Test(modules, layers_and_losses_run_on_another_backend_through_composites)
+{
+    if (!em_backend_available("opencl"))
+        cr_skip_test("no OpenCL device: %s", em_backend_unavailable_reason("opencl")
+                                                 ? em_backend_unavailable_reason("opencl")
+                                                 : "backend not built");
+    em_device dev = em_device_parse("opencl:0");
+    const char *spec = "Sequential(Conv2d(1, 3, 3, padding=1), GELU(), MaxPool2d(2), Flatten(), "
+                       "Linear(48, 4), Dropout(0.2))";
+    const char *losses[] = {"CrossEntropyLoss(label_smoothing=0.1)", "BCEWithLogitsLoss()",
+                            "BCELoss()"};
+    for (size_t l = 0; l < 3; l++) {
+        EMT_CONTEXT("%s", losses[l]);
+        em_manual_seed(1);
+        em_module *a = nnt_module(spec);
+        em_manual_seed(1);
+        em_module *b = nnt_module(spec);
+        cr_assert_eq(em_module_to(b, dev), EM_OK, "%s", em_last_error());
+        em_module *loss = nnt_module(losses[l]);
+        em_scope_begin();
+        em_tensor *x = em_randn(EM_SHAPE(2, 1, 8, 8), NULL);
+        em_tensor *t = l == 0 ? em_randint(0, 4, EM_SHAPE(2), NULL) : em_rand(EM_SHAPE(2, 4), NULL);
+        em_manual_seed(5);   /* the same dropout mask on both backends (Philox) */
+        em_tensor *ya = EMT_OK(em_forward(a, x));
+        em_manual_seed(5);
+        em_tensor *yb = EMT_OK(em_forward(b, em_to(x, dev)));
+        if (l == 2) {
+            ya = em_sigmoid(ya);
+            yb = em_sigmoid(yb);
+        }
+        em_tensor *la = EMT_OK(em_loss(loss, ya, t));
+        em_tensor *lb = EMT_OK(em_loss(loss, yb, em_to(t, dev)));
+        cr_assert_eq(em_backward(la, NULL, false), EM_OK, "%s", em_last_error());
+        cr_assert_eq(em_backward(lb, NULL, false), EM_OK, "[%s] %s", emt_ctx(), em_last_error());
+        cr_assert_lt(max_abs_diff(ya, yb), 1e-5, "[%s] outputs differ", emt_ctx());
+        cr_assert_lt(fabs(em_item(la) - em_item(lb)), 1e-5, "[%s] losses differ", emt_ctx());
+        for (int i = 0; i < em_module_param_count(a); i++) {
+            em_tensor *ga = em_grad(em_module_param(a, i)), *gb = em_grad(em_module_param(b, i));
+            cr_assert_lt(max_abs_diff(ga, gb), 1e-5, "[%s] gradients of %s differ", emt_ctx(),
+                         em_module_param_name(a, i));
+        }
+        em_scope_end();
+        em_module_free(a);
+        em_module_free(b);
+        em_module_free(loss);
+    }
+}
+
+static em_attr pair(int64_t a, int64_t b)
+{
+    em_attr r;
+    memset(&r, 0, sizeof r);
+    r.n = 2;
+    r.ints[0] = a;
+    r.ints[1] = b;
+    return r;
+}
+
+/* The plugin's composites (what a backend without the kernels runs) against the CPU kernels. */
+Test(modules, plugin_op_composites_match_the_cpu_kernels)
+{
+    if (!em_backend_available("opencl"))
+        cr_skip_test("no OpenCL device to run the composites on");
+    em_device dev = em_device_parse("opencl:0");
+    em_scope_begin();
+    /* gelu and its backward over [-10, 10] */
+    em_tensor *x = em_arange(-10, 10.001, 0.01, &(em_opts){.dtype = EM_F32});
+    em_tensor *g = em_ones_like(x);
+    em_tensor *in[2] = {g, x}, *ind[2] = {em_to(g, dev), em_to(x, dev)};
+    const char *ops[2] = {"gelu", "gelu_backward"};
+    for (int k = 0; k < 2; k++) {
+        EMT_CONTEXT("%s", ops[k]);
+        em_tensor *c = EMT_OK(em_op_call(ops[k], k + 1, k ? in : &in[1], 0, NULL));
+        em_tensor *d = EMT_OK(em_op_call(ops[k], k + 1, k ? ind : &ind[1], 0, NULL));
+        cr_assert_lt(max_abs_diff(c, d), 2e-6, "[%s] the composite is off by %g", emt_ctx(),
+                     max_abs_diff(c, d));
+    }
+    /* im2col / col2im with stride, padding and dilation */
+    em_tensor *img = em_randn(EM_SHAPE(2, 3, 7, 6), NULL);
+    em_attr a[6] = {pair(3, 2), pair(2, 1), pair(1, 2), pair(2, 1), pair(3, 9), {0}};
+    a[5].f = -1.5;
+    em_tensor *c = EMT_OK(em_op_call("im2col", 1, &img, 6, a));
+    em_tensor *d = EMT_OK(em_op_call("im2col", 1, (em_tensor *[]){em_to(img, dev)}, 6, a));
+    cr_assert_eq(max_abs_diff(c, d), 0, "im2col differs");
+    a[5] = pair(7, 6);
+    em_tensor *e = EMT_OK(em_op_call("col2im", 1, &c, 6, a));
+    em_tensor *f = EMT_OK(em_op_call("col2im", 1, &d, 6, a));
+    cr_assert_lt(max_abs_diff(e, f), 1e-5, "col2im differs");
+    em_scope_end();
 }

@@ -561,3 +561,37 @@ Test(checkpoints, an_optimizer_file_with_bad_metadata_is_refused)
     em_optimizer_free(o);
     em_module_free(m);
 }
+
+Test(checkpoints, loaded_adam_state_brings_its_step_count_to_a_parameter_without_one)
+{
+    /* R steps a and b twice and saves. Q steps only a twice (b has no state, no count), then
+     * loads R's checkpoint, whose step count equals Q's: b's bias correction must continue
+     * from R's count (step 3), not start at 1. */
+    const char *spec = "TestParams(a=[1, -2, 3], b=[0.5], dtype=\"float64\")";
+    em_module *r = opt_module(spec), *q = opt_module(spec);
+    em_optimizer *ro = opt_optimizer("Adam(lr=0.01)", r), *qo = opt_optimizer("Adam(lr=0.01)", q);
+    for (int k = 0; k < 2; k++) {
+        grads_for_step(r, k);
+        cr_assert_eq(em_step(ro), EM_OK, "%s", em_last_error());
+        cr_assert_eq(em_zero_grad(qo), EM_OK);
+        opt_set_grad(em_module_get(q, "a"), EMT_VALS(1, 1, 1));
+        cr_assert_eq(em_step(qo), EM_OK, "%s", em_last_error());
+    }
+    cr_assert_null(em_optimizer_slot(qo, 1, "exp_avg"));
+    save_ok(r, path_in("r.safetensors"));
+    cr_assert_eq(em_optimizer_save(ro, path_in("ro.safetensors")), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_module_load(q, path_in("r.safetensors")), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_optimizer_load(qo, path_in("ro.safetensors")), EM_OK, "%s", em_last_error());
+    grads_for_step(r, 2);
+    grads_for_step(q, 2);
+    cr_assert_eq(em_step(ro), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_step(qo), EM_OK, "%s", em_last_error());
+    int64_t n;
+    double *want = opt_snapshot(r, &n);
+    opt_assert_unchanged(q, want, n);
+    free(want);
+    em_optimizer_free(ro);
+    em_optimizer_free(qo);
+    em_module_free(r);
+    em_module_free(q);
+}

@@ -73,6 +73,10 @@ static int list_cases(const cf_list *l, const cf_options *o)
 
 static void print_matrix(FILE *f, const char *backend, const char *cells, int nops, bool md)
 {
+    int width = 14;
+    for (int op = 0; op < nops; op++)
+        if ((int)strlen(em_op_name(op)) + 2 > width)
+            width = (int)strlen(em_op_name(op)) + 2;
     if (md) {
         fprintf(f, "\n## %s\n\n| op |", backend);
         for (int dt = EM_F32; dt < EM_DTYPE_COUNT; dt++)
@@ -83,14 +87,17 @@ static void print_matrix(FILE *f, const char *backend, const char *cells, int no
         fprintf(f, "\n");
     } else {
         fprintf(f, "\nop support on %s (Y runs, - no kernel, . not an input dtype of the op, "
-                   "? probe failed)\n%-14s",
-                backend, "op");
+                   "? probe failed)\n%-*s",
+                backend, width, "op");
         for (int dt = EM_F32; dt < EM_DTYPE_COUNT; dt++)
             fprintf(f, "%5s", cf_dtype_short((em_dtype)dt));
         fprintf(f, "\n");
     }
     for (int op = 0; op < nops; op++) {
-        fprintf(f, md ? "| `%s` |" : "%-14s", em_op_name(op));
+        if (md)
+            fprintf(f, "| `%s` |", em_op_name(op));
+        else
+            fprintf(f, "%-*s", width, em_op_name(op));
         for (int dt = 0; dt < NDT; dt++) {
             char cell = cells[op * NDT + dt];
             if (md)

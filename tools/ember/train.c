@@ -27,7 +27,7 @@ typedef struct run_cfg {
     char dir[PATH_MAX];      /* its folder: data paths are relative to it */
     const char *dataset, *test_dataset, *model, *loss, *optimizer, *scheduler;
     double split;
-    bool standardize, shuffle;
+    bool shuffle;
     int64_t batch_size;
     int epochs;
     uint64_t seed;
@@ -42,7 +42,7 @@ typedef struct key_rule {
 
 static const key_rule known_keys[] = {
     {"data.dataset", true},   {"data.test_dataset", false}, {"data.split", false},
-    {"data.standardize", false}, {"data.batch_size", false}, {"data.shuffle", false},
+    {"data.batch_size", false}, {"data.shuffle", false},
     {"model.spec", true},     {"model.loss", false},        {"train.optimizer", true},
     {"train.scheduler", false}, {"train.epochs", false},    {"train.seed", false},
     {"train.out_dir", false},
@@ -154,9 +154,6 @@ static int load_cfg(run_cfg *c, const char *config, const char *out_override)
     c->shuffle = true;
     if ((v = em_config_get("data.shuffle")) && !parse_bool(v, &c->shuffle))
         return bad_value("data.shuffle", "expected true or false");
-    c->standardize = false;
-    if ((v = em_config_get("data.standardize")) && !parse_bool(v, &c->standardize))
-        return bad_value("data.standardize", "expected true or false");
     c->epochs = 10;
     if ((v = em_config_get("train.epochs"))) {
         long e = strtol(v, &end, 10);
@@ -225,17 +222,24 @@ static int data_open(const run_cfg *c, data *d)
         if (!(d->test = dataset_in(c, c->test_dataset)))
             return cli_fail("[data] test_dataset");
     } else {
+        /* counts rather than fractions: 1 - 0.8 is 0.19999999999999996 in binary */
+        int64_t n = em_dataset_len(d->all);
+        double ntrain = floor(c->split * (double)n + 1e-9);
         em_dataset *parts[2];
-        if (em_random_split(d->all, 2, (const double[]){c->split, 1 - c->split}, c->seed, parts) < 0)
+        if (n < 0 ||
+            em_random_split(d->all, 2, (const double[]){ntrain, (double)n - ntrain}, c->seed,
+                            parts) < 0)
             return cli_fail("[data] split");
         d->train = parts[0];
         d->test = parts[1];
     }
-    if (c->standardize) {
-        if (em_dataset_fit_scaler(d->all ? d->all : d->train, d->train) < 0 ||
-            (c->test_dataset && em_dataset_fit_scaler(d->test, d->train) < 0))
-            return cli_fail("[data] standardize");
-    }
+    /* CSV(..., standardize=true): statistics from the training split only */
+    em_dataset *base = d->all ? d->all : d->train;
+    if (em_dataset_needs_scaler(base) && em_dataset_fit_scaler(base, d->train) < 0)
+        return cli_fail("[data] standardize");
+    if (c->test_dataset && em_dataset_needs_scaler(d->test) &&
+        em_dataset_fit_scaler(d->test, d->train) < 0)
+        return cli_fail("[data] test_dataset standardize");
     em_sample_info info;
     if (em_dataset_sample_info(d->train, &info) == EM_OK)
         d->num_classes = info.num_classes;

@@ -161,58 +161,64 @@ def layer_case(out, meta, name, spec, module, x, x2=None):
 def layers():
     torch.manual_seed(2)
     out, meta = {}, {}
+
+    def case(*args):
+        layer_case(out, meta, *args)
+
     d = torch.float64
     f64 = ', dtype="float64"'
-    layer_case(out, meta, "linear", f"Linear(5, 3{f64})", nn.Linear(5, 3), torch.randn(2, 2, 5, dtype=d))
-    layer_case(out, meta, "linear_nobias", f"Linear(4, 2, bias=false{f64})", nn.Linear(4, 2, bias=False),
-               torch.randn(3, 4, dtype=d))
-    xg = torch.cat([torch.randn(3, 4, dtype=d) * 3, torch.tensor([[-30.0, -6.0, 0.0, 40.0]], dtype=d)])
-    layer_case(out, meta, "relu", "ReLU()", nn.ReLU(), torch.randn(3, 5, dtype=d))
-    layer_case(out, meta, "sigmoid", "Sigmoid()", nn.Sigmoid(), xg)
-    layer_case(out, meta, "tanh", "Tanh()", nn.Tanh(), xg)
-    layer_case(out, meta, "gelu", "GELU()", nn.GELU(), xg)
-    layer_case(out, meta, "gelu_tanh", 'GELU(approximate="tanh")', nn.GELU(approximate="tanh"), xg)
-    layer_case(out, meta, "softmax", "Softmax(dim=1)", nn.Softmax(dim=1), torch.randn(2, 3, 4, dtype=d) * 4)
-    layer_case(out, meta, "log_softmax", "LogSoftmax(dim=-1)", nn.LogSoftmax(dim=-1),
-               torch.randn(2, 3, 4, dtype=d) * 4)
-    layer_case(out, meta, "flatten", "Flatten()", nn.Flatten(), torch.randn(2, 3, 2, 2, dtype=d))
-    layer_case(out, meta, "flatten_0_1", "Flatten(0, 1)", nn.Flatten(0, 1), torch.randn(2, 3, 2, dtype=d))
-    layer_case(out, meta, "identity", "Identity()", nn.Identity(), torch.randn(4, dtype=d))
-    layer_case(out, meta, "bn1d", f"BatchNorm1d(3{f64})", nn.BatchNorm1d(3),
-               torch.randn(6, 3, dtype=d) * 2 + 1, torch.randn(2, 3, dtype=d))
-    layer_case(out, meta, "bn1d_3d_cumulative", f"BatchNorm1d(2, momentum=None{f64})",
-               nn.BatchNorm1d(2, momentum=None), torch.randn(3, 2, 5, dtype=d) - 2,
-               torch.randn(1, 2, 4, dtype=d))
-    layer_case(out, meta, "bn1d_no_affine", f"BatchNorm1d(4, eps=0.001, momentum=0.3, affine=false{f64})",
-               nn.BatchNorm1d(4, eps=1e-3, momentum=0.3, affine=False), torch.randn(5, 4, dtype=d),
-               torch.randn(3, 4, dtype=d))
-    layer_case(out, meta, "bn2d", f"BatchNorm2d(2{f64})", nn.BatchNorm2d(2), torch.randn(2, 2, 3, 3, dtype=d))
-    layer_case(out, meta, "conv", f"Conv2d(2, 3, 3{f64})", nn.Conv2d(2, 3, 3), torch.randn(2, 2, 4, 5, dtype=d))
-    layer_case(out, meta, "conv_pad_stride", f"Conv2d(2, 4, 3, stride=2, padding=1{f64})",
-               nn.Conv2d(2, 4, 3, stride=2, padding=1), torch.randn(1, 2, 5, 4, dtype=d))
-    layer_case(out, meta, "conv_groups_dilation",
-               f"Conv2d(4, 6, [3, 2], padding=[1, 0], dilation=[1, 2], groups=2, bias=false{f64})",
-               nn.Conv2d(4, 6, (3, 2), padding=(1, 0), dilation=(1, 2), groups=2, bias=False),
-               torch.randn(1, 4, 4, 5, dtype=d))
-    layer_case(out, meta, "conv_unbatched", f"Conv2d(1, 2, 2, stride=[1, 2]{f64})",
-               nn.Conv2d(1, 2, 2, stride=(1, 2)), torch.randn(1, 4, 5, dtype=d))
-    layer_case(out, meta, "pool", "MaxPool2d(2)", nn.MaxPool2d(2), torch.randn(2, 2, 4, 5, dtype=d))
-    layer_case(out, meta, "pool_pad_stride", "MaxPool2d(3, stride=2, padding=1)",
-               nn.MaxPool2d(3, stride=2, padding=1), torch.randn(1, 2, 5, 5, dtype=d))
-    layer_case(out, meta, "pool_ceil", "MaxPool2d(2, ceil_mode=true)", nn.MaxPool2d(2, ceil_mode=True),
-               torch.randn(1, 2, 5, 5, dtype=d))
-    layer_case(out, meta, "pool_dilation", "MaxPool2d([2, 3], stride=1, dilation=2)",
-               nn.MaxPool2d((2, 3), stride=1, dilation=2), torch.randn(1, 1, 6, 7, dtype=d))
-    layer_case(out, meta, "embedding", f"Embedding(6, 3{f64})", nn.Embedding(6, 3),
-               torch.tensor([[0, 5, 2, 2], [1, 3, 5, 0]]))
-    layer_case(out, meta, "embedding_padding", f"Embedding(5, 2, padding_idx=-2{f64})",
-               nn.Embedding(5, 2, padding_idx=-2), torch.tensor([3, 1, 3, 4, 0]))
-    layer_case(out, meta, "sequential", f"Sequential(Linear(4, 5{f64}), Tanh(), Linear(5, 2{f64}))",
-               nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2)), torch.randn(3, 4, dtype=d))
+    case("linear", f"Linear(5, 3{f64})", nn.Linear(5, 3), torch.randn(2, 2, 5, dtype=d))
+    case("linear_nobias", f"Linear(4, 2, bias=false{f64})", nn.Linear(4, 2, bias=False),
+         torch.randn(3, 4, dtype=d))
+    xg = torch.cat([torch.randn(3, 4, dtype=d) * 3,
+                    torch.tensor([[-30.0, -6.0, 0.0, 40.0]], dtype=d)])
+    case("relu", "ReLU()", nn.ReLU(), torch.randn(3, 5, dtype=d))
+    case("sigmoid", "Sigmoid()", nn.Sigmoid(), xg)
+    case("tanh", "Tanh()", nn.Tanh(), xg)
+    case("gelu", "GELU()", nn.GELU(), xg)
+    case("gelu_tanh", 'GELU(approximate="tanh")', nn.GELU(approximate="tanh"), xg)
+    case("softmax", "Softmax(dim=1)", nn.Softmax(dim=1), torch.randn(2, 3, 4, dtype=d) * 4)
+    case("log_softmax", "LogSoftmax(dim=-1)", nn.LogSoftmax(dim=-1),
+         torch.randn(2, 3, 4, dtype=d) * 4)
+    case("flatten", "Flatten()", nn.Flatten(), torch.randn(2, 3, 2, 2, dtype=d))
+    case("flatten_0_1", "Flatten(0, 1)", nn.Flatten(0, 1), torch.randn(2, 3, 2, dtype=d))
+    case("identity", "Identity()", nn.Identity(), torch.randn(4, dtype=d))
+    case("bn1d", f"BatchNorm1d(3{f64})", nn.BatchNorm1d(3),
+         torch.randn(6, 3, dtype=d) * 2 + 1, torch.randn(2, 3, dtype=d))
+    case("bn1d_3d_cumulative", f"BatchNorm1d(2, momentum=None{f64})",
+         nn.BatchNorm1d(2, momentum=None), torch.randn(3, 2, 5, dtype=d) - 2,
+         torch.randn(1, 2, 4, dtype=d))
+    case("bn1d_no_affine", f"BatchNorm1d(4, eps=0.001, momentum=0.3, affine=false{f64})",
+         nn.BatchNorm1d(4, eps=1e-3, momentum=0.3, affine=False), torch.randn(5, 4, dtype=d),
+         torch.randn(3, 4, dtype=d))
+    case("bn2d", f"BatchNorm2d(2{f64})", nn.BatchNorm2d(2), torch.randn(2, 2, 3, 3, dtype=d))
+    case("conv", f"Conv2d(2, 3, 3{f64})", nn.Conv2d(2, 3, 3), torch.randn(2, 2, 4, 5, dtype=d))
+    case("conv_pad_stride", f"Conv2d(2, 4, 3, stride=2, padding=1{f64})",
+         nn.Conv2d(2, 4, 3, stride=2, padding=1), torch.randn(1, 2, 5, 4, dtype=d))
+    case("conv_groups_dilation",
+         f"Conv2d(4, 6, [3, 2], padding=[1, 0], dilation=[1, 2], groups=2, bias=false{f64})",
+         nn.Conv2d(4, 6, (3, 2), padding=(1, 0), dilation=(1, 2), groups=2, bias=False),
+         torch.randn(1, 4, 4, 5, dtype=d))
+    case("conv_unbatched", f"Conv2d(1, 2, 2, stride=[1, 2]{f64})",
+         nn.Conv2d(1, 2, 2, stride=(1, 2)), torch.randn(1, 4, 5, dtype=d))
+    case("pool", "MaxPool2d(2)", nn.MaxPool2d(2), torch.randn(2, 2, 4, 5, dtype=d))
+    case("pool_pad_stride", "MaxPool2d(3, stride=2, padding=1)",
+         nn.MaxPool2d(3, stride=2, padding=1), torch.randn(1, 2, 5, 5, dtype=d))
+    case("pool_ceil", "MaxPool2d(2, ceil_mode=true)", nn.MaxPool2d(2, ceil_mode=True),
+         torch.randn(1, 2, 5, 5, dtype=d))
+    case("pool_dilation", "MaxPool2d([2, 3], stride=1, dilation=2)",
+         nn.MaxPool2d((2, 3), stride=1, dilation=2), torch.randn(1, 1, 6, 7, dtype=d))
+    case("embedding", f"Embedding(6, 3{f64})", nn.Embedding(6, 3),
+         torch.tensor([[0, 5, 2, 2], [1, 3, 5, 0]]))
+    case("embedding_padding", f"Embedding(5, 2, padding_idx=-2{f64})",
+         nn.Embedding(5, 2, padding_idx=-2), torch.tensor([3, 1, 3, 4, 0]))
+    case("sequential", f"Sequential(Linear(4, 5{f64}), Tanh(), Linear(5, 2{f64}))",
+         nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2)),
+         torch.randn(3, 4, dtype=d))
     save(f32(out), "layers.safetensors", meta)
 
 
-# ---- losses (float64) ------------------------------------------------------------------------------
+# ---- losses (float64) -------------------------------------------------------------------------
 
 def loss_case(out, meta, name, spec, fn, x, t, reduction_none=False):
     meta[name] = spec
@@ -232,65 +238,70 @@ def loss_case(out, meta, name, spec, fn, x, t, reduction_none=False):
 def losses():
     torch.manual_seed(3)
     out, meta = {}, {}
+
+    def case(*args):
+        loss_case(out, meta, *args)
+
     d = torch.float64
     x = torch.randn(6, 4, dtype=d) * 2
     t = torch.tensor([0, 3, 1, 1, 2, 3])
     w = [0.5, 2.0, 1.0, 3.0]
     wt = torch.tensor(w, dtype=d)
     ws = "[0.5, 2, 1, 3]"
-    loss_case(out, meta, "ce", "CrossEntropyLoss()", nn.CrossEntropyLoss(), x, t)
-    loss_case(out, meta, "ce_weight_ignore", f"CrossEntropyLoss(weight={ws}, ignore_index=1)",
-              nn.CrossEntropyLoss(weight=wt, ignore_index=1), x, t)
-    loss_case(out, meta, "ce_smoothing", f"CrossEntropyLoss(weight={ws}, ignore_index=3, label_smoothing=0.2)",
-              nn.CrossEntropyLoss(weight=wt, ignore_index=3, label_smoothing=0.2), x, t)
-    loss_case(out, meta, "ce_smoothing_none",
-              f'CrossEntropyLoss(weight={ws}, ignore_index=3, reduction="none", label_smoothing=0.2)',
-              nn.CrossEntropyLoss(weight=wt, ignore_index=3, reduction="none", label_smoothing=0.2), x, t,
-              True)
-    loss_case(out, meta, "ce_smoothing_sum", 'CrossEntropyLoss(reduction="sum", label_smoothing=0.1)',
-              nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1), x, t)
+    case("ce", "CrossEntropyLoss()", nn.CrossEntropyLoss(), x, t)
+    case("ce_weight_ignore", f"CrossEntropyLoss(weight={ws}, ignore_index=1)",
+         nn.CrossEntropyLoss(weight=wt, ignore_index=1), x, t)
+    case("ce_smoothing", f"CrossEntropyLoss(weight={ws}, ignore_index=3, label_smoothing=0.2)",
+         nn.CrossEntropyLoss(weight=wt, ignore_index=3, label_smoothing=0.2), x, t)
+    case("ce_smoothing_none",
+         f'CrossEntropyLoss(weight={ws}, ignore_index=3, reduction="none", '
+         'label_smoothing=0.2)',
+         nn.CrossEntropyLoss(weight=wt, ignore_index=3, reduction="none", label_smoothing=0.2),
+         x, t, True)
+    case("ce_smoothing_sum", 'CrossEntropyLoss(reduction="sum", label_smoothing=0.1)',
+         nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1), x, t)
     xn = torch.randn(2, 3, 4, 2, dtype=d)
     tn = torch.randint(0, 3, (2, 4, 2))
-    loss_case(out, meta, "ce_nd", "CrossEntropyLoss()", nn.CrossEntropyLoss(), xn, tn)
-    loss_case(out, meta, "ce_nd_none", 'CrossEntropyLoss(reduction="none")',
-              nn.CrossEntropyLoss(reduction="none"), xn, tn, True)
-    loss_case(out, meta, "ce_unbatched", "CrossEntropyLoss()", nn.CrossEntropyLoss(),
-              torch.randn(5, dtype=d), torch.tensor(3))
-    loss_case(out, meta, "ce_large_logits", "CrossEntropyLoss()", nn.CrossEntropyLoss(),
-              torch.tensor([[1e4, -1e4, 5e3], [-3e4, 3e4, 0.0]], dtype=d), torch.tensor([1, 1]))
+    case("ce_nd", "CrossEntropyLoss()", nn.CrossEntropyLoss(), xn, tn)
+    case("ce_nd_none", 'CrossEntropyLoss(reduction="none")',
+         nn.CrossEntropyLoss(reduction="none"), xn, tn, True)
+    case("ce_unbatched", "CrossEntropyLoss()", nn.CrossEntropyLoss(),
+         torch.randn(5, dtype=d), torch.tensor(3))
+    case("ce_large_logits", "CrossEntropyLoss()", nn.CrossEntropyLoss(),
+         torch.tensor([[1e4, -1e4, 5e3], [-3e4, 3e4, 0.0]], dtype=d), torch.tensor([1, 1]))
     p = torch.softmax(torch.randn(6, 4, dtype=d), 1)
-    loss_case(out, meta, "ce_probs", "CrossEntropyLoss()", nn.CrossEntropyLoss(), x, p)
-    loss_case(out, meta, "ce_probs_weight_smoothing", f"CrossEntropyLoss(weight={ws}, label_smoothing=0.3)",
-              nn.CrossEntropyLoss(weight=wt, label_smoothing=0.3), x, p)
+    case("ce_probs", "CrossEntropyLoss()", nn.CrossEntropyLoss(), x, p)
+    case("ce_probs_weight_smoothing", f"CrossEntropyLoss(weight={ws}, label_smoothing=0.3)",
+         nn.CrossEntropyLoss(weight=wt, label_smoothing=0.3), x, p)
     pn = torch.softmax(torch.randn(2, 3, 4, 2, dtype=d), 1)
-    loss_case(out, meta, "ce_probs_nd_none", 'CrossEntropyLoss(reduction="none")',
-              nn.CrossEntropyLoss(reduction="none"), xn, pn, True)
+    case("ce_probs_nd_none", 'CrossEntropyLoss(reduction="none")',
+         nn.CrossEntropyLoss(reduction="none"), xn, pn, True)
     lp = torch.log_softmax(x, 1)
-    loss_case(out, meta, "nll", "NLLLoss()", nn.NLLLoss(), lp, t)
-    loss_case(out, meta, "nll_weight_ignore", f"NLLLoss(weight={ws}, ignore_index=3)",
-              nn.NLLLoss(weight=wt, ignore_index=3), lp, t)
-    loss_case(out, meta, "nll_none", 'NLLLoss(ignore_index=1, reduction="none")',
-              nn.NLLLoss(ignore_index=1, reduction="none"), lp, t, True)
+    case("nll", "NLLLoss()", nn.NLLLoss(), lp, t)
+    case("nll_weight_ignore", f"NLLLoss(weight={ws}, ignore_index=3)",
+         nn.NLLLoss(weight=wt, ignore_index=3), lp, t)
+    case("nll_none", 'NLLLoss(ignore_index=1, reduction="none")',
+         nn.NLLLoss(ignore_index=1, reduction="none"), lp, t, True)
     a, b = torch.randn(3, 5, dtype=d), torch.randn(3, 5, dtype=d)
-    loss_case(out, meta, "mse", "MSELoss()", nn.MSELoss(), a, b)
-    loss_case(out, meta, "mse_sum", 'MSELoss(reduction="sum")', nn.MSELoss(reduction="sum"), a, b)
-    loss_case(out, meta, "l1", "L1Loss()", nn.L1Loss(), a, b)
-    loss_case(out, meta, "l1_none", 'L1Loss(reduction="none")', nn.L1Loss(reduction="none"), a, b, True)
+    case("mse", "MSELoss()", nn.MSELoss(), a, b)
+    case("mse_sum", 'MSELoss(reduction="sum")', nn.MSELoss(reduction="sum"), a, b)
+    case("l1", "L1Loss()", nn.L1Loss(), a, b)
+    case("l1_none", 'L1Loss(reduction="none")', nn.L1Loss(reduction="none"), a, b, True)
     pr = torch.sigmoid(torch.randn(4, 3, dtype=d))
     pr[0, 0], pr[1, 1] = 0.0, 1.0          # exactly 0 and 1: clamped logs, finite gradients
     tg = torch.rand(4, 3, dtype=d)
     tg[0, 0], tg[1, 1] = 0.0, 1.0
     bw = torch.tensor([1.0, 0.5, 2.0], dtype=d)
-    loss_case(out, meta, "bce", "BCELoss()", nn.BCELoss(), pr, tg)
-    loss_case(out, meta, "bce_weight_none", 'BCELoss(weight=[1, 0.5, 2], reduction="none")',
-              nn.BCELoss(weight=bw, reduction="none"), pr, tg, True)
+    case("bce", "BCELoss()", nn.BCELoss(), pr, tg)
+    case("bce_weight_none", 'BCELoss(weight=[1, 0.5, 2], reduction="none")',
+         nn.BCELoss(weight=bw, reduction="none"), pr, tg, True)
     lg = torch.randn(4, 3, dtype=d) * 3
     lg[0, 0], lg[1, 1], lg[2, 2] = 200.0, -200.0, 0.0
-    loss_case(out, meta, "bce_logits", "BCEWithLogitsLoss()", nn.BCEWithLogitsLoss(), lg, tg)
-    loss_case(out, meta, "bce_logits_pos_weight",
-              'BCEWithLogitsLoss(weight=[1, 0.5, 2], reduction="sum", pos_weight=[3, 1, 0.25])',
-              nn.BCEWithLogitsLoss(weight=bw, reduction="sum",
-                                   pos_weight=torch.tensor([3.0, 1.0, 0.25], dtype=d)), lg, tg)
+    case("bce_logits", "BCEWithLogitsLoss()", nn.BCEWithLogitsLoss(), lg, tg)
+    case("bce_logits_pos_weight",
+         'BCEWithLogitsLoss(weight=[1, 0.5, 2], reduction="sum", pos_weight=[3, 1, 0.25])',
+         nn.BCEWithLogitsLoss(weight=bw, reduction="sum",
+         pos_weight=torch.tensor([3.0, 1.0, 0.25], dtype=d)), lg, tg)
     save(f32(out), "losses.safetensors", meta)
 
 

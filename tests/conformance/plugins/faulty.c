@@ -1,4 +1,4 @@
-/* tests/conformance/faulty/faulty.c - a backend with planted bugs, so that the conformance
+/* tests/conformance/plugins/faulty.c - a backend with planted bugs, so that the conformance
  * suite is shown to catch them (tools/e2e.sh runs it and expects these failures):
  *   - add (float32) is off by one part in 10^4 at element 0: a value error;
  *   - exp (float32) returns NaN above 4: NaN where the reference has none;
