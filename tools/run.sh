@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# tools/run.sh - the main job: set up, build, then show the runtime and run the tensor example.
+# tools/run.sh - the main job: set up, build, then train the bundled digits model with
+# `ember train examples/digits.ini` on the default backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build
-export EMBER_CONFIG=${EMBER_CONFIG-}
-build/tools/ember info
-echo
-build/examples/tensors
+build/tools/ember train examples/digits.ini

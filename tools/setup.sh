@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 
 need=()
+# Build tools and libraries; PoCL runs the OpenCL backend on the CPU, so CI tests it for real.
 for pkg in meson ninja-build pkg-config gcc libcriterion-dev libopenblas-dev zlib1g-dev \
-           libjansson-dev valgrind; do
+           libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
