@@ -275,6 +275,7 @@ void em__conformance_free(void);
 /* core/data.c: dataset types registered by plugins */
 void em__dataset_types_forget(em_plugin_rec *rec);
 void em__dataset_types_free(void);
+void em__dataset_types_describe(const em_plugin_rec *r, em_strbuf *sb);
 /* core/transfer.c */
 em_tensor *em__copy_into(em_tensor *dst, em_tensor *src);
 double em__to_double(const void *p, em_dtype dt);

@@ -72,6 +72,9 @@ static void describe(em_plugin_rec *r)
             first = false;
         }
     }
+    em__module_types_describe(r, &sb);
+    em__optim_types_describe(r, &sb);
+    em__dataset_types_describe(r, &sb);
     if (r->nkernels)
         em__sb_printf(&sb, "%s%d kernel%s", sb.len ? "; " : "", r->nkernels,
                       r->nkernels == 1 ? "" : "s");

@@ -54,6 +54,17 @@ void em__module_types_forget(em_plugin_rec *rec)
     ntypes = k;
 }
 
+void em__module_types_describe(const em_plugin_rec *r, em_strbuf *sb)
+{
+    bool first = true;
+    for (int i = 0; i < ntypes; i++)
+        if (types[i].owner == r) {
+            em__sb_printf(sb, "%s%s", first ? (sb->len ? "; modules " : "modules ") : ", ",
+                          types[i].ops->name);
+            first = false;
+        }
+}
+
 void em__module_types_free(void)
 {
     free(types);

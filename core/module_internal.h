@@ -44,6 +44,8 @@ int em__module_attach_optimizer(em_module *m, em_optimizer *o);
 void em__module_forget_optimizer(em_module *m, em_optimizer *o);
 void em__module_types_forget(em_plugin_rec *rec);
 void em__module_types_free(void);
+void em__module_types_describe(const em_plugin_rec *r, em_strbuf *sb);
+void em__optim_types_describe(const em_plugin_rec *r, em_strbuf *sb);
 /* core/optim.c */
 void em__optimizer_detach(em_optimizer *o);        /* its module is being freed */
 int em__optimizer_move(em_optimizer *o, em_device d);

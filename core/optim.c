@@ -100,6 +100,20 @@ void em__optim_types_forget(em_plugin_rec *rec)
     ntypes = k;
 }
 
+void em__optim_types_describe(const em_plugin_rec *r, em_strbuf *sb)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        bool first = true;
+        for (int i = 0; i < ntypes; i++)
+            if (types[i].owner == r && types[i].scheduler == (pass == 1)) {
+                const char *label = pass ? "schedulers " : "optimizers ";
+                em__sb_printf(sb, "%s%s%s", first && sb->len ? "; " : (first ? "" : ", "),
+                              first ? label : "", types[i].name);
+                first = false;
+            }
+    }
+}
+
 void em__optim_types_free(void)
 {
     free(types);
