@@ -1,6 +1,7 @@
 /* tests/conformance/check.c - the three checks of one case instance: forward values against
- * the float64 reference, the gradient (a vector-Jacobian product) against the CPU's in float64,
- * and em_gradcheck's central differences in float64.
+ * the float64 reference, the gradient (a vector-Jacobian product) against the CPU's (in
+ * float64; in the same dtype for float16/bfloat16), and em_gradcheck's central differences in
+ * float64.
  *
  * The reference is, in order of preference: golden values from PyTorch, a host function in
  * float64 (independent of every backend, the CPU's included), or the same op run on the CPU

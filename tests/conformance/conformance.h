@@ -247,7 +247,6 @@ typedef struct cf_result {
     const char *check;          /* "forward", "grad", "gradcheck" */
     int status;                 /* enum cf_status */
     char *message;              /* why it failed or was skipped (malloc'd), or NULL */
-    double seconds;
 } cf_result;
 
 typedef struct cf_options {

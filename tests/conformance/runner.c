@@ -12,7 +12,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "conformance.h"
 #include "runner_internal.h"
@@ -433,7 +432,6 @@ void cf_record(cf_run_ctx *R, const cf_case *c, em_dtype dt, const char *check, 
     r->check = check;
     r->status = status;
     r->message = msg[0] ? strdup(msg) : NULL;
-    r->seconds = 0;
     if (status == CF_PASS)
         rep->passed++;
     else if (status == CF_FAIL)

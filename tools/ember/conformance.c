@@ -18,7 +18,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ember conformance --backend NAME [--op OP] [--dtype D] [--junit FILE]\n"
-            "                         [--seed N] [--verbose] [--config FILE]\n"
+            "                         [--seed N] [--verbose] [--config FILE] [--skip-status N]\n"
             "       ember conformance --support [--backend NAME] [--markdown FILE]\n"
             "       ember conformance --list [--op OP] [--dtype D]\n"
             "\n"
@@ -30,7 +30,9 @@ static void usage(FILE *f)
             "              the op, ? the probe failed); every usable backend unless --backend\n"
             "  --markdown  write that matrix as markdown (docs/op-support.md)\n"
             "  --list      the cases, with the dtypes and checks each runs\n"
-            "  --dtype     f32 f64 f16 bf16 i64 i32 u8 bool (or the PyTorch names)\n");
+            "  --dtype     f32 f64 f16 bf16 i64 i32 u8 bool (or the PyTorch names)\n"
+            "  --skip-status N  exit with N instead of 0 when the backend cannot run here\n"
+            "              (77: `meson test` then reports the test as skipped)\n");
 }
 
 static double now(void)
@@ -228,6 +230,7 @@ int cmd_conformance(int argc, char **argv)
                *markdown = NULL;
     bool list = false, sup = false, verbose = false;
     uint64_t seed = 0;
+    int skip_status = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **val = !strcmp(a, "--backend")    ? &backend
@@ -245,6 +248,8 @@ int cmd_conformance(int argc, char **argv)
             *val = argv[++i];
         } else if (!strcmp(a, "--seed") && i + 1 < argc) {
             seed = strtoull(argv[++i], NULL, 0);
+        } else if (!strcmp(a, "--skip-status") && i + 1 < argc) {
+            skip_status = atoi(argv[++i]);
         } else if (!strcmp(a, "--list")) {
             list = true;
         } else if (!strcmp(a, "--support")) {
@@ -312,6 +317,8 @@ int cmd_conformance(int argc, char **argv)
             rc = 1;
         if (rep.failed > 0)
             rc = 1;
+        else if (rep.backend_reason[0] && skip_status)
+            rc = skip_status;
         cf_report_free(&rep);
     }
 done:
