@@ -16,6 +16,7 @@ if [ ! -f build-asan/build.ninja ]; then
 fi
 ninja -C build-asan >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+LSAN_OPTIONS=suppressions=$PWD/tools/sanitizers/lsan.supp:print_suppressions=0 \
     meson test -C build-asan --print-errorlogs --num-processes 2
 
 echo "== unit tests under valgrind"
@@ -29,6 +30,7 @@ tools/e2e.sh build | tee build/e2e.log || e2e_rc=$?
 awk '/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1);
                                                         if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
      /^(e2e|valgrind): / { p += $2; f += $4 }
+     /^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$/ { p += $1; f += $3 }
      END { printf "tests: %d passed, %d failed\n", p, f }' \
     build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt build/valgrind.log \
     build/e2e.log

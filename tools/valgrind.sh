@@ -12,6 +12,7 @@ mkdir -p "$logdir"
 run_one() {
     local exe=$1 log=$logdir/$(basename "$1").log
     if valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+        --suppressions="$PWD/tools/sanitizers/valgrind.supp" \
         --trace-children=yes "$exe" >"$log" 2>&1; then
         echo "PASS $exe"
     else
