@@ -217,15 +217,17 @@ static void bench_matmul(int reps, int max_n)
 int cmd_bench(int argc, char **argv)
 {
     const char *config = NULL;
-    bool quick = false;
+    bool quick = false, train_only = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             config = argv[++i];
         else if (!strcmp(argv[i], "--quick"))
             quick = true;
+        else if (!strcmp(argv[i], "--train"))
+            train_only = true;
         else {
             fprintf(stderr, "ember bench: unknown argument '%s'\n"
-                            "usage: ember bench [--config FILE] [--quick]\n",
+                            "usage: ember bench [--config FILE] [--quick] [--train]\n",
                     argv[i]);
             return 2;
         }
@@ -238,12 +240,18 @@ int cmd_bench(int argc, char **argv)
            em_version(), em_device_str(em_default_device(), db, sizeof db),
            em_device_name(em_default_device()), ct ? ct : "(unset)", openblas_get_config());
     int reps = quick ? 3 : 9;
+    if (train_only) {
+        int rc = bench_train(quick);
+        em_shutdown();
+        return rc;
+    }
     printf("\ndispatch overhead: em_add of two 1-element f32 tensors (incl. output "
            "allocation and release):\n  %.3f us per call (median of %d x %d calls)\n",
            bench_dispatch(reps, quick ? 20000 : 200000), reps, quick ? 20000 : 200000);
     bench_autograd(reps, quick ? 20000 : 100000);
     bench_bandwidth(reps, quick ? ((size_t)1 << 22) : ((size_t)1 << 24));
     bench_matmul(reps, quick ? 512 : 2048);
+    int rc = bench_train(quick);
     em_shutdown();
-    return 0;
+    return rc;
 }

@@ -10,6 +10,8 @@ int cmd_conformance(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+/* bench_train.c: training-step and data-epoch figures; 0 or 1 */
+int bench_train(bool quick);
 
 /* Prints "ember: <what>: <em_last_error()>" to stderr and returns 1. */
 int cli_fail(const char *what);

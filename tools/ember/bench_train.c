@@ -1,0 +1,141 @@
+/* tools/ember/bench_train.c - `ember bench --train`: the cost of a training step and of a data
+ * epoch, the figures tools/bench-vs-pytorch.sh puts next to PyTorch's.
+ *
+ * A step is what the tutorial's loop does per batch: zero_grad, forward, CrossEntropyLoss,
+ * backward, SGD(momentum=0.9) step, inside a scope. Medians over repetitions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int step(em_module *model, em_module *loss, em_optimizer *opt, em_tensor *x, em_tensor *y)
+{
+    em_scope_begin();
+    em_zero_grad(opt);
+    em_tensor *out = em_forward(model, x);
+    em_tensor *l = out ? em_loss(loss, out, y) : NULL;
+    int rc = !l || em_backward(l, NULL, false) < 0 || em_step(opt) < 0 ? -1 : 0;
+    em_scope_end();
+    return rc;
+}
+
+/* Microseconds per training step (median of reps runs of iters steps); negative on error. */
+static double step_us(const char *spec, int64_t in, int64_t classes, int64_t batch, int reps,
+                      int iters)
+{
+    em_manual_seed(0);
+    em_module *model = em_module_new(spec), *loss = em_module_new("CrossEntropyLoss()");
+    em_optimizer *opt = model ? em_optimizer_new("SGD(lr=0.01, momentum=0.9)", model) : NULL;
+    em_tensor *x = em_randn(EM_SHAPE(batch, in), NULL);
+    em_tensor *y = em_randint(0, classes, EM_SHAPE(batch), NULL);
+    double t[32], r = -1;
+    if (!model || !loss || !opt || !x || !y)
+        goto done;
+    for (int i = 0; i < 20; i++)
+        if (step(model, loss, opt, x, y) < 0)
+            goto done;
+    for (int k = 0; k < reps; k++) {
+        double t0 = now();
+        for (int i = 0; i < iters; i++)
+            if (step(model, loss, opt, x, y) < 0)
+                goto done;
+        t[k] = (now() - t0) / iters * 1e6;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    r = t[reps / 2];
+done:
+    em_release(x);
+    em_release(y);
+    em_optimizer_free(opt);
+    em_module_free(loss);
+    em_module_free(model);
+    return r;
+}
+
+/* One shuffled epoch of Fashion-MNIST (batch 256) through the 784-256-128-10 MLP: data
+ * loading overlapped with the steps, as `ember train` runs it. Seconds, or < 0. */
+static double fashion_epoch(void)
+{
+    em_dataset *d = em_dataset_new("FashionMNIST(train=true, flatten=true)");
+    if (!d)
+        return -1;
+    em_manual_seed(0);
+    em_module *model = em_module_new("Sequential(Linear(784, 256), ReLU(), Linear(256, 128), "
+                                     "ReLU(), Linear(128, 10))");
+    em_module *loss = em_module_new("CrossEntropyLoss()");
+    em_optimizer *opt = model ? em_optimizer_new("SGD(lr=0.01, momentum=0.9)", model) : NULL;
+    em_dataloader *dl = em_dataloader_new(d, 256, true, 0);
+    double secs = -1;
+    if (model && loss && opt && dl) {
+        double t0 = now();
+        em_tensor *x, *y;
+        int rc = 0;
+        while (!rc && em_dataloader_next(dl, &x, &y)) {
+            rc = step(model, loss, opt, x, y);
+            em_release(x);
+            em_release(y);
+        }
+        if (!rc && em_last_status() == EM_OK)
+            secs = now() - t0;
+    }
+    em_dataloader_free(dl);
+    em_optimizer_free(opt);
+    em_module_free(loss);
+    em_module_free(model);
+    em_dataset_free(d);
+    return secs;
+}
+
+int bench_train(bool quick)
+{
+    static const struct {
+        const char *name, *spec;
+        int64_t in, batch;
+    } cases[] = {
+        {"3-64-128-10", "Sequential(Linear(3, 64), ReLU(), Linear(64, 128), ReLU(), Linear(128, 10))",
+         3, 64},
+        {"784-256-128-10", "Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), "
+                           "Linear(128, 10))",
+         784, 64},
+        {"784-256-128-10", "Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), "
+                           "Linear(128, 10))",
+         784, 256},
+    };
+    int reps = quick ? 3 : 7;
+    printf("\ntraining step (zero_grad, forward, CrossEntropyLoss, backward, SGD momentum step;\n"
+           "us per step, median of %d):\n",
+           reps);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int iters = cases[i].in < 100 ? (quick ? 200 : 2000) : (quick ? 20 : 200);
+        double us = step_us(cases[i].spec, cases[i].in, 10, cases[i].batch, reps, iters);
+        if (us < 0)
+            return cli_fail("training step");
+        printf("  step %-16s batch %4lld %12.1f\n", cases[i].name, (long long)cases[i].batch, us);
+    }
+    if (!quick) {
+        double s = fashion_epoch();
+        if (s < 0)
+            printf("  epoch fashion-mnist      (skipped: %s)\n", em_last_error());
+        else
+            printf("  epoch fashion-mnist      batch  256 %12.2f s (784-256-128-10, shuffled, "
+                   "with loading)\n",
+                   s);
+    }
+    return 0;
+}
