@@ -14,7 +14,7 @@
 
 #include "opencl.h"
 
-/* ---- shared helpers ---------------------------------------------------------------------- */
+/* ---- shared helpers ------------------------------------------------------------------------- */
 
 int em_ocl__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
 {
@@ -72,7 +72,7 @@ static em_ocl_device *call_device(const em_kcall *c, const char *op)
     return em_ocl__device(c->device, op);
 }
 
-/* ---- copy ------------------------------------------------------------------------------------ */
+/* ---- copy ----------------------------------------------------------------------------------- */
 
 enum { K_COPY_C, K_COPY_S };
 
@@ -147,11 +147,8 @@ int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
     size_t es = em_ocl__elsize(dst->dtype);
     cl_mem om = dst->buf, am = src->buf;
     cl_long oo = dst->offset, ao = src->offset, n = it.numel;
-    if (it.contiguous && dst->dtype == src->dtype) {
-        cl_int err = clEnqueueCopyBuffer(d->queue, am, om, (size_t)ao * es, (size_t)oo * es,
-                                         (size_t)n * es, 0, NULL, NULL);
-        return err == CL_SUCCESS ? EM_OK : em_ocl__fail("copy", "clEnqueueCopyBuffer", err);
-    }
+    if (it.contiguous && dst->dtype == src->dtype)
+        return em_ocl__copy_bytes(d, om, (size_t)oo * es, am, (size_t)ao * es, (size_t)n * es);
     em_dtype a, b;
     copy_program(src->dtype, dst->dtype, &a, &b);
     if (it.contiguous) {
@@ -177,7 +174,7 @@ static int k_copy(void *bctx, const em_kcall *c)
     return d ? em_ocl__copy(d, &c->out[0], &c->in[0]) : em_last_status();
 }
 
-/* ---- fill ------------------------------------------------------------------------------------ */
+/* ---- fill ----------------------------------------------------------------------------------- */
 
 static int64_t d2i64(double v)
 {
@@ -226,7 +223,19 @@ static int k_fill(void *bctx, const em_kcall *c)
     return err == CL_SUCCESS ? EM_OK : em_ocl__fail("fill", "clEnqueueFillBuffer", err);
 }
 
-/* ---- random ---------------------------------------------------------------------------------- */
+/* ---- random --------------------------------------------------------------------------------- */
+
+/* The Philox stream of numeric.h, element k from (seed, offset, k) alone. Bit-identical to the
+ * CPU backend:
+ *   integer draws, always (64-bit integer arithmetic);
+ *   uniform draws where the device has cl_khr_fp64 (a + (b - a) * u in double, then the cast);
+ *     without it the affine step runs in float: exact for a = 0, b = 1 (em_rand), possibly an
+ *     ulp off otherwise;
+ *   normal draws: Box-Muller in double where the device has cl_khr_fp64. The device's log and
+ *     cos may differ from libm's in the last bit of a double, so f64 results agree to a few
+ *     ulp (about 6% of values differ on PoCL) while f32, f16 and bf16, rounded from that
+ *     double, came out bit-identical on every value tested. Without fp64 Box-Muller runs in
+ *     float and is not bit-identical (about 1e-6 relative). */
 
 enum { K_RAND_UNIFORM, K_RAND_NORMAL, K_RAND_INT };
 
@@ -285,7 +294,7 @@ static int k_random(void *bctx, const em_kcall *c)
     return em_set_error(EM_ERR_INVALID, "opencl: random: unknown distribution %d", dist);
 }
 
-/* ---- unary ----------------------------------------------------------------------------------- */
+/* ---- unary ---------------------------------------------------------------------------------- */
 
 typedef struct ew_op {
     const char *name;
@@ -363,7 +372,7 @@ UN_KERNEL(cos, U_COS)
 UN_KERNEL(tanh, U_TANH)
 UN_KERNEL(sigmoid, U_SIGMOID)
 
-/* ---- binary and where --------------------------------------------------------------------- */
+/* ---- binary and where ----------------------------------------------------------------------- */
 
 static const ew_op binary_ops[] = {
     {"add", "add_c", "add_s", EM_DTYPES_ALL, false},
@@ -573,7 +582,7 @@ static int k_scatter_add(void *bctx, const em_kcall *c)
                              "scatter_add", 16, args, npos);
 }
 
-/* ---- registration ----------------------------------------------------------------------------- */
+/* ---- registration --------------------------------------------------------------------------- */
 
 int em_ocl__register_elementwise(em_registry *reg, uint32_t dtypes)
 {

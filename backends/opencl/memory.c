@@ -160,10 +160,15 @@ void *em_ocl__alloc(void *ctx, int dev, size_t nbytes)
 void em_ocl__free(void *ctx, int dev, void *buf, size_t nbytes)
 {
     (void)ctx;
-    if (!buf || dev < 0 || dev >= em_ocl__state.ndev)
-        return;
-    em_ocl_device *d = &em_ocl__state.dev[dev];
     cl_mem m = (cl_mem)buf;
+    if (!m)
+        return;
+    if (dev < 0 || dev >= em_ocl__state.ndev) {
+        /* A tensor that outlived em_shutdown (the plugin is gone, its buffer is not). */
+        clReleaseMemObject(m);
+        return;
+    }
+    em_ocl_device *d = &em_ocl__state.dev[dev];
     size_t size = mem_size(m);
     pthread_mutex_lock(&d->lock);
     d->pool.held -= size;
@@ -223,7 +228,7 @@ int em_ocl__empty_cache(void *ctx, int dev)
     return EM_OK;
 }
 
-/* ---- copies -------------------------------------------------------------------------------- */
+/* ---- copies --------------------------------------------------------------------------------- */
 
 int em_ocl__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
                            size_t nbytes)
@@ -255,6 +260,29 @@ int em_ocl__copy_to_host(void *ctx, int dev, void *dst, const void *src, size_t 
                                                     err);
 }
 
+int em_ocl__copy_bytes(em_ocl_device *d, cl_mem dst, size_t dst_off, cl_mem src, size_t src_off,
+                       size_t nbytes)
+{
+    if (nbytes == 0 || (dst == src && dst_off == src_off))
+        return EM_OK;
+    cl_int err;
+    if (dst == src && dst_off < src_off + nbytes && src_off < dst_off + nbytes) {
+        /* Overlapping ranges of one buffer, which clEnqueueCopyBuffer refuses: through a
+         * scratch buffer, as memmove would. */
+        cl_mem tmp = em_ocl__scratch(d, nbytes);
+        if (!tmp)
+            return em_last_status();
+        err = clEnqueueCopyBuffer(d->queue, src, tmp, src_off, 0, nbytes, 0, NULL, NULL);
+        if (err == CL_SUCCESS)
+            err = clEnqueueCopyBuffer(d->queue, tmp, dst, 0, dst_off, nbytes, 0, NULL, NULL);
+        em_ocl__scratch_free(d, tmp, nbytes);
+    } else {
+        err = clEnqueueCopyBuffer(d->queue, src, dst, src_off, dst_off, nbytes, 0, NULL, NULL);
+    }
+    return err == CL_SUCCESS ? EM_OK : em_ocl__fail("copy between buffers",
+                                                    "clEnqueueCopyBuffer", err);
+}
+
 int em_ocl__copy_device(void *ctx, int dev_dst, void *dst, size_t dst_off, int dev_src,
                         const void *src, size_t src_off, size_t nbytes)
 {
@@ -264,13 +292,8 @@ int em_ocl__copy_device(void *ctx, int dev_dst, void *dst, size_t dst_off, int d
         return em_last_status();
     if (nbytes == 0)
         return EM_OK;
-    if (dd == ds) {
-        cl_int err = clEnqueueCopyBuffer(dd->queue, (cl_mem)src, (cl_mem)dst, src_off, dst_off,
-                                         nbytes, 0, NULL, NULL);
-        return err == CL_SUCCESS ? EM_OK
-                                 : em_ocl__fail("copy between buffers", "clEnqueueCopyBuffer",
-                                                err);
-    }
+    if (dd == ds)
+        return em_ocl__copy_bytes(dd, (cl_mem)dst, dst_off, (cl_mem)src, src_off, nbytes);
     /* Two contexts: through the host, in chunks of at most 64 MiB. */
     size_t chunk = nbytes < ((size_t)64 << 20) ? nbytes : ((size_t)64 << 20);
     char *tmp = malloc(chunk);

@@ -23,18 +23,18 @@
 #define EM_OCL_MAX_DEVICES 16
 #define EM_OCL_POOL_SLOTS 256
 
-/* ---- program families -------------------------------------------------------------- */
+/* ---- program families ----------------------------------------------------------------------- */
 
 /* One OpenCL C source per family; a program is that source compiled for one dtype (copy:
- * one pair of dtypes, gather: one element size). */
+ * one pair of dtypes; same-dtype copies, where and gather: one element size). */
 typedef enum em_ocl_family {
     EM_OCL_COPY,       /* copy_c, copy_s: dtype pair (src, dst) */
     EM_OCL_RANDOM,     /* rand_uniform, rand_normal, rand_int: output dtype */
     EM_OCL_UNARY,      /* neg ... sigmoid, each _c and _s */
     EM_OCL_BINARY,     /* add ... ge, where: each _c and _s */
-    EM_OCL_SUM,        /* red_wi, red_wg, red_wgp, red_comb for sum */
-    EM_OCL_AMAX,       /* the same for amax (one source, EM_RED_MAX 1), argmax_wi, argmax_wg */
-    EM_OCL_MATMUL,     /* mm_tiled, mm_small */
+    EM_OCL_SUM,        /* red_wi, red_tile, red_wg, red_wgp, red_comb for sum */
+    EM_OCL_AMAX,       /* the same for amax (one source, EM_RED_MAX 1), argmax_* */
+    EM_OCL_MATMUL,     /* mm_tiled, mm_reg, mm_small */
     EM_OCL_INDEX,      /* gather_s, scatter_s */
     EM_OCL_FAMILY_COUNT
 } em_ocl_family;
@@ -49,7 +49,7 @@ typedef struct em_ocl_program {
     size_t wg[EM_OCL_MAX_KERNELS]; /* CL_KERNEL_WORK_GROUP_SIZE per kernel */
 } em_ocl_program;
 
-/* ---- the buffer pool (memory.c) ---------------------------------------------------------- */
+/* ---- the buffer pool (memory.c) ------------------------------------------------------------- */
 
 typedef struct em_ocl_block {
     cl_mem mem;
@@ -66,7 +66,7 @@ typedef struct em_ocl_pool {
     size_t cache_max;              /* bytes the cache may keep */
 } em_ocl_pool;
 
-/* ---- devices ------------------------------------------------------------------------- */
+/* ---- devices -------------------------------------------------------------------------------- */
 
 typedef struct em_ocl_device {
     cl_platform_id platform;
@@ -111,7 +111,7 @@ const char *em_ocl__errstr(cl_int err);
 /* Sets the error "opencl: <what>: <call> failed: <CL_...>" and returns the matching status. */
 int em_ocl__fail(const char *what, const char *call, cl_int err);
 
-/* ---- memory (memory.c) ----------------------------------------------------------------- */
+/* ---- memory (memory.c) ---------------------------------------------------------------------- */
 
 void *em_ocl__alloc(void *ctx, int dev, size_t nbytes);
 void em_ocl__free(void *ctx, int dev, void *buf, size_t nbytes);
@@ -124,6 +124,10 @@ int em_ocl__copy_to_host(void *ctx, int dev, void *dst, const void *src, size_t 
                          size_t nbytes);
 int em_ocl__copy_device(void *ctx, int dev_dst, void *dst, size_t dst_off, int dev_src,
                         const void *src, size_t src_off, size_t nbytes);
+/* Byte copy between buffers of one device; overlapping ranges of one buffer are handled as
+ * memmove does. */
+int em_ocl__copy_bytes(em_ocl_device *d, cl_mem dst, size_t dst_off, cl_mem src, size_t src_off,
+                       size_t nbytes);
 /* Releases every cached buffer of d (caller holds no lock). */
 void em_ocl__pool_release(em_ocl_device *d);
 /* A scratch buffer of nbytes for one call (partials of a reduction); give it back with
@@ -131,7 +135,7 @@ void em_ocl__pool_release(em_ocl_device *d);
 cl_mem em_ocl__scratch(em_ocl_device *d, size_t nbytes);
 void em_ocl__scratch_free(em_ocl_device *d, cl_mem m, size_t nbytes);
 
-/* ---- programs and launches (program.c, sources.c) ------------------------------------------ */
+/* ---- programs and launches (program.c, sources.c) ------------------------------------------- */
 
 /* The OpenCL C text of a family, and of the helpers every family shares (sources.c), as
  * NULL-terminated lists of pieces. */
@@ -173,7 +177,7 @@ int em_ocl__launch_1d(em_ocl_device *d, em_ocl_family fam, em_dtype dt, em_dtype
 size_t em_ocl__pow2_wg(em_ocl_device *d, em_ocl_family fam, em_dtype dt, int slot,
                        const char *name, size_t want);
 
-/* ---- shapes (kernels.c) ------------------------------------------------------------------- */
+/* ---- shapes (kernels.c) --------------------------------------------------------------------- */
 
 #define EM_OCL_MAX_OPS 4
 
@@ -220,7 +224,7 @@ static inline em_dtype em_ocl__bits_dtype(em_dtype dt)
     }
 }
 
-/* ---- kernel families: each registers its kernels on backend "opencl" ---------------------- */
+/* ---- kernel families: each registers its kernels on backend "opencl" ------------------------ */
 
 int em_ocl__register_elementwise(em_registry *reg, uint32_t dtypes);   /* kernels.c */
 int em_ocl__register_reduce(em_registry *reg, uint32_t dtypes);        /* reduce.c */

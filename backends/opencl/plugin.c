@@ -13,8 +13,6 @@
  * cl_khr_fp64. Devices without 64-bit integers (embedded profile) are skipped: every kernel
  * indexes with 64-bit offsets.
  */
-#include <dlfcn.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,22 +317,9 @@ static const em_backend_ops ocl_backend = {
 
 /* ---- plugin --------------------------------------------------------------------------------- */
 
-/* OpenCL drivers and the ICD loader are not made to be unloaded (several crash in their
- * atexit handlers once unmapped, and the loader keeps its platform list for the life of the
- * process). Pin this plugin, and with it libOpenCL, so em_shutdown's dlclose leaves them
- * mapped; that also keeps their frames symbolisable for leak checkers. */
-static void pin_self(void)
-{
-    Dl_info info;
-    void *self = (void *)(uintptr_t)&pin_self;
-    if (dladdr(self, &info) && info.dli_fname)
-        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE | RTLD_NOLOAD);
-}
-
 static int ocl_init(em_registry *reg)
 {
     em_ocl_state *s = &em_ocl__state;
-    pin_self();
     memset(s, 0, sizeof *s);
     enumerate(s);
     int rc = em_register_backend(reg, &ocl_backend, NULL);

@@ -19,7 +19,7 @@
 
 #include "opencl.h"
 
-/* ---- errors -------------------------------------------------------------------------------- */
+/* ---- errors --------------------------------------------------------------------------------- */
 
 static const struct {
     cl_int code;
@@ -110,7 +110,7 @@ int em_ocl__fail(const char *what, const char *call, cl_int err)
     return em_set_error(status, "opencl: %s: %s failed: %s", what, call, em_ocl__errstr(err));
 }
 
-/* ---- the prelude: type macros per dtype ------------------------------------------------------ */
+/* ---- the prelude: type macros per dtype ----------------------------------------------------- */
 
 typedef struct strbuf {
     char *p;
@@ -246,7 +246,7 @@ static char *program_text(const em_ocl_device *d, em_ocl_family fam, em_dtype dt
     return s.p;
 }
 
-/* ---- building ---------------------------------------------------------------------------- */
+/* ---- building ------------------------------------------------------------------------------- */
 
 static int build_failed(em_ocl_device *d, cl_program prog, em_ocl_family fam, em_dtype dt,
                         em_dtype dt2, cl_int err)
@@ -292,11 +292,6 @@ static int build_program(em_ocl_device *d, em_ocl_program *p, em_ocl_family fam,
         return rc;
     }
     p->prog = prog;
-    if (getenv("EMT_LOG")) {
-        char log[8192] = "";
-        clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
-        fprintf(stderr, "=== %s %s %s\n%s\n", family_name(fam), em_dtype_name(dt), dt2 ? em_dtype_name(dt2) : "", log);
-    }
     return EM_OK;
 }
 
@@ -351,7 +346,7 @@ void em_ocl__programs_release(em_ocl_device *d)
             }
 }
 
-/* ---- launching ----------------------------------------------------------------------------- */
+/* ---- launching ------------------------------------------------------------------------------ */
 
 static int launch_locked(em_ocl_device *d, cl_kernel k, const char *what, int nargs,
                          const em_ocl_arg *args, cl_uint dims, const size_t *global,

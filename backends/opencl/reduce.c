@@ -3,13 +3,18 @@
  *
  * The input's dims split into kept (K) and reduced (R) groups; each group drops its size-1
  * dims and merges neighbours whose strides allow it, so most reductions become one K dim and
- * one R dim. Three shapes of launch:
- *   many outputs, or short reductions: one work-item per output walks its R range (_wi);
+ * one R dim. Shapes of launch:
+ *   many outputs, or short reductions: one work-item per output walks its R range (red_wi);
+ *     on CPU devices, when the innermost kept dim is dense (a sum over the rows of a matrix),
+ *     one item takes 16 neighbouring outputs so that its inner loop reads along memory
+ *     (red_tile);
  *   few outputs with long reductions: one work-group per output, a tree in local memory
- *     (_wg);
+ *     (red_wg); items read contiguous runs on CPU devices, every L-th element on GPUs;
  *   fewer outputs than it takes to fill the device: each output's range is split into parts,
- *     one work-group per (output, part) writes a partial (_wgp) and a second launch joins the
- *     partials of each output in part order (_comb).
+ *     one work-group per (output, part) writes a partial (red_wgp) and a second launch joins
+ *     the partials of each output in part order (red_comb).
+ * argmax has the same shapes: per output (argmax_wi), per 16 neighbouring outputs on CPU
+ * devices (argmax_tile), per work-group (argmax_wg) for a few long scans.
  * Every split is fixed by the shapes alone, so results never depend on timing. Accumulators:
  * f32 for f32/f16/bf16 sums, f64 for f64, int64 with wrapping for integer and bool sums
  * (whose output is int64); amax and argmax propagate NaN; argmax returns the first index of
@@ -19,9 +24,10 @@
 
 #include "opencl.h"
 
-enum { K_RED_WI, K_RED_WG, K_RED_WGP, K_RED_COMB, K_ARGMAX_WI, K_ARGMAX_WG, K_RED_TILE };
+enum { K_RED_WI, K_RED_WG, K_RED_WGP, K_RED_COMB, K_ARGMAX_WI, K_ARGMAX_WG, K_RED_TILE,
+       K_ARGMAX_TILE };
 
-/* Bytes of the accumulator the kernels use for dtype dt (see sources.c, RED_K). */
+/* Bytes of the accumulator the kernels use for dtype dt (ACC in sources.c). */
 static size_t acc_size(em_dtype dt, bool sum)
 {
     if (sum)
@@ -136,6 +142,9 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum)
             parts = most > 1 ? most : 1;
     }
     if (parts == 1) {
+        L = em_ocl__pow2_wg(d, fam, dt, K_RED_WG, "red_wg", L);
+        if (L == 0)
+            return em_last_status();
         size_t global = (size_t)nout * L;
         em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
                              EM_OCL_ARG(nk), EM_OCL_ARG(pl.k.shape),
@@ -180,7 +189,7 @@ static int k_amax(void *bctx, const em_kcall *c)
     return run_reduce(c, "amax", false);
 }
 
-/* ---- argmax ------------------------------------------------------------------------------------ */
+/* ---- argmax --------------------------------------------------------------------------------- */
 
 static int k_argmax(void *bctx, const em_kcall *c)
 {
@@ -212,7 +221,15 @@ static int k_argmax(void *bctx, const em_kcall *c)
         return em_last_status();
     cl_mem om = out->buf, am = in->buf;
     cl_long oo = out->offset, ao = in->offset, nout = outer * inner, cD = D, cin = inner;
-    if (D < 1024 || nout >= target_groups(d) * 64) {
+    bool many = D < 1024 || nout >= target_groups(d) * 64;
+    if (many && d->cpu_paths && inner > 1) {
+        cl_long ntile = outer * ((inner + 15) / 16);
+        em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
+                             EM_OCL_ARG(ntile), EM_OCL_ARG(cD), EM_OCL_ARG(cin)};
+        return em_ocl__launch_1d(d, EM_OCL_AMAX, dt, EM_DTYPE_UNSPEC, K_ARGMAX_TILE,
+                                 "argmax_tile", "argmax", 7, args, ntile);
+    }
+    if (many) {
         em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),
                              EM_OCL_ARG(nout), EM_OCL_ARG(cD), EM_OCL_ARG(cin)};
         return em_ocl__launch_1d(d, EM_OCL_AMAX, dt, EM_DTYPE_UNSPEC, K_ARGMAX_WI,
