@@ -174,6 +174,7 @@ typedef struct em_plugin_rec {
     void *handle;                     /* dlopen handle; NULL for a failed plugin */
     const em_plugin *desc;
     bool ok;
+    bool disabled;                    /* named in [runtime] disable: found, not initialised */
     char *error;                      /* why it failed, when !ok */
     int nbackends, nops, nkernels;    /* what it registered */
     char *registered;                 /* "backend cpu; ops softplus; 35 kernels" */

@@ -89,6 +89,22 @@ static bool already_loaded(const char *real)
     return false;
 }
 
+/* [runtime] disable = a, b (EMBER_DISABLE_PLUGINS): plugins found but not initialised, e.g.
+ * a driver that is slow to start and not needed for this run. */
+static bool is_disabled(const char *name)
+{
+    const char *list = em_config_get("runtime.disable");
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        p += strspn(p, " ,");
+        size_t len = strcspn(p, " ,");
+        if (len == n && !strncmp(p, name, n))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
 int em__loader_load_file(const char *path)
 {
     char real[PATH_MAX];
@@ -143,6 +159,16 @@ int em__loader_load_file(const char *path)
             dlclose(h);
             return EM_ERR_PLUGIN;
         }
+    if (is_disabled(d->name)) {
+        char why[256];
+        snprintf(why, sizeof why, "disabled by runtime.disable (%s)",
+                 em_config_source("runtime.disable"));
+        r->name = dupstr(d->name);
+        r->error = dupstr(why);
+        r->disabled = true;
+        dlclose(h);
+        return EM_OK;
+    }
     r->name = dupstr(d->name);
     r->version = dupstr(d->version);
     r->description = dupstr(d->description);
@@ -302,7 +328,7 @@ int em__loader_load_all(void)
         load_dir(EMBER_PLUGIN_DIR, false);
     int failed = 0;
     for (int i = 0; i < nrecs; i++)
-        failed += !recs[i].ok;
+        failed += !recs[i].ok && !recs[i].disabled;
     return failed;
 }
 

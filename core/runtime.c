@@ -74,7 +74,7 @@ static int strict_failure(void)
     int n = 0;
     for (int i = 0; i < em__plugin_count(); i++) {
         const em_plugin_rec *r = em__plugin(i);
-        if (!r->ok)
+        if (!r->ok && !r->disabled)
             em__sb_printf(&sb, "%s%s: %s", n++ ? "; " : "", r->path, r->error);
     }
     char *msg = em__sb_take(&sb);
@@ -185,6 +185,7 @@ int em_plugin_get(int i, em_plugin_info *out)
     out->registered = r->registered;
     out->abi_major = r->abi_major;
     out->abi_minor = r->abi_minor;
+    out->disabled = r->disabled;
     return EM_OK;
 }
 

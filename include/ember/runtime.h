@@ -100,6 +100,7 @@ typedef struct em_plugin_info {
     const char *error;         /* why it failed (dlerror() text, ABI versions...), or NULL */
     const char *registered;    /* "backend cpu; 35 kernels", or NULL */
     uint32_t abi_major, abi_minor;   /* as the plugin declared them; 0 if unknown */
+    bool disabled;             /* found but not initialised ([runtime] disable) */
 } em_plugin_info;
 
 /* Plugins found by the last em_init, in load order. Strings are borrowed until em_shutdown. */

@@ -182,3 +182,19 @@ Test(loader, init_and_shutdown_can_repeat)
         em_shutdown();
     }
 }
+
+Test(loader, a_disabled_plugin_is_found_but_not_initialised)
+{
+    setenv("EMBER_PLUGIN_PATH", MOCK_PLUGIN_DIR, 1);
+    setenv("EMBER_DISABLE_PLUGINS", "mockdev, nosuch", 1);
+    setenv("EMBER_STRICT", "1", 1);   /* disabling is not a failure */
+    cr_assert_eq(em_init(NULL), EM_OK, "%s", em_last_error());
+    em_plugin_info p = find_plugin("/mockdev.so");
+    cr_assert_not(p.ok);
+    cr_assert(p.disabled);
+    cr_assert(strstr(p.error, "disabled by runtime.disable (env EMBER_DISABLE_PLUGINS)"), "%s",
+              p.error);
+    cr_assert_not(em_backend_available("mock"));
+    cr_assert(em_backend_available("cpu"));
+    em_shutdown();
+}

@@ -21,6 +21,8 @@ static void print_plugins(void)
             printf("  %-10s %-8s %s\n", p.name, p.version ? p.version : "", p.path);
             if (p.registered && *p.registered)
                 printf("  %-10s registered: %s\n", "", p.registered);
+        } else if (p.disabled) {
+            printf("  %-10s %-8s %s\n  %-10s %s\n", p.name, "", p.path, "", p.error);
         } else {
             failed++;
         }
@@ -30,7 +32,7 @@ static void print_plugins(void)
     printf("\nplugins that failed to load (%d):\n", failed);
     for (int i = 0; i < n; i++) {
         em_plugin_info p;
-        if (em_plugin_get(i, &p) < 0 || p.ok)
+        if (em_plugin_get(i, &p) < 0 || p.ok || p.disabled)
             continue;
         printf("  %s\n    %s\n", p.path, p.error ? p.error : "unknown error");
     }
