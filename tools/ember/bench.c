@@ -92,6 +92,62 @@ static void bench_autograd(int reps, int iters)
     em_release(leaf);
 }
 
+/* ---- a device backend (opencl, cuda): the same figures, synchronised ------------------- */
+
+static void bench_device(em_device d, int reps, bool quick)
+{
+    char db[32];
+    em_device_str(d, db, sizeof db);
+    em_opts on = {.device = d};
+    double t[32];
+    em_tensor *a = em_ones(EM_SHAPE(1), &on), *b = em_ones(EM_SHAPE(1), &on);
+    int iters = quick ? 2000 : 20000;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int i = 0; i < iters; i++)
+            em_release(em_add(a, b));
+        em_synchronize(d);
+        t[r] = (now() - t0) / iters * 1e6;
+    }
+    em_release(a);
+    em_release(b);
+    printf("\n%s: dispatch of a 1-element em_add (enqueue, one sync per %d calls): %.3f us\n", db,
+           iters, median(t, reps));
+    int64_t n = quick ? (int64_t)1 << 22 : (int64_t)1 << 24;
+    a = em_rand(EM_SHAPE(n), &on);
+    b = em_rand(EM_SHAPE(n), &on);
+    em_release(em_add(a, b));   /* warm-up: builds the device program */
+    em_synchronize(d);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        em_release(em_add(a, b));
+        em_synchronize(d);
+        t[r] = 3.0 * (double)n * 4 / 1e9 / (now() - t0);
+    }
+    printf("%s: em_add on %lld f32: %.2f GB/s (median of %d)\n", db, (long long)n,
+           median(t, reps), reps);
+    em_release(a);
+    em_release(b);
+    printf("%s: f32 matmul n x n x n (GFLOP/s):", db);
+    for (int64_t m = 128; m <= (quick ? 256 : 1024); m *= 2) {
+        a = em_rand(EM_SHAPE(m, m), &on);
+        b = em_rand(EM_SHAPE(m, m), &on);
+        em_release(em_matmul(a, b));
+        em_synchronize(d);
+        int rr = reps < 5 ? reps : 5;
+        for (int r = 0; r < rr; r++) {
+            double t0 = now();
+            em_release(em_matmul(a, b));
+            em_synchronize(d);
+            t[r] = 2.0 * (double)(m * m * m) / 1e9 / (now() - t0);
+        }
+        printf(" %lld: %.1f", (long long)m, median(t, rr));
+        em_release(a);
+        em_release(b);
+    }
+    printf("\n");
+}
+
 /* ---- STREAM-style references, threaded like the backend ------------------------------ */
 
 typedef struct {
@@ -218,6 +274,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *config = NULL;
     bool quick = false, train_only = false;
+    const char *device = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             config = argv[++i];
@@ -225,21 +282,35 @@ int cmd_bench(int argc, char **argv)
             quick = true;
         else if (!strcmp(argv[i], "--train"))
             train_only = true;
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            device = argv[++i];
         else {
             fprintf(stderr, "ember bench: unknown argument '%s'\n"
-                            "usage: ember bench [--config FILE] [--quick] [--train]\n",
+                            "usage: ember bench [--config FILE] [--quick] [--train] [--device DEV]\n",
                     argv[i]);
             return 2;
         }
     }
     if (em_init(config) < 0)
         return cli_fail("init");
+    int reps = quick ? 3 : 9;
+    if (device) {
+        em_device d = em_device_parse(device);
+        if (d.index < 0 || em_set_default_device(d) < 0) {
+            em_shutdown();
+            return cli_fail("--device");
+        }
+    }
     const char *ct = getenv("OPENBLAS_CORETYPE");
     char db[32];
     printf("Ember %s bench on %s (%s); OPENBLAS_CORETYPE=%s; OpenBLAS config: %s\n",
            em_version(), em_device_str(em_default_device(), db, sizeof db),
            em_device_name(em_default_device()), ct ? ct : "(unset)", openblas_get_config());
-    int reps = quick ? 3 : 9;
+    if (device && strncmp(device, "cpu", 3) != 0) {
+        bench_device(em_default_device(), reps, quick);
+        em_shutdown();
+        return 0;
+    }
     if (train_only) {
         int rc = bench_train(quick);
         em_shutdown();
