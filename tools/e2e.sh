@@ -71,6 +71,10 @@ check "two runs are identical bit for bit" 0 '^same$' -- \
     sh -c "cmp -s '$run/a/last.safetensors' '$run/b/last.safetensors' && echo same"
 check "eval prints accuracy and a confusion matrix" 0 'confusion matrix' -- \
     "$ember" eval examples/digits.ini --checkpoint "$run/a/best.safetensors"
+if "$ember" info 2>/dev/null | grep -qE '^  opencl +available: yes'; then
+    check "train digits on opencl reaches the CPU's accuracy" 0 'best test accuracy 98\.33%' -- \
+        env EMBER_BACKEND=opencl "$ember" train examples/digits.ini --out "$run/ocl" --quiet
+fi
 check "train iris" 0 'best test accuracy (9[0-9]|100)\.' -- \
     "$ember" train examples/iris.ini --out "$run/iris" --quiet
 "$ember" train examples/digits.ini --out "$run/c" --epochs 8 --quiet >/dev/null 2>&1
