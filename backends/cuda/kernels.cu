@@ -5,8 +5,10 @@
  * on the device bit-identically to the host. Every kernel is a grid-stride loop over linear
  * output indices; strided operands are addressed through em_cu_shape/em_cu_arg by value.
  *
- * Reductions (sum, amax, argmax) are the simple first version: one thread per output element
- * looping over the reduced elements (correct for every shape, slow for full reductions).
+ * Reductions (sum, amax) are a first version: one thread per output element looping over the
+ * reduced elements, or one block per output element (shared-memory tree) when the outputs are
+ * few and the reductions long; argmax is always a thread per output element. No multi-block
+ * reduction of a single huge row yet (a full reduction of N elements runs on one block).
  */
 #define EM_HD __host__ __device__
 #include "ember/numeric.h"
@@ -380,7 +382,43 @@ __global__ void scatter_add_k(em_cu_shape s, em_cu_arg o, int64_t o_dim_stride, 
     }
 }
 
-/* ---- simple matmul (integers, bool, and any layout cuBLAS cannot take) ------------------------ */
+/* Deterministic scatter_add: one thread per output element sums, in index order, the src
+ * elements whose index points at it (O(numel(out) * index.shape[dim]); any dtype). */
+template <class S>
+__global__ void scatter_add_det_k(em_cu_shape os, em_cu_arg o, em_cu_shape is, em_cu_arg idx,
+                                  em_cu_arg src, int dim)
+{
+    typedef Tr<S> T;
+    GRID_LOOP(p, os.numel) {
+        int64_t c[EM_CU_MAX_DIMS];
+        int64_t lin = p;
+        for (int d = os.ndim - 1; d >= 0; d--) {
+            c[d] = lin % os.shape[d];
+            lin /= os.shape[d];
+        }
+        bool inside = true;
+        int64_t ib = idx.offset, sb = src.offset;
+        for (int d = 0; d < os.ndim; d++) {
+            if (d == dim)
+                continue;
+            inside = inside && c[d] < is.shape[d];
+            ib += c[d] * idx.strides[d];
+            sb += c[d] * src.strides[d];
+        }
+        if (!inside)
+            continue;
+        S *q = (S *)o.buf + o.offset + p;
+        typename T::C acc = T::load(q);
+        const int64_t *ip = (const int64_t *)idx.buf;
+        for (int64_t t = 0; t < is.shape[dim]; t++)
+            if (ip[ib + t * idx.strides[dim]] == c[dim])
+                acc = (typename T::C)(acc + T::load((const S *)src.buf + sb +
+                                                    t * src.strides[dim]));
+        T::store(q, acc);
+    }
+}
+
+/* ---- simple matmul (integers, bool, and any layout cuBLAS cannot take) ----------------------- */
 
 template <class S>
 __global__ void matmul_k(int64_t batch, int64_t m, int64_t n, int64_t k, em_cu_shape bs,
@@ -400,6 +438,98 @@ __global__ void matmul_k(int64_t batch, int64_t m, int64_t n, int64_t k, em_cu_s
             ((bool *)o.buf)[o.offset + e] = acc != 0;
         else
             Tr<S>::store((S *)o.buf + o.offset + e, (typename Tr<S>::C)acc);
+    }
+}
+
+/* ---- fused softmax / log_softmax: one block per row -------------------------------------- */
+
+template <class A> __device__ inline A nan_max(A a, A b)
+{
+    return a != a ? a : (b != b ? b : (a > b ? a : b));
+}
+
+/* Block-wide reduction of v (max or sum) through shared memory; every thread gets the result. */
+template <class A, bool MAX> __device__ inline A block_reduce(A v, A *sh)
+{
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s)
+            sh[threadIdx.x] = MAX ? nan_max(sh[threadIdx.x], sh[threadIdx.x + s])
+                                  : sh[threadIdx.x] + sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    A r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+template <class S, bool LOG>
+__global__ void softmax_k(int64_t rows, int64_t len, int64_t inner, em_cu_arg in, em_cu_arg out)
+{
+    typedef typename std::conditional<std::is_same<S, double>::value, double, float>::type A;
+    __shared__ A sh[THREADS];
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        int64_t o = r / inner, i = r % inner;
+        const S *p = (const S *)in.buf + in.offset + o * len * inner + i;
+        S *q = (S *)out.buf + out.offset + o * len * inner + i;
+        A m = -INFINITY;
+        for (int64_t j = threadIdx.x; j < len; j += blockDim.x)
+            m = nan_max(m, (A)Tr<S>::load(p + j * inner));
+        m = block_reduce<A, true>(m, sh);
+        A sum = 0;
+        for (int64_t j = threadIdx.x; j < len; j += blockDim.x)
+            sum += exp((A)Tr<S>::load(p + j * inner) - m);
+        sum = block_reduce<A, false>(sum, sh);
+        A lse = log(sum);
+        for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+            A z = (A)Tr<S>::load(p + j * inner) - m;
+            Tr<S>::store(q + j * inner, (typename Tr<S>::C)(LOG ? z - lse : exp(z) / sum));
+        }
+    }
+}
+
+/* ---- reductions with few outputs: one block per output element ----------------------------- */
+
+/* For sum and amax when the outputs are few and the reductions long (a full reduction, a loss):
+ * the threads of a block stride over the reduced elements and combine through shared memory.
+ * The order of the additions depends only on the block size, so results are reproducible. */
+template <class S>
+__global__ void sum_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
+                            em_cu_arg out)
+{
+    typedef typename Acc<S>::A A;
+    typedef typename Acc<S>::O O;
+    __shared__ A sh[THREADS];
+    for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
+        int64_t base = off_of(kept, in, o);
+        A acc = A(0);
+        for (int64_t r = threadIdx.x; r < red.numel; r += blockDim.x)
+            acc += (A)Tr<S>::load((const S *)in.buf + base + off_of(red, inr, r));
+        acc = block_reduce<A, false>(acc, sh);
+        if (threadIdx.x == 0) {
+            if constexpr (std::is_same<O, S>::value)
+                Tr<S>::store((S *)out.buf + out.offset + o, (typename Tr<S>::C)acc);
+            else
+                ((O *)out.buf)[out.offset + o] = (O)acc;
+        }
+    }
+}
+
+template <class S>
+__global__ void amax_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
+                             em_cu_arg out)
+{
+    typedef typename Tr<S>::C C;
+    __shared__ C sh[THREADS];
+    for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
+        int64_t base = off_of(kept, in, o);
+        C m = Tr<S>::load((const S *)in.buf + base + off_of(red, inr, 0));
+        for (int64_t r = threadIdx.x; r < red.numel; r += blockDim.x)
+            m = nan_max(m, Tr<S>::load((const S *)in.buf + base + off_of(red, inr, r)));
+        m = block_reduce<C, true>(m, sh);
+        if (threadIdx.x == 0)
+            Tr<S>::store((S *)out.buf + out.offset + o, m);
     }
 }
 
@@ -514,6 +644,21 @@ extern "C" int em_cu_reduce(void *stream, int kind, const em_cu_shape *kept,
     inr.offset = 0;
     for (int d = 0; d < EM_CU_MAX_DIMS; d++)
         inr.strides[d] = d < red->ndim ? red_strides[d] : 0;
+    /* Few outputs, long reductions: a block each. Else a thread each. */
+    if (kept->numel < 8192 && red->numel >= 512) {
+        int blocks = (int)(kept->numel < 65535 ? kept->numel : 65535);
+        cudaStream_t st = (cudaStream_t)stream;
+        if (kind == EM_CU_SUM) {
+#define F(T) sum_block_k<T><<<blocks, THREADS, 0, st>>>(*kept, *in_kept, *red, inr, *out)
+            DISPATCH_ALL(in_kept->dtype, F)
+#undef F
+        } else {
+#define F(T) amax_block_k<T><<<blocks, THREADS, 0, st>>>(*kept, *in_kept, *red, inr, *out)
+            DISPATCH_ALL(in_kept->dtype, F)
+#undef F
+        }
+        return done();
+    }
     if (kind == EM_CU_SUM) {
 #define F(T) sum_k<T><<<LAUNCH(kept->numel)>>>(*kept, *in_kept, *red, inr, *out)
         DISPATCH_ALL(in_kept->dtype, F)
@@ -574,6 +719,36 @@ extern "C" int em_cu_matmul_simple(void *stream, int dtype, int64_t batch, int64
     matmul_k<T><<<LAUNCH(batch * m * n)>>>(batch, m, n, k, *bshape, *out, *a, a_rs, a_cs, *b, \
                                            b_rs, b_cs)
     DISPATCH_ALL(dtype, F)
+#undef F
+    return done();
+}
+
+extern "C" int em_cu_softmax(void *stream, int log_softmax, int64_t rows, int64_t len,
+                             int64_t inner, const em_cu_arg *in, const em_cu_arg *out)
+{
+    int blocks = (int)(rows < 65535 ? rows : 65535);
+#define F(T)                                                                                  \
+    (log_softmax ? softmax_k<T, true><<<blocks, THREADS, 0, (cudaStream_t)stream>>>(        \
+                       rows, len, inner, *in, *out)                                          \
+                 : softmax_k<T, false><<<blocks, THREADS, 0, (cudaStream_t)stream>>>(       \
+                       rows, len, inner, *in, *out))
+    switch (in->dtype) {
+    case EM_F32: F(float); break;
+    case EM_F64: F(double); break;
+    case EM_F16: F(h16); break;
+    case EM_BF16: F(b16); break;
+    default: return EM_CU_UNSUPPORTED;
+    }
+#undef F
+    return done();
+}
+
+extern "C" int em_cu_scatter_add_det(void *stream, const em_cu_shape *os, const em_cu_arg *out,
+                                     const em_cu_shape *is, const em_cu_arg *index,
+                                     const em_cu_arg *src, int dim)
+{
+#define F(T) scatter_add_det_k<T><<<LAUNCH(os->numel)>>>(*os, *out, *is, *index, *src, dim)
+    DISPATCH_ALL(out->dtype, F)
 #undef F
     return done();
 }

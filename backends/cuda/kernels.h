@@ -64,6 +64,12 @@ int em_cu_gather(void *stream, const em_cu_shape *s, const em_cu_arg *out, const
 int em_cu_scatter_add(void *stream, const em_cu_shape *s, const em_cu_arg *out,
                       int64_t out_dim_stride, const em_cu_arg *index, const em_cu_arg *src,
                       int dim);
+/* The deterministic scatter_add (any dtype): out (contiguous, shape os, already holding a)
+ * gets, at each element, the sum in index order of the src elements whose index points at
+ * it; index and src are addressed over their own shape `is`. Shapes of at least one dim. */
+int em_cu_scatter_add_det(void *stream, const em_cu_shape *os, const em_cu_arg *out,
+                          const em_cu_shape *is, const em_cu_arg *index, const em_cu_arg *src,
+                          int dim);
 /* Integer (and fallback) matmul: C[b] = A[b] @ B[b], element strides given per operand as
  * (batch, row, col); batch offsets per batch index in the three arrays (device-side
  * computed from batch shape). */
@@ -71,6 +77,12 @@ int em_cu_matmul_simple(void *stream, int dtype, int64_t batch, int64_t m, int64
                         int64_t k, const em_cu_shape *bshape, const em_cu_arg *out,
                         const em_cu_arg *a, int64_t a_rs, int64_t a_cs, const em_cu_arg *b,
                         int64_t b_rs, int64_t b_cs);
+
+/* Fused softmax or log_softmax over rows of `len` elements `inner` apart (a contiguous input
+ * of shape [outer, len, inner], rows = outer * inner), into a contiguous output; one block per
+ * row, accumulating in f32 (f64 for f64). Floats only. */
+int em_cu_softmax(void *stream, int log_softmax, int64_t rows, int64_t len, int64_t inner,
+                  const em_cu_arg *in, const em_cu_arg *out);
 
 #ifdef __cplusplus
 }

@@ -57,7 +57,7 @@ void em_cuda__pool_raw(em_cuda_raw *raw, int dev)
     raw->ctx = (void *)(intptr_t)dev;
 }
 
-/* ---- alloc, free, stats ----------------------------------------------------------------------- */
+/* ---- alloc, free, stats ---------------------------------------------------------------------- */
 
 void *em_cuda__alloc(void *ctx, int dev, size_t nbytes)
 {
@@ -132,7 +132,7 @@ int em_cuda__reset_peak(void *ctx, int dev)
     return EM_OK;
 }
 
-/* ---- copies ----------------------------------------------------------------------------------- */
+/* ---- copies ---------------------------------------------------------------------------------- */
 
 int em_cuda__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
                             size_t nbytes)

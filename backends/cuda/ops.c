@@ -9,6 +9,7 @@
  */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cublas_v2.h>
@@ -126,7 +127,7 @@ static int k_random(void *bctx, const em_kcall *c)
                     "random", c->out[0].dtype);
 }
 
-/* ---- elementwise ------------------------------------------------------------------------------ */
+/* ---- elementwise ----------------------------------------------------------------------------- */
 
 static const char *const unary_names[EM_CU_UNARY_COUNT] = {
     "neg", "abs", "relu", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid"};
@@ -228,7 +229,7 @@ static int k_where(void *bctx, const em_kcall *c)
     return launched(em_cu_where(st, &s, &out, &a, &b, &cond), "where", c->in[0].dtype);
 }
 
-/* ---- reductions ------------------------------------------------------------------------------- */
+/* ---- reductions ------------------------------------------------------------------------------ */
 
 static int run_reduce(int kind, const em_kcall *c)
 {
@@ -319,7 +320,52 @@ static int k_argmax(void *bctx, const em_kcall *c)
     return launched(em_cu_argmax(st, &kept, &ink, len, stride, &out), "argmax", in->dtype);
 }
 
-/* ---- gather, scatter_add ---------------------------------------------------------------------- */
+/* ---- fused softmax, log_softmax -------------------------------------------------------------- */
+
+/* The core's softmax and log_softmax are composites (amax, sub, exp, sum, div/log: five
+ * launches and four temporaries); on cuda they are one kernel each. Their backward formulas
+ * (SoftmaxBackward0, LogSoftmaxBackward0) are the core's, so autograd is unchanged, and
+ * CrossEntropyLoss (NLL of log_softmax) gets the fused forward. */
+static int run_softmax(int log_softmax, const em_kcall *c)
+{
+    const char *name = log_softmax ? "log_softmax" : "softmax";
+    int rc = check(c, name, 1, 1, 1);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *in = &c->in[0];
+    int64_t dim = c->attrs[0].i;
+    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1) || c->out[0].dtype != in->dtype)
+        return em_set_error(EM_ERR_INVALID, "cuda: %s: dim %lld out of range", name,
+                            (long long)dim);
+    void *st = stream_of(c, name);
+    if (!st)
+        return em_last_status();
+    int64_t len = in->ndim > 0 ? in->shape[dim] : 1, inner = 1;
+    for (int d = (int)dim + 1; d < in->ndim; d++)
+        inner *= in->shape[d];
+    int64_t rows = len > 0 ? in->numel / len : 0;
+    if (rows == 0)
+        return EM_OK;
+    em_cu_arg a, out;
+    to_arg(&a, in);
+    to_arg(&out, &c->out[0]);
+    return launched(em_cu_softmax(st, log_softmax, rows, len, inner, &a, &out), name,
+                    in->dtype);
+}
+
+static int k_softmax(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    return run_softmax(0, c);
+}
+
+static int k_log_softmax(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    return run_softmax(1, c);
+}
+
+/* ---- gather, scatter_add --------------------------------------------------------------------- */
 
 static int check_index(const em_kcall *c, const char *op, int nin)
 {
@@ -358,6 +404,15 @@ static int k_gather(void *bctx, const em_kcall *c)
     return launched(em_cu_gather(st, &s, &out, &aa, dstride, &ii, dim), "gather", a->dtype);
 }
 
+/* EMBER_CUDA_DETERMINISTIC=1: scatter_add sums in index order (no atomics) for every dtype,
+ * so float results are the same from run to run (slower where index.shape[dim] is large).
+ * f16, bf16, u8 and bool always take that path. */
+static bool deterministic(void)
+{
+    const char *e = getenv("EMBER_CUDA_DETERMINISTIC");
+    return e && strcmp(e, "1") == 0;
+}
+
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
@@ -380,15 +435,30 @@ static int k_scatter_add(void *bctx, const em_kcall *c)
     rc = launched(em_cu_copy(st, &s, &out, &aa), "scatter_add", a->dtype);
     if (rc != EM_OK || idx->numel == 0)
         return rc;
-    to_shape(&s, idx);
     to_arg(&ii, idx);
     to_arg(&ss, src);
-    int64_t dstride = o->ndim > 0 ? o->strides[dim] : 0;
-    return launched(em_cu_scatter_add(st, &s, &out, dstride, &ii, &ss, dim), "scatter_add",
-                    a->dtype);
+    em_dtype dt = a->dtype;
+    bool atomic = (dt == EM_F32 || dt == EM_F64 || dt == EM_I64 || dt == EM_I32) &&
+                  !deterministic();
+    if (atomic) {
+        to_shape(&s, idx);
+        int64_t dstride = o->ndim > 0 ? o->strides[dim] : 0;
+        return launched(em_cu_scatter_add(st, &s, &out, dstride, &ii, &ss, dim),
+                        "scatter_add", dt);
+    }
+    em_cu_shape is;
+    to_shape(&is, idx);
+    to_shape(&s, o);
+    if (o->ndim == 0) {              /* 0-dim: one element, index 0 */
+        s.ndim = is.ndim = 1;
+        s.shape[0] = is.shape[0] = 1;
+        ii.strides[0] = ss.strides[0] = 0;
+    }
+    return launched(em_cu_scatter_add_det(st, &s, &out, &is, &ii, &ss, dim), "scatter_add",
+                    dt);
 }
 
-/* ---- matmul ------------------------------------------------------------------------------------ */
+/* ---- matmul ---------------------------------------------------------------------------------- */
 
 /* cuBLAS is loaded at the first matmul (dlopen), not with the plugin: libcublasLt alone is
  * half a gigabyte, and a process that never multiplies on the GPU (or has no GPU: every test
@@ -421,11 +491,24 @@ static void *sym(const char *name)
     return p;
 }
 
+#ifndef EM_CUDA_LIBDIRS
+#define EM_CUDA_LIBDIRS "/usr/local/cuda/lib64"
+#endif
+
 static void cublas_load(void)
 {
     static const char *const names[] = {"libcublas.so." STR(CUBLAS_VER_MAJOR), "libcublas.so"};
     for (size_t i = 0; i < 2 && !cublas.lib; i++)
         cublas.lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    /* Then the toolkit the plugin was built with (EM_CUDA_LIBDIRS: a ':' list). */
+    const char *dirs = EM_CUDA_LIBDIRS;
+    while (!cublas.lib && *dirs) {
+        size_t n = strcspn(dirs, ":");
+        char path[512];
+        snprintf(path, sizeof path, "%.*s/%s", (int)n, dirs, names[0]);
+        cublas.lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+        dirs += n + (dirs[n] == ':');
+    }
     if (!cublas.lib) {
         const char *e = dlerror();
         snprintf(cublas.error, sizeof cublas.error, "cannot load %s: %s", names[0],
@@ -580,13 +663,11 @@ static int k_matmul(void *bctx, const em_kcall *c)
     return EM_OK;
 }
 
-/* ---- registration ------------------------------------------------------------------------------ */
+/* ---- registration ---------------------------------------------------------------------------- */
 
 #define ALL EM_DTYPES_ALL
 #define NUMERIC (EM_DTYPES_FLOAT | EM_DTYPES_INT)
 #define FLOAT EM_DTYPES_FLOAT
-#define SCATTER (EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64) | EM_DTYPE_BIT(EM_I64) |       \
-                 EM_DTYPE_BIT(EM_I32))
 
 int em_cuda__register_kernels(em_registry *reg)
 {
@@ -628,7 +709,9 @@ int em_cuda__register_kernels(em_registry *reg)
         {"argmax", k_argmax, EM_KERNEL_STRIDED, NUMERIC},
         {"matmul", k_matmul, EM_KERNEL_STRIDED, ALL},
         {"gather", k_gather, EM_KERNEL_STRIDED, ALL},
-        {"scatter_add", k_scatter_add, EM_KERNEL_STRIDED, SCATTER},
+        {"scatter_add", k_scatter_add, EM_KERNEL_STRIDED, ALL},
+        {"softmax", k_softmax, 0, FLOAT},
+        {"log_softmax", k_log_softmax, 0, FLOAT},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         int rc = em_register_kernel(reg, "cuda", table[i].op, table[i].fn, table[i].flags,
