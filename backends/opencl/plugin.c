@@ -184,8 +184,25 @@ static cl_int make_ready(em_ocl_device *d)
     return CL_SUCCESS;
 }
 
+/* Devices are enumerated at first use, not at em_init: clGetPlatformIDs loads the OpenCL
+ * implementation (PoCL brings LLVM, ~56 MB resident), which a run on another backend should
+ * not pay for. Everything that reads the device table goes through here first. */
+static pthread_mutex_t enum_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool enumerated;
+
+static void ensure_enumerated(void)
+{
+    pthread_mutex_lock(&enum_lock);
+    if (!enumerated) {
+        enumerate(&em_ocl__state);
+        enumerated = true;
+    }
+    pthread_mutex_unlock(&enum_lock);
+}
+
 em_ocl_device *em_ocl__device(int dev, const char *what)
 {
+    ensure_enumerated();
     em_ocl_state *s = &em_ocl__state;
     if (dev < 0 || dev >= s->ndev) {
         em_set_error(EM_ERR_DEVICE, "opencl: %s: no device %d (there %s %d)", what, dev,
@@ -213,6 +230,7 @@ em_ocl_device *em_ocl__device(int dev, const char *what)
 static int ocl_device_count(void *ctx)
 {
     (void)ctx;
+    ensure_enumerated();
     return em_ocl__state.ndev;
 }
 
@@ -259,6 +277,7 @@ static size_t free_memory(em_ocl_device *d)
 static int ocl_device_info(void *ctx, int dev, em_device_info *out)
 {
     (void)ctx;
+    ensure_enumerated();
     if (dev < 0 || dev >= em_ocl__state.ndev)
         return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
                             em_ocl__state.ndev);
@@ -283,6 +302,7 @@ static int ocl_device_info(void *ctx, int dev, em_device_info *out)
 static const char *ocl_unavailable_reason(void *ctx)
 {
     (void)ctx;
+    ensure_enumerated();
     return em_ocl__state.unavailable[0] ? em_ocl__state.unavailable : NULL;
 }
 
@@ -321,20 +341,17 @@ static int ocl_init(em_registry *reg)
 {
     em_ocl_state *s = &em_ocl__state;
     memset(s, 0, sizeof *s);
-    enumerate(s);
+    enumerated = false;
     int rc = em_register_backend(reg, &ocl_backend, NULL);
     if (rc < 0)
         return rc;
-    if (s->ndev == 0)
-        return EM_OK;            /* registered, unavailable, no kernels */
-    /* Kernels claim what every device supports: the intersection of their dtypes. */
-    uint32_t dtypes = EM_DTYPES_ALL;
-    for (int i = 0; i < s->ndev; i++)
-        dtypes &= s->dev[i].dtypes;
+    /* Kernels are registered before the devices are known (see ensure_enumerated), so they
+     * claim every dtype; float64 on a device without cl_khr_fp64 fails when its program is
+     * built, with the device's build log in the error. */
     int (*const families[])(em_registry *, uint32_t) = {
         em_ocl__register_elementwise, em_ocl__register_reduce, em_ocl__register_matmul};
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
-        rc = families[i](reg, dtypes);
+        rc = families[i](reg, EM_DTYPES_ALL);
         if (rc < 0)
             return rc;
     }
@@ -344,6 +361,7 @@ static int ocl_init(em_registry *reg)
 static void ocl_shutdown(void)
 {
     em_ocl_state *s = &em_ocl__state;
+    enumerated = false;
     for (int i = 0; i < s->ndev; i++) {
         em_ocl_device *d = &s->dev[i];
         if (d->ready) {
