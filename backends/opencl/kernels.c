@@ -69,7 +69,7 @@ void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops
 
 static em_ocl_device *call_device(const em_kcall *c, const char *op)
 {
-    return em_ocl__device(c->device, op);
+    return em_ocl__kernel_device(c, op);
 }
 
 /* ---- copy ----------------------------------------------------------------------------------- */

@@ -40,7 +40,7 @@ static int k_matmul(void *bctx, const em_kcall *c)
     int64_t M = out->shape[nd - 2], N = out->shape[nd - 1], K = a->shape[nd - 1];
     if (a->shape[nd - 2] != M || b->shape[nd - 2] != K || b->shape[nd - 1] != N)
         return em_set_error(EM_ERR_INVALID, "opencl: matmul: inner dims do not match");
-    em_ocl_device *d = em_ocl__device(c->device, "matmul");
+    em_ocl_device *d = em_ocl__kernel_device(c, "matmul");
     if (!d)
         return em_last_status();
 

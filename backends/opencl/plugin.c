@@ -227,6 +227,28 @@ em_ocl_device *em_ocl__device(int dev, const char *what)
 
 /* ---- the backend vtable --------------------------------------------------------------------- */
 
+/* The device of a kernel call, after checking that it supports every dtype the call uses
+ * (kernels claim all dtypes before devices are enumerated): an unsupported one is
+ * EM_ERR_UNSUPPORTED, which callers and the conformance runner treat as "no kernel". */
+em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op)
+{
+    em_ocl_device *d = em_ocl__device(c->device, op);
+    if (!d)
+        return NULL;
+    for (int i = 0; i < c->nin + c->nout; i++) {
+        em_dtype dt = i < c->nin ? c->in[i].dtype : c->out[i - c->nin].dtype;
+        if (!(d->dtypes & EM_DTYPE_BIT(dt))) {
+            em_set_error(EM_ERR_UNSUPPORTED,
+                         "op '%s' has no kernel for dtype %s on backend 'opencl' (opencl:%d '%s' "
+                         "lacks it%s)",
+                         op, em_dtype_name(dt), c->device, d->name,
+                         dt == EM_F64 ? ": no cl_khr_fp64" : "");
+            return NULL;
+        }
+    }
+    return d;
+}
+
 static int ocl_device_count(void *ctx)
 {
     (void)ctx;
@@ -346,8 +368,8 @@ static int ocl_init(em_registry *reg)
     if (rc < 0)
         return rc;
     /* Kernels are registered before the devices are known (see ensure_enumerated), so they
-     * claim every dtype; float64 on a device without cl_khr_fp64 fails when its program is
-     * built, with the device's build log in the error. */
+     * claim every dtype here; each call checks its device (em_ocl__kernel_device) and reports
+     * a dtype the device lacks (float64 without cl_khr_fp64) as unsupported. */
     int (*const families[])(em_registry *, uint32_t) = {
         em_ocl__register_elementwise, em_ocl__register_reduce, em_ocl__register_matmul};
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {

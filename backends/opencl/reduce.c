@@ -87,7 +87,7 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum)
     if (out->dtype != want)
         return em_set_error(EM_ERR_INVALID, "opencl: %s: output dtype %s, expected %s", op,
                             em_dtype_name(out->dtype), em_dtype_name(want));
-    em_ocl_device *d = em_ocl__device(c->device, op);
+    em_ocl_device *d = em_ocl__kernel_device(c, op);
     if (!d)
         return em_last_status();
     size_t oes = em_ocl__elsize(out->dtype);
@@ -216,7 +216,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
     }
     if (D == 0)
         return em_set_error(EM_ERR_INVALID, "opencl: argmax: empty dim");
-    em_ocl_device *d = em_ocl__device(c->device, "argmax");
+    em_ocl_device *d = em_ocl__kernel_device(c, "argmax");
     if (!d)
         return em_last_status();
     cl_mem om = out->buf, am = in->buf;
