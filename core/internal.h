@@ -270,6 +270,8 @@ em_tensor *em__composite_log_softmax(int nin, em_tensor *const *in, const em_att
 em_tensor *em__composite_linear(int nin, em_tensor *const *in, const em_attr *attrs);
 /* core/ops.c */
 em_tensor *em__wrapped_scalar(em_tensor *a, double s);
+bool em__check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em_tensor *src,
+                     bool values);
 /* core/conformance_registry.c: cases registered by plugins (by plugin name) */
 void em__conformance_forget(const char *plugin);
 void em__conformance_free(void);

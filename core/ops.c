@@ -396,8 +396,11 @@ em_tensor *em_linear(em_tensor *x, em_tensor *w, em_tensor *bias) { EM_WRAP(line
 
 /* ---- gather / scatter_add ---------------------------------------------------------------- */
 
-/* Checks index dtype, rank, sizes and bounds (PyTorch's rules for gather/scatter_add). */
-static bool check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em_tensor *src)
+/* Checks index dtype, rank, sizes and (with `values`) bounds, PyTorch's rules for
+ * gather/scatter_add. The infer functions of both ops call it, so em_op_call("gather", ...)
+ * is checked as well as em_gather. */
+bool em__check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em_tensor *src,
+                     bool values)
 {
     char b1[160], b2[160];
     if (index->dtype != EM_I64) {
@@ -421,7 +424,7 @@ static bool check_index(const char *fn, em_tensor *a, int dim, em_tensor *index,
             return false;
         }
     }
-    if (index->numel == 0)
+    if (index->numel == 0 || !values)
         return true;
     int64_t *vals = malloc((size_t)index->numel * sizeof *vals);
     if (!vals) {
@@ -445,8 +448,8 @@ static em_tensor *gather(em_tensor *a, int dim, em_tensor *index)
     EM_CHECK_T("gather", a);
     EM_CHECK_T("gather", index);
     int d = em__wrap_dim("gather", dim, a->ndim);
-    if (d < 0 || !check_index("gather", a, d, index, NULL))
-        return NULL;
+    if (d < 0)
+        return NULL;   /* the rest is checked by the op's infer function */
     em_attr at = {0};
     at.i = d;
     em_tensor *in[2] = {a, index};
@@ -461,7 +464,8 @@ static em_tensor *scatter_add(em_tensor *a, int dim, em_tensor *index, em_tensor
     EM_CHECK_T("scatter_add", index);
     EM_CHECK_T("scatter_add", src);
     int d = em__wrap_dim("scatter_add", dim, a->ndim);
-    if (d < 0 || !check_index("scatter_add", a, d, index, src))
+    /* shapes now (src is narrowed below); index values in the op's infer function */
+    if (d < 0 || !em__check_index("scatter_add", a, d, index, src, false))
         return NULL;
     if (src->dtype != a->dtype) {
         em_set_error(EM_ERR_INVALID, "scatter_add: src dtype %s differs from input dtype %s",

@@ -98,11 +98,46 @@ static int infer_matmul(int nin, em_tensor *const *in, const em_attr *attrs, em_
     return EM_OK;
 }
 
+/* gather/scatter_add: dim in range, then index dtype, rank, sizes and bounds. */
+static int check_gather_args(const char *fn, em_tensor *const *in, int64_t dim, em_tensor *src)
+{
+    int n = in[0]->ndim > 0 ? in[0]->ndim : 1;
+    if (dim < 0 || dim >= n)
+        return em_set_error(EM_ERR_INVALID, "%s: dim %lld out of range for a %d-D tensor", fn,
+                            (long long)dim, in[0]->ndim);
+    return em__check_index(fn, in[0], (int)dim, in[1], src, true) ? EM_OK : em_last_status();
+}
+
 static int infer_gather(int nin, em_tensor *const *in, const em_attr *attrs, em_out_desc *out)
 {
+    int rc = check_gather_args("gather", in, attrs[0].i, NULL);
+    if (rc < 0)
+        return rc;
     const em_tensor *idx = in[1];
     out->ndim = idx->ndim;
     memcpy(out->shape, idx->shape, sizeof out->shape);
+    out->dtype = in[0]->dtype;
+    return EM_OK;
+}
+
+/* scatter_add(a, index, src): out has a's shape and dtype; src must have index's shape (the
+ * public em_scatter_add narrows a larger src first) and a's dtype. */
+static int infer_scatter_add(int nin, em_tensor *const *in, const em_attr *attrs,
+                             em_out_desc *out)
+{
+    int rc = check_gather_args("scatter_add", in, attrs[0].i, in[2]);
+    if (rc < 0)
+        return rc;
+    char b1[160], b2[160];
+    if (in[2]->dtype != in[0]->dtype)
+        return em_set_error(EM_ERR_INVALID, "scatter_add: src dtype %s differs from input dtype %s",
+                            em_dtype_name(in[2]->dtype), em_dtype_name(in[0]->dtype));
+    if (memcmp(in[2]->shape, in[1]->shape, (size_t)in[1]->ndim * sizeof *in[1]->shape) != 0)
+        return em_set_error(EM_ERR_INVALID, "scatter_add: src %s must have the index's shape %s",
+                            em__shape_str(in[2]->ndim, in[2]->shape, b1, sizeof b1),
+                            em__shape_str(in[1]->ndim, in[1]->shape, b2, sizeof b2));
+    out->ndim = in[0]->ndim;
+    memcpy(out->shape, in[0]->shape, sizeof out->shape);
     out->dtype = in[0]->dtype;
     return EM_OK;
 }
@@ -169,7 +204,7 @@ int em__register_builtin_ops(void)
         OP("argmax", 1, 2, dim_keep_attrs, 0, infer_argmax, NULL),
         OP("matmul", 2, 0, NULL, 0, infer_matmul, NULL),
         OP("gather", 2, 1, dim_attrs, 0, infer_gather, NULL),
-        OP("scatter_add", 3, 1, dim_attrs, SAME, NULL, NULL),
+        OP("scatter_add", 3, 1, dim_attrs, 0, infer_scatter_add, NULL),
     };
     _Static_assert(sizeof defs / sizeof defs[0] == EM__OP_BUILTIN_COUNT, "builtin op table");
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {

@@ -9,6 +9,8 @@
 
 #include "helpers.h"
 
+#include "ember/plugin.h"   /* em_attr, for em_op_call */
+
 TestSuite(errors, .init = emt_setup, .fini = emt_teardown);
 
 #define F32(...) emt_tensor(EM_F32, __VA_ARGS__)
@@ -549,4 +551,19 @@ Test(uninitialised, calls_after_shutdown_fail_and_init_works_again)
     EMT_ASSERT_LIST(b, 0, 4, 4);
     em_release(b);
     em_shutdown();
+}
+
+/* em_op_call reaches the op without em_gather's wrapper: the op itself must check. */
+Test(errors, gather_through_em_op_call_checks_dim_and_index_bounds)
+{
+    em_tensor *a = EMT_OK(em_ones(EM_SHAPE(2, 3), NULL));
+    em_tensor *idx = emt_tensor(EM_I64, EM_SHAPE(2, 1), EMT_VALS(0, 5));
+    em_attr at = {0};
+    at.i = 1;
+    em_tensor *in[2] = {a, idx};
+    EMT_ASSERT_FAILS(em_op_call("gather", 2, in, 1, &at), "index 5 is out of bounds for dim 1");
+    at.i = 7;
+    EMT_ASSERT_FAILS(em_op_call("gather", 2, in, 1, &at), "gather: dim 7 out of range");
+    em_release(idx);
+    em_release(a);
 }
