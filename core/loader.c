@@ -22,11 +22,14 @@
 #define EMBER_BUILD_ROOT ""
 #endif
 
-static em_plugin_rec *recs;
+/* Each record is allocated on its own and never moves: the registries keep a record pointer as
+ * the owner of everything a plugin registered (backends, ops, kernels, module, optimizer and
+ * dataset types) until em_shutdown, so only the array of pointers may be reallocated. */
+static em_plugin_rec **recs;
 static int nrecs, caprecs;
 
 int em__plugin_count(void) { return nrecs; }
-const em_plugin_rec *em__plugin(int i) { return i >= 0 && i < nrecs ? &recs[i] : NULL; }
+const em_plugin_rec *em__plugin(int i) { return i >= 0 && i < nrecs ? recs[i] : NULL; }
 
 
 static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
@@ -35,15 +38,17 @@ static em_plugin_rec *new_rec(const char *path)
 {
     if (nrecs == caprecs) {
         int cap = caprecs ? caprecs * 2 : 16;
-        em_plugin_rec *p = realloc(recs, (size_t)cap * sizeof *p);
+        em_plugin_rec **p = realloc(recs, (size_t)cap * sizeof *p);
         if (!p)
             return NULL;
         recs = p;
         caprecs = cap;
     }
-    em_plugin_rec *r = &recs[nrecs++];
-    memset(r, 0, sizeof *r);
+    em_plugin_rec *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
     r->path = dupstr(path);
+    recs[nrecs++] = r;
     return r;
 }
 
@@ -84,7 +89,7 @@ static void describe(em_plugin_rec *r)
 static bool already_loaded(const char *real)
 {
     for (int i = 0; i < nrecs; i++)
-        if (recs[i].path && strcmp(recs[i].path, real) == 0)
+        if (recs[i]->path && strcmp(recs[i]->path, real) == 0)
             return true;
     return false;
 }
@@ -115,7 +120,6 @@ int em__loader_load_file(const char *path)
     em_plugin_rec *r = new_rec(real);
     if (!r)
         return em_set_error(EM_ERR_NOMEM, "plugin loader: out of memory");
-    int idx = (int)(r - recs);
     dlerror();
     void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
@@ -154,8 +158,9 @@ int em__loader_load_file(const char *path)
         return EM_ERR_PLUGIN;
     }
     for (int i = 0; i < nrecs; i++)
-        if (i != idx && recs[i].ok && recs[i].name && strcmp(recs[i].name, d->name) == 0) {
-            fail(r, "a plugin named '%s' is already loaded from %s", d->name, recs[i].path);
+        if (recs[i] != r && recs[i]->ok && recs[i]->name &&
+            strcmp(recs[i]->name, d->name) == 0) {
+            fail(r, "a plugin named '%s' is already loaded from %s", d->name, recs[i]->path);
             dlclose(h);
             return EM_ERR_PLUGIN;
         }
@@ -177,7 +182,6 @@ int em__loader_load_file(const char *path)
     em_registry reg = {r};
     em_clear_error();
     int rc = d->init(&reg);
-    r = &recs[idx];   /* init may have loaded nothing else, but stay safe */
     if (rc < 0) {
         const char *why = em_last_error();
         fail(r, "init failed: %s%s", why[0] ? why : "(no message)", NULL);
@@ -328,7 +332,7 @@ int em__loader_load_all(void)
         load_dir(EMBER_PLUGIN_DIR, false);
     int failed = 0;
     for (int i = 0; i < nrecs; i++)
-        failed += !recs[i].ok && !recs[i].disabled;
+        failed += !recs[i]->ok && !recs[i]->disabled;
     return failed;
 }
 
@@ -338,12 +342,12 @@ int em__loader_load_all(void)
 void em__loader_unload_all(bool keep_mapped)
 {
     for (int i = nrecs - 1; i >= 0; i--) {
-        em_plugin_rec *r = &recs[i];
+        em_plugin_rec *r = recs[i];
         if (r->ok && r->desc && r->desc->shutdown)
             r->desc->shutdown();
     }
     for (int i = nrecs - 1; i >= 0; i--) {
-        em_plugin_rec *r = &recs[i];
+        em_plugin_rec *r = recs[i];
         if (r->handle && !keep_mapped)
             dlclose(r->handle);
         free(r->path);
@@ -352,6 +356,7 @@ void em__loader_unload_all(bool keep_mapped)
         free(r->description);
         free(r->error);
         free(r->registered);
+        free(r);
     }
     free(recs);
     recs = NULL;

@@ -3,12 +3,14 @@
  * rest of the runtime keeps working. Each Criterion test runs in its own process, so setenv
  * here does not leak between tests. */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <ember/ember.h>
+#include <ember/plugin.h>
 
 /* The plugin record whose path ends with `file`, or fails the test. */
 static em_plugin_info find_plugin(const char *file)
@@ -197,4 +199,79 @@ Test(loader, a_disabled_plugin_is_found_but_not_initialised)
     cr_assert_not(em_backend_available("mock"));
     cr_assert(em_backend_available("cpu"));
     em_shutdown();
+}
+
+/* Copies src to dst byte for byte (symlinks would resolve to one file, which loads once). */
+static void copy_file(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    cr_assert(in && out, "copy %s to %s", src, dst);
+    char buf[1 << 14];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n, "write %s", dst);
+    fclose(in);
+    cr_assert_eq(fclose(out), 0, "close %s", dst);
+}
+
+enum { NOK = 20, NOOPS = 4 };
+
+/* Plugin i of the many_plugins folder: ok_00 .. ok_19, then oops_20 .. oops_23 (name order is
+ * load order). */
+static void many_name(char *buf, size_t size, int i)
+{
+    snprintf(buf, size, i < NOK ? "ok_%02d" : "oops_%02d", i);
+}
+
+/* More plugins than the loader's first allocation of records (16). The registries keep a
+ * pointer to the record that owns each op, and the "already registered by" message of each
+ * oops_* plugin reads ok_00's path through it after more records were added. */
+Test(loader, more_than_sixteen_plugins_are_each_reported_correctly)
+{
+    char tmpl[] = "/tmp/ember-plugins-XXXXXX", dir[PATH_MAX], file[PATH_MAX + 64];
+    char name[16], want[PATH_MAX + 200];
+    cr_assert_not_null(mkdtemp(tmpl));
+    cr_assert_not_null(realpath(tmpl, dir));   /* the loader reports real paths */
+    for (int i = 0; i < NOK + NOOPS; i++) {
+        many_name(name, sizeof name, i);
+        snprintf(file, sizeof file, "%s/%s.so", dir, name);
+        copy_file(SELFNAMED_PLUGIN, file);
+    }
+    setenv("EMBER_PLUGIN_PATH", dir, 1);
+    unsetenv("EMBER_STRICT");
+    cr_assert_eq(em_init(NULL), EM_OK, "em_init: %s", em_last_error());
+    cr_assert_gt(em_plugin_count(), NOK + NOOPS);
+
+    for (int i = 0; i < NOK + NOOPS; i++) {
+        many_name(name, sizeof name, i);
+        snprintf(file, sizeof file, "%s/%s.so", dir, name);
+        em_plugin_info p;
+        cr_assert_eq(em_plugin_get(i, &p), EM_OK);
+        cr_assert_str_eq(p.path, file);
+        cr_assert_str_eq(p.name, name);
+        cr_assert_str_eq(p.version, "1");
+        cr_assert_eq(p.abi_major, 1);
+        cr_assert_not(p.disabled);
+        if (i < NOK) {
+            cr_assert(p.ok, "%s: %s", name, p.error ? p.error : "");
+            cr_assert_null(p.error);
+            snprintf(want, sizeof want, "ops %s", name);
+            cr_assert_str_eq(p.registered, want);
+            cr_assert_geq(em_op_lookup(name), 0, "%s", em_last_error());
+        } else {
+            cr_assert_not(p.ok, "%s", name);
+            snprintf(want, sizeof want,
+                     "init failed: op 'ok_00' is already registered by plugin %s/ok_00.so", dir);
+            cr_assert_str_eq(p.error, want);
+            cr_assert_null(p.registered);
+            cr_assert_lt(em_op_lookup(name), 0, "a failed plugin's op is dropped");
+        }
+    }
+    em_shutdown();
+    for (int i = 0; i < NOK + NOOPS; i++) {
+        many_name(name, sizeof name, i);
+        snprintf(file, sizeof file, "%s/%s.so", dir, name);
+        unlink(file);
+    }
+    rmdir(dir);
 }
