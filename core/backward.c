@@ -393,6 +393,22 @@ static int b_log_softmax(em_node *n, em_tensor *g, em_tensor **gin)
     return check(gin, 1, n);
 }
 
+/* cross_entropy: dx from the op cross_entropy_backward (fusable like the forward); targets
+ * and weights get no gradient (PyTorch has none for weight either). */
+static int b_cross_entropy(em_node *n, em_tensor *g, em_tensor **gin)
+{
+    SAVED(x, 0);
+    SAVED(t, 1);
+    SAVED(w, 2);
+    em_tensor *gx = em_to_dtype(g, x->dtype);
+    if (!gx)
+        return em_last_status();
+    em_tensor *in[4] = {x, t, w, gx};
+    gin[0] = em__dispatch(em__op_cross_entropy_backward, 4, in, n->attrs, NULL);
+    em_release(gx);
+    return check(gin, 1, n);
+}
+
 /* ---- views and copies ------------------------------------------------------------------------- */
 
 int em__identity_backward(em_node *n, em_tensor *g, em_tensor **gin);
@@ -480,6 +496,8 @@ static const em__formula f_mean = {"MeanBackward1", b_mean, 0};
 static const em__formula f_softmax = {"SoftmaxBackward0", b_softmax, EM__SAVE_OUT};
 static const em__formula f_log_softmax = {"LogSoftmaxBackward0", b_log_softmax, EM__SAVE_OUT};
 static const em__formula f_linear = {"AddmmBackward0", b_linear, EM__SAVE_IN0 | EM__SAVE_IN1};
+static const em__formula f_cross_entropy = {"NllLossBackward0", b_cross_entropy,
+                                            EM__SAVE_IN0 | EM__SAVE_IN1 | EM__SAVE_IN2};
 
 /* PyTorch names some nodes by the overload that ran: sum() over everything is SumBackward0,
  * sum(dim) SumBackward1; likewise mean; batched matmul is BmmBackward0; a scalar exponent
@@ -541,5 +559,7 @@ const em__formula *em__formula_for(int op)
         return &f_log_softmax;
     if (op == em__op_linear)
         return &f_linear;
+    if (op == em__op_cross_entropy)
+        return &f_cross_entropy;
     return NULL;
 }

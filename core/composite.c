@@ -1,4 +1,5 @@
-/* core/composite.c - ops written in other ops: mean, softmax, log_softmax, linear.
+/* core/composite.c - ops written in other ops: mean, softmax, log_softmax, linear,
+ * cross_entropy and its backward.
  *
  * They run on every backend that has the primitives, and are differentiable through them.
  * A backend may register a fused kernel under the same op name; the dispatcher prefers it.
@@ -85,4 +86,122 @@ em_tensor *em__composite_linear(int nin, em_tensor *const *in, const em_attr *at
     em_release(wt);
     em_release(y);
     return r;
+}
+
+/* ---- cross_entropy ---------------------------------------------------------------------------- */
+
+/* Releases the n tensors of t (NULL-safe). */
+static void release_all(em_tensor **t, int n)
+{
+    for (int i = 0; i < n; i++)
+        em_release(t[i]);
+}
+
+/* r cast to dt (r is consumed; NULL-safe). */
+static em_tensor *cast_back(em_tensor *r, em_dtype dt)
+{
+    if (!r || r->dtype == dt)
+        return r;
+    em_tensor *c = em_to_dtype(r, dt);
+    em_release(r);
+    return c;
+}
+
+/* What both cross-entropy composites start from, in f32 for f16/bf16 inputs (PyTorch's
+ * accumulate type): xf the logits, tz the targets with ignored ones set to 0 (so that they
+ * index safely) and rw each sample's weight, weight[t] or 0 where ignored. */
+typedef struct ce_parts {
+    em_tensor *xf, *tz, *rw;
+} ce_parts;
+
+static bool ce_parts_make(em_tensor *const *in, int64_t ignore, ce_parts *p)
+{
+    em_tensor *x = in[0], *t = in[1], *w = in[2];
+    em_dtype dt = x->dtype == EM_F16 || x->dtype == EM_BF16 ? EM_F32 : x->dtype;
+    em_tensor *tmp[5] = {0};
+    p->xf = em_to_dtype(x, dt);
+    tmp[0] = em_to_dtype(w, dt);
+    tmp[1] = em__wrapped_scalar(t, (double)ignore);
+    tmp[2] = em_eq(t, tmp[1]);                            /* ignored */
+    tmp[3] = em__wrapped_scalar(t, 0);
+    p->tz = em_where(tmp[2], tmp[3], t);
+    tmp[4] = p->tz ? em_gather(tmp[0], 0, p->tz) : NULL;
+    em_release(tmp[3]);
+    tmp[3] = em__wrapped_scalar(tmp[0], 0);
+    p->rw = em_where(tmp[2], tmp[3], tmp[4]);
+    release_all(tmp, 5);
+    return p->xf && p->tz && p->rw;
+}
+
+static void ce_parts_release(ce_parts *p)
+{
+    em_release(p->xf);
+    em_release(p->tz);
+    em_release(p->rw);
+}
+
+/* loss_i = -rw_i log_softmax(x_i)[t_i]; mean divides the sum by sum(rw). */
+em_tensor *em__composite_cross_entropy(int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    if (em__check_cross_entropy("cross_entropy", nin, in, attrs) < 0)
+        return NULL;
+    ce_parts p;
+    em_tensor *tmp[6] = {0}, *r = NULL;
+    if (ce_parts_make(in, attrs[0].i, &p)) {
+        tmp[0] = em_log_softmax(p.xf, 1);
+        tmp[1] = em_unsqueeze(p.tz, 1);
+        tmp[2] = tmp[0] && tmp[1] ? em_gather(tmp[0], 1, tmp[1]) : NULL;
+        tmp[3] = tmp[2] ? em_squeeze(tmp[2], 1) : NULL;
+        tmp[4] = tmp[3] ? em_mul(tmp[3], p.rw) : NULL;
+        em_tensor *l = tmp[4] ? em_neg(tmp[4]) : NULL;
+        if (attrs[1].i == EM_REDUCTION_NONE || !l) {
+            r = l;
+        } else {
+            tmp[5] = l;
+            em_tensor *sum = em_sum_all(l);
+            if (attrs[1].i == EM_REDUCTION_SUM || !sum) {
+                r = sum;
+            } else {
+                em_tensor *wsum = em_sum_all(p.rw);
+                r = wsum ? em_div(sum, wsum) : NULL;
+                em_release(sum);
+                em_release(wsum);
+            }
+        }
+    }
+    release_all(tmp, 6);
+    ce_parts_release(&p);
+    return cast_back(r, in[0]->dtype);
+}
+
+/* dx_i = s_i (softmax(x_i) - onehot(t_i)) with s_i = rw_i g_i (g_i = g for sum), over
+ * sum(rw) for mean. */
+em_tensor *em__composite_cross_entropy_backward(int nin, em_tensor *const *in,
+                                                const em_attr *attrs)
+{
+    if (em__check_cross_entropy("cross_entropy_backward", nin, in, attrs) < 0)
+        return NULL;
+    ce_parts p;
+    em_tensor *tmp[9] = {0}, *r = NULL;
+    if (ce_parts_make(in, attrs[0].i, &p)) {
+        em_opts oi = {.dtype = EM_I64, .device = em__tensor_device(in[0])};
+        tmp[0] = em_softmax(p.xf, 1);
+        tmp[1] = em_arange(0, (double)in[0]->shape[1], 1, &oi);
+        tmp[2] = em_unsqueeze(p.tz, 1);
+        tmp[3] = tmp[1] && tmp[2] ? em_eq(tmp[1], tmp[2]) : NULL;     /* one-hot, bool */
+        tmp[4] = tmp[0] && tmp[3] ? em_sub(tmp[0], tmp[3]) : NULL;
+        tmp[5] = em_to_dtype(in[3], p.xf->dtype);
+        tmp[6] = tmp[5] ? em_mul(p.rw, tmp[5]) : NULL;
+        if (attrs[1].i == EM_REDUCTION_MEAN && tmp[6]) {
+            tmp[7] = em_sum_all(p.rw);
+            em_tensor *s = tmp[7] ? em_div(tmp[6], tmp[7]) : NULL;
+            em_release(tmp[6]);
+            tmp[6] = s;
+        }
+        tmp[8] = tmp[6] ? em_unsqueeze(tmp[6], 1) : NULL;
+        r = tmp[4] && tmp[8] ? em_mul(tmp[4], tmp[8]) : NULL;
+    }
+    release_all(tmp, 9);
+    ce_parts_release(&p);
+    return cast_back(r, in[0]->dtype);
 }

@@ -263,11 +263,17 @@ void em__dispatch_attach_pending(void);
 void em__registry_forget(em_plugin_rec *rec);
 void em__registry_shutdown(void);
 /* core/ops_builtin.c, core/composite.c */
-extern int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear;
+extern int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear, em__op_cross_entropy,
+    em__op_cross_entropy_backward;
 em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attrs);
 em_tensor *em__composite_softmax(int nin, em_tensor *const *in, const em_attr *attrs);
 em_tensor *em__composite_log_softmax(int nin, em_tensor *const *in, const em_attr *attrs);
 em_tensor *em__composite_linear(int nin, em_tensor *const *in, const em_attr *attrs);
+em_tensor *em__composite_cross_entropy(int nin, em_tensor *const *in, const em_attr *attrs);
+em_tensor *em__composite_cross_entropy_backward(int nin, em_tensor *const *in,
+                                                const em_attr *attrs);
+/* Shapes and dtypes of cross_entropy's inputs (3) or cross_entropy_backward's (4). */
+int em__check_cross_entropy(const char *fn, int nin, em_tensor *const *in, const em_attr *attrs);
 /* core/ops.c */
 em_tensor *em__wrapped_scalar(em_tensor *a, double s);
 bool em__check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em_tensor *src,

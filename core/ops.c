@@ -518,3 +518,81 @@ em_tensor *em_log_softmax(em_tensor *a, int dim)
 {
     EM_WRAP(softmax_like(em__op_log_softmax, "log_softmax", a, dim));
 }
+
+/* ---- cross entropy ----------------------------------------------------------------------- */
+
+/* Every target is ignore_index or a class in [0, C): read on the host, so a bad one is named
+ * (a kernel could only poison the loss with NaN). */
+static bool check_targets(em_tensor *t, int64_t nclass, int64_t ignore)
+{
+    int64_t n = t->numel;
+    int64_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    if (!v) {
+        em_set_error(EM_ERR_NOMEM, "cross_entropy: out of host memory checking the targets");
+        return false;
+    }
+    bool ok = em_copy_to_host(t, v, (size_t)n * sizeof *v) == EM_OK;
+    for (int64_t i = 0; ok && i < n; i++)
+        if (v[i] != ignore && (v[i] < 0 || v[i] >= nclass)) {
+            em_set_error(EM_ERR_INVALID,
+                         "cross_entropy: target %lld is out of bounds for %lld classes (at "
+                         "position %lld)",
+                         (long long)v[i], (long long)nclass, (long long)i);
+            ok = false;
+        }
+    free(v);
+    return ok;
+}
+
+/* x (N, C), t (N): weight defaulted and cast, checked, dispatched. */
+static em_tensor *cross_entropy_2d(em_tensor *x, em_tensor *t, em_tensor *w, int64_t ignore,
+                                   em_reduction red)
+{
+    /* (C) ones by default; C = 0 when x is not (N, C), which the check below reports */
+    int64_t C = x->ndim == 2 ? x->shape[1] : 0;
+    em_tensor *wc = w ? em_to_dtype(w, em_dtype_is_float(x->dtype) ? x->dtype : w->dtype)
+                      : em_ones(1, &C, &(em_opts){.dtype = x->dtype,
+                                                  .device = em__tensor_device(x)});
+    if (!wc)
+        return NULL;
+    em_tensor *in[3] = {x, t, wc}, *r = NULL;
+    em_attr at[2] = {{0}, {0}};
+    at[0].i = ignore;
+    at[1].i = red;
+    if (em__check_cross_entropy("cross_entropy", 3, in, at) == EM_OK &&
+        check_targets(t, C, ignore))
+        r = em__dispatch(em__op_cross_entropy, 3, in, at, NULL);
+    em_release(wc);
+    return r;
+}
+
+static em_tensor *cross_entropy(em_tensor *x, em_tensor *t, em_tensor *w, int64_t ignore,
+                                em_reduction red)
+{
+    EM_CHECK_T("cross_entropy", x);
+    EM_CHECK_T("cross_entropy", t);
+    if (w && em_requires_grad(w) && em__grad_mode()) {
+        em_set_error(EM_ERR_UNSUPPORTED, "cross_entropy: no gradient for weight (as in "
+                     "PyTorch): pass a weight that does not require grad");
+        return NULL;
+    }
+    if (x->ndim != 1 || t->ndim != 0)
+        return cross_entropy_2d(x, t, w, ignore, red);
+    /* unbatched: x (C), t () as a batch of one */
+    em_tensor *xb = em_unsqueeze(x, 0), *tb = em_unsqueeze(t, 0);
+    em_tensor *r = xb && tb ? cross_entropy_2d(xb, tb, w, ignore, red) : NULL;
+    em_release(xb);
+    em_release(tb);
+    if (r && red == EM_REDUCTION_NONE) {
+        em_tensor *s = em_squeeze(r, 0);
+        em_release(r);
+        r = s;
+    }
+    return r;
+}
+
+em_tensor *em_cross_entropy(em_tensor *x, em_tensor *target, em_tensor *weight,
+                            int64_t ignore_index, em_reduction reduction)
+{
+    EM_WRAP(cross_entropy(x, target, weight, ignore_index, reduction));
+}

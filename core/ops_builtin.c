@@ -21,6 +21,8 @@ static const em_attr_decl random_attrs[] = {{"dist", EM_ATTR_INT},
 static const em_attr_decl reduce_attrs[] = {{"axes", EM_ATTR_INTS}, {"keepdim", EM_ATTR_BOOL}};
 static const em_attr_decl dim_keep_attrs[] = {{"dim", EM_ATTR_INT}, {"keepdim", EM_ATTR_BOOL}};
 static const em_attr_decl dim_attrs[] = {{"dim", EM_ATTR_INT}};
+static const em_attr_decl ce_attrs[] = {{"ignore_index", EM_ATTR_INT},
+                                        {"reduction", EM_ATTR_INT}};
 
 /* ---- inference ----------------------------------------------------------------- */
 
@@ -152,11 +154,83 @@ static int infer_linear(int nin, em_tensor *const *in, const em_attr *attrs, em_
     return EM_OK;
 }
 
+/* cross_entropy(x, target, weight) and cross_entropy_backward(x, target, weight, grad):
+ * x (N, C) float, target (N) int64, weight (C) of x's dtype, grad of the loss's shape (N) or
+ * (). Shapes and dtypes only: the target values are checked by em_cross_entropy on the host,
+ * and kernels must stay in bounds for any value (NaN where a target is out of range). */
+int em__check_cross_entropy(const char *fn, int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    const em_tensor *x = in[0], *t = in[1], *w = in[2];
+    char b1[160], b2[160];
+    if (!em_dtype_is_float(x->dtype))
+        return em_set_error(EM_ERR_INVALID, "%s: input must be a float tensor, got %s", fn,
+                            em_dtype_name(x->dtype));
+    if (x->ndim != 2)
+        return em_set_error(EM_ERR_INVALID, "%s: input must be (N, C), got %s", fn,
+                            em__shape_str(x->ndim, x->shape, b1, sizeof b1));
+    if (t->dtype != EM_I64)
+        return em_set_error(EM_ERR_INVALID, "%s: target must be int64 class indices, got %s", fn,
+                            em_dtype_name(t->dtype));
+    if (t->ndim != 1 || t->shape[0] != x->shape[0])
+        return em_set_error(EM_ERR_INVALID, "%s: target of shape %s does not fit input of "
+                            "shape %s (expected (%lld))",
+                            fn, em__shape_str(t->ndim, t->shape, b1, sizeof b1),
+                            em__shape_str(x->ndim, x->shape, b2, sizeof b2),
+                            (long long)x->shape[0]);
+    if (w->dtype != x->dtype || w->ndim != 1 || w->shape[0] != x->shape[1])
+        return em_set_error(EM_ERR_INVALID, "%s: weight must be (%lld) of dtype %s, got %s of "
+                            "dtype %s",
+                            fn, (long long)x->shape[1], em_dtype_name(x->dtype),
+                            em__shape_str(w->ndim, w->shape, b1, sizeof b1),
+                            em_dtype_name(w->dtype));
+    if (attrs[1].i < EM_REDUCTION_NONE || attrs[1].i > EM_REDUCTION_SUM)
+        return em_set_error(EM_ERR_INVALID, "%s: unknown reduction %lld", fn,
+                            (long long)attrs[1].i);
+    if (nin == 4) {
+        const em_tensor *g = in[3];
+        bool none = attrs[1].i == EM_REDUCTION_NONE;
+        if (g->dtype != x->dtype || g->ndim != (none ? 1 : 0) ||
+            (none && g->shape[0] != x->shape[0]))
+            return em_set_error(EM_ERR_INVALID, "%s: grad %s of dtype %s does not fit the loss "
+                                "of input %s",
+                                fn, em__shape_str(g->ndim, g->shape, b1, sizeof b1),
+                                em_dtype_name(g->dtype),
+                                em__shape_str(x->ndim, x->shape, b2, sizeof b2));
+    }
+    return EM_OK;
+}
+
+static int infer_cross_entropy(int nin, em_tensor *const *in, const em_attr *attrs,
+                               em_out_desc *out)
+{
+    int rc = em__check_cross_entropy("cross_entropy", nin, in, attrs);
+    if (rc < 0)
+        return rc;
+    bool none = attrs[1].i == EM_REDUCTION_NONE;
+    out->ndim = none ? 1 : 0;
+    out->shape[0] = in[0]->shape[0];
+    out->dtype = in[0]->dtype;
+    return EM_OK;
+}
+
+static int infer_cross_entropy_backward(int nin, em_tensor *const *in, const em_attr *attrs,
+                                        em_out_desc *out)
+{
+    int rc = em__check_cross_entropy("cross_entropy_backward", nin, in, attrs);
+    if (rc < 0)
+        return rc;
+    out->ndim = 2;
+    memcpy(out->shape, in[0]->shape, sizeof out->shape);
+    out->dtype = in[0]->dtype;
+    return EM_OK;
+}
+
 /* ---- registration -------------------------------------------------------------- */
 
 
 
-int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear;
+int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear, em__op_cross_entropy,
+    em__op_cross_entropy_backward;
 
 /* Designated initialisers, so fields appended to em_op_def later start out zero. */
 #define OP(name_, nin_, nattrs_, attrs_, flags_, infer_, composite_)                      \
@@ -220,8 +294,15 @@ int em__register_builtin_ops(void)
         OP("log_softmax", 1, 1, dim_attrs, UNARY_F, NULL,
          em__composite_log_softmax),
         OP("linear", 3, 0, NULL, 0, infer_linear, em__composite_linear),
+        OP("cross_entropy", 3, 2, ce_attrs, 0, infer_cross_entropy,
+           em__composite_cross_entropy),
+        OP("cross_entropy_backward", 4, 2, ce_attrs, 0, infer_cross_entropy_backward,
+           em__composite_cross_entropy_backward),
     };
-    int *ids[] = {&em__op_mean, &em__op_softmax, &em__op_log_softmax, &em__op_linear};
+    int *ids[] = {&em__op_mean,   &em__op_softmax,       &em__op_log_softmax,
+                  &em__op_linear, &em__op_cross_entropy, &em__op_cross_entropy_backward};
+    _Static_assert(sizeof ids / sizeof ids[0] == sizeof composites / sizeof composites[0],
+                   "composite ids");
     for (size_t i = 0; i < sizeof composites / sizeof composites[0]; i++)
         if ((*ids[i] = em_register_op(NULL, &composites[i])) < 0)
             return *ids[i];

@@ -150,5 +150,6 @@ int em_cpu__register_binary(em_registry *reg);      /* binary.c: arithmetic, com
 int em_cpu__register_reduce(em_registry *reg);      /* reduce.c: sum, amax, argmax */
 int em_cpu__register_matmul(em_registry *reg);      /* matmul.c */
 int em_cpu__register_index(em_registry *reg);       /* index.c: gather, scatter_add */
+int em_cpu__register_loss(em_registry *reg);        /* loss.c: fused cross_entropy */
 
 #endif

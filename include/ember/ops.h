@@ -100,6 +100,23 @@ EM_API em_tensor *em_scatter_add(em_tensor *a, int dim, em_tensor *index, em_ten
 EM_API em_tensor *em_softmax(em_tensor *a, int dim);
 EM_API em_tensor *em_log_softmax(em_tensor *a, int dim);
 
+/* How a loss combines its per-sample values (PyTorch's reduction=). */
+typedef enum em_reduction {
+    EM_REDUCTION_NONE,       /* one loss per sample */
+    EM_REDUCTION_MEAN,       /* divided by the summed weights of the targets that count */
+    EM_REDUCTION_SUM,
+} em_reduction;
+
+/* torch.nn.functional.cross_entropy with class-index targets: x (N, C) or (C) logits (float),
+ * target (N) or () int64 class indices, weight (C) per-class weights or NULL. A target equal
+ * to ignore_index contributes 0 and does not count in the mean (all ignored: nan). The loss
+ * is -weight[t] * log_softmax(x)[t], computed without forming log_softmax (log-sum-exp), as
+ * one op "cross_entropy" that backends may fuse (grad_fn NllLossBackward0; no gradient for
+ * weight). Targets are checked on the host first: "target 7 is out of bounds for 5 classes
+ * (at position 3)". */
+EM_API em_tensor *em_cross_entropy(em_tensor *x, em_tensor *target, em_tensor *weight,
+                                   int64_t ignore_index, em_reduction reduction);
+
 /* ---- generic dispatch --------------------------------------------------------- */
 
 /* Calls any registered op by name (ops added by plugins included). Attributes are given

@@ -17,6 +17,7 @@
  * bounds for 5 classes (at position 3)"). weight and pos_weight are lists in the spec.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -372,20 +373,19 @@ static void targets_release(targets *t)
     em_release(t->keep);
 }
 
-/* Checks the class-index target t against input x (classes along class_dim) and builds the
- * tensors above on x's device. */
-static int read_targets(const char *type, const em_args *a, em_tensor *x, em_tensor *t,
-                        int class_dim, targets *out)
+/* Checks the class-index target t against input x (classes along class_dim): dtype, shape
+ * (want: x's shape without the class dim) and the weight list's length. */
+static int check_index_target(const char *type, const em_args *a, em_tensor *x, em_tensor *t,
+                              int class_dim, int64_t *want, int *wnd_out)
 {
-    memset(out, 0, sizeof *out);
     char b1[160], b2[160], b3[160];
     int nd = em_ndim(x);
     int64_t C = em_shape(x)[class_dim];
-    int64_t want[EM_MAX_DIMS];
     int wnd = 0;
     for (int d = 0; d < nd; d++)
         if (d != class_dim)
             want[wnd++] = em_shape(x)[d];
+    *wnd_out = wnd;
     if (em_dtype_of(t) != EM_I64)
         return em_set_error(EM_ERR_INVALID,
                             "%s: class-index target must be int64, got %s (target of shape %s "
@@ -405,11 +405,25 @@ static int read_targets(const char *type, const em_args *a, em_tensor *x, em_ten
                             type, nn__shape_str(t, b1, sizeof b1), nn__shape_str(x, b2, sizeof b2),
                             nn__dims_str(wnd, want, b3, sizeof b3));
     }
-    bool weighted = em_args_has(a, "weight");
-    if (weighted && em_args_count(a, "weight") != C)
+    if (em_args_has(a, "weight") && em_args_count(a, "weight") != C)
         return em_set_error(EM_ERR_INVALID,
                             "%s: weight has %d entries but the input has %lld classes", type,
                             em_args_count(a, "weight"), (long long)C);
+    return EM_OK;
+}
+
+/* Checks the class-index target t against input x and builds the tensors above on x's
+ * device. */
+static int read_targets(const char *type, const em_args *a, em_tensor *x, em_tensor *t,
+                        int class_dim, targets *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t C = em_shape(x)[class_dim];
+    int64_t want[EM_MAX_DIMS];
+    int wnd;
+    if (check_index_target(type, a, x, t, class_dim, want, &wnd) < 0)
+        return em_last_status();
+    bool weighted = em_args_has(a, "weight");
     int64_t ignore = em_args_int(a, "ignore_index");
     int64_t n = em_numel(t);
     size_t cap = (size_t)(n ? n : 1);
@@ -563,6 +577,42 @@ static int check_class_input(const char *type, em_tensor *x, em_tensor *t)
     return EM_OK;
 }
 
+/* An error of op `op` ("cross_entropy: target 7 is out of bounds...") under the loss's name. */
+static void reword_error(const char *type, const char *op)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", em_last_error());
+    size_t n = strlen(op);
+    if (strncmp(msg, op, n) == 0 && msg[n] == ':')
+        em_set_error(em_last_status(), "%s%s", type, msg + n);
+}
+
+_Static_assert((int)RED_NONE == (int)EM_REDUCTION_NONE && (int)RED_MEAN == (int)EM_REDUCTION_MEAN &&
+                   (int)RED_SUM == (int)EM_REDUCTION_SUM,
+               "reductions");
+
+/* Class indices over (N, C) or (C) logits without label smoothing: the op cross_entropy,
+ * which a backend may fuse (no log_softmax tensor, one NllLossBackward0 node). */
+static em_tensor *fused_ce(em_module *m, em_tensor *x, em_tensor *t)
+{
+    const char *type = em_module_type(m);
+    const em_args *a = em_module_args(m);
+    const loss_state *s = em_module_state(m);
+    int64_t want[EM_MAX_DIMS];
+    int wnd;
+    if (check_index_target(type, a, x, t, em_ndim(x) == 1 ? 0 : 1, want, &wnd) < 0)
+        return NULL;
+    em_tensor *w = em_args_has(a, "weight") ? list_tensor(a, "weight", x, 1, 0) : NULL;
+    if (em_args_has(a, "weight") && !w)
+        return NULL;
+    em_tensor *r = em_cross_entropy(x, t, w, em_args_int(a, "ignore_index"),
+                                    (em_reduction)s->red);
+    em_release(w);
+    if (!r)
+        reword_error(type, "cross_entropy");
+    return r;
+}
+
 static em_tensor *ce_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
@@ -574,6 +624,8 @@ static em_tensor *ce_forward(em_module *m, int nin, em_tensor *const *in)
     int class_dim = em_ndim(x) == 1 ? 0 : 1;
     bool probs = em_ndim(t) == em_ndim(x) &&
                  !memcmp(em_shape(t), em_shape(x), (size_t)em_ndim(x) * sizeof(int64_t));
+    if (!probs && eps == 0 && em_ndim(x) <= 2)
+        return fused_ce(m, x, t);
     em_tensor *logp = em_log_softmax(x, class_dim);
     if (!logp)
         return NULL;

@@ -204,6 +204,7 @@ void cf_family_unary(cf_list *l);
 void cf_family_binary(cf_list *l);
 void cf_family_reduce(cf_list *l);
 void cf_family_linalg(cf_list *l);
+void cf_family_loss(cf_list *l);
 void cf_family_memory(cf_list *l);
 void cf_family_golden(cf_list *l);
 void cf_family_plugins(cf_list *l);   /* cases registered through plugin.h (needs em_init) */
