@@ -64,8 +64,10 @@ int em_cuda__copy_device(void *ctx, int dev_dst, void *dst, size_t dst_off, int 
                          const void *src, size_t src_off, size_t nbytes);
 void em_cuda__pool_raw(em_cuda_raw *raw, int dev);
 
-/* ops.c: registers every kernel on backend "cuda". */
+/* ops.c: registers the primitives' kernels on backend "cuda"; rows.c the fused row kernels
+ * (softmax, log_softmax, cross_entropy and its backward). */
 int em_cuda__register_kernels(em_registry *reg);
+int em_cuda__register_rows(em_registry *reg);
 /* Destroys d's cuBLAS handle if one was made (at shutdown). */
 void em_cuda__cublas_destroy(em_cuda_device *d);
 

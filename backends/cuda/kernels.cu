@@ -5,71 +5,23 @@
  * on the device bit-identically to the host. Every kernel is a grid-stride loop over linear
  * output indices; strided operands are addressed through em_cu_shape/em_cu_arg by value.
  *
- * Reductions (sum, amax) are a first version: one thread per output element looping over the
- * reduced elements, or one block per output element (shared-memory tree) when the outputs are
- * few and the reductions long; argmax is always a thread per output element. No multi-block
- * reduction of a single huge row yet (a full reduction of N elements runs on one block).
+ * Reductions (sum, amax): one thread per output element looping over the reduced elements;
+ * one block per output element (shared-memory tree) when the outputs are few and the
+ * reductions long; and for at most 64 outputs over 65536 or more elements each (a full
+ * reduction), a split over up to 4096 blocks whose partials a second pass combines in order.
+ * argmax is always a thread per output element.
  */
-#define EM_HD __host__ __device__
-#include "ember/numeric.h"
 #include "ember/types.h"
 
+#include "common.cuh"
 #include "kernels.h"
 
-#include <cuda_runtime.h>
 #include <stdint.h>
 #include <type_traits>
 
 namespace {
 
-constexpr int THREADS = 256;
 
-inline int blocks_for(int64_t n)
-{
-    int64_t b = (n + THREADS - 1) / THREADS;
-    return (int)(b < 65536 ? (b < 1 ? 1 : b) : 65536);
-}
-
-#define GRID_LOOP(i, n)                                                                      \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);              \
-         i += (int64_t)blockDim.x * gridDim.x)
-
-__device__ inline int64_t off_of(const em_cu_shape &s, const em_cu_arg &a, int64_t lin)
-{
-    int64_t off = a.offset;
-    for (int d = s.ndim - 1; d >= 0; d--) {
-        int64_t i = lin % s.shape[d];
-        lin /= s.shape[d];
-        off += i * a.strides[d];
-    }
-    return off;
-}
-
-/* ---- storage types ---------------------------------------------------------------------- */
-
-struct h16 { uint16_t x; };
-struct b16 { uint16_t x; };
-
-template <class S> struct Tr {
-    typedef S C;
-    __device__ static C load(const S *p) { return *p; }
-    __device__ static void store(S *p, C c) { *p = c; }
-};
-template <> struct Tr<h16> {
-    typedef float C;
-    __device__ static C load(const h16 *p) { return em_f16_to_f32(p->x); }
-    __device__ static void store(h16 *p, C c) { p->x = em_f32_to_f16(c); }
-};
-template <> struct Tr<b16> {
-    typedef float C;
-    __device__ static C load(const b16 *p) { return em_bf16_to_f32(p->x); }
-    __device__ static void store(b16 *p, C c) { p->x = em_f32_to_bf16(c); }
-};
-template <> struct Tr<bool> {
-    typedef int C;
-    __device__ static C load(const bool *p) { return *p ? 1 : 0; }
-    __device__ static void store(bool *p, C c) { *p = c != 0; }
-};
 
 /* ---- any-dtype values (copy, fill, random) ------------------------------------------------ */
 
@@ -441,53 +393,7 @@ __global__ void matmul_k(int64_t batch, int64_t m, int64_t n, int64_t k, em_cu_s
     }
 }
 
-/* ---- fused softmax / log_softmax: one block per row -------------------------------------- */
 
-template <class A> __device__ inline A nan_max(A a, A b)
-{
-    return a != a ? a : (b != b ? b : (a > b ? a : b));
-}
-
-/* Block-wide reduction of v (max or sum) through shared memory; every thread gets the result. */
-template <class A, bool MAX> __device__ inline A block_reduce(A v, A *sh)
-{
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s)
-            sh[threadIdx.x] = MAX ? nan_max(sh[threadIdx.x], sh[threadIdx.x + s])
-                                  : sh[threadIdx.x] + sh[threadIdx.x + s];
-        __syncthreads();
-    }
-    A r = sh[0];
-    __syncthreads();
-    return r;
-}
-
-template <class S, bool LOG>
-__global__ void softmax_k(int64_t rows, int64_t len, int64_t inner, em_cu_arg in, em_cu_arg out)
-{
-    typedef typename std::conditional<std::is_same<S, double>::value, double, float>::type A;
-    __shared__ A sh[THREADS];
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        int64_t o = r / inner, i = r % inner;
-        const S *p = (const S *)in.buf + in.offset + o * len * inner + i;
-        S *q = (S *)out.buf + out.offset + o * len * inner + i;
-        A m = -INFINITY;
-        for (int64_t j = threadIdx.x; j < len; j += blockDim.x)
-            m = nan_max(m, (A)Tr<S>::load(p + j * inner));
-        m = block_reduce<A, true>(m, sh);
-        A sum = 0;
-        for (int64_t j = threadIdx.x; j < len; j += blockDim.x)
-            sum += exp((A)Tr<S>::load(p + j * inner) - m);
-        sum = block_reduce<A, false>(sum, sh);
-        A lse = log(sum);
-        for (int64_t j = threadIdx.x; j < len; j += blockDim.x) {
-            A z = (A)Tr<S>::load(p + j * inner) - m;
-            Tr<S>::store(q + j * inner, (typename Tr<S>::C)(LOG ? z - lse : exp(z) / sum));
-        }
-    }
-}
 
 /* ---- reductions with few outputs: one block per output element ----------------------------- */
 
@@ -533,25 +439,61 @@ __global__ void amax_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em
     }
 }
 
-inline int done()
+/* ---- split reductions: outputs few, reductions very long ----------------------------------- */
+
+/* Pass 1: block b reduces slice b % parts (chunk elements) of output b / parts into
+ * part[b]; pass 2: a block per output combines its `parts` partials in order. The split
+ * depends only on the sizes, so results are reproducible. A is the accumulator (sum) or the
+ * compute type (amax). */
+template <class S, bool MAX, class A>
+__global__ void part_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
+                       int64_t chunk, int parts, A *part)
 {
-    return (int)cudaGetLastError();
+    __shared__ A sh[THREADS];
+    int64_t o = blockIdx.x / parts, lo = (int64_t)(blockIdx.x % parts) * chunk;
+    int64_t hi = lo + chunk < red.numel ? lo + chunk : red.numel;
+    int64_t base = off_of(kept, in, o);
+    const S *p = (const S *)in.buf + base;
+    A acc = MAX ? (A)Tr<S>::load(p + off_of(red, inr, lo)) : A(0);
+    for (int64_t r = lo + threadIdx.x; r < hi; r += blockDim.x) {
+        A v = (A)Tr<S>::load(p + off_of(red, inr, r));
+        acc = MAX ? nan_max(acc, v) : acc + v;
+    }
+    acc = block_reduce<A, MAX>(acc, sh);
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = acc;
+}
+
+template <class S, bool MAX, class A, class O>
+__global__ void part_final_k(int parts, const A *part, em_cu_arg out)
+{
+    __shared__ A sh[THREADS];
+    const A *q = part + (int64_t)blockIdx.x * parts;
+    A acc = MAX ? q[0] : A(0);
+    for (int r = threadIdx.x; r < parts; r += blockDim.x)
+        acc = MAX ? nan_max(acc, q[r]) : acc + q[r];
+    acc = block_reduce<A, MAX>(acc, sh);
+    if (threadIdx.x == 0) {
+        if constexpr (std::is_same<O, S>::value)
+            Tr<S>::store((S *)out.buf + out.offset + blockIdx.x, (typename Tr<S>::C)acc);
+        else
+            ((O *)out.buf)[out.offset + blockIdx.x] = (O)acc;
+    }
+}
+
+/* How a reduction splits: 0 parts when it does not (enough outputs to fill the device, or
+ * reductions too short to be worth a second pass). */
+inline int split_parts(int64_t kept, int64_t red)
+{
+    if (kept > 64 || red < 65536)
+        return 0;
+    int64_t parts = red / (THREADS * 16);          /* at least 4096 elements per block */
+    int64_t cap = 4096 / kept;                     /* at most 4096 blocks in pass 1 */
+    parts = parts < cap ? parts : cap;
+    return parts > 1 ? (int)parts : 0;
 }
 
 } // namespace
-
-#define DISPATCH_ALL(dt, F)                                                                   \
-    switch (dt) {                                                                            \
-    case EM_F32: F(float); break;                                                            \
-    case EM_F64: F(double); break;                                                           \
-    case EM_F16: F(h16); break;                                                              \
-    case EM_BF16: F(b16); break;                                                             \
-    case EM_I64: F(int64_t); break;                                                          \
-    case EM_I32: F(int32_t); break;                                                          \
-    case EM_U8: F(uint8_t); break;                                                           \
-    case EM_BOOL: F(bool); break;                                                            \
-    default: return EM_CU_UNSUPPORTED;                                                       \
-    }
 
 static int elsize(int dt)
 {
@@ -573,7 +515,6 @@ static int elsize(int dt)
     default: return EM_CU_UNSUPPORTED;                                                       \
     }
 
-#define LAUNCH(n) blocks_for(n), THREADS, 0, (cudaStream_t)stream
 
 extern "C" int em_cu_copy(void *stream, const em_cu_shape *s, const em_cu_arg *dst,
                           const em_cu_arg *src)
@@ -636,14 +577,51 @@ extern "C" int em_cu_where(void *stream, const em_cu_shape *s, const em_cu_arg *
     return done();
 }
 
+extern "C" size_t em_cu_reduce_scratch(const em_cu_shape *kept, const em_cu_shape *red)
+{
+    int parts = split_parts(kept->numel, red->numel);
+    return parts ? (size_t)(kept->numel * parts) * sizeof(double) : 0;
+}
+
 extern "C" int em_cu_reduce(void *stream, int kind, const em_cu_shape *kept,
                             const em_cu_arg *in_kept, const em_cu_shape *red,
-                            const int64_t *red_strides, const em_cu_arg *out)
+                            const int64_t *red_strides, const em_cu_arg *out, void *scratch)
 {
     em_cu_arg inr = *in_kept;
     inr.offset = 0;
     for (int d = 0; d < EM_CU_MAX_DIMS; d++)
         inr.strides[d] = d < red->ndim ? red_strides[d] : 0;
+    int parts = split_parts(kept->numel, red->numel);
+    if (parts && scratch) {
+        cudaStream_t st = (cudaStream_t)stream;
+        int64_t chunk = (red->numel + parts - 1) / parts;
+        int blocks = (int)(kept->numel * parts), outs = (int)kept->numel;
+        /* every accumulator here is at most 8 bytes: the scratch holds them all */
+        if (kind == EM_CU_SUM) {
+#define F(T)                                                                                  \
+    {                                                                                        \
+        typedef typename Acc<T>::A A;                                                        \
+        part_k<T, false, A><<<blocks, THREADS, 0, st>>>(*kept, *in_kept, *red, inr, chunk,  \
+                                                       parts, (A *)scratch);                 \
+        part_final_k<T, false, A, typename Acc<T>::O><<<outs, THREADS, 0, st>>>(            \
+            parts, (const A *)scratch, *out);                                                \
+    }
+            DISPATCH_ALL(in_kept->dtype, F)
+#undef F
+        } else {
+#define F(T)                                                                                  \
+    {                                                                                        \
+        typedef typename Tr<T>::C A;                                                         \
+        part_k<T, true, A><<<blocks, THREADS, 0, st>>>(*kept, *in_kept, *red, inr, chunk,   \
+                                                      parts, (A *)scratch);                  \
+        part_final_k<T, true, A, T><<<outs, THREADS, 0, st>>>(parts, (const A *)scratch,    \
+                                                             *out);                          \
+    }
+            DISPATCH_ALL(in_kept->dtype, F)
+#undef F
+        }
+        return done();
+    }
     /* Few outputs, long reductions: a block each. Else a thread each. */
     if (kept->numel < 8192 && red->numel >= 512) {
         int blocks = (int)(kept->numel < 65535 ? kept->numel : 65535);
@@ -723,25 +701,6 @@ extern "C" int em_cu_matmul_simple(void *stream, int dtype, int64_t batch, int64
     return done();
 }
 
-extern "C" int em_cu_softmax(void *stream, int log_softmax, int64_t rows, int64_t len,
-                             int64_t inner, const em_cu_arg *in, const em_cu_arg *out)
-{
-    int blocks = (int)(rows < 65535 ? rows : 65535);
-#define F(T)                                                                                  \
-    (log_softmax ? softmax_k<T, true><<<blocks, THREADS, 0, (cudaStream_t)stream>>>(        \
-                       rows, len, inner, *in, *out)                                          \
-                 : softmax_k<T, false><<<blocks, THREADS, 0, (cudaStream_t)stream>>>(       \
-                       rows, len, inner, *in, *out))
-    switch (in->dtype) {
-    case EM_F32: F(float); break;
-    case EM_F64: F(double); break;
-    case EM_F16: F(h16); break;
-    case EM_BF16: F(b16); break;
-    default: return EM_CU_UNSUPPORTED;
-    }
-#undef F
-    return done();
-}
 
 extern "C" int em_cu_scatter_add_det(void *stream, const em_cu_shape *os, const em_cu_arg *out,
                                      const em_cu_shape *is, const em_cu_arg *index,

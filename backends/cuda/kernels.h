@@ -1,11 +1,12 @@
-/* backends/cuda/kernels.h - the C interface of kernels.cu: operands as (device pointer,
- * element offset, dtype, strides) over one shape of at most 8 dims, op codes, and one
- * launcher per kernel family. Every launcher enqueues on `stream` (a cudaStream_t) and
+/* backends/cuda/kernels.h - the C interface of kernels.cu and rows.cu: operands as (device
+ * pointer, element offset, dtype, strides) over one shape of at most 8 dims, op codes, and
+ * one launcher per kernel family. Every launcher enqueues on `stream` (a cudaStream_t) and
  * returns 0 (cudaSuccess), a cudaError_t, or EM_CU_UNSUPPORTED for a dtype it has no code for.
  */
 #ifndef EMBER_BACKENDS_CUDA_KERNELS_H
 #define EMBER_BACKENDS_CUDA_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -52,7 +53,11 @@ int em_cu_where(void *stream, const em_cu_shape *s, const em_cu_arg *out, const 
 /* One thread per output element: `kept` is the output's shape (the input's kept dims, with
  * `in` strides in in_kept), `red` the reduced dims (with in_red's strides). */
 int em_cu_reduce(void *stream, int kind, const em_cu_shape *kept, const em_cu_arg *in_kept,
-                 const em_cu_shape *red, const int64_t *red_strides, const em_cu_arg *out);
+                 const em_cu_shape *red, const int64_t *red_strides, const em_cu_arg *out,
+                 void *scratch);
+/* Device scratch em_cu_reduce wants for these sizes (a split over many blocks), or 0. Without
+ * it (scratch NULL) the reduction runs unsplit: slower, same result up to summation order. */
+size_t em_cu_reduce_scratch(const em_cu_shape *kept, const em_cu_shape *red);
 int em_cu_argmax(void *stream, const em_cu_shape *kept, const em_cu_arg *in_kept,
                  int64_t len, int64_t stride, const em_cu_arg *out);
 /* index (int64) and out share shape s; a is indexed along dim by index's values, with
@@ -78,11 +83,31 @@ int em_cu_matmul_simple(void *stream, int dtype, int64_t batch, int64_t m, int64
                         const em_cu_arg *a, int64_t a_rs, int64_t a_cs, const em_cu_arg *b,
                         int64_t b_rs, int64_t b_cs);
 
+/* ---- rows.cu ---- */
+
 /* Fused softmax or log_softmax over rows of `len` elements `inner` apart (a contiguous input
  * of shape [outer, len, inner], rows = outer * inner), into a contiguous output; one block per
  * row, accumulating in f32 (f64 for f64). Floats only. */
 int em_cu_softmax(void *stream, int log_softmax, int64_t rows, int64_t len, int64_t inner,
                   const em_cu_arg *in, const em_cu_arg *out);
+
+/* The reductions of cross_entropy (em_reduction's values). */
+enum { EM_CU_RED_NONE, EM_CU_RED_MEAN, EM_CU_RED_SUM };
+
+/* Fused cross_entropy over contiguous x (n, nc) of a float dtype, int64 targets t (n) and
+ * weights w (nc, x's dtype); out is (n) for NONE, () otherwise. Device scratch of
+ * em_cu_cross_entropy_scratch(n, reduction, 0) bytes (none needed when that is 0), which the
+ * caller may release once the launch is enqueued (stream order). */
+size_t em_cu_cross_entropy_scratch(int64_t n, int reduction, int backward);
+int em_cu_cross_entropy(void *stream, int reduction, int64_t ignore, int64_t n, int64_t nc,
+                        const em_cu_arg *x, const em_cu_arg *t, const em_cu_arg *w,
+                        const em_cu_arg *out, void *scratch);
+/* Its backward: dx (n, nc) from g ((n) for NONE, () otherwise); scratch of
+ * em_cu_cross_entropy_scratch(n, reduction, 1) bytes. */
+int em_cu_cross_entropy_backward(void *stream, int reduction, int64_t ignore, int64_t n,
+                                 int64_t nc, const em_cu_arg *x, const em_cu_arg *t,
+                                 const em_cu_arg *w, const em_cu_arg *g, const em_cu_arg *dx,
+                                 void *scratch);
 
 #ifdef __cplusplus
 }

@@ -16,59 +16,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda.h"
-
-/* ---- unpacking ------------------------------------------------------------------------------ */
-
-static void to_shape(em_cu_shape *s, const em_ktensor *t)
-{
-    memset(s, 0, sizeof *s);
-    s->ndim = t->ndim;
-    s->numel = 1;
-    for (int d = 0; d < t->ndim; d++) {
-        s->shape[d] = t->shape[d];
-        s->numel *= t->shape[d];
-    }
-}
-
-static void to_arg(em_cu_arg *a, const em_ktensor *t)
-{
-    memset(a, 0, sizeof *a);
-    a->buf = t->buf;
-    a->offset = t->offset;
-    a->dtype = (int)t->dtype;
-    for (int d = 0; d < t->ndim && d < EM_CU_MAX_DIMS; d++)
-        a->strides[d] = t->strides[d];
-}
-
-static int check(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
-{
-    if (c->nin != nin || c->nout != nout || c->nattrs < nattrs)
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: expected %d inputs, %d outputs and %d "
-                            "attributes, got %d, %d and %d", op, nin, nout, nattrs, c->nin,
-                            c->nout, c->nattrs);
-    for (int i = 0; i < nin; i++)
-        if (c->in[i].ndim > EM_CU_MAX_DIMS)
-            return em_set_error(EM_ERR_UNSUPPORTED, "cuda: %s: more than %d dims", op,
-                                EM_CU_MAX_DIMS);
-    return EM_OK;
-}
-
-/* The stream of the call's device, or NULL with the error set. */
-static void *stream_of(const em_kcall *c, const char *op)
-{
-    em_cuda_device *d = em_cuda__device(c->device, op);
-    return d ? d->stream : NULL;
-}
-
-static int launched(int rc, const char *op, em_dtype dt)
-{
-    if (rc == 0)
-        return EM_OK;
-    if (rc == EM_CU_UNSUPPORTED)
-        return em_set_error(EM_ERR_UNSUPPORTED, "cuda: %s: no kernel for %s", op,
-                            em_dtype_name(dt));
-    return em_cuda__fail(op, "kernel launch", rc);
-}
+#include "kcall.h"
 
 /* ---- copy, fill, random --------------------------------------------------------------------- */
 
@@ -231,7 +179,7 @@ static int k_where(void *bctx, const em_kcall *c)
 
 /* ---- reductions ------------------------------------------------------------------------------ */
 
-static int run_reduce(int kind, const em_kcall *c)
+static int run_reduce(void *bctx, int kind, const em_kcall *c)
 {
     const char *name = kind == EM_CU_SUM ? "sum" : "amax";
     int rc = check(c, name, 1, 1, 2);
@@ -269,20 +217,25 @@ static int run_reduce(int kind, const em_kcall *c)
     if (kind == EM_CU_AMAX && red.numel == 0)
         return em_set_error(EM_ERR_INVALID, "cuda: amax: empty reduction");
     to_arg(&out, &c->out[0]);
-    return launched(em_cu_reduce(st, kind, &kept, &ink, &red, red_strides, &out), name,
-                    in->dtype);
+    /* scratch for a split reduction, back to the pool once enqueued (stream order) */
+    size_t bytes = em_cu_reduce_scratch(&kept, &red);
+    void *scratch = bytes ? em_cuda__alloc(bctx, c->device, bytes) : NULL;
+    if (bytes && !scratch)
+        return em_last_status();
+    rc = em_cu_reduce(st, kind, &kept, &ink, &red, red_strides, &out, scratch);
+    if (scratch)
+        em_cuda__free(bctx, c->device, scratch, bytes);
+    return launched(rc, name, in->dtype);
 }
 
 static int k_sum(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    return run_reduce(EM_CU_SUM, c);
+    return run_reduce(bctx, EM_CU_SUM, c);
 }
 
 static int k_amax(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    return run_reduce(EM_CU_AMAX, c);
+    return run_reduce(bctx, EM_CU_AMAX, c);
 }
 
 static int k_argmax(void *bctx, const em_kcall *c)
@@ -318,51 +271,6 @@ static int k_argmax(void *bctx, const em_kcall *c)
         return em_set_error(EM_ERR_INVALID, "cuda: argmax: empty dim");
     to_arg(&out, &c->out[0]);
     return launched(em_cu_argmax(st, &kept, &ink, len, stride, &out), "argmax", in->dtype);
-}
-
-/* ---- fused softmax, log_softmax -------------------------------------------------------------- */
-
-/* The core's softmax and log_softmax are composites (amax, sub, exp, sum, div/log: five
- * launches and four temporaries); on cuda they are one kernel each. Their backward formulas
- * (SoftmaxBackward0, LogSoftmaxBackward0) are the core's, so autograd is unchanged, and
- * CrossEntropyLoss (NLL of log_softmax) gets the fused forward. */
-static int run_softmax(int log_softmax, const em_kcall *c)
-{
-    const char *name = log_softmax ? "log_softmax" : "softmax";
-    int rc = check(c, name, 1, 1, 1);
-    if (rc != EM_OK)
-        return rc;
-    const em_ktensor *in = &c->in[0];
-    int64_t dim = c->attrs[0].i;
-    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1) || c->out[0].dtype != in->dtype)
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: dim %lld out of range", name,
-                            (long long)dim);
-    void *st = stream_of(c, name);
-    if (!st)
-        return em_last_status();
-    int64_t len = in->ndim > 0 ? in->shape[dim] : 1, inner = 1;
-    for (int d = (int)dim + 1; d < in->ndim; d++)
-        inner *= in->shape[d];
-    int64_t rows = len > 0 ? in->numel / len : 0;
-    if (rows == 0)
-        return EM_OK;
-    em_cu_arg a, out;
-    to_arg(&a, in);
-    to_arg(&out, &c->out[0]);
-    return launched(em_cu_softmax(st, log_softmax, rows, len, inner, &a, &out), name,
-                    in->dtype);
-}
-
-static int k_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(0, c);
-}
-
-static int k_log_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(1, c);
 }
 
 /* ---- gather, scatter_add --------------------------------------------------------------------- */
@@ -710,8 +618,6 @@ int em_cuda__register_kernels(em_registry *reg)
         {"matmul", k_matmul, EM_KERNEL_STRIDED, ALL},
         {"gather", k_gather, EM_KERNEL_STRIDED, ALL},
         {"scatter_add", k_scatter_add, EM_KERNEL_STRIDED, ALL},
-        {"softmax", k_softmax, 0, FLOAT},
-        {"log_softmax", k_log_softmax, 0, FLOAT},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         int rc = em_register_kernel(reg, "cuda", table[i].op, table[i].fn, table[i].flags,

@@ -201,7 +201,8 @@ static int cu_init(em_registry *reg)
         return rc;
     if (s->ndev == 0)
         return EM_OK;            /* registered, unavailable, no kernels */
-    return em_cuda__register_kernels(reg);
+    rc = em_cuda__register_kernels(reg);
+    return rc < 0 ? rc : em_cuda__register_rows(reg);
 }
 
 static void cu_shutdown(void)

@@ -1,0 +1,121 @@
+/* backends/cuda/rows.c - the fused row kernels of backend "cuda" (device code in rows.cu):
+ * softmax and log_softmax, cross_entropy and cross_entropy_backward. The core has composites
+ * for all four; on cuda each is one or two launches instead of five to ten, with no
+ * temporaries beyond a few bytes of scratch from the caching allocator.
+ */
+#include "cuda.h"
+#include "kcall.h"
+
+/* ---- fused softmax, log_softmax -------------------------------------------------------------- */
+
+/* The core's softmax and log_softmax are composites (amax, sub, exp, sum, div/log: five
+ * launches and four temporaries); on cuda they are one kernel each. Their backward formulas
+ * (SoftmaxBackward0, LogSoftmaxBackward0) are the core's, so autograd is unchanged. */
+static int run_softmax(int log_softmax, const em_kcall *c)
+{
+    const char *name = log_softmax ? "log_softmax" : "softmax";
+    int rc = check(c, name, 1, 1, 1);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *in = &c->in[0];
+    int64_t dim = c->attrs[0].i;
+    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1) || c->out[0].dtype != in->dtype)
+        return em_set_error(EM_ERR_INVALID, "cuda: %s: dim %lld out of range", name,
+                            (long long)dim);
+    void *st = stream_of(c, name);
+    if (!st)
+        return em_last_status();
+    int64_t len = in->ndim > 0 ? in->shape[dim] : 1, inner = 1;
+    for (int d = (int)dim + 1; d < in->ndim; d++)
+        inner *= in->shape[d];
+    int64_t rows = len > 0 ? in->numel / len : 0;
+    if (rows == 0)
+        return EM_OK;
+    em_cu_arg a, out;
+    to_arg(&a, in);
+    to_arg(&out, &c->out[0]);
+    return launched(em_cu_softmax(st, log_softmax, rows, len, inner, &a, &out), name,
+                    in->dtype);
+}
+
+static int k_softmax(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    return run_softmax(0, c);
+}
+
+static int k_log_softmax(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    return run_softmax(1, c);
+}
+
+/* ---- cross entropy ---------------------------------------------------------------------------- */
+
+/* Scratch from the device's pool, released as soon as the launches are enqueued: the pool
+ * hands it out again only to work that runs after them on the same stream. */
+static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
+{
+    const char *name = backward ? "cross_entropy_backward" : "cross_entropy";
+    int rc = check(c, name, backward ? 4 : 3, 1, 2);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *x = &c->in[0];
+    int red = (int)c->attrs[1].i;
+    if (x->ndim != 2 || red < EM_CU_RED_NONE || red > EM_CU_RED_SUM)
+        return em_set_error(EM_ERR_INVALID, "cuda: %s: expected (N, C) logits and a reduction, "
+                            "got %d dims and reduction %d", name, x->ndim, red);
+    void *st = stream_of(c, name);
+    if (!st)
+        return em_last_status();
+    int64_t n = x->shape[0], nc = x->shape[1];
+    size_t bytes = em_cu_cross_entropy_scratch(n, red, backward);
+    void *scratch = bytes ? em_cuda__alloc(bctx, c->device, bytes) : NULL;
+    if (bytes && !scratch)
+        return em_last_status();
+    em_cu_arg ax, at, aw, ag, out;
+    to_arg(&ax, x);
+    to_arg(&at, &c->in[1]);
+    to_arg(&aw, &c->in[2]);
+    to_arg(&out, &c->out[0]);
+    int64_t ignore = c->attrs[0].i;
+    if (backward) {
+        to_arg(&ag, &c->in[3]);
+        rc = em_cu_cross_entropy_backward(st, red, ignore, n, nc, &ax, &at, &aw, &ag, &out,
+                                          scratch);
+    } else {
+        rc = em_cu_cross_entropy(st, red, ignore, n, nc, &ax, &at, &aw, &out, scratch);
+    }
+    if (scratch)
+        em_cuda__free(bctx, c->device, scratch, bytes);
+    return launched(rc, name, x->dtype);
+}
+
+static int k_cross_entropy(void *bctx, const em_kcall *c)
+{
+    return run_cross_entropy(bctx, c, false);
+}
+
+static int k_cross_entropy_backward(void *bctx, const em_kcall *c)
+{
+    return run_cross_entropy(bctx, c, true);
+}
+
+int em_cuda__register_rows(em_registry *reg)
+{
+    static const struct {
+        const char *op;
+        em_kernel_fn fn;
+    } table[] = {
+        {"softmax", k_softmax},
+        {"log_softmax", k_log_softmax},
+        {"cross_entropy", k_cross_entropy},
+        {"cross_entropy_backward", k_cross_entropy_backward},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        int rc = em_register_kernel(reg, "cuda", table[i].op, table[i].fn, 0, EM_DTYPES_FLOAT);
+        if (rc < 0)
+            return rc;
+    }
+    return EM_OK;
+}
