@@ -8,6 +8,13 @@
  *     CosineAnnealingLR(T_max, eta_min=0)    eta_min + (base - eta_min) * (1 + cos(pi*epoch/T_max)) / 2
  *     LinearLR(start_factor=1/3, end_factor=1, total_iters=5)
  *                                            base * (start + (end - start) * min(epoch, total) / total)
+ *     ExponentialLR(gamma)                   base * gamma^epoch
+ *     ConstantLR(factor=1/3, total_iters=5)  base * factor while epoch < total_iters, then base
+ *     SequentialLR(S0, S1, ..., milestones=[m1, ...])
+ *                                            S_i at epoch - m_i, where i = number of milestones
+ *                                            <= epoch (m_0 = 0): PyTorch restarts each scheduler
+ *                                            at step(0) when its milestone comes, from the same
+ *                                            initial lr. The S_i are specs of the schedulers above.
  *
  * PyTorch steps schedulers with a recursive form (each lr from the previous one); it equals the
  * closed form up to rounding, and the closed form keeps no state, so a scheduler can be rebuilt
@@ -15,6 +22,7 @@
  * return NaN with the error set, and the core refuses the scheduler.
  */
 #include <math.h>
+#include <string.h>
 
 #include "optim.h"
 
@@ -94,6 +102,80 @@ static double linear_lr(const em_args *a, double base, int epoch)
     return base * (start + (end - start) * (double)e / (double)total);
 }
 
+/* ---- ExponentialLR ------------------------------------------------------------------------------ */
+
+static const em_param_decl exponential_params[] = {{"gamma", EM_PARAM_FLOAT, NULL}};
+
+static double exponential_lr(const em_args *a, double base, int epoch)
+{
+    return base * pow(em_args_float(a, "gamma"), (double)epoch);
+}
+
+/* ---- ConstantLR ------------------------------------------------------------------------------ */
+
+static const em_param_decl constant_params[] = {
+    {"factor", EM_PARAM_FLOAT, "0.3333333333333333"},
+    {"total_iters", EM_PARAM_INT, "5"},
+};
+
+static double constant_lr(const em_args *a, double base, int epoch)
+{
+    double f = em_args_float(a, "factor");
+    if (!(f >= 0 && f <= 1))
+        return invalid("ConstantLR", "factor must be between 0 and 1", f);
+    return epoch < em_args_int(a, "total_iters") ? base * f : base;
+}
+
+/* ---- SequentialLR ---------------------------------------------------------------------------- */
+
+static const em_param_decl sequential_params[] = {
+    {"schedulers", EM_PARAM_SPECS_VARARG, NULL},
+    {"milestones", EM_PARAM_INTS, NULL},
+};
+
+static const em_scheduler_ops *scheduler_type(const char *name);
+
+/* Scheduler `spec` (one of this plugin's) at `epoch`; NaN with the error set when it is
+ * unknown, nested, or invalid. */
+static double child_lr(const em_spec *spec, double base, int epoch)
+{
+    const em_scheduler_ops *ops = scheduler_type(em_spec_name(spec));
+    if (!ops || !strcmp(ops->name, "SequentialLR")) {
+        em_set_error(EM_ERR_INVALID, "SequentialLR: '%s' cannot be one of its schedulers (use "
+                     "StepLR, MultiStepLR, CosineAnnealingLR, LinearLR, ExponentialLR or "
+                     "ConstantLR)", em_spec_name(spec));
+        return NAN;
+    }
+    em_args *a = em_args_bind(spec, ops->nparams, ops->params);
+    double lr = a ? ops->lr_at(a, base, epoch) : NAN;
+    em_args_free(a);
+    return lr;
+}
+
+static double sequential_lr(const em_args *a, double base, int epoch)
+{
+    int ns = em_args_count(a, "schedulers"), nm = em_args_count(a, "milestones");
+    if (ns != nm + 1) {
+        em_set_error(EM_ERR_INVALID,
+                     "SequentialLR: %d scheduler(s) need %d milestone(s), got %d", ns,
+                     ns > 0 ? ns - 1 : 0, nm);
+        return NAN;
+    }
+    for (int i = 1; i < nm; i++)
+        if (em_args_int_at(a, "milestones", i) <= em_args_int_at(a, "milestones", i - 1))
+            return invalid("SequentialLR", "milestones must increase",
+                           (double)em_args_int_at(a, "milestones", i));
+    /* at construction, every scheduler is checked, not only the first */
+    for (int i = 1; epoch == 0 && i < ns; i++)
+        if (isnan(child_lr(em_args_spec_at(a, "schedulers", i), base, 0)))
+            return NAN;
+    int k = 0;
+    while (k < nm && em_args_int_at(a, "milestones", k) <= epoch)
+        k++;
+    int64_t start = k > 0 ? em_args_int_at(a, "milestones", k - 1) : 0;
+    return child_lr(em_args_spec_at(a, "schedulers", k), base, (int)(epoch - start));
+}
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 #define SCHED(name_, params_, fn_)                                                            \
@@ -104,7 +186,18 @@ static const em_scheduler_ops schedulers[] = {
     SCHED("MultiStepLR", multistep_params, multistep_lr),
     SCHED("CosineAnnealingLR", cosine_params, cosine_lr),
     SCHED("LinearLR", linear_params, linear_lr),
+    SCHED("ExponentialLR", exponential_params, exponential_lr),
+    SCHED("ConstantLR", constant_params, constant_lr),
+    SCHED("SequentialLR", sequential_params, sequential_lr),
 };
+
+static const em_scheduler_ops *scheduler_type(const char *name)
+{
+    for (size_t i = 0; i < sizeof schedulers / sizeof schedulers[0]; i++)
+        if (!strcmp(schedulers[i].name, name))
+            return &schedulers[i];
+    return NULL;
+}
 
 int em_optim__register_schedulers(em_registry *reg)
 {

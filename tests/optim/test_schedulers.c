@@ -1,4 +1,5 @@
-/* tests/optim/test_schedulers.c - StepLR, MultiStepLR, CosineAnnealingLR and LinearLR: the
+/* tests/optim/test_schedulers.c - StepLR, MultiStepLR, CosineAnnealingLR, LinearLR,
+ * ExponentialLR, ConstantLR and SequentialLR: the
  * learning rates PyTorch 1.13 printed for each epoch (golden/torch_values.h), values worked out
  * by hand, bad arguments, and a schedule driving an optimizer's updates. */
 #include "helpers.h"
@@ -86,6 +87,18 @@ Test(schedulers, linear_lr_defaults_ramp_from_a_third)
     }
 }
 
+Test(schedulers, sequential_lr_restarts_each_schedule_at_its_milestone)
+{
+    double got[9];
+    lr_sequence("SequentialLR(ConstantLR(factor=0.5, total_iters=10), StepLR(2, gamma=0.5), "
+                "milestones=[3])",
+                1.0, 9, got);
+    /* ConstantLR for epochs 0-2, then StepLR from its own epoch 0 */
+    const double want[] = {0.5, 0.5, 0.5, 1, 1, 0.5, 0.5, 0.25, 0.25};
+    for (int e = 0; e < 9; e++)
+        cr_assert(emt_close(got[e], want[e], 1e-15), "epoch %d: %g", e, got[e]);
+}
+
 Test(schedulers, a_schedule_drives_the_updates)
 {
     em_module *m = opt_module("TestParams(a=[0], dtype=\"float64\")");
@@ -119,11 +132,27 @@ Test(schedulers, bad_arguments_are_refused_and_leave_the_lr_alone)
         {"LinearLR(start_factor=1.5)", "start_factor must be between 0 and 1"},
         {"LinearLR(end_factor=-0.5)", "end_factor must be between 0 and 1"},
         {"LinearLR(total_iters=0)", "total_iters must be at least 1"},
+        {"ConstantLR(factor=1.5)", "factor must be between 0 and 1"},
+        {"SequentialLR(LinearLR(), StepLR(2), milestones=[3])", ""},
+        {"SequentialLR(LinearLR(), StepLR(2))", "missing required argument 'milestones'"},
+        {"SequentialLR(LinearLR(), StepLR(2), milestones=[3, 5])",
+         "2 scheduler(s) need 1 milestone(s), got 2"},
+        {"SequentialLR(LinearLR(), StepLR(2), StepLR(3), milestones=[5, 5])",
+         "milestones must increase"},
+        {"SequentialLR(LinearLR(), CosineAnnealingLR(T_max=0), milestones=[3])",
+         "T_max must be at least 1"},
+        {"SequentialLR(LinearLR(), SGD(lr=1), milestones=[3])",
+         "'SGD' cannot be one of its schedulers"},
         {"StepLr(3)", "did you mean 'StepLR'?"},
         {"SGD(lr=0.1)", "unknown scheduler 'SGD'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         EMT_CONTEXT("%s", cases[i][0]);
+        if (!cases[i][1][0]) {   /* a valid one among them: accepted */
+            em_scheduler_free(sched(cases[i][0], o));
+            em_optimizer_set_lr(o, 0.1);
+            continue;
+        }
         cr_assert_null(em_scheduler_new(cases[i][0], o), "%s was accepted", cases[i][0]);
         EMT_ASSERT_ERROR(cases[i][1]);
         cr_assert_float_eq(em_optimizer_lr(o), 0.1, 0, "%s changed the lr", cases[i][0]);

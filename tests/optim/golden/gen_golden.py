@@ -163,6 +163,23 @@ SCHEDULERS = [
     ("LinearLR(start_factor=0.5, end_factor=0.1, total_iters=4)", 0.2, 8,
      lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.5, end_factor=0.1,
                                                  total_iters=4)),
+    ("ExponentialLR(gamma=0.8)", 0.1, 10,
+     lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.8)),
+    ("ConstantLR()", 0.3, 8, lambda o: torch.optim.lr_scheduler.ConstantLR(o)),
+    ("ConstantLR(factor=0.5, total_iters=2)", 0.1, 5,
+     lambda o: torch.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=2)),
+    # warm-up then cosine decay, the usual use of SequentialLR
+    ("SequentialLR(LinearLR(start_factor=0.1, total_iters=4), CosineAnnealingLR(T_max=6), "
+     "milestones=[4])", 0.1, 16,
+     lambda o: torch.optim.lr_scheduler.SequentialLR(
+         o, [torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=4),
+             torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=6)], milestones=[4])),
+    ("SequentialLR(ConstantLR(factor=0.5, total_iters=2), ExponentialLR(0.9), StepLR(2), "
+     "milestones=[3, 6])", 0.2, 11,
+     lambda o: torch.optim.lr_scheduler.SequentialLR(
+         o, [torch.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=2),
+             torch.optim.lr_scheduler.ExponentialLR(o, 0.9),
+             torch.optim.lr_scheduler.StepLR(o, 2)], milestones=[3, 6])),
 ]
 
 
