@@ -18,6 +18,7 @@
 
 namespace {
 
+/* The compute type: f64 for f64, f32 for f32, f16 and bf16. */
 template <class S>
 using AccOf = typename std::conditional<std::is_same<S, double>::value, double, float>::type;
 
@@ -26,7 +27,7 @@ using AccOf = typename std::conditional<std::is_same<S, double>::value, double, 
 template <class S, bool LOG>
 __global__ void softmax_k(int64_t rows, int64_t len, int64_t inner, em_cu_arg in, em_cu_arg out)
 {
-    typedef typename std::conditional<std::is_same<S, double>::value, double, float>::type A;
+    typedef AccOf<S> A;
     __shared__ A sh[THREADS];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         int64_t o = r / inner, i = r % inner;
