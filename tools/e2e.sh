@@ -92,6 +92,10 @@ check "a missing data file names the file" 1 'missing\.csv' -- "$ember" train "$
 printf '[data]\ndataset = CSV(path="%s/examples/data/digits.csv")\n[model]\nspec = Linaer(64, 10)\n[train]\noptimizer = SGD(lr=0.1)\n' "$PWD" > "$run/badmodel.ini"
 check "an unknown layer gets a did-you-mean" 1 "unknown module type 'Linaer'; did you mean 'Linear'" -- \
     "$ember" train "$run/badmodel.ini"
+printf '[data]\ndataset = CSV(path="%s/examples/data/digits.csv", label="label", scale=0.0625)\n[model]\nspec = Linear(64, 10)\nloss = CrossEntropyLoss()\n[train]\noptimizer = SGD(lr=0.1)\nscheduler = SequentialLR(LinearLR(start_factor=0.1, total_iters=2), StepLR(1, gamma=0.5), milestones=[2])\nepochs = 4\n' "$PWD" > "$run/sched.ini"
+check "a warm-up schedule sets each epoch's lr" 0 '^0\.01 0\.055 0\.1 0\.05$' -- \
+    sh -c "'$ember' train '$run/sched.ini' --out '$run/sched' --quiet >/dev/null &&
+           cut -d, -f5 '$run/sched/metrics.csv' | tail -n +2 | paste -sd' '"
 "$ember" train examples/digits.ini --out "$run/int" --epochs 100000 --quiet >"$run/int.log" 2>&1 &
 pid=$!
 sleep 2
