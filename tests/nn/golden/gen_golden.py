@@ -31,53 +31,20 @@ The files are safetensors (8-byte little-endian header length, JSON header, raw 
 bytes), written by safetensors.torch.save_file when that package is installed for this
 interpreter, else by hand in the same format.
 """
-import json
 import os
-import struct
+import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.float16: "F16"}
-
-
-def tensor_bytes(t):
-    t = t.detach().contiguous().cpu()
-    try:
-        return t.numpy().tobytes()
-    except (RuntimeError, TypeError):   # no numpy for this interpreter
-        return bytes(t.view(-1).view(torch.uint8).tolist())
+sys.path.insert(0, os.path.join(HERE, "..", ".."))
+from golden_safetensors import save_safetensors  # noqa: E402  (tests/golden_safetensors.py)
 
 
 def save(tensors, name, metadata=None):
-    path = os.path.join(HERE, name)
-    metadata = dict(metadata or {})
-    metadata.setdefault("format", "pt")
-    try:
-        from safetensors.torch import save_file
-    except ImportError:
-        save_file = None
-    if save_file is not None:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path, metadata)
-        return
-    header, blobs, off = {}, [], 0
-    for key, t in tensors.items():
-        b = tensor_bytes(t)
-        header[key] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape),
-                       "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = metadata
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-    os.replace(path + ".tmp", path)
+    save_safetensors(tensors, os.path.join(HERE, name), metadata)
 
 
 # ---- the tutorial's MLP and a small CNN ---------------------------------------------------------
