@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tools/test.sh - set up, build, and run every test: the unit suite, then the same suite built
-# with AddressSanitizer + UndefinedBehaviorSanitizer, then the examples end to end.
+# tools/test.sh - set up, build, and run every test: the unit suite, the unit suite again with
+# tensors on the OpenCL backend by default (when it is built and usable), the unit suite built
+# with AddressSanitizer + UndefinedBehaviorSanitizer, valgrind, then the examples end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build
@@ -8,6 +9,17 @@ export EMBER_CONFIG=
 
 echo "== unit tests"
 meson test -C build --print-errorlogs --num-processes 2
+
+echo "== unit tests with EMBER_BACKEND=opencl"
+# Tests that rely on the CPU pin it themselves; the rest must pass on any default device. The
+# log has its own name so that the closing count reads both runs (no stale one from before).
+rm -f build/meson-logs/testlog-opencl.txt
+if EMBER_PLUGIN_PATH= EMBER_BACKEND=opencl build/tools/ember info >/dev/null 2>&1; then
+    EMBER_BACKEND=opencl meson test -C build --suite unit --logbase testlog-opencl \
+        --print-errorlogs --num-processes 2
+else
+    echo "skipped: the opencl backend is not built or has no usable device here"
+fi
 
 echo "== unit tests under ASan + UBSan"
 if [ ! -f build-asan/build.ninja ]; then
@@ -26,12 +38,15 @@ echo "== examples and the ember tool"
 e2e_rc=0
 tools/e2e.sh build | tee build/e2e.log || e2e_rc=$?
 
-# One closing line over everything: Criterion's per-test counts from both runs, plus e2e.
+# One closing line over everything: Criterion's per-test counts from every run, plus e2e.
+logs=(build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt)
+if [ -f build/meson-logs/testlog-opencl.txt ]; then
+    logs+=(build/meson-logs/testlog-opencl.txt)
+fi
 awk '/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1);
                                                         if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
      /^(e2e|valgrind): / { p += $2; f += $4 }
      /^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$/ { p += $1; f += $3 }
      END { printf "tests: %d passed, %d failed\n", p, f }' \
-    build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt build/valgrind.log \
-    build/e2e.log
+    "${logs[@]}" build/valgrind.log build/e2e.log
 exit "$e2e_rc"

@@ -43,6 +43,15 @@ static inline void emt_setup(void)
 
 static inline void emt_teardown(void) { em_shutdown(); }
 
+/* Makes the CPU the default device whatever EMBER_BACKEND says, for a test about CPU behaviour:
+ * raw host memory through em_data_ptr, PyTorch's CPU repr, CPU-only kernels. As a test's own
+ * init it runs after the suite's (Criterion runs both): Test(s, name, .init = emt_pin_cpu). */
+static inline void emt_pin_cpu(void)
+{
+    cr_assert_eq(em_set_default_device(em_device_parse("cpu")), EM_OK, "pinning the CPU: %s",
+                 em_last_error());
+}
+
 /* ---- building tensors ------------------------------------------------------------------ */
 
 /* EMT_VALS(1, 2, 3) is a const double array literal. */

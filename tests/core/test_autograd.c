@@ -21,7 +21,7 @@ static em_tensor *leaf(em_dtype dt, int ndim, const int64_t *shape, const double
 
 /* ---- the tutorial ------------------------------------------------------------------------- */
 
-Test(autograd, tutorial_a_times_b_times_two_gives_40_and_20)
+Test(autograd, tutorial_a_times_b_times_two_gives_40_and_20, .init = emt_pin_cpu)
 {
     em_tensor *a = scalar_leaf(10), *b = scalar_leaf(20);
     em_requires_grad_(a, true);
@@ -361,7 +361,7 @@ Test(autograd, broadcast_inputs_get_gradients_of_their_own_shape)
     em_release(b);
 }
 
-Test(autograd, linear_records_addmm_and_printing_shows_grad_fn)
+Test(autograd, linear_records_addmm_and_printing_shows_grad_fn, .init = emt_pin_cpu)
 {
     em_tensor *x = emt_tensor(EM_F32, EM_SHAPE(1, 2), EMT_VALS(1, 2));
     em_tensor *w = leaf(EM_F32, EM_SHAPE(1, 2), EMT_VALS(3, 4));

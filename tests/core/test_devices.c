@@ -74,7 +74,7 @@ Test(devices, a_transposed_tensor_moves_in_logical_order)
 
 Test(devices, ops_on_two_devices_fail_naming_both)
 {
-    em_tensor *a = em_ones(EM_SHAPE(3), NULL);
+    em_tensor *a = em_ones(EM_SHAPE(3), &(em_opts){.device = dev("cpu")});
     em_tensor *b = em_ones(EM_SHAPE(3), &(em_opts){.device = dev("mock:1")});
     cr_assert_not_null(b, "%s", em_last_error());
     cr_assert_null(em_add(a, b));
@@ -158,8 +158,9 @@ Test(devices_fallback, cpu_fallback_runs_a_missing_op_and_returns_to_the_device)
 Test(devices, a_copied_tensor_is_not_a_leaf_and_the_gradient_lands_on_the_original)
 {
     float ten = 10, twenty = 20, g = 0;
-    em_tensor *a = em_tensor_from_data(&ten, EM_F32, EM_SHAPE(1), &(em_opts){.requires_grad = true});
-    em_tensor *b = em_tensor_from_data(&twenty, EM_F32, EM_SHAPE(1), &(em_opts){.requires_grad = true});
+    em_opts o = {.device = dev("cpu"), .requires_grad = true};
+    em_tensor *a = em_tensor_from_data(&ten, EM_F32, EM_SHAPE(1), &o);
+    em_tensor *b = em_tensor_from_data(&twenty, EM_F32, EM_SHAPE(1), &o);
     em_tensor *am = em_to(a, dev("mock:0")), *bm = em_to(b, dev("mock:0"));
     cr_assert_not(em_is_leaf(am));
     cr_assert_str_eq(em_grad_fn_name(am), "ToCopyBackward0");

@@ -144,7 +144,7 @@ Test(errors, other_view_arguments_are_checked)
 
 /* ---- devices, dtypes, creation -------------------------------------------------------------- */
 
-Test(errors, an_unknown_backend_name_is_refused)
+Test(errors, an_unknown_backend_name_is_refused, .init = emt_pin_cpu)
 {
     em_device d = em_device_parse("tpu");
     cr_assert_eq(d.index, -1);

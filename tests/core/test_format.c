@@ -13,6 +13,8 @@ static void setup(void)
 {
     setenv("EMBER_CONFIG", "", 0);     /* no user config, unless the test environment names one */
     cr_assert_eq(em_init(NULL), EM_OK, "em_init: %s", em_last_error());
+    /* PyTorch's reprs of CPU tensors (no device='...' suffix), whatever EMBER_BACKEND says */
+    cr_assert_eq(em_set_default_device(em_device_parse("cpu")), EM_OK, "%s", em_last_error());
 }
 
 /* Runs after the suite's setup (Criterion runs both). */

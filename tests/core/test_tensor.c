@@ -275,16 +275,20 @@ Test(tensor, randint_draws_int64_values_in_the_half_open_range)
 Test(tensor, random_draws_follow_the_philox_stream_of_numeric_h)
 {
     /* After em_manual_seed(s) the generator's offset is 0; each draw advances it by the
-     * blocks it used. n is odd and large enough to be split across threads. */
+     * blocks it used. n is odd and large enough to be split across threads. Every backend
+     * draws the same stream, so this runs on the default device. */
     const uint64_t seed = 20240611;
     const int64_t n = 50001;
     em_manual_seed(seed);
     em_tensor *u = EMT_OK(em_rand(1, &n, NULL));
     em_tensor *g = EMT_OK(em_randn(1, &n, NULL));
     em_tensor *k = EMT_OK(em_randint(-3, 1000, 1, &n, NULL));
-    float *uf = em_data_ptr(u), *gf = em_data_ptr(g);
-    int64_t *ki = em_data_ptr(k);
-    cr_assert(uf && gf && ki, "%s", em_last_error());
+    float *uf = malloc((size_t)n * sizeof *uf), *gf = malloc((size_t)n * sizeof *gf);
+    int64_t *ki = malloc((size_t)n * sizeof *ki);
+    cr_assert(uf && gf && ki);
+    cr_assert_eq(em_copy_to_host(u, uf, (size_t)n * sizeof *uf), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_copy_to_host(g, gf, (size_t)n * sizeof *gf), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_copy_to_host(k, ki, (size_t)n * sizeof *ki), EM_OK, "%s", em_last_error());
     uint64_t off_g = em_philox_blocks_uniform((uint64_t)n);
     uint64_t off_k = off_g + em_philox_blocks_pair((uint64_t)n);
     for (int64_t i = 0; i < n; i++) {
@@ -298,6 +302,9 @@ Test(tensor, random_draws_follow_the_philox_stream_of_numeric_h)
         cr_assert_eq(ki[i], wk, "randint[%lld] = %lld, the stream gives %lld", (long long)i,
                      (long long)ki[i], (long long)wk);
     }
+    free(ki);
+    free(gf);
+    free(uf);
     em_release(k);
     em_release(g);
     em_release(u);
@@ -634,7 +641,7 @@ Test(tensor, permute_reorders_shape_and_strides)
     em_release(base);
 }
 
-Test(tensor, narrow_offsets_into_the_same_storage)
+Test(tensor, narrow_offsets_into_the_same_storage, .init = emt_pin_cpu)
 {
     em_tensor *base = iota(EM_SHAPE(4, 3));
     em_tensor *rows = EMT_OK(em_narrow(base, 0, 1, 2));
@@ -773,7 +780,7 @@ Test(tensor, view_of_a_transposed_tensor_fails_while_reshape_copies)
     em_release(base);
 }
 
-Test(tensor, contiguous_of_a_transposed_tensor_lays_out_the_new_order)
+Test(tensor, contiguous_of_a_transposed_tensor_lays_out_the_new_order, .init = emt_pin_cpu)
 {
     em_tensor *base = iota(EM_SHAPE(2, 3));
     em_tensor *t = EMT_OK(em_t(base));
@@ -913,7 +920,7 @@ Test(tensor, to_dtype_to_the_same_dtype_returns_the_tensor_itself)
     em_release(a);
 }
 
-Test(tensor, to_dtype_of_a_transposed_view_keeps_the_logical_order)
+Test(tensor, to_dtype_of_a_transposed_view_keeps_the_logical_order, .init = emt_pin_cpu)
 {
     em_tensor *base = iota(EM_SHAPE(2, 3));
     em_tensor *t = EMT_OK(em_t(base));
@@ -1085,7 +1092,7 @@ Test(tensor, tensors_from_outside_a_scope_survive_it)
 
 /* ---- printing ------------------------------------------------------------------------------- */
 
-Test(tensor, str_prints_the_tutorial_tensor_like_pytorch)
+Test(tensor, str_prints_the_tutorial_tensor_like_pytorch, .init = emt_pin_cpu)
 {
     int64_t my_arr[2][3] = MY_ARR_INIT;
     em_tensor *t1 = EMT_OK(em_tensor_from_data(my_arr, EM_I64, EM_SHAPE(2, 3), NULL));

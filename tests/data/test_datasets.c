@@ -183,7 +183,7 @@ Test(datasets, an_incomplete_vtable_is_refused)
 
 /* ---- TensorDataset ---------------------------------------------------------------------------- */
 
-Test(datasets, a_tensor_dataset_shares_contiguous_cpu_tensors)
+Test(datasets, a_tensor_dataset_shares_contiguous_cpu_tensors, .init = emt_pin_cpu)
 {
     em_tensor *x = emt_tensor(EM_F32, EM_SHAPE(3, 2), EMT_VALS(1, 2, 3, 4, 5, 6));
     em_tensor *y = emt_tensor(EM_I64, EM_SHAPE(3), EMT_VALS(2, 0, 1));

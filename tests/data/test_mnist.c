@@ -168,7 +168,7 @@ Test(mnist, bad_headers_and_sizes_are_reported_with_the_file)
                           "unexpected data after the 2 bytes the header announces");
 }
 
-Test(mnist, debians_fashion_mnist_reads_as_torchvision_gives_it)
+Test(mnist, debians_fashion_mnist_reads_as_torchvision_gives_it, .init = emt_pin_cpu)
 {
     struct stat st;
     if (stat(FASHION_ROOT "/train-images-idx3-ubyte.gz", &st) != 0)

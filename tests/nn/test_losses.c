@@ -238,12 +238,14 @@ Test(losses, input_and_target_on_different_devices_is_an_error)
 {
     em_device mock = em_device_parse("mock:0");
     cr_assert_geq(mock.index, 0, "%s", em_last_error());
+    em_opts cpu = {.device = em_device_parse("cpu")};
     em_tensor *x = em_zeros(EM_SHAPE(2, 3), &(em_opts){.device = mock});
-    em_tensor *t = idx(2, (int64_t[]){0, 1});
+    em_tensor *t = em_tensor_from_data((int64_t[]){0, 1}, EM_I64, EM_SHAPE(2), &cpu);
+    cr_assert(x && t, "%s", em_last_error());
     em_module *m = nnt_module("CrossEntropyLoss()");
     EMT_ASSERT_FAILS(em_loss(m, x, t), "CrossEntropyLoss: input is on mock:0 but target is on cpu");
     em_module *mse = nnt_module("MSELoss()");
-    em_tensor *y = em_zeros(EM_SHAPE(2, 3), NULL);
+    em_tensor *y = em_zeros(EM_SHAPE(2, 3), &cpu);
     EMT_ASSERT_FAILS(em_loss(mse, x, y), "MSELoss: input is on mock:0 but target is on cpu");
     em_release(x);
     em_release(y);

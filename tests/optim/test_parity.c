@@ -316,11 +316,12 @@ Test(parity, an_adam_optimizer_made_before_the_move_trains_the_tutorials_mlp)
     em_tensor *w = em_module_get(moved, "2.weight");
     em_tensor *m1 = em_optimizer_slot(om, 2, "exp_avg");
     cr_assert_not_null(m1);
-    em_device mock = em_device_parse("mock:1"), cpu = em_device_parse("cpu");
+    em_device mock = em_device_parse("mock:1"), home = em_device_of(w);
     cr_assert_eq(em_module_to(moved, mock), EM_OK, "%s", em_last_error());
     cr_assert(em_device_eq(em_device_of(w), mock));
     cr_assert(em_device_eq(em_device_of(m1), mock), "Adam's state went along");
-    cr_assert_eq(em_module_to(moved, cpu), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_module_to(moved, home), EM_OK, "%s", em_last_error());
+    cr_assert(em_device_eq(em_device_of(w), home));
     cr_assert_eq(em_module_get(moved, "2.weight"), w);
     cr_assert_eq(em_optimizer_param(om, 2), w);
     cr_assert_eq(em_optimizer_slot(om, 2, "exp_avg"), m1);
