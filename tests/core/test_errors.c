@@ -567,3 +567,44 @@ Test(errors, gather_through_em_op_call_checks_dim_and_index_bounds)
     em_release(idx);
     em_release(a);
 }
+
+static em_tensor *scatter_add_op(em_tensor *a, em_tensor *idx, em_tensor *src, int64_t dim)
+{
+    em_attr at = {0};
+    at.i = dim;
+    return em_op_call("scatter_add", 3, (em_tensor *[]){a, idx, src}, 1, &at);
+}
+
+/* The same for scatter_add, without em_scatter_add's narrowing of src: the backends' kernels
+ * write at the index values and read src over the index's shape without checking either. */
+Test(errors, scatter_add_through_em_op_call_checks_dim_index_and_src)
+{
+    em_tensor *a = EMT_OK(em_zeros(EM_SHAPE(2, 3), NULL));
+    em_tensor *idx = emt_tensor(EM_I64, EM_SHAPE(2, 1), EMT_VALS(0, 1));
+    em_tensor *src = EMT_OK(em_ones(EM_SHAPE(2, 1), NULL));
+    em_tensor *r = EMT_OK(scatter_add_op(a, idx, src, 1));
+    EMT_ASSERT_LIST(r, 0, 1, 0, 0, 0, 1, 0);
+    em_release(r);
+    em_tensor *far = emt_tensor(EM_I64, EM_SHAPE(2, 1), EMT_VALS(0, 3));
+    EMT_ASSERT_FAILS(scatter_add_op(a, far, src, 1),
+                     "scatter_add: index 3 is out of bounds for dim 1 of size 3");
+    em_tensor *wide = EMT_OK(em_ones(EM_SHAPE(2, 2), NULL));
+    EMT_ASSERT_FAILS(scatter_add_op(a, idx, wide, 1),
+                     "scatter_add: src [2, 2] must have the index's shape [2, 1]");
+    em_tensor *narrow = EMT_OK(em_ones(EM_SHAPE(1, 1), NULL));
+    EMT_ASSERT_FAILS(scatter_add_op(a, idx, narrow, 1), "scatter_add: index [2, 1] is larger than");
+    em_tensor *flat = EMT_OK(em_ones(EM_SHAPE(2), NULL));
+    EMT_ASSERT_FAILS(scatter_add_op(a, idx, flat, 1), "must have as many dims as input");
+    em_tensor *f64 = EMT_OK(em_ones(EM_SHAPE(2, 1), &(em_opts){.dtype = EM_F64}));
+    EMT_ASSERT_FAILS(scatter_add_op(a, idx, f64, 1),
+                     "scatter_add: src dtype float64 differs from input dtype float32");
+    EMT_ASSERT_FAILS(scatter_add_op(a, idx, src, 2), "scatter_add: dim 2 out of range");
+    em_release(f64);
+    em_release(flat);
+    em_release(narrow);
+    em_release(wide);
+    em_release(far);
+    em_release(src);
+    em_release(idx);
+    em_release(a);
+}
