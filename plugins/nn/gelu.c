@@ -143,7 +143,7 @@ static em_tensor *cdf_ops(em_tensor *x)
     return e;
 }
 
-static em_tensor *c_gelu(int nin, em_tensor *const *in, const em_attr *attrs)
+static em_tensor *c_gelu_f32(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     (void)nin;
     (void)attrs;
@@ -153,7 +153,13 @@ static em_tensor *c_gelu(int nin, em_tensor *const *in, const em_attr *attrs)
     return r;
 }
 
-static em_tensor *c_gelu_backward(int nin, em_tensor *const *in, const em_attr *attrs)
+/* float16/bfloat16 computed in float32 */
+static em_tensor *c_gelu(int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    return nn__opmath(c_gelu_f32, nin, in, attrs);
+}
+
+static em_tensor *c_gelu_backward_f32(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     (void)nin;
     (void)attrs;
@@ -169,6 +175,12 @@ static em_tensor *c_gelu_backward(int nin, em_tensor *const *in, const em_attr *
     em_release(d);
     em_release(x2);
     return r;
+}
+
+/* float16/bfloat16 computed in float32 */
+static em_tensor *c_gelu_backward(int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    return nn__opmath(c_gelu_backward_f32, nin, in, attrs);
 }
 
 /* ---- backward (written in ops: the gelu_backward op) ----------------------------------------- */
