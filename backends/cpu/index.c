@@ -4,9 +4,11 @@
  *   scatter_add: out = a; out[p with p[dim] := index[p]] += src[p]   for p over index
  * Both run on the elementwise iterator over views built here: a (or out) is seen with index's
  * shape and stride 0 along dim, so the iterator walks index positions and the kernel adds
- * index * stride(dim). Bounds were checked by the core. scatter_add walks positions with dim
- * collapsed and loops over dim inside, so threads own disjoint output lines (no atomics) and
- * every output element receives its contributions in index order, as PyTorch's CPU does.
+ * index * stride(dim). The core's infer functions (em__check_index) have checked dim, the
+ * index's dtype, rank, sizes and bounds, and scatter_add's src dtype and shape. scatter_add
+ * walks positions with dim collapsed and loops over dim inside, so threads own disjoint output
+ * lines (no atomics) and every output element receives its contributions in index order, as
+ * PyTorch's CPU does.
  */
 #include "cpu.h"
 
@@ -30,23 +32,6 @@ static void make_view(kview *v, const em_ktensor *t, const em_ktensor *like, int
     }
     v->kt.shape = v->shape;
     v->kt.strides = v->strides;
-}
-
-static int check_index(const em_kcall *c, const char *op, int nin)
-{
-    int rc = em_cpu__check_call(c, op, nin, 1, 1);
-    if (rc != EM_OK)
-        return rc;
-    const em_ktensor *a = &c->in[0], *idx = &c->in[1];
-    int64_t dim = c->attrs[0].i;
-    if (idx->dtype != EM_I64 || idx->ndim != a->ndim || em_cpu__elsize(a->dtype) == 0 ||
-        c->out[0].dtype != a->dtype)
-        return em_set_error(EM_ERR_INVALID, "cpu: %s: expected an int64 index with a's "
-                            "number of dims", op);
-    if (dim < 0 || dim >= (a->ndim > 0 ? a->ndim : 1))
-        return em_set_error(EM_ERR_INVALID, "cpu: %s: dim %lld out of range", op,
-                            (long long)dim);
-    return EM_OK;
 }
 
 /* ---- gather ------------------------------------------------------------------------------ */
@@ -75,7 +60,7 @@ GATHER_LOOP(gather_8, uint64_t)
 static int k_gather(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check_index(c, "gather", 2);
+    int rc = em_cpu__check_call(c, "gather", 2, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1];
@@ -184,14 +169,11 @@ static int copy_input(const em_ktensor *out, const em_ktensor *a)
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check_index(c, "scatter_add", 3);
+    int rc = em_cpu__check_call(c, "scatter_add", 3, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *out = &c->out[0];
     int dim = (int)c->attrs[0].i;
-    if (src->dtype != a->dtype || src->ndim != a->ndim)
-        return em_set_error(EM_ERR_INVALID, "cpu: scatter_add: src must match a's dtype and "
-                            "number of dims");
     rc = copy_input(out, a);
     if (rc != EM_OK || idx->numel == 0)
         return rc;

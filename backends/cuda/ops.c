@@ -275,26 +275,10 @@ static int k_argmax(void *bctx, const em_kcall *c)
 
 /* ---- gather, scatter_add --------------------------------------------------------------------- */
 
-static int check_index(const em_kcall *c, const char *op, int nin)
-{
-    int rc = check(c, op, nin, 1, 1);
-    if (rc != EM_OK)
-        return rc;
-    const em_ktensor *a = &c->in[0], *idx = &c->in[1];
-    int64_t dim = c->attrs[0].i;
-    if (idx->dtype != EM_I64 || idx->ndim != a->ndim || c->out[0].dtype != a->dtype)
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: expected an int64 index with a's "
-                            "number of dims", op);
-    if (dim < 0 || dim >= (a->ndim > 0 ? a->ndim : 1))
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: dim %lld out of range", op,
-                            (long long)dim);
-    return EM_OK;
-}
-
 static int k_gather(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check_index(c, "gather", 2);
+    int rc = check(c, "gather", 2, 1, 1);
     if (rc != EM_OK)
         return rc;
     void *st = stream_of(c, "gather");
@@ -324,7 +308,7 @@ static bool deterministic(void)
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check_index(c, "scatter_add", 3);
+    int rc = check(c, "scatter_add", 3, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *o = &c->out[0];
