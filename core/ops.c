@@ -409,18 +409,22 @@ bool em__check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em
         return false;
     }
     if (index->ndim != a->ndim || (src && src->ndim != a->ndim)) {
-        em_set_error(EM_ERR_INVALID, "%s: index %s must have as many dims as input %s", fn,
-                     em__shape_str(index->ndim, index->shape, b1, sizeof b1),
+        const em_tensor *o = index->ndim != a->ndim ? index : src;
+        em_set_error(EM_ERR_INVALID, "%s: %s %s must have as many dims as input %s", fn,
+                     o == index ? "index" : "src", em__shape_str(o->ndim, o->shape, b1, sizeof b1),
                      em__shape_str(a->ndim, a->shape, b2, sizeof b2));
         return false;
     }
     for (int d = 0; d < a->ndim; d++) {
-        bool bad = (d != dim && index->shape[d] > a->shape[d]) ||
-                   (src && index->shape[d] > src->shape[d]);
-        if (bad) {
-            em_set_error(EM_ERR_INVALID, "%s: index %s is larger than input %s in dim %d", fn,
+        /* index may not exceed the input (but along dim) nor src in any dim */
+        const em_tensor *o = d != dim && index->shape[d] > a->shape[d] ? a
+                             : src && index->shape[d] > src->shape[d] ? src
+                                                                       : NULL;
+        if (o) {
+            em_set_error(EM_ERR_INVALID, "%s: index %s is larger than %s %s in dim %d", fn,
                          em__shape_str(index->ndim, index->shape, b1, sizeof b1),
-                         em__shape_str(a->ndim, a->shape, b2, sizeof b2), d);
+                         o == a ? "input" : "src", em__shape_str(o->ndim, o->shape, b2, sizeof b2),
+                         d);
             return false;
         }
     }
