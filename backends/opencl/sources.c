@@ -1,4 +1,5 @@
-/* backends/opencl/sources.c - the OpenCL C source of every kernel family, as C strings.
+/* backends/opencl/sources.c - the OpenCL C source of every kernel family, as C strings (the
+ * row family's, softmax and cross-entropy, is in sources_rows.c).
  *
  * Each family is written once over the type macros that program.c puts in front of it
  * (T_ST, T_CT, T_LD, T_SV, ... for the dtype a program is built for; D_* for copy's
@@ -820,6 +821,7 @@ const char *const *em_ocl__family_source(em_ocl_family fam)
     case EM_OCL_SUM: case EM_OCL_AMAX: return src_reduce;
     case EM_OCL_MATMUL: return src_matmul;
     case EM_OCL_INDEX: return src_index;
+    case EM_OCL_ROWS: return em_ocl__rows_source();
     default: return src_none;
     }
 }

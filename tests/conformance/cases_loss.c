@@ -4,7 +4,8 @@
  * Every reduction, with and without class weights, with ignored targets (ignore_index set to
  * a class that the drawn targets hit, so some rows count 0 and the mean skips them), a
  * transposed input, an empty batch (mean over nothing is NaN, sum 0), the unbatched form, and
- * shapes of a training step (256 x 10) and of many classes (8 x 1000).
+ * shapes of a training step (256 x 10), of many classes (8 x 1000) and of a few long rows
+ * (3000 classes).
  * Case parameters: p.dim the reduction, p.scalar the ignore_index, p.keepdim "weighted" (the
  * weights 0.5 + 0.25 c, made by the call and the reference alike).
  */
@@ -151,7 +152,8 @@ typedef struct ce_case {
 } ce_case;
 
 static const cf_dom cls3 = {CF_INDEX, 0, 0, 0, 3}, cls5 = {CF_INDEX, 0, 0, 0, 5},
-                    cls10 = {CF_INDEX, 0, 0, 0, 10}, cls1000 = {CF_INDEX, 0, 0, 0, 1000};
+                    cls10 = {CF_INDEX, 0, 0, 0, 10}, cls1000 = {CF_INDEX, 0, 0, 0, 1000},
+                    cls3000 = {CF_INDEX, 0, 0, 0, 3000};
 #define X(nd, ...) {.ndim = nd, .shape = {__VA_ARGS__}}
 #define T(d_, nd, ...) {.ndim = nd, .shape = {__VA_ARGS__}, .dtype = EM_I64, .dom = &d_}
 
@@ -175,6 +177,9 @@ static const ce_case ce_cases[] = {
     {"unbatched, none", X(1, 5), T(cls5, 0, 0), NONE, -100, false},
     {"training batch 256 x 10", X(2, 256, 10), T(cls10, 1, 256), MEAN, -100, false},
     {"1000 classes", X(2, 8, 1000), T(cls1000, 1, 8), MEAN, -100, true},
+    /* few long rows: a backend may take a row per work-group or block here */
+    {"3000 classes", X(2, 4, 3000), T(cls3000, 1, 4), MEAN, -100, true},
+    {"3000 classes, none, class 1 ignored", X(2, 6, 3000), T(cls3, 1, 6), NONE, 1, false},
 };
 
 void cf_family_loss(cf_list *l)

@@ -154,3 +154,58 @@ Test(loss, the_op_called_directly_with_a_bad_target_fails_cleanly)
     em_release(x);
     em_release(t);
 }
+
+/* The same on OpenCL, whose fused kernels (backends/opencl/rows.c) have no host check: the row
+ * with the bad target gives NaN (its loss, the reduced loss, its gradient row), the others
+ * their values, and an ignored row still counts 0. */
+Test(loss, a_bad_target_on_opencl_gives_nan_rows_and_leaves_the_others)
+{
+    const char *why = em_backend_unavailable_reason("opencl");
+    if (!em_backend_available("opencl"))
+        cr_skip_test("no OpenCL device: %s", why ? why : "backend not built");
+    em_device dev = em_device_parse("opencl:0");
+    em_tensor *x0 = emt_tensor(EM_F32, EM_SHAPE(3, 3), EMT_VALS(1, 2, 3, 1, 1, 1, 0, 0, 0));
+    em_tensor *t0 = emt_tensor(EM_I64, EM_SHAPE(3), EMT_VALS(2, 9, -7));   /* -7: ignored */
+    em_tensor *x = EMT_OK(em_to(x0, dev)), *t = EMT_OK(em_to(t0, dev));
+    em_tensor *w = EMT_OK(em_ones(EM_SHAPE(3), &(em_opts){.dtype = EM_F32, .device = dev}));
+    em_attr at[2] = {{0}, {0}};
+    at[0].i = -7;
+    em_tensor *in[4] = {x, t, w, NULL};
+    for (int red = EM_REDUCTION_NONE; red <= EM_REDUCTION_SUM; red++) {
+        EMT_CONTEXT("reduction %d", red);
+        at[1].i = red;
+        em_tensor *r = EMT_OK(em_op_call("cross_entropy", 3, in, 2, at));
+        double *v = emt_values(r);
+        if (red == EM_REDUCTION_NONE) {
+            cr_assert(fabs(v[0] - l0()) < 1e-5 && isnan(v[1]) && v[2] == 0,
+                      "losses %g %g %g", v[0], v[1], v[2]);
+        } else {
+            cr_assert(isnan(v[0]), "%s: an out-of-range target gave %g", emt_ctx(), v[0]);
+        }
+        free(v);
+        em_tensor *g = red == EM_REDUCTION_NONE
+                           ? em_ones(EM_SHAPE(3), &(em_opts){.dtype = EM_F32, .device = dev})
+                           : em_ones(0, NULL, &(em_opts){.dtype = EM_F32, .device = dev});
+        in[3] = g;
+        em_tensor *dx = EMT_OK(em_op_call("cross_entropy_backward", 4, in, 2, at));
+        v = emt_values(dx);
+        double s0 = exp(1.0) + exp(2.0) + exp(3.0);
+        for (int j = 0; j < 3; j++) {
+            /* row 0 is finite only without "mean", whose denominator the bad row makes NaN */
+            cr_assert(red == EM_REDUCTION_MEAN ? isnan(v[j])
+                                               : fabs(v[j] - (exp(1.0 + j) / s0 - (j == 2))) < 1e-5,
+                      "%s: dx[0, %d] = %g", emt_ctx(), j, v[j]);
+            cr_assert(isnan(v[3 + j]), "%s: dx[1, %d] = %g", emt_ctx(), j, v[3 + j]);
+            cr_assert(v[6 + j] == 0, "%s: dx[2, %d] = %g (ignored)", emt_ctx(), j, v[6 + j]);
+        }
+        free(v);
+        em_release(dx);
+        em_release(g);
+        em_release(r);
+    }
+    em_release(w);
+    em_release(x);
+    em_release(t);
+    em_release(x0);
+    em_release(t0);
+}
