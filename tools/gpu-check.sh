@@ -42,9 +42,8 @@ section "conformance --backend cuda"
 "$build"/tools/ember conformance --backend cuda --junit "$build"/conformance-cuda.xml || status=1
 "$build"/tools/ember conformance --backend cuda --support 2>/dev/null | head -80 || true
 
-section "bench (EMBER_BACKEND=cuda)"
-EMBER_BACKEND=cuda timeout 300 "$build"/tools/ember bench --quick || status=1
-EMBER_BACKEND=cuda timeout 300 "$build"/tools/ember bench --train --quick || status=1
+section "bench --device cuda (device figures, then the training steps on the GPU)"
+timeout 300 "$build"/tools/ember bench --device cuda --quick || status=1
 
 section "PyTorch on the GPU: the same MLP training step"
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then

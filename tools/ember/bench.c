@@ -306,12 +306,15 @@ int cmd_bench(int argc, char **argv)
     printf("Ember %s bench on %s (%s); OPENBLAS_CORETYPE=%s; OpenBLAS config: %s\n",
            em_version(), em_device_str(em_default_device(), db, sizeof db),
            em_device_name(em_default_device()), ct ? ct : "(unset)", openblas_get_config());
+    /* --train: the training steps only, on the default (or --device) device */
+    if (train_only) {
+        int rc = bench_train(quick);
+        em_shutdown();
+        return rc;
+    }
+    /* another device: its own figures (transfers, kernels), then the training steps there */
     if (device && strncmp(device, "cpu", 3) != 0) {
         bench_device(em_default_device(), reps, quick);
-        em_shutdown();
-        return 0;
-    }
-    if (train_only) {
         int rc = bench_train(quick);
         em_shutdown();
         return rc;
