@@ -141,9 +141,9 @@ static double child_lr(const em_spec *spec, double base, int epoch)
 {
     const em_scheduler_ops *ops = scheduler_type(em_spec_name(spec));
     if (!ops || !strcmp(ops->name, "SequentialLR")) {
-        em_set_error(EM_ERR_INVALID, "SequentialLR: '%s' cannot be one of its schedulers (use "
-                     "StepLR, MultiStepLR, CosineAnnealingLR, LinearLR, ExponentialLR or "
-                     "ConstantLR)", em_spec_name(spec));
+        em_set_error(EM_ERR_INVALID, "SequentialLR: %s '%s' (its schedulers are StepLR, "
+                     "MultiStepLR, CosineAnnealingLR, LinearLR, ExponentialLR or ConstantLR)",
+                     ops ? "cannot nest" : "unknown scheduler", em_spec_name(spec));
         return NAN;
     }
     em_args *a = em_args_bind(spec, ops->nparams, ops->params);

@@ -142,7 +142,9 @@ Test(schedulers, bad_arguments_are_refused_and_leave_the_lr_alone)
         {"SequentialLR(LinearLR(), CosineAnnealingLR(T_max=0), milestones=[3])",
          "T_max must be at least 1"},
         {"SequentialLR(LinearLR(), SGD(lr=1), milestones=[3])",
-         "'SGD' cannot be one of its schedulers"},
+         "SequentialLR: unknown scheduler 'SGD' (its schedulers are StepLR, MultiStepLR"},
+        {"SequentialLR(LinearLR(), SequentialLR(StepLR(2), milestones=[]), milestones=[3])",
+         "SequentialLR: cannot nest 'SequentialLR'"},
         {"StepLr(3)", "did you mean 'StepLR'?"},
         {"SGD(lr=0.1)", "unknown scheduler 'SGD'"},
     };
