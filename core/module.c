@@ -4,6 +4,7 @@
  * Not here: layer implementations (plugins/nn), checkpoints (core/checkpoint.c), the summary
  * table (core/summary.c), optimizers (core/optim.c).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -358,9 +359,51 @@ char *em_module_str(const em_module *m)
     return em_args_str_repr(m->args, m->ops->name);
 }
 
+/* One module at indentation `depth`: "Type(extra)" for a leaf, else "Type(" with the extra
+ * repr and one "(name): child" line per child, then ")". */
+static void repr_into(em_strbuf *sb, const em_module *m, int depth)
+{
+    char extra[512] = "";
+    bool has_extra = m->ops->struct_size > offsetof(em_module_ops, extra_repr) &&
+                     m->ops->extra_repr;
+    if (has_extra) {
+        m->ops->extra_repr(m, extra, sizeof extra);
+        extra[sizeof extra - 1] = '\0';
+    } else if (m->nchildren == 0) {
+        char *spec = em_args_str_repr(m->args, m->ops->name);
+        em__sb_printf(sb, "%s", spec ? spec : m->ops->name);
+        free(spec);
+        return;
+    }
+    em__sb_printf(sb, "%s(", m->ops->name);
+    if (m->nchildren == 0) {
+        em__sb_printf(sb, "%s)", extra);
+        return;
+    }
+    if (extra[0])
+        em__sb_printf(sb, "\n%*s%s", 2 * (depth + 1), "", extra);
+    for (int i = 0; i < m->nchildren; i++) {
+        em__sb_printf(sb, "\n%*s(%s): ", 2 * (depth + 1), "", m->children[i].name);
+        repr_into(sb, m->children[i].m, depth + 1);
+    }
+    em__sb_printf(sb, "\n%*s)", 2 * depth, "");
+}
+
+char *em_module_repr(const em_module *m)
+{
+    if (!m)
+        return em__null_arg("em_module_repr", "m"), NULL;
+    em_strbuf sb = {0};
+    repr_into(&sb, m, 0);
+    char *s = em__sb_take(&sb);
+    if (!s)
+        em_set_error(EM_ERR_NOMEM, "em_module_repr: out of memory");
+    return s;
+}
+
 void em_module_print(const em_module *m)
 {
-    char *s = em_module_str(m);
+    char *s = em_module_repr(m);
     if (s)
         printf("%s\n", s);
     else

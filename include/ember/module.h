@@ -51,7 +51,11 @@ EM_API em_device em_module_device(const em_module *m);
 EM_API const char *em_module_type(const em_module *m);       /* "Linear"; borrowed */
 /* The spec that builds the same module ("Linear(3, 64)"); caller frees. */
 EM_API char *em_module_str(const em_module *m);
-EM_API void em_module_print(const em_module *m);              /* em_module_str + "\n" */
+/* PyTorch's print(model): the tree with each child as "(name): ..." on its own line, indented
+ * two spaces per level, leaves as their type's extra_repr ("Linear(in_features=3,
+ * out_features=64, bias=True)"); caller frees. */
+EM_API char *em_module_repr(const em_module *m);
+EM_API void em_module_print(const em_module *m);              /* em_module_repr + "\n" */
 
 /* ---- parameters, buffers and children ------------------------------------------------- */
 

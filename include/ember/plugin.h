@@ -314,6 +314,11 @@ typedef struct em_module_ops {
     /* Returns a new tensor (or NULL after em_set_error). Written in ops: autograd records it. */
     em_tensor *(*forward)(em_module *m, int nin, em_tensor *const *in);
     void (*destroy)(em_module *m);     /* optional: release what the state holds */
+    /* optional (read only when struct_size covers it): PyTorch's extra_repr, the text inside
+     * the parentheses of print(model)
+     * ("in_features=3, out_features=64, bias=True"), written into buf (always NUL-terminated).
+     * Without it a leaf prints as its spec ("Linear(3, 64)"). */
+    void (*extra_repr)(const em_module *m, char *buf, size_t size);
 } em_module_ops;
 
 EM_API int em_register_module(em_registry *reg, const em_module_ops *ops);

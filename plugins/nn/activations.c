@@ -133,15 +133,37 @@ static em_tensor *log_softmax_forward(em_module *m, int nin, em_tensor *const *i
     return em_log_softmax(in[0], softmax_dim(m, in[0]));
 }
 
+/* ---- print(model) ---------------------------------------------------------------------- */
+
+static void relu_repr(const em_module *m, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", em_args_bool(em_module_args(m), "inplace") ? "inplace=True" : "");
+}
+
+static void gelu_repr(const em_module *m, char *buf, size_t size)
+{
+    snprintf(buf, size, "approximate='%s'", em_args_str(em_module_args(m), "approximate"));
+}
+
+static void softmax_repr(const em_module *m, char *buf, size_t size)
+{
+    const em_args *a = em_module_args(m);
+    if (em_args_has(a, "dim"))
+        snprintf(buf, size, "dim=%lld", (long long)em_args_int(a, "dim"));
+    else
+        snprintf(buf, size, "dim=None");
+}
+
 static const em_module_ops activation_types[] = {
-    NN_MODULE("ReLU", relu_params, 0, 1, noop_init, relu_forward, NULL),
+    NN_MODULE_R("ReLU", relu_params, 0, 1, noop_init, relu_forward, NULL, relu_repr),
     NN_MODULE_NOARGS("Sigmoid", 0, 1, noop_init, sigmoid_forward, NULL),
     NN_MODULE_NOARGS("Tanh", 0, 1, noop_init, tanh_forward, NULL),
-    NN_MODULE("GELU", gelu_params, sizeof(gelu_state), 1, gelu_init, gelu_forward, NULL),
-    NN_MODULE("Softmax", softmax_params, sizeof(softmax_state), 1, noop_init, softmax_forward,
-              NULL),
-    NN_MODULE("LogSoftmax", softmax_params, sizeof(softmax_state), 1, noop_init,
-              log_softmax_forward, NULL),
+    NN_MODULE_R("GELU", gelu_params, sizeof(gelu_state), 1, gelu_init, gelu_forward, NULL,
+                gelu_repr),
+    NN_MODULE_R("Softmax", softmax_params, sizeof(softmax_state), 1, noop_init,
+                softmax_forward, NULL, softmax_repr),
+    NN_MODULE_R("LogSoftmax", softmax_params, sizeof(softmax_state), 1, noop_init,
+                log_softmax_forward, NULL, softmax_repr),
 };
 
 int nn__register_activations(em_registry *reg)

@@ -186,9 +186,22 @@ static em_tensor *bn_forward(em_module *m, int nin, em_tensor *const *in)
     return y;
 }
 
+static void bn_repr(const em_module *m, char *buf, size_t size)
+{
+    const em_args *a = em_module_args(m);
+    char eps[32], mom[32] = "None";   /* momentum=None: a cumulative average */
+    if (em_args_has(a, "momentum"))
+        nn__float_repr(em_args_float(a, "momentum"), mom, sizeof mom);
+    snprintf(buf, size, "%lld, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
+             (long long)em_args_int(a, "num_features"),
+             nn__float_repr(em_args_float(a, "eps"), eps, sizeof eps), mom,
+             nn__bool_repr(em_args_bool(a, "affine")),
+             nn__bool_repr(em_args_bool(a, "track_running_stats")));
+}
+
 static const em_module_ops bn_types[] = {
-    NN_MODULE("BatchNorm1d", bn_params, 0, 1, bn_init, bn_forward, NULL),
-    NN_MODULE("BatchNorm2d", bn_params, 0, 1, bn_init, bn_forward, NULL),
+    NN_MODULE_R("BatchNorm1d", bn_params, 0, 1, bn_init, bn_forward, NULL, bn_repr),
+    NN_MODULE_R("BatchNorm2d", bn_params, 0, 1, bn_init, bn_forward, NULL, bn_repr),
 };
 
 int nn__register_batchnorm(em_registry *reg)

@@ -90,10 +90,18 @@ static em_tensor *flatten_forward(em_module *m, int nin, em_tensor *const *in)
     return em_flatten(in[0], (int)s2, (int)e2);
 }
 
+static void flatten_repr(const em_module *m, char *buf, size_t size)
+{
+    const em_args *a = em_module_args(m);
+    snprintf(buf, size, "start_dim=%lld, end_dim=%lld", (long long)em_args_int(a, "start_dim"),
+             (long long)em_args_int(a, "end_dim"));
+}
+
 static const em_module_ops container_types[] = {
     NN_MODULE("Sequential", sequential_params, 0, 1, sequential_init, sequential_forward, NULL),
     NN_MODULE_NOARGS("Identity", 0, 1, noop_init, identity_forward, NULL),
-    NN_MODULE("Flatten", flatten_params, 0, 1, noop_init, flatten_forward, NULL),
+    NN_MODULE_R("Flatten", flatten_params, 0, 1, noop_init, flatten_forward, NULL,
+                flatten_repr),
 };
 
 int nn__register_containers(em_registry *reg)

@@ -275,9 +275,62 @@ static em_tensor *pool_forward(em_module *m, int nin, em_tensor *const *in)
     return unbatched_like(y, in[0]);
 }
 
+/* ---- print(model) -------------------------------------------------------------------------- */
+
+/* Whether every value of int list `name` equals v. */
+static bool all_ints(const em_args *a, const char *name, int64_t v)
+{
+    for (int i = 0; i < em_args_count(a, name); i++)
+        if (em_args_int_at(a, name, i) != v)
+            return false;
+    return true;
+}
+
+/* PyTorch's _ConvNd.extra_repr: padding and dilation only where not the default. */
+static void conv_repr(const em_module *m, char *buf, size_t size)
+{
+    const em_args *a = em_module_args(m);
+    char ks[48], st[48], pd[48], dl[48];
+    size_t k = 0;
+#define PUT(...)                                                                              \
+    do {                                                                                     \
+        int w_ = snprintf(buf + k, size - k, __VA_ARGS__);                                   \
+        k = w_ < 0 || (size_t)w_ >= size - k ? size - 1 : k + (size_t)w_;                    \
+    } while (0)
+    PUT("%lld, %lld, kernel_size=%s, stride=%s", (long long)em_args_int(a, "in_channels"),
+        (long long)em_args_int(a, "out_channels"),
+        nn__ints_repr(a, "kernel_size", true, ks, sizeof ks),
+        nn__ints_repr(a, "stride", true, st, sizeof st));
+    if (!all_ints(a, "padding", 0))
+        PUT(", padding=%s", nn__ints_repr(a, "padding", true, pd, sizeof pd));
+    if (!all_ints(a, "dilation", 1))
+        PUT(", dilation=%s", nn__ints_repr(a, "dilation", true, dl, sizeof dl));
+    if (em_args_int(a, "groups") != 1)
+        PUT(", groups=%lld", (long long)em_args_int(a, "groups"));
+    if (!em_args_bool(a, "bias"))
+        PUT(", bias=False");
+#undef PUT
+}
+
+/* PyTorch's MaxPool2d.extra_repr: the arguments as given (stride defaults to kernel_size). */
+static void pool_repr(const em_module *m, char *buf, size_t size)
+{
+    const em_args *a = em_module_args(m);
+    const char *stride = em_args_has(a, "stride") ? "stride" : "kernel_size";
+    char ks[48], st[48], pd[48], dl[48];
+    snprintf(buf, size, "kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
+             nn__ints_repr(a, "kernel_size", false, ks, sizeof ks),
+             nn__ints_repr(a, stride, false, st, sizeof st),
+             nn__ints_repr(a, "padding", false, pd, sizeof pd),
+             nn__ints_repr(a, "dilation", false, dl, sizeof dl),
+             nn__bool_repr(em_args_bool(a, "ceil_mode")));
+}
+
 static const em_module_ops conv_types[] = {
-    NN_MODULE("Conv2d", conv_params, sizeof(conv_state), 1, conv_init, conv_forward, NULL),
-    NN_MODULE("MaxPool2d", pool_params, sizeof(pool_state), 1, pool_init, pool_forward, NULL),
+    NN_MODULE_R("Conv2d", conv_params, sizeof(conv_state), 1, conv_init, conv_forward, NULL,
+                conv_repr),
+    NN_MODULE_R("MaxPool2d", pool_params, sizeof(pool_state), 1, pool_init, pool_forward, NULL,
+                pool_repr),
 };
 
 int nn__register_conv(em_registry *reg)

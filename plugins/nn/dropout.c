@@ -57,8 +57,17 @@ static em_tensor *dropout_forward(em_module *m, int nin, em_tensor *const *in)
     return y;
 }
 
+static void dropout_repr(const em_module *m, char *buf, size_t size)
+{
+    const em_args *a = em_module_args(m);
+    char p[32];
+    snprintf(buf, size, "p=%s, inplace=%s", nn__float_repr(em_args_float(a, "p"), p, sizeof p),
+             nn__bool_repr(em_args_bool(a, "inplace")));
+}
+
 static const em_module_ops dropout_types[] = {
-    NN_MODULE("Dropout", dropout_params, 0, 1, dropout_init, dropout_forward, NULL),
+    NN_MODULE_R("Dropout", dropout_params, 0, 1, dropout_init, dropout_forward, NULL,
+                dropout_repr),
 };
 
 int nn__register_dropout(em_registry *reg)

@@ -144,9 +144,19 @@ static em_tensor *embedding_forward(em_module *m, int nin, em_tensor *const *in)
     return y;
 }
 
+static void embedding_repr(const em_module *m, char *buf, size_t size)
+{
+    const em_args *a = em_module_args(m);
+    int k = snprintf(buf, size, "%lld, %lld", (long long)em_args_int(a, "num_embeddings"),
+                     (long long)em_args_int(a, "embedding_dim"));
+    if (em_args_has(a, "padding_idx") && k >= 0 && (size_t)k < size)
+        snprintf(buf + k, size - (size_t)k, ", padding_idx=%lld",
+                 (long long)em_args_int(a, "padding_idx"));
+}
+
 static const em_module_ops embedding_types[] = {
-    NN_MODULE("Embedding", embedding_params, sizeof(embedding_state), 1, embedding_init,
-              embedding_forward, NULL),
+    NN_MODULE_R("Embedding", embedding_params, sizeof(embedding_state), 1, embedding_init,
+                embedding_forward, NULL, embedding_repr),
 };
 
 int nn__register_embedding(em_registry *reg)

@@ -56,8 +56,17 @@ static em_tensor *linear_forward(em_module *m, int nin, em_tensor *const *in)
     return em_linear(x, w, b);
 }
 
+static void linear_repr(const em_module *m, char *buf, size_t size)
+{
+    const em_args *a = em_module_args(m);
+    snprintf(buf, size, "in_features=%lld, out_features=%lld, bias=%s",
+             (long long)em_args_int(a, "in_features"), (long long)em_args_int(a, "out_features"),
+             nn__bool_repr(em_args_bool(a, "bias")));
+}
+
 static const em_module_ops linear_types[] = {
-    NN_MODULE("Linear", linear_params, 0, 1, linear_init, linear_forward, NULL),
+    NN_MODULE_R("Linear", linear_params, 0, 1, linear_init, linear_forward, NULL,
+                linear_repr),
 };
 
 int nn__register_linear(em_registry *reg)

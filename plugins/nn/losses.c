@@ -655,15 +655,19 @@ static int reduction_init(em_module *m, const em_args *a)
     return loss_init_common(m, a);
 }
 
+/* Losses print no arguments, as PyTorch's do ("CrossEntropyLoss()"). */
+#define NN_LOSS(name_, params_, state_, ninputs_, init_, forward_, destroy_)                 \
+    NN_MODULE_R(name_, params_, state_, ninputs_, init_, forward_, destroy_, nn__no_extra_repr)
+
 static const em_module_ops loss_types[] = {
-    NN_MODULE("CrossEntropyLoss", ce_params, sizeof(loss_state), 2, nll_init, ce_forward, NULL),
-    NN_MODULE("NLLLoss", nll_params, sizeof(loss_state), 2, nll_init, nll_forward, NULL),
-    NN_MODULE("MSELoss", reduction_params, sizeof(loss_state), 2, reduction_init, mse_forward,
+    NN_LOSS("CrossEntropyLoss", ce_params, sizeof(loss_state), 2, nll_init, ce_forward, NULL),
+    NN_LOSS("NLLLoss", nll_params, sizeof(loss_state), 2, nll_init, nll_forward, NULL),
+    NN_LOSS("MSELoss", reduction_params, sizeof(loss_state), 2, reduction_init, mse_forward,
               NULL),
-    NN_MODULE("L1Loss", reduction_params, sizeof(loss_state), 2, reduction_init, mse_forward,
+    NN_LOSS("L1Loss", reduction_params, sizeof(loss_state), 2, reduction_init, mse_forward,
               NULL),
-    NN_MODULE("BCELoss", bce_params, sizeof(loss_state), 2, bce_init, bce_forward, NULL),
-    NN_MODULE("BCEWithLogitsLoss", bce_logits_params, sizeof(loss_state), 2, bce_init,
+    NN_LOSS("BCELoss", bce_params, sizeof(loss_state), 2, bce_init, bce_forward, NULL),
+    NN_LOSS("BCEWithLogitsLoss", bce_logits_params, sizeof(loss_state), 2, bce_init,
               bce_logits_forward, NULL),
 };
 

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ember/ember.h"
 #include "ember/plugin.h"
@@ -40,6 +41,12 @@ int nn__register_conformance(em_registry *reg);
      .nparams = (int)(sizeof params_ / sizeof params_[0]), .params = params_,                \
      .state_size = state_, .ninputs = ninputs_, .init = init_, .forward = forward_,          \
      .destroy = destroy_}
+/* The same with PyTorch's extra_repr for print(model). */
+#define NN_MODULE_R(name_, params_, state_, ninputs_, init_, forward_, destroy_, repr_)      \
+    {.struct_size = sizeof(em_module_ops), .name = name_,                                    \
+     .nparams = (int)(sizeof params_ / sizeof params_[0]), .params = params_,                \
+     .state_size = state_, .ninputs = ninputs_, .init = init_, .forward = forward_,          \
+     .destroy = destroy_, .extra_repr = repr_}
 /* The same for a type without arguments. */
 #define NN_MODULE_NOARGS(name_, state_, ninputs_, init_, forward_, destroy_)                 \
     {.struct_size = sizeof(em_module_ops), .name = name_, .nparams = 0, .params = NULL,      \
@@ -53,6 +60,19 @@ em_tensor *nn__opmath(em_composite_fn fn, int nin, em_tensor *const *in, const e
 
 /* Registers every table of `types` (n of them); stops at the first failure. */
 int nn__register_all(em_registry *reg, const em_module_ops *types, size_t n);
+
+/* ---- print(model) ---------------------------------------------------------------------------- */
+
+/* Python's repr of a float (the shortest text that reads back the same: 0.1, 1e-05) and of a
+ * bool (True/False), into buf; return buf. */
+const char *nn__float_repr(double v, char *buf, size_t size);
+static inline const char *nn__bool_repr(bool b) { return b ? "True" : "False"; }
+/* An int list argument as PyTorch prints it: "3" for one value, "(3, 3)" for several (pair: a
+ * single value written twice, as Conv2d stores kernel_size). */
+const char *nn__ints_repr(const em_args *a, const char *name, bool pair, char *buf,
+                          size_t size);
+/* The extra_repr of types that print no arguments (losses, as PyTorch's do). */
+void nn__no_extra_repr(const em_module *m, char *buf, size_t size);
 
 /* ---- messages ---------------------------------------------------------------------------- */
 

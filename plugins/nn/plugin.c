@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
@@ -42,6 +43,43 @@ em_tensor *nn__opmath(em_composite_fn fn, int nin, em_tensor *const *in, const e
     for (int i = 0; i < nin && i < 8; i++)
         em_release(wide[i]);
     return out;
+}
+
+const char *nn__float_repr(double v, char *buf, size_t size)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v || v != v)
+            break;
+    }
+    /* Python writes a whole float with ".0" ("1.0", not "1") */
+    if (isfinite(v) && !strpbrk(buf, ".e"))
+        snprintf(buf + strlen(buf), size - strlen(buf), ".0");
+    return buf;
+}
+
+const char *nn__ints_repr(const em_args *a, const char *name, bool pair, char *buf, size_t size)
+{
+    int n = em_args_count(a, name);
+    if (n == 1 && !pair) {
+        snprintf(buf, size, "%lld", (long long)em_args_int_at(a, name, 0));
+        return buf;
+    }
+    int count = n == 1 ? 2 : n;
+    size_t k = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < count && k < size; i++)
+        k += (size_t)snprintf(buf + k, size - k, i ? ", %lld" : "%lld",
+                              (long long)em_args_int_at(a, name, n == 1 ? 0 : i));
+    if (k < size)
+        snprintf(buf + k, size - k, ")");
+    return buf;
+}
+
+void nn__no_extra_repr(const em_module *m, char *buf, size_t size)
+{
+    (void)m;
+    if (size)
+        buf[0] = '\0';
 }
 
 const char *nn__dims_str(int ndim, const int64_t *shape, char *buf, size_t size)

@@ -91,6 +91,49 @@ Test(modules, printing_gives_back_a_spec_that_builds_the_same_model)
     }
 }
 
+/* What PyTorch 1.13 prints for the same model (print(model)), character for character. */
+Test(modules, em_module_repr_is_pytorchs_print_of_the_model)
+{
+    em_module *m = nnt_module(
+        "Sequential(Flatten(), Sequential(Linear(784, 512), ReLU(), Linear(512, 10, bias=false)), "
+        "Dropout(p=0.2), Conv2d(1, 4, 3), Conv2d(4, 8, [3, 5], stride=2, padding=1, bias=false), "
+        "MaxPool2d(2), MaxPool2d([2, 3], stride=1), BatchNorm1d(64), BatchNorm1d(8, "
+        "momentum=None), Embedding(10, 3, padding_idx=0), GELU(), Softmax(dim=1), LogSoftmax(), "
+        "Sigmoid(), Identity(), ReLU(inplace=true))");
+    const char *want =
+        "Sequential(\n"
+        "  (0): Flatten(start_dim=1, end_dim=-1)\n"
+        "  (1): Sequential(\n"
+        "    (0): Linear(in_features=784, out_features=512, bias=True)\n"
+        "    (1): ReLU()\n"
+        "    (2): Linear(in_features=512, out_features=10, bias=False)\n"
+        "  )\n"
+        "  (2): Dropout(p=0.2, inplace=False)\n"
+        "  (3): Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1))\n"
+        "  (4): Conv2d(4, 8, kernel_size=(3, 5), stride=(2, 2), padding=(1, 1), bias=False)\n"
+        "  (5): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n"
+        "  (6): MaxPool2d(kernel_size=(2, 3), stride=1, padding=0, dilation=1, ceil_mode=False)\n"
+        "  (7): BatchNorm1d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)\n"
+        "  (8): BatchNorm1d(8, eps=1e-05, momentum=None, affine=True, track_running_stats=True)\n"
+        "  (9): Embedding(10, 3, padding_idx=0)\n"
+        "  (10): GELU(approximate='none')\n"
+        "  (11): Softmax(dim=1)\n"
+        "  (12): LogSoftmax(dim=None)\n"
+        "  (13): Sigmoid()\n"
+        "  (14): Identity()\n"
+        "  (15): ReLU(inplace=True)\n"
+        ")";
+    char *s = em_module_repr(m);
+    cr_assert_str_eq(s, want);
+    free(s);
+    em_module_free(m);
+    em_module *ce = nnt_module("CrossEntropyLoss(weight=[1, 2.5], label_smoothing=0.1)");
+    s = em_module_repr(ce);
+    cr_assert_str_eq(s, "CrossEntropyLoss()", "losses print no arguments, as PyTorch's");
+    free(s);
+    em_module_free(ce);
+}
+
 Test(modules, summary_of_the_tutorial_mlp_is_torchsummarys_table)
 {
     em_module *m = nnt_module(MLP);
