@@ -44,8 +44,11 @@
 extern "C" {
 #endif
 
+/* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
+ * type's struct_size covers it) and the core ops cross_entropy and cross_entropy_backward. A
+ * plugin built for 1.0 loads into a 1.1 core; one built for a newer minor is refused. */
 #define EMBER_ABI_MAJOR 1
-#define EMBER_ABI_MINOR 0
+#define EMBER_ABI_MINOR 1
 #define EMBER_PLUGIN_ENTRY "ember_plugin"
 
 typedef struct em_registry em_registry;   /* opaque registration handle for one plugin */
