@@ -12,9 +12,9 @@
 
 #define ID(x) (x)
 
-/* out (operand 0, T) = EXPR(x) with x = LD(in) of compute type C. */
-#define UN_LOOP(name, T, C, LD, ST, EXPR)                                                \
-    static void name(const void *fctx, char *const *p, const int64_t *s, int64_t n)      \
+/* out (operand 0, T) = EXPR(x) with x = LD(in) of compute type C; ATTR for the function. */
+#define UN_LOOP_A(ATTR, name, T, C, LD, ST, EXPR)                                        \
+    ATTR static void name(const void *fctx, char *const *p, const int64_t *s, int64_t n) \
     {                                                                                    \
         (void)fctx;                                                                      \
         T *o = (T *)p[0];                                                                \
@@ -37,12 +37,15 @@
         }                                                                                \
     }
 
+#define UN_LOOP(...) UN_LOOP_A(, __VA_ARGS__)
+
 /* The four float dtypes: EXPR_F for float compute (f32, f16, bf16), EXPR_D for f64. */
-#define UN_FLOATS(op, EXPR_F, EXPR_D)                                                    \
-    UN_LOOP(op##_f32, float, float, ID, ID, EXPR_F)                                      \
+#define UN_FLOATS_A(ATTR, op, EXPR_F, EXPR_D)                                            \
+    UN_LOOP_A(ATTR, op##_f32, float, float, ID, ID, EXPR_F)                              \
     UN_LOOP(op##_f64, double, double, ID, ID, EXPR_D)                                    \
-    UN_LOOP(op##_f16, uint16_t, float, em_cpu__h2f, em_cpu__f2h, EXPR_F)             \
-    UN_LOOP(op##_bf16, uint16_t, float, em_bf16_to_f32, em_f32_to_bf16, EXPR_F)
+    UN_LOOP_A(ATTR, op##_f16, uint16_t, float, em_cpu__h2f, em_cpu__f2h, EXPR_F)         \
+    UN_LOOP_A(ATTR, op##_bf16, uint16_t, float, em_bf16_to_f32, em_f32_to_bf16, EXPR_F)
+#define UN_FLOATS(...) UN_FLOATS_A(, __VA_ARGS__)
 
 #define FLOAT_ROW(op)                                                                    \
     [EM_F32] = op##_f32, [EM_F64] = op##_f64, [EM_F16] = op##_f16, [EM_BF16] = op##_bf16
@@ -68,13 +71,15 @@ UN_LOOP(relu_u8, uint8_t, uint8_t, ID, ID, x)
 
 /* ---- float-only math ----------------------------------------------------------------- */
 
-UN_FLOATS(exp, expf(x), exp(x))
+/* exp and sigmoid in float through em_cpu__expf (vectorised, within 1 ulp), float64 libm's */
+UN_FLOATS_A(EM_CPU_VECTOR_CLONES, exp, em_cpu__expf(x), exp(x))
 UN_FLOATS(log, logf(x), log(x))
 UN_FLOATS(sqrt, sqrtf(x), sqrt(x))
 UN_FLOATS(sin, sinf(x), sin(x))
 UN_FLOATS(cos, cosf(x), cos(x))
 UN_FLOATS(tanh, tanhf(x), tanh(x))
-UN_FLOATS(sigmoid, 1.0f / (1.0f + expf(-x)), 1.0 / (1.0 + exp(-x)))
+UN_FLOATS_A(EM_CPU_VECTOR_CLONES, sigmoid, 1.0f / (1.0f + em_cpu__expf(-x)),
+            1.0 / (1.0 + exp(-x)))
 
 typedef struct unary_op {
     const char *name;
