@@ -6,9 +6,9 @@
  */
 #include "internal.h"
 
-/* mean = sum / count over attrs[0].ints. float16 and bfloat16 inputs are summed and divided
- * in float32 (the count itself overflows float16 above 65504 elements, and so may the sum),
- * then rounded once, as PyTorch's accumulate type does. */
+/* mean = sum / count over attrs[0].ints. float16 and bfloat16 inputs arrive widened to
+ * float32 (EM_OP_COMPOSITE_F32: the count itself overflows float16 above 65504 elements, and
+ * so may the sum) and the result is rounded once, as PyTorch's accumulate type does. */
 em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     em_tensor *a = in[0];
@@ -18,17 +18,11 @@ em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attr
         dims[i] = (int)attrs[0].ints[i];
         count *= a->shape[dims[i]];
     }
-    bool narrow = a->dtype == EM_F16 || a->dtype == EM_BF16;
-    em_tensor *wide = narrow ? em_to_dtype(a, EM_F32) : NULL;
-    em_tensor *s = em_sum(wide ? wide : a, attrs[0].n, dims, attrs[1].i != 0);
+    em_tensor *s = em_sum(a, attrs[0].n, dims, attrs[1].i != 0);
     /* count == 0 gives nan, as in PyTorch */
     em_tensor *r = em_div_scalar(s, (double)count);
-    em_tensor *out = narrow ? em_to_dtype(r, a->dtype) : r;
-    if (narrow)
-        em_release(r);
     em_release(s);
-    em_release(wide);
-    return out;
+    return r;
 }
 
 /* The shared start of softmax and log_softmax along dim: z = x - max(x) (so exp(z) <= 1 and
@@ -97,45 +91,31 @@ static void release_all(em_tensor **t, int n)
         em_release(t[i]);
 }
 
-/* r cast to dt (r is consumed; NULL-safe). */
-static em_tensor *cast_back(em_tensor *r, em_dtype dt)
-{
-    if (!r || r->dtype == dt)
-        return r;
-    em_tensor *c = em_to_dtype(r, dt);
-    em_release(r);
-    return c;
-}
-
-/* What both cross-entropy composites start from, in f32 for f16/bf16 inputs (PyTorch's
- * accumulate type): xf the logits, tz the targets with ignored ones set to 0 (so that they
- * index safely) and rw each sample's weight, weight[t] or 0 where ignored. */
+/* What both cross-entropy composites start from (float16/bfloat16 arrive in float32,
+ * EM_OP_COMPOSITE_F32): tz the targets with ignored ones set to 0 (so that they index safely)
+ * and rw each sample's weight, weight[t] or 0 where ignored. */
 typedef struct ce_parts {
-    em_tensor *xf, *tz, *rw;
+    em_tensor *tz, *rw;
 } ce_parts;
 
 static bool ce_parts_make(em_tensor *const *in, int64_t ignore, ce_parts *p)
 {
-    em_tensor *x = in[0], *t = in[1], *w = in[2];
-    em_dtype dt = x->dtype == EM_F16 || x->dtype == EM_BF16 ? EM_F32 : x->dtype;
-    em_tensor *tmp[5] = {0};
-    p->xf = em_to_dtype(x, dt);
-    tmp[0] = em_to_dtype(w, dt);
-    tmp[1] = em__wrapped_scalar(t, (double)ignore);
-    tmp[2] = em_eq(t, tmp[1]);                            /* ignored */
-    tmp[3] = em__wrapped_scalar(t, 0);
-    p->tz = em_where(tmp[2], tmp[3], t);
-    tmp[4] = p->tz ? em_gather(tmp[0], 0, p->tz) : NULL;
-    em_release(tmp[3]);
-    tmp[3] = em__wrapped_scalar(tmp[0], 0);
-    p->rw = em_where(tmp[2], tmp[3], tmp[4]);
-    release_all(tmp, 5);
-    return p->xf && p->tz && p->rw;
+    em_tensor *t = in[1], *w = in[2];
+    em_tensor *tmp[4] = {0};
+    tmp[0] = em__wrapped_scalar(t, (double)ignore);
+    tmp[1] = em_eq(t, tmp[0]);                            /* ignored */
+    tmp[2] = em__wrapped_scalar(t, 0);
+    p->tz = em_where(tmp[1], tmp[2], t);
+    tmp[3] = p->tz ? em_gather(w, 0, p->tz) : NULL;
+    em_release(tmp[2]);
+    tmp[2] = em__wrapped_scalar(w, 0);
+    p->rw = em_where(tmp[1], tmp[2], tmp[3]);
+    release_all(tmp, 4);
+    return p->tz && p->rw;
 }
 
 static void ce_parts_release(ce_parts *p)
 {
-    em_release(p->xf);
     em_release(p->tz);
     em_release(p->rw);
 }
@@ -148,7 +128,7 @@ em_tensor *em__composite_cross_entropy(int nin, em_tensor *const *in, const em_a
     ce_parts p;
     em_tensor *tmp[6] = {0}, *r = NULL;
     if (ce_parts_make(in, attrs[0].i, &p)) {
-        tmp[0] = em_log_softmax(p.xf, 1);
+        tmp[0] = em_log_softmax(in[0], 1);
         tmp[1] = em_unsqueeze(p.tz, 1);
         tmp[2] = tmp[0] && tmp[1] ? em_gather(tmp[0], 1, tmp[1]) : NULL;
         tmp[3] = tmp[2] ? em_squeeze(tmp[2], 1) : NULL;
@@ -171,7 +151,7 @@ em_tensor *em__composite_cross_entropy(int nin, em_tensor *const *in, const em_a
     }
     release_all(tmp, 6);
     ce_parts_release(&p);
-    return cast_back(r, in[0]->dtype);
+    return r;
 }
 
 /* dx_i = s_i (softmax(x_i) - onehot(t_i)) with s_i = rw_i g_i (g_i = g for sum), over
@@ -185,13 +165,12 @@ em_tensor *em__composite_cross_entropy_backward(int nin, em_tensor *const *in,
     em_tensor *tmp[9] = {0}, *r = NULL;
     if (ce_parts_make(in, attrs[0].i, &p)) {
         em_opts oi = {.dtype = EM_I64, .device = em__tensor_device(in[0])};
-        tmp[0] = em_softmax(p.xf, 1);
+        tmp[0] = em_softmax(in[0], 1);
         tmp[1] = em_arange(0, (double)in[0]->shape[1], 1, &oi);
         tmp[2] = em_unsqueeze(p.tz, 1);
         tmp[3] = tmp[1] && tmp[2] ? em_eq(tmp[1], tmp[2]) : NULL;     /* one-hot, bool */
         tmp[4] = tmp[0] && tmp[3] ? em_sub(tmp[0], tmp[3]) : NULL;
-        tmp[5] = em_to_dtype(in[3], p.xf->dtype);
-        tmp[6] = tmp[5] ? em_mul(p.rw, tmp[5]) : NULL;
+        tmp[6] = em_mul(p.rw, in[3]);
         if (attrs[1].i == EM_REDUCTION_MEAN && tmp[6]) {
             tmp[7] = em_sum_all(p.rw);
             em_tensor *s = tmp[7] ? em_div(tmp[6], tmp[7]) : NULL;
@@ -203,5 +182,5 @@ em_tensor *em__composite_cross_entropy_backward(int nin, em_tensor *const *in,
     }
     release_all(tmp, 9);
     ce_parts_release(&p);
-    return cast_back(r, in[0]->dtype);
+    return r;
 }

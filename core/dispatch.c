@@ -384,6 +384,32 @@ static void broadcast_view(const em_tensor *t, int ndim, const int64_t *shape,
 static em_tensor *fallback_to_cpu(em_op_rec *op, int nin, em_tensor *const *in,
                                   const em_attr *attrs, em_tensor *out);
 
+static bool is_half(em_dtype dt) { return dt == EM_F16 || dt == EM_BF16; }
+
+/* The op's composite; with EM_OP_COMPOSITE_F32, float16/bfloat16 inputs widened to float32 and
+ * the result rounded to input 0's dtype once. */
+static em_tensor *run_composite(const em_op_rec *op, int nin, em_tensor *const *in,
+                                const em_attr *attrs)
+{
+    if (!(op->def.flags & EM_OP_COMPOSITE_F32) || nin < 1 || nin > 8 || !is_half(in[0]->dtype))
+        return op->def.composite(nin, in, attrs);
+    em_tensor *wide[8] = {0}, *r = NULL, *out = NULL;
+    int made = 0;
+    for (; made < nin; made++) {
+        wide[made] = is_half(in[made]->dtype) ? em_to_dtype(in[made], EM_F32) : in[made];
+        if (!wide[made])
+            break;
+        if (wide[made] == in[made])
+            em_retain(in[made]);
+    }
+    if (made == nin && (r = op->def.composite(nin, wide, attrs)))
+        out = em_to_dtype(r, in[0]->dtype);
+    em_release(r);
+    for (int i = 0; i < made; i++)
+        em_release(wide[i]);
+    return out;
+}
+
 /* An in-place op under autograd: computed out of place (and recorded), then written into
  * `out`, which takes over the result's history (PyTorch rebases it the same way). */
 static em_tensor *inplace_tracked(em_op_rec *op, int nin, em_tensor *const *in,
@@ -454,7 +480,7 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
              * than the composite's pieces). */
             bool own = track && em__formula_for(id);
             bool prev = own ? em_set_grad_enabled(false) : true;
-            em_tensor *r = op->def.composite(nin, in, attrs);
+            em_tensor *r = run_composite(op, nin, in, attrs);
             if (own) {
                 em_set_grad_enabled(prev);
                 if (r)

@@ -288,16 +288,16 @@ int em__register_builtin_ops(void)
         EM_ASSERT(id == (int)i);
     }
     static const em_op_def composites[] = {
-        OP("mean", 1, 2, reduce_attrs, EM_OP_INT_TO_FLOAT, infer_mean,
+        OP("mean", 1, 2, reduce_attrs, EM_OP_INT_TO_FLOAT | EM_OP_COMPOSITE_F32, infer_mean,
          em__composite_mean),
         OP("softmax", 1, 1, dim_attrs, UNARY_F, NULL, em__composite_softmax),
         OP("log_softmax", 1, 1, dim_attrs, UNARY_F, NULL,
          em__composite_log_softmax),
         OP("linear", 3, 0, NULL, 0, infer_linear, em__composite_linear),
-        OP("cross_entropy", 3, 2, ce_attrs, 0, infer_cross_entropy,
+        OP("cross_entropy", 3, 2, ce_attrs, EM_OP_COMPOSITE_F32, infer_cross_entropy,
            em__composite_cross_entropy),
-        OP("cross_entropy_backward", 4, 2, ce_attrs, 0, infer_cross_entropy_backward,
-           em__composite_cross_entropy_backward),
+        OP("cross_entropy_backward", 4, 2, ce_attrs, EM_OP_COMPOSITE_F32,
+           infer_cross_entropy_backward, em__composite_cross_entropy_backward),
     };
     int *ids[] = {&em__op_mean,   &em__op_softmax,       &em__op_log_softmax,
                   &em__op_linear, &em__op_cross_entropy, &em__op_cross_entropy_backward};

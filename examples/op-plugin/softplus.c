@@ -51,18 +51,16 @@ static int k_softplus(void *backend_ctx, const em_kcall *call)
 /* ---- the composite: every backend with the primitives runs it ----------------------------- */
 
 /* where(beta x > threshold, x, (relu(beta x) + log(1 + exp(-|beta x|))) / beta): the same
- * function written so that exp never overflows (its argument is <= 0). float16 and bfloat16
- * inputs are computed in float32 and rounded once at the end, as PyTorch does: 1 + exp(..)
- * rounded to float16 would lose most digits of small results (the conformance cases catch
- * that). Inside an op the core's scopes do not track temporaries (em_scope_* is for
- * application code): each one is released here. Every op returns NULL after a NULL input, so
- * one check at the end suffices. */
+ * function written so that exp never overflows (its argument is <= 0). The op's flag
+ * EM_OP_COMPOSITE_F32 has the core hand float16 and bfloat16 inputs over in float32 and round
+ * the result once, as PyTorch does: 1 + exp(..) rounded to float16 would lose most digits of
+ * small results (the conformance cases catch that). Inside an op the core's scopes do not
+ * track temporaries (em_scope_* is for application code): each one is released here. Every op
+ * returns NULL after a NULL input, so one check at the end suffices. */
 static em_tensor *softplus_composite(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     (void)nin;
-    em_dtype dt = em_dtype_of(in[0]);
-    bool narrow = dt == EM_F16 || dt == EM_BF16;
-    em_tensor *x = narrow ? em_to_dtype(in[0], EM_F32) : in[0];
+    em_tensor *x = in[0];
     double beta = attrs[0].f, threshold = attrs[1].f;
     em_tensor *bx = em_mul_scalar(x, beta);               /* float even for integer x */
     em_tensor *abs_bx = em_abs(bx), *neg = em_neg(abs_bx), *e = em_exp(neg);
@@ -72,15 +70,9 @@ static em_tensor *softplus_composite(int nin, em_tensor *const *in, const em_att
     em_tensor *thr = em_scalar(threshold, &o), *above = em_gt(bx, thr);
     em_tensor *xf = soft ? em_to_dtype(x, em_dtype_of(soft)) : NULL;
     em_tensor *r = em_where(above, xf, soft);
-    em_tensor *out = narrow && r ? em_to_dtype(r, dt) : NULL;
     em_tensor *tmp[] = {bx, abs_bx, neg, e, e1, l, pos, sum, soft, thr, above, xf};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
         em_release(tmp[i]);
-    if (narrow) {
-        em_release(x);
-        em_release(r);
-        return out;
-    }
     return r;
 }
 
@@ -167,7 +159,7 @@ static int softplus_init(em_registry *reg)
         .nin = 1,
         .nattrs = 2,
         .attrs = softplus_attrs,
-        .flags = EM_OP_SAME_AS_INPUT | EM_OP_INT_TO_FLOAT,
+        .flags = EM_OP_SAME_AS_INPUT | EM_OP_INT_TO_FLOAT | EM_OP_COMPOSITE_F32,
         .composite = softplus_composite,
         .backward = softplus_backward,   /* the node is named SoftplusBackward0 */
     };

@@ -45,7 +45,8 @@ extern "C" {
 #endif
 
 /* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
- * type's struct_size covers it) and the core ops cross_entropy and cross_entropy_backward. A
+ * type's struct_size covers it), EM_OP_COMPOSITE_F32, and the core ops cross_entropy and
+ * cross_entropy_backward. A
  * plugin built for 1.0 loads into a 1.1 core; one built for a newer minor is refused. */
 #define EMBER_ABI_MAJOR 1
 #define EMBER_ABI_MINOR 1
@@ -195,6 +196,9 @@ enum {
     EM_OP_INT_TO_FLOAT = 1u << 3,
     /* output has the shape and dtype of input 0 (after the steps above): no infer needed */
     EM_OP_SAME_AS_INPUT = 1u << 4,
+    /* the composite computes float16/bfloat16 in float32: the core widens such inputs before
+     * calling it and rounds its result to input 0's dtype once (PyTorch's opmath) */
+    EM_OP_COMPOSITE_F32 = 1u << 5,
 };
 
 /* Computes the output's shape and dtype from the inputs (already promoted and broadcast as the

@@ -143,7 +143,7 @@ static em_tensor *cdf_ops(em_tensor *x)
     return e;
 }
 
-static em_tensor *c_gelu_f32(int nin, em_tensor *const *in, const em_attr *attrs)
+static em_tensor *c_gelu(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     (void)nin;
     (void)attrs;
@@ -153,13 +153,7 @@ static em_tensor *c_gelu_f32(int nin, em_tensor *const *in, const em_attr *attrs
     return r;
 }
 
-/* float16/bfloat16 computed in float32 */
-static em_tensor *c_gelu(int nin, em_tensor *const *in, const em_attr *attrs)
-{
-    return nn__opmath(c_gelu_f32, nin, in, attrs);
-}
-
-static em_tensor *c_gelu_backward_f32(int nin, em_tensor *const *in, const em_attr *attrs)
+static em_tensor *c_gelu_backward(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     (void)nin;
     (void)attrs;
@@ -175,12 +169,6 @@ static em_tensor *c_gelu_backward_f32(int nin, em_tensor *const *in, const em_at
     em_release(d);
     em_release(x2);
     return r;
-}
-
-/* float16/bfloat16 computed in float32 */
-static em_tensor *c_gelu_backward(int nin, em_tensor *const *in, const em_attr *attrs)
-{
-    return nn__opmath(c_gelu_backward_f32, nin, in, attrs);
 }
 
 /* ---- backward (written in ops: the gelu_backward op) ----------------------------------------- */
@@ -202,7 +190,7 @@ int nn__register_gelu_ops(em_registry *reg)
         .struct_size = sizeof(em_op_def),
         .name = "gelu",
         .nin = 1,
-        .flags = EM_OP_SAME_AS_INPUT | EM_OP_INT_TO_FLOAT,
+        .flags = EM_OP_SAME_AS_INPUT | EM_OP_INT_TO_FLOAT | EM_OP_COMPOSITE_F32,
         .composite = c_gelu,
         .backward = b_gelu,
         .backward_name = "GeluBackward0",
@@ -211,7 +199,7 @@ int nn__register_gelu_ops(em_registry *reg)
         .struct_size = sizeof(em_op_def),
         .name = "gelu_backward",
         .nin = 2,
-        .flags = EM_OP_SAME_AS_INPUT | EM_OP_PROMOTE,
+        .flags = EM_OP_SAME_AS_INPUT | EM_OP_PROMOTE | EM_OP_COMPOSITE_F32,
         .composite = c_gelu_backward,
     };
     int rc = em_register_op(reg, &gelu);

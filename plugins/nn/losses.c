@@ -166,7 +166,7 @@ static em_tensor *clamped_log(em_tensor *v)
 }
 
 /* bce(x, y) = -(y log x + (1 - y) log(1 - x)), elementwise (composite of the op). */
-static em_tensor *c_bce_f32(int nin, em_tensor *const *in, const em_attr *attrs)
+static em_tensor *c_bce(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     (void)nin;
     (void)attrs;
@@ -181,12 +181,6 @@ static em_tensor *c_bce_f32(int nin, em_tensor *const *in, const em_attr *attrs)
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
         em_release(tmp[i]);
     return r;
-}
-
-/* float16/bfloat16 computed in float32 */
-static em_tensor *c_bce(int nin, em_tensor *const *in, const em_attr *attrs)
-{
-    return nn__opmath(c_bce_f32, nin, in, attrs);
 }
 
 /* d/dx = (x - y) / max(x (1 - x), 1e-12); d/dy = log(1 - x) - log(x) (both logs clamped). */
@@ -677,7 +671,7 @@ int nn__register_losses(em_registry *reg)
         .struct_size = sizeof(em_op_def),
         .name = "binary_cross_entropy",
         .nin = 2,
-        .flags = EM_OP_SAME_AS_INPUT,
+        .flags = EM_OP_SAME_AS_INPUT | EM_OP_COMPOSITE_F32,
         .composite = c_bce,
         .backward = b_bce,
         .backward_name = "BinaryCrossEntropyBackward0",

@@ -53,11 +53,6 @@ int nn__register_conformance(em_registry *reg);
      .state_size = state_, .ninputs = ninputs_, .init = init_, .forward = forward_,          \
      .destroy = destroy_}
 
-/* Runs composite fn with its float16/bfloat16 inputs widened to float32 and rounds the result
- * to input 0's dtype once, as PyTorch's opmath and the CPU kernels compute them; other dtypes
- * go straight through. */
-em_tensor *nn__opmath(em_composite_fn fn, int nin, em_tensor *const *in, const em_attr *attrs);
-
 /* Registers every table of `types` (n of them); stops at the first failure. */
 int nn__register_all(em_registry *reg, const em_module_ops *types, size_t n);
 

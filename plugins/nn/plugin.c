@@ -23,28 +23,6 @@ int nn__register_all(em_registry *reg, const em_module_ops *types, size_t n)
     return EM_OK;
 }
 
-em_tensor *nn__opmath(em_composite_fn fn, int nin, em_tensor *const *in, const em_attr *attrs)
-{
-    em_dtype dt = em_dtype_of(in[0]);
-    if (dt != EM_F16 && dt != EM_BF16)
-        return fn(nin, in, attrs);
-    em_tensor *wide[8] = {0};
-    bool ok = nin <= 8;
-    for (int i = 0; ok && i < nin; i++) {
-        em_dtype di = em_dtype_of(in[i]);
-        wide[i] = di == EM_F16 || di == EM_BF16 ? em_to_dtype(in[i], EM_F32) : in[i];
-        if (wide[i] == in[i])
-            em_retain(in[i]);
-        ok = wide[i] != NULL;
-    }
-    em_tensor *r = ok ? fn(nin, wide, attrs) : NULL;
-    em_tensor *out = r ? em_to_dtype(r, dt) : NULL;
-    em_release(r);
-    for (int i = 0; i < nin && i < 8; i++)
-        em_release(wide[i]);
-    return out;
-}
-
 const char *nn__float_repr(double v, char *buf, size_t size)
 {
     for (int prec = 1; prec <= 17; prec++) {

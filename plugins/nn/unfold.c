@@ -297,7 +297,7 @@ static em_tensor *c_im2col(int nin, em_tensor *const *in, const em_attr *attrs)
     return r;
 }
 
-static em_tensor *c_col2im_f32(int nin, em_tensor *const *in, const em_attr *attrs)
+static em_tensor *c_col2im(int nin, em_tensor *const *in, const em_attr *attrs)
 {
     (void)nin;
     em_tensor *c = in[0];
@@ -326,12 +326,6 @@ static em_tensor *c_col2im_f32(int nin, em_tensor *const *in, const em_attr *att
     em_release(index);
     em_release(valid);
     return r;
-}
-
-/* float16/bfloat16 computed in float32 */
-static em_tensor *c_col2im(int nin, em_tensor *const *in, const em_attr *attrs)
-{
-    return nn__opmath(c_col2im_f32, nin, in, attrs);
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
@@ -391,6 +385,7 @@ int nn__register_unfold_ops(em_registry *reg)
         .nin = 1,
         .nattrs = 6,
         .attrs = col2im_attrs,
+        .flags = EM_OP_COMPOSITE_F32,
         .infer = infer_col2im,
         .composite = c_col2im,
         .backward = b_col2im,
