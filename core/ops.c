@@ -399,6 +399,30 @@ em_tensor *em_linear(em_tensor *x, em_tensor *w, em_tensor *bias) { EM_WRAP(line
 /* Checks index dtype, rank, sizes and (with `values`) bounds, PyTorch's rules for
  * gather/scatter_add. The infer functions of both ops call it, so em_op_call("gather", ...)
  * is checked as well as em_gather. */
+/* Reads the int64 tensor t on the host. Returns -1 when every value is in [0, size) or equals
+ * *skip (skip may be NULL), else the position of the first that is not (its value in *bad), or
+ * -2 with the error set when t cannot be read. */
+static int64_t first_out_of_range(const char *fn, em_tensor *t, int64_t size, const int64_t *skip,
+                                  int64_t *bad)
+{
+    int64_t n = t->numel;
+    if (n == 0)
+        return -1;
+    int64_t *v = malloc((size_t)n * sizeof *v);
+    if (!v) {
+        em_set_error(EM_ERR_NOMEM, "%s: out of host memory checking the indices", fn);
+        return -2;
+    }
+    int64_t at = em_copy_to_host(t, v, (size_t)n * sizeof *v) == EM_OK ? -1 : -2;
+    for (int64_t i = 0; at == -1 && i < n; i++)
+        if ((v[i] < 0 || v[i] >= size) && !(skip && v[i] == *skip)) {
+            *bad = v[i];
+            at = i;
+        }
+    free(v);
+    return at;
+}
+
 bool em__check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em_tensor *src,
                      bool values)
 {
@@ -428,23 +452,14 @@ bool em__check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em
             return false;
         }
     }
-    if (index->numel == 0 || !values)
+    if (!values)
         return true;
-    int64_t *vals = malloc((size_t)index->numel * sizeof *vals);
-    if (!vals) {
-        em_set_error(EM_ERR_NOMEM, "%s: out of host memory checking the index", fn);
-        return false;
-    }
-    bool ok = em_copy_to_host(index, vals, (size_t)index->numel * sizeof *vals) == EM_OK;
-    int64_t size = a->ndim ? a->shape[dim] : 1;
-    for (int64_t i = 0; ok && i < index->numel; i++)
-        if (vals[i] < 0 || vals[i] >= size) {
-            em_set_error(EM_ERR_INVALID, "%s: index %lld is out of bounds for dim %d of size %lld",
-                         fn, (long long)vals[i], dim, (long long)size);
-            ok = false;
-        }
-    free(vals);
-    return ok;
+    int64_t size = a->ndim ? a->shape[dim] : 1, bad = 0;
+    int64_t at = first_out_of_range(fn, index, size, NULL, &bad);
+    if (at >= 0)
+        em_set_error(EM_ERR_INVALID, "%s: index %lld is out of bounds for dim %d of size %lld",
+                     fn, (long long)bad, dim, (long long)size);
+    return at == -1;
 }
 
 static em_tensor *gather(em_tensor *a, int dim, em_tensor *index)
@@ -529,23 +544,14 @@ em_tensor *em_log_softmax(em_tensor *a, int dim)
  * (a kernel could only poison the loss with NaN). */
 static bool check_targets(em_tensor *t, int64_t nclass, int64_t ignore)
 {
-    int64_t n = t->numel;
-    int64_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-    if (!v) {
-        em_set_error(EM_ERR_NOMEM, "cross_entropy: out of host memory checking the targets");
-        return false;
-    }
-    bool ok = em_copy_to_host(t, v, (size_t)n * sizeof *v) == EM_OK;
-    for (int64_t i = 0; ok && i < n; i++)
-        if (v[i] != ignore && (v[i] < 0 || v[i] >= nclass)) {
-            em_set_error(EM_ERR_INVALID,
-                         "cross_entropy: target %lld is out of bounds for %lld classes (at "
-                         "position %lld)",
-                         (long long)v[i], (long long)nclass, (long long)i);
-            ok = false;
-        }
-    free(v);
-    return ok;
+    int64_t bad = 0;
+    int64_t at = first_out_of_range("cross_entropy", t, nclass, &ignore, &bad);
+    if (at >= 0)
+        em_set_error(EM_ERR_INVALID,
+                     "cross_entropy: target %lld is out of bounds for %lld classes (at position "
+                     "%lld)",
+                     (long long)bad, (long long)nclass, (long long)at);
+    return at == -1;
 }
 
 /* x (N, C), t (N): weight defaulted and cast, checked, dispatched. */
