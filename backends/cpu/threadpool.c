@@ -47,7 +47,7 @@ static struct {
 };
 
 static int pool_threads = 1;
-static _Thread_local bool in_worker;
+static EM_PLUGIN_THREAD_LOCAL bool in_worker;
 
 static inline void cpu_relax(void)
 {

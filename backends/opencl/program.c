@@ -93,7 +93,7 @@ static const struct {
 
 const char *em_ocl__errstr(cl_int err)
 {
-    static _Thread_local char buf[32];
+    static EM_PLUGIN_THREAD_LOCAL char buf[32];
     for (size_t i = 0; i < sizeof cl_errors / sizeof cl_errors[0]; i++)
         if (cl_errors[i].code == err)
             return cl_errors[i].name;

@@ -460,6 +460,23 @@ typedef struct em_dataset_type_ops {
 
 EM_API int em_register_dataset(em_registry *reg, const em_dataset_type_ops *ops);
 
+/* ---- thread-local storage in a plugin ----------------------------------- */
+
+/* A plugin is dlopen'd, so a plain _Thread_local in it is dynamic TLS: a block glibc allocates
+ * per thread at first use, reached through __tls_get_addr on every access. Sanitizer runtimes
+ * guess where such blocks start from glibc internals, and the guess in GCC 12's and LLVM 14's
+ * LeakSanitizer can be wrong, which crashes its tracer at exit in any process that still has a
+ * thread that touched one (google/sanitizers#1322). EM_PLUGIN_THREAD_LOCAL puts the variable in
+ * the static TLS block instead (the initial-exec model: one instruction per access, no
+ * allocation). glibc reserves a few hundred bytes of static TLS for dlopen'd objects, so keep
+ * such variables small: a flag, a pointer, a short buffer. tests/plugins_tls.sh checks that no
+ * plugin built here uses dynamic TLS. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EM_PLUGIN_THREAD_LOCAL _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define EM_PLUGIN_THREAD_LOCAL _Thread_local
+#endif
+
 /* ---- helpers for kernels ------------------------------------------------- */
 
 /* Decodes a contiguous element index into a strided element offset. */
