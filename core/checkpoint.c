@@ -394,7 +394,7 @@ int em_optimizer_save(const em_optimizer *o, const char *path)
     }
     char steps[32], lr[40];
     snprintf(steps, sizeof steps, "%lld", (long long)em_optimizer_steps(o));
-    snprintf(lr, sizeof lr, "%.17g", em_optimizer_lr(o));
+    em_snprintf(lr, sizeof lr, "%.17g", em_optimizer_lr(o));
     char *spec = em_optimizer_str(o);
     json_t *meta = json_pack("{s:s, s:s, s:s}", "ember_optimizer", spec ? spec : "", "steps",
                              steps, "lr", lr);
@@ -445,7 +445,7 @@ static int optimizer_load(em_optimizer *o, const char *path)
     const char *lr = json_string_value(json_object_get(meta, "lr"));
     char *end1 = NULL, *end2 = NULL;
     long long nsteps = steps ? strtoll(steps, &end1, 10) : -1;
-    double lr_value = lr ? strtod(lr, &end2) : -1;
+    double lr_value = lr ? em_strtod(lr, &end2) : -1;
     if (!steps || !lr)
         rc = em_set_error(EM_ERR_IO, "%s: not an Ember optimizer checkpoint (no steps/lr "
                                      "metadata)",

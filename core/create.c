@@ -113,7 +113,7 @@ static em_tensor *from_blob(void *data, em_dtype dt, int ndim, const int64_t *sh
     em_backend *cpu = em__cpu_backend();
     if (!cpu)
         return NULL;
-    em_storage *s = em__storage_wrap(cpu, data, (size_t)n * em_dtype_size(dt), free_fn, ctx);
+    em_storage *s = em__storage_wrap(cpu, 0, data, (size_t)n * em_dtype_size(dt), free_fn, ctx);
     if (!s)
         return NULL;
     em_tensor *t = em__tensor_make(s, dt, ndim, shape, NULL, 0);

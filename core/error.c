@@ -14,7 +14,7 @@ int em_set_error(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+    em_vsnprintf(err_msg, sizeof err_msg, fmt, ap);
     va_end(ap);
     err_status = status < 0 ? (em_status)status : EM_ERR_INTERNAL;
     return status;
@@ -40,12 +40,12 @@ int em__null_arg(const char *fn, const char *what)
 
 void em_warn(const char *fmt, ...)
 {
+    char msg[EM__ERR_SIZE];
     va_list ap;
     va_start(ap, fmt);
-    fputs("ember: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    em_vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "ember: warning: %s\n", msg);
 }
 
 _Noreturn void em__assert_fail(const char *expr, const char *file, int line)

@@ -126,10 +126,10 @@ static int float_text(const fmt_ctx *c, double v, char *buf, size_t size)
     if (isinf(v))
         return snprintf(buf, size, v < 0 ? "-inf" : "inf");
     if (c->sci_mode)
-        return snprintf(buf, size, "%.*e", PRINT_PRECISION, v);
+        return em_snprintf(buf, size, "%.*e", PRINT_PRECISION, v);
     if (c->int_mode)
-        return snprintf(buf, size, "%.0f.", v);
-    return snprintf(buf, size, "%.*f", PRINT_PRECISION, v);
+        return em_snprintf(buf, size, "%.0f.", v);
+    return em_snprintf(buf, size, "%.*f", PRINT_PRECISION, v);
 }
 
 static int int_text(const fmt_ctx *c, int64_t v, char *buf, size_t size)

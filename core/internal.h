@@ -51,7 +51,9 @@ typedef struct em_storage {
 } em_storage;
 
 em_storage *em__storage_new(struct em_backend *be, int dev, size_t nbytes);
-em_storage *em__storage_wrap(struct em_backend *be, void *data, size_t nbytes,
+/* Storage over memory someone else owns (from_blob, DLPack) on device `dev` of be: the core
+ * never frees it through the backend; free_fn(ctx), if not NULL, runs when the storage dies. */
+em_storage *em__storage_wrap(struct em_backend *be, int dev, void *data, size_t nbytes,
                              void (*free_fn)(void *), void *ctx);
 void em__storage_retain(em_storage *s);
 void em__storage_release(em_storage *s);

@@ -163,7 +163,7 @@ static bool parse_number(parser *ps, value *v)
             return true;
         }
     }
-    double d = strtod(s, &end);
+    double d = em_strtod(s, &end);
     if (end == s || ident_char(*end) || errno == ERANGE) {
         ps->p = s;
         return perr(ps, "bad number%s", NULL), false;
@@ -337,18 +337,10 @@ em_spec *em_spec_parse(const char *text, const char *what)
 
 /* ---- printing ------------------------------------------------------------------------------ */
 
-/* Shortest %g that reads back as the same double. */
 static void print_float(em_strbuf *sb, double f)
 {
     char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, f);
-        if (strtod(buf, NULL) == f)
-            break;
-    }
-    if (!strpbrk(buf, ".eEn"))   /* keep it a float when read back: 1 -> 1.0 */
-        strcat(buf, ".0");
-    em__sb_printf(sb, "%s", buf);
+    em__sb_printf(sb, "%s", em_float_repr(f, buf, sizeof buf));
 }
 
 static void print_value(em_strbuf *sb, const value *v);

@@ -1,8 +1,8 @@
 /* core/storage.c - reference-counted device memory with a version counter.
  *
  * Storage belongs to one device; its bytes are allocated and freed by that device's backend,
- * except for from_blob storage, whose memory belongs to the caller and is handed back through
- * the caller's free_fn.
+ * except for from_blob and DLPack storage, whose memory belongs to the caller and is handed back
+ * through the caller's free_fn.
  */
 #include <stdlib.h>
 
@@ -32,7 +32,7 @@ em_storage *em__storage_new(em_backend *be, int dev, size_t nbytes)
     return s;
 }
 
-em_storage *em__storage_wrap(em_backend *be, void *data, size_t nbytes,
+em_storage *em__storage_wrap(em_backend *be, int dev, void *data, size_t nbytes,
                              void (*free_fn)(void *), void *ctx)
 {
     em_storage *s = calloc(1, sizeof *s);
@@ -44,7 +44,7 @@ em_storage *em__storage_wrap(em_backend *be, void *data, size_t nbytes,
     atomic_init(&s->version, 0);
     atomic_fetch_add(&be->live, 1);
     s->be = be;
-    s->dev = 0;
+    s->dev = dev;
     s->buf = data;
     s->nbytes = nbytes;
     s->free_fn = free_fn;

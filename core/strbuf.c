@@ -38,7 +38,7 @@ void em__sb_printf(em_strbuf *sb, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     char small[256];
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    int n = em_vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
     if (n < 0) {
         sb->failed = true;
@@ -51,7 +51,7 @@ void em__sb_printf(em_strbuf *sb, const char *fmt, ...)
     } else {
         /* Too long for the stack buffer: format again straight into the reserved space. */
         va_start(ap, fmt);
-        vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+        em_vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
         va_end(ap);
     }
     sb->len += (size_t)n;

@@ -7,16 +7,25 @@ build=${1:-build}
 
 need=()
 # Build tools and libraries; PoCL runs the OpenCL backend on the CPU, so CI tests it for real.
+# locales: the de_DE.UTF-8 locale the locale tests run under (generated below).
+# libdlpack-dev: em_to_dlpack/em_from_dlpack; python3-numpy: the NumPy interop test.
 for pkg in meson ninja-build pkg-config gcc libcriterion-dev libopenblas-dev zlib1g-dev \
-           libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd; do
+           libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd locales \
+           libdlpack-dev python3-numpy; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+sudo_cmd=""
+[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
-    sudo_cmd=""
-    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# A locale with a decimal comma, so the tests can check that numbers never follow the locale.
+if ! locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8'; then
+    echo "setup: generating the de_DE.UTF-8 locale"
+    $sudo_cmd sed -i 's/^# *de_DE.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' /etc/locale.gen
+    $sudo_cmd locale-gen >/dev/null
 fi
 
 if [ ! -f "$build/build.ninja" ]; then

@@ -162,6 +162,7 @@ static const em_backend_ops cu_backend = {
     .struct_size = sizeof(em_backend_ops),
     .name = "cuda",
     .host_accessible = false,
+    .dlpack_device_type = 2,   /* DLPack's kDLCUDA: buffers are CUDA device pointers */
     .device_count = cu_device_count,
     .device_info = cu_device_info,
     .unavailable_reason = cu_unavailable_reason,

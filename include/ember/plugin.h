@@ -46,10 +46,11 @@ extern "C" {
 
 /* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
  * type's struct_size covers it), EM_OP_COMPOSITE_F32, and the core ops cross_entropy and
- * cross_entropy_backward. A
- * plugin built for 1.0 loads into a 1.1 core; one built for a newer minor is refused. */
+ * cross_entropy_backward; 1.2 added em_backend_ops.dlpack_device_type and the
+ * locale-independent em_strtod/em_snprintf/em_float_repr. A plugin built for 1.0 loads into
+ * a 1.1 core; one built for a newer minor is refused. */
 #define EMBER_ABI_MAJOR 1
-#define EMBER_ABI_MINOR 1
+#define EMBER_ABI_MINOR 2
 #define EMBER_PLUGIN_ENTRY "ember_plugin"
 
 typedef struct em_registry em_registry;   /* opaque registration handle for one plugin */
@@ -145,6 +146,13 @@ typedef struct em_backend_ops {
                        const void *src, size_t src_off, size_t nbytes);
     int (*synchronize)(void *ctx, int dev);                      /* optional */
     void (*shutdown)(void *ctx);                                 /* optional */
+
+    /* optional (ABI 1.2): the DLPack device type (DLDeviceType: kDLCUDA = 2, kDLROCM = 10,
+     * ...) when a buffer handle is a raw pointer on that device, so that handle + byte offset
+     * addresses an element and em_to_dlpack/em_from_dlpack can share buffers without a copy.
+     * 0: buffers cannot be shared (an OpenCL cl_mem is no pointer a DLPack consumer can
+     * address). host_accessible backends are DLPack's kDLCPU whatever this says. */
+    int32_t dlpack_device_type;
 } em_backend_ops;
 
 /* Registers a backend; ops->name becomes a device prefix. `ops` and `ctx` must outlive the

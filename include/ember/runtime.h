@@ -7,6 +7,8 @@
 #ifndef EMBER_RUNTIME_H
 #define EMBER_RUNTIME_H
 
+#include <stdarg.h>
+
 #include "types.h"
 
 #ifdef __cplusplus
@@ -88,6 +90,25 @@ EM_API const char *em_config_get(const char *key);
 EM_API int em_config_threads(void);
 /* Where that value came from: "env EMBER_NUM_THREADS", "/path/ember.ini:4", "default". */
 EM_API const char *em_config_source(const char *key);
+
+/* ---- numbers as text (locale-independent) ------------------------------ */
+
+/* strtod and snprintf as they behave in the "C" locale ('.' as the decimal point), whatever
+ * setlocale() or uselocale() the host program called: spec strings, CSV, INI values, metadata
+ * and printed tensors are read and written through these, so a program running under de_DE
+ * gets the same results as one under "C". Same contracts as strtod and snprintf otherwise.
+ * Thread-safe: formatting switches only the calling thread's locale, and back. */
+EM_API double em_strtod(const char *s, char **end);
+EM_API int em_snprintf(char *buf, size_t size, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+EM_API int em_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 0)))
+#endif
+    ;
 
 /* ---- introspection (what `ember info` shows) -------------------------------- */
 

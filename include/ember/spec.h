@@ -54,6 +54,10 @@ EM_API void em_spec_free(em_spec *s);
 EM_API const char *em_spec_name(const em_spec *s);   /* borrowed */
 /* The canonical text of s (caller frees). */
 EM_API char *em_spec_str(const em_spec *s);
+/* The shortest text that reads back as v, as Python's repr writes a float ("0.25", "1e-05",
+ * "1.0", "inf", "nan"), always with '.' whatever the locale. Writes at most `size` bytes into
+ * buf (32 always suffice) and returns buf. Thread-safe. */
+EM_API const char *em_float_repr(double v, char *buf, size_t size);
 
 /* ---- bound arguments (what a constructor reads) ---------------------------------------- */
 

@@ -383,7 +383,7 @@ static int parse_num(const csv *c, const cell *ce, int col, double *out)
     }
     char *end;
     errno = 0;
-    double v = strtod(tmp, &end);
+    double v = em_strtod(tmp, &end);
     if (end != tmp + n || end == tmp)
         return em_set_error(EM_ERR_IO, "%s:%d:%d: expected a number, got '%.*s%s' in %s",
                             c->path, ce->line, ce->col, n > 40 ? 40 : (int)n, s,

@@ -191,10 +191,10 @@ static void bn_repr(const em_module *m, char *buf, size_t size)
     const em_args *a = em_module_args(m);
     char eps[32], mom[32] = "None";   /* momentum=None: a cumulative average */
     if (em_args_has(a, "momentum"))
-        nn__float_repr(em_args_float(a, "momentum"), mom, sizeof mom);
+        em_float_repr(em_args_float(a, "momentum"), mom, sizeof mom);
     snprintf(buf, size, "%lld, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
              (long long)em_args_int(a, "num_features"),
-             nn__float_repr(em_args_float(a, "eps"), eps, sizeof eps), mom,
+             em_float_repr(em_args_float(a, "eps"), eps, sizeof eps), mom,
              nn__bool_repr(em_args_bool(a, "affine")),
              nn__bool_repr(em_args_bool(a, "track_running_stats")));
 }

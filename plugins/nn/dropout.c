@@ -61,7 +61,7 @@ static void dropout_repr(const em_module *m, char *buf, size_t size)
 {
     const em_args *a = em_module_args(m);
     char p[32];
-    snprintf(buf, size, "p=%s, inplace=%s", nn__float_repr(em_args_float(a, "p"), p, sizeof p),
+    snprintf(buf, size, "p=%s, inplace=%s", em_float_repr(em_args_float(a, "p"), p, sizeof p),
              nn__bool_repr(em_args_bool(a, "inplace")));
 }
 

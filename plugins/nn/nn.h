@@ -58,9 +58,7 @@ int nn__register_all(em_registry *reg, const em_module_ops *types, size_t n);
 
 /* ---- print(model) ---------------------------------------------------------------------------- */
 
-/* Python's repr of a float (the shortest text that reads back the same: 0.1, 1e-05) and of a
- * bool (True/False), into buf; return buf. */
-const char *nn__float_repr(double v, char *buf, size_t size);
+/* Python's repr of a bool (True/False); em_float_repr (ember/spec.h) writes a float's. */
 static inline const char *nn__bool_repr(bool b) { return b ? "True" : "False"; }
 /* An int list argument as PyTorch prints it: "3" for one value, "(3, 3)" for several (pair: a
  * single value written twice, as Conv2d stores kernel_size). */

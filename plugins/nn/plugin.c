@@ -23,19 +23,6 @@ int nn__register_all(em_registry *reg, const em_module_ops *types, size_t n)
     return EM_OK;
 }
 
-const char *nn__float_repr(double v, char *buf, size_t size)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v || v != v)
-            break;
-    }
-    /* Python writes a whole float with ".0" ("1.0", not "1") */
-    if (isfinite(v) && !strpbrk(buf, ".e"))
-        snprintf(buf + strlen(buf), size - strlen(buf), ".0");
-    return buf;
-}
-
 const char *nn__ints_repr(const em_args *a, const char *name, bool pair, char *buf, size_t size)
 {
     int n = em_args_count(a, name);

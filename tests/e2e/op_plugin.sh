@@ -17,7 +17,7 @@ prefix=$work/prefix
 step() { echo "== op-plugin e2e: $*"; }
 
 step "install Ember into $prefix"
-meson setup "$work/ember-build" "$src" --prefix "$prefix" --libdir lib -Dtests=false \
+meson setup "$work/ember-build" "$src" --prefix "$prefix" --libdir lib -Dtests=disabled \
     -Dopencl=disabled -Dcuda=disabled --buildtype=plain >/dev/null   # no -O: quick to build
 meson install -C "$work/ember-build" --quiet >/dev/null
 

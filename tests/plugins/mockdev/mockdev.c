@@ -124,7 +124,10 @@ static int k_add(void *ctx, const em_kcall *c)
 static const em_backend_ops ops = {
     .struct_size = sizeof(em_backend_ops), .name = "mock", .host_accessible = false,
     .device_count = count, .device_info = info, .alloc = alloc, .free = dealloc,
-    .memory_stats = stats, .copy_from_host = h2d, .copy_to_host = d2h};
+    .memory_stats = stats, .copy_from_host = h2d, .copy_to_host = d2h,
+    /* Buffers are host pointers the core must not touch, but a DLPack consumer may: DLPack's
+     * kDLExtDev, so the DLPack tests can exercise a device other than the CPU. */
+    .dlpack_device_type = 12};
 
 static int init(em_registry *reg)
 {
