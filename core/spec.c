@@ -86,6 +86,17 @@ static void perr(parser *ps, const char *fmt, const char *detail)
                  (int)(ps->p - ps->text) + 1, msg, ps->text, strlen(ps->text) > 80 ? "..." : "");
 }
 
+/* An allocation failed: the status says so, unlike a syntax error. */
+static bool nomem(parser *ps)
+{
+    if (!ps->failed) {
+        ps->failed = true;
+        em_set_error(EM_ERR_NOMEM, "%s: out of memory parsing \"%.80s%s\"",
+                     ps->what ? ps->what : "spec", ps->text, strlen(ps->text) > 80 ? "..." : "");
+    }
+    return false;
+}
+
 static void skip_ws(parser *ps)
 {
     while (isspace((unsigned char)*ps->p))
@@ -112,7 +123,7 @@ static bool parse_string(parser *ps, value *v)
     size_t cap = 16, n = 0;
     char *out = malloc(cap);
     if (!out)
-        return perr(ps, "out of memory%s", NULL), false;
+        return nomem(ps);
     while (*ps->p && *ps->p != q) {
         char c = *ps->p++;
         if (c == '\\') {
@@ -125,7 +136,7 @@ static bool parse_string(parser *ps, value *v)
             char *o = realloc(out, cap *= 2);
             if (!o) {
                 free(out);
-                return perr(ps, "out of memory%s", NULL), false;
+                return nomem(ps);
             }
             out = o;
         }
@@ -185,7 +196,7 @@ static bool parse_list(parser *ps, value *v)
             cap = cap ? cap * 2 : 4;
             value *it = realloc(v->items, (size_t)cap * sizeof *it);
             if (!it)
-                return perr(ps, "out of memory%s", NULL), false;
+                return nomem(ps);
             v->items = it;
         }
         memset(&v->items[v->n], 0, sizeof v->items[0]);
@@ -223,7 +234,7 @@ static bool parse_value(parser *ps, value *v)
     const char *save = ps->p;
     char *id = read_ident(ps);
     if (!id)
-        return perr(ps, "out of memory%s", NULL), false;
+        return nomem(ps);
     skip_ws(ps);
     bool call = *ps->p == '(';
     if (!call) {
@@ -259,7 +270,7 @@ static em_spec *parse_spec(parser *ps)
     em_spec *s = calloc(1, sizeof *s);
     if (!s || !(s->name = read_ident(ps))) {
         free(s);
-        perr(ps, "out of memory%s", NULL);
+        nomem(ps);
         return NULL;
     }
     skip_ws(ps);
@@ -275,8 +286,10 @@ static em_spec *parse_spec(parser *ps)
         if (s->nargs == cap) {
             cap = cap ? cap * 2 : 4;
             arg *a = realloc(s->args, (size_t)cap * sizeof *a);
-            if (!a)
+            if (!a) {
+                nomem(ps);
                 goto fail;
+            }
             s->args = a;
         }
         arg *a = &s->args[s->nargs++];
@@ -285,6 +298,10 @@ static em_spec *parse_spec(parser *ps)
         const char *save = ps->p;
         if (ident_start(*ps->p)) {
             char *id = read_ident(ps);
+            if (!id) {
+                nomem(ps);
+                goto fail;
+            }
             skip_ws(ps);
             if (*ps->p == '=' && ps->p[1] != '=') {
                 ps->p++;
@@ -590,7 +607,9 @@ em_args *em_args_bind(const em_spec *s, int nparams, const em_param_decl *params
         }
         parser ps = {params[k].default_value, params[k].default_value, a->type, 0, false};
         if (!parse_value(&ps, &a->defaults[k])) {
-            EM_ASSERT(!"a declared default does not parse");
+            /* A declared default is the plugin's text: only running out of memory fails it. */
+            EM_ASSERT(em_last_status() == EM_ERR_NOMEM && "a declared default does not parse");
+            goto fail;
         }
         if (!kind_ok(params[k].kind, &a->defaults[k]))
             EM_ASSERT(!"a declared default has the wrong kind");
