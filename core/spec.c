@@ -127,10 +127,10 @@ static bool parse_string(parser *ps, value *v)
     while (*ps->p && *ps->p != q) {
         char c = *ps->p++;
         if (c == '\\') {
+            if (!*ps->p)
+                break;   /* a backslash just before the end: unterminated, never past the NUL */
             c = *ps->p++;
             c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
-            if (!c)
-                break;
         }
         if (n + 2 > cap) {
             char *o = realloc(out, cap *= 2);

@@ -1,4 +1,7 @@
 /* tests/core/test_spec.c - the spec parser and binder every pluggable type shares. */
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "helpers.h"
 
 static const em_param_decl linear_params[] = {
@@ -163,4 +166,26 @@ Test(spec, floats_print_back_exactly)
     cr_assert_str_eq(t, "X(a=0.1, b=1e-08, c=3.0, d=-2, e=[1.5, 2])");
     free(t);
     em_spec_free(s);
+}
+
+/* The text sits at the very end of a mapped page, so reading one byte past its NUL faults
+ * (no sanitizer needed to see it). */
+Test(spec, a_string_ending_in_a_backslash_is_not_read_past_its_end)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    cr_assert_eq(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+    const char *texts[] = {"g('\\", "g(\"\\", "g('a\\", "g(x='\\"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        size_t len = strlen(texts[i]) + 1;
+        char *text = map + page - len;
+        memcpy(text, texts[i], len);
+        em_spec *s = em_spec_parse(text, NULL);
+        cr_assert_null(s, "\"%s\" parsed", texts[i]);
+        cr_assert(strstr(em_last_error(), "unterminated string"), "\"%s\": %s", texts[i],
+                  em_last_error());
+    }
+    munmap(map, (size_t)page * 2);
 }
