@@ -189,12 +189,24 @@ int em_plugin_get(int i, em_plugin_info *out)
     return EM_OK;
 }
 
-int em_backend_count(void) { return em__backend_count(); }
+/* Backend ids are never reused, so a backend dropped with its failed plugin leaves an empty
+ * slot; the public positions count the live backends only. */
+int em_backend_count(void)
+{
+    int n = 0;
+    for (int id = 1; id <= em__backend_count(); id++)
+        n += em__backend(id) != NULL;
+    return n;
+}
 
 const char *em_backend_name(int i)
 {
-    em_backend *be = em__backend(i + 1);
-    return be ? be->ops->name : NULL;
+    for (int id = 1; id <= em__backend_count() && i >= 0; id++) {
+        em_backend *be = em__backend(id);
+        if (be && i-- == 0)
+            return be->ops->name;
+    }
+    return NULL;
 }
 
 const char *em_backend_unavailable_reason(const char *name)

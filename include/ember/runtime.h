@@ -128,7 +128,8 @@ typedef struct em_plugin_info {
 EM_API int em_plugin_count(void);
 EM_API int em_plugin_get(int i, em_plugin_info *out);
 
-/* Backends by position (0 .. em_backend_count()-1); names borrowed. */
+/* The loaded backends by position (0 .. em_backend_count()-1; one dropped with its failed
+ * plugin is not counted); names borrowed; NULL out of range. */
 EM_API int em_backend_count(void);
 EM_API const char *em_backend_name(int i);
 /* Why a registered backend cannot be used right now (no driver, no device), or NULL. */

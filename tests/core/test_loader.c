@@ -280,3 +280,17 @@ Test(loader, more_than_sixteen_plugins_are_each_reported_correctly)
     }
     rmdir(dir);
 }
+
+Test(loader, a_backend_dropped_with_its_failed_plugin_is_not_listed)
+{
+    use_broken_dir();
+    int n = em_backend_count();
+    cr_assert_gt(n, 0, "the cpu backend is loaded");
+    for (int i = 0; i < n; i++) {
+        const char *name = em_backend_name(i);
+        cr_assert_not_null(name, "backend %d of %d has no name", i, n);
+        cr_assert_str_neq(name, "brokendev", "the failed plugin's backend is listed");
+    }
+    cr_assert_null(em_backend_name(n));
+    em_shutdown();
+}

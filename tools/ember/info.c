@@ -40,9 +40,11 @@ static void print_plugins(void)
 
 static bool backend_loaded(const char *name)
 {
-    for (int i = 0; i < em_backend_count(); i++)
-        if (!strcmp(em_backend_name(i), name))
+    for (int i = 0; i < em_backend_count(); i++) {
+        const char *b = em_backend_name(i);
+        if (b && !strcmp(b, name))
             return true;
+    }
     return false;
 }
 
@@ -53,6 +55,8 @@ static void print_backends(void)
     printf("\nbackends (%d):\n", n);
     for (int i = 0; i < n; i++) {
         const char *name = em_backend_name(i);
+        if (!name)
+            continue;
         const char *why = em_backend_unavailable_reason(name);
         int count = em_device_count(name);
         printf("  %-8s available: %s, devices: %d%s%s\n", name,
