@@ -26,6 +26,8 @@
 #include "data_plugin.h"
 
 #define DEBIAN_FASHION_ROOT "/usr/share/datasets/fashion-mnist"
+#define MAX_IDX_BYTES (INT64_C(1) << 36)   /* 64 GiB: far above any real IDX file */
+#define PAYLOAD_CHUNK ((size_t)1 << 20)
 
 static const em_param_decl mnist_params[] = {
     {"root", EM_PARAM_STRING, "\"" DEBIAN_FASHION_ROOT "\""},
@@ -66,6 +68,15 @@ static int locate(const char *type, const char *root, const char *base, char *ou
                                                             "dataset-fashion-mnist");
 }
 
+/* The error of a failed gzread, naming the file. */
+static int read_error(gzFile f, const char *path, const char *what)
+{
+    int zerr;
+    const char *msg = gzerror(f, &zerr);
+    return em_set_error(EM_ERR_IO, "%s: cannot read %s: %s", path, what,
+                        zerr == Z_ERRNO ? strerror(errno) : msg);
+}
+
 /* Reads exactly n bytes; an error naming the file when the stream is short or corrupt. */
 static int read_exact(gzFile f, const char *path, void *dst, size_t n, const char *what)
 {
@@ -73,12 +84,8 @@ static int read_exact(gzFile f, const char *path, void *dst, size_t n, const cha
     while (got < n) {
         size_t want = n - got > (1u << 30) ? (1u << 30) : n - got;
         int r = gzread(f, (char *)dst + got, (unsigned)want);
-        if (r < 0) {
-            int zerr;
-            const char *msg = gzerror(f, &zerr);
-            return em_set_error(EM_ERR_IO, "%s: cannot read %s: %s", path, what,
-                                zerr == Z_ERRNO ? strerror(errno) : msg);
-        }
+        if (r < 0)
+            return read_error(f, path, what);
         if (r == 0)
             break;
         got += (size_t)r;
@@ -86,6 +93,59 @@ static int read_exact(gzFile f, const char *path, void *dst, size_t n, const cha
     if (got < n)
         return em_set_error(EM_ERR_IO, "%s: truncated: expected %zu bytes of %s, got %zu", path,
                             n, what, got);
+    return EM_OK;
+}
+
+/* A plain (not gzip'd) file must hold the bytes its header announces: checked before
+ * allocating, so a 20-byte header cannot reserve gigabytes. */
+static int check_plain_size(gzFile f, const char *path, int64_t header, int64_t numel)
+{
+    struct stat st;
+    if (!gzdirect(f) || stat(path, &st) != 0)
+        return EM_OK;
+    if (st.st_size - header != numel)
+        return em_set_error(EM_ERR_IO, "%s: the header announces %lld bytes of data, the file "
+                                       "holds %lld",
+                            path, (long long)numel, (long long)(st.st_size - header));
+    return EM_OK;
+}
+
+/* Reads the n-byte payload into *out (malloc'ed). A gzip stream's length is known only by
+ * reading it, so the buffer grows with what actually arrives: a header that claims more than
+ * the stream holds costs at most twice the real data, never the claimed size. */
+static int read_payload(gzFile f, const char *path, int64_t n, uint8_t **out)
+{
+    size_t want = (size_t)n, cap = want < PAYLOAD_CHUNK ? want : PAYLOAD_CHUNK, got = 0;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    int rc = buf ? EM_OK : EM_ERR_NOMEM;
+    while (rc == EM_OK && got < want) {
+        if (got == cap) {
+            size_t grown = cap > want - cap ? want : cap * 2;
+            uint8_t *b = realloc(buf, grown);
+            if (!b) {
+                rc = EM_ERR_NOMEM;
+                break;
+            }
+            buf = b;
+            cap = grown;
+        }
+        int r = gzread(f, buf + got, (unsigned)(cap - got < (1u << 30) ? cap - got : 1u << 30));
+        if (r <= 0) {
+            rc = r < 0 ? read_error(f, path, "data")
+                       : em_set_error(EM_ERR_IO, "%s: truncated: expected %zu bytes of data, "
+                                                 "got %zu",
+                                      path, want, got);
+            break;
+        }
+        got += (size_t)r;
+    }
+    if (rc == EM_ERR_NOMEM)
+        em_set_error(EM_ERR_NOMEM, "%s: out of memory reading %zu bytes of data", path, want);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
     return EM_OK;
 }
 
@@ -128,18 +188,16 @@ static int read_idx(const char *path, int ndim, idx_file *out)
         const uint8_t *p = h + 4 + 4 * i;
         out->dims[i] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
                                  (uint32_t)p[2] << 8 | p[3]);
-        out->numel *= out->dims[i];
-        if (out->numel > (INT64_C(1) << 36)) {
-            rc = em_set_error(EM_ERR_IO, "%s: implausible sizes in the IDX header", path);
+        if (__builtin_mul_overflow(out->numel, out->dims[i], &out->numel) ||
+            out->numel > MAX_IDX_BYTES) {
+            rc = em_set_error(EM_ERR_IO, "%s: implausible sizes in the IDX header (more than "
+                                         "%lld bytes)",
+                              path, (long long)MAX_IDX_BYTES);
             goto done;
         }
     }
-    if (!(out->data = malloc((size_t)(out->numel ? out->numel : 1)))) {
-        rc = em_set_error(EM_ERR_NOMEM, "%s: out of memory for %lld bytes", path,
-                          (long long)out->numel);
-        goto done;
-    }
-    if ((rc = read_exact(f, path, out->data, (size_t)out->numel, "data")) < 0)
+    if ((rc = check_plain_size(f, path, 4 + 4 * (int64_t)ndim, out->numel)) < 0 ||
+        (rc = read_payload(f, path, out->numel, &out->data)) < 0)
         goto done;
     char extra;
     if (gzread(f, &extra, 1) > 0)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 /* The build hides symbols by default; these must be visible to interpose. */
@@ -23,6 +24,7 @@ static _Thread_local int resolving;
 static atomic_bool armed, sticky_mode, fired;
 static atomic_long left;           /* armed: the call that finds 1 here fails */
 static atomic_long seen;
+static atomic_size_t largest;
 
 static void resolve(void)
 {
@@ -36,10 +38,12 @@ static void resolve(void)
     resolving = 0;
 }
 
-/* Whether this allocation call must fail. */
-static int should_fail(void)
+/* Whether this allocation call (of n bytes) must fail. */
+static int should_fail(size_t n)
 {
     atomic_fetch_add(&seen, 1);
+    for (size_t l = atomic_load(&largest); n > l && !atomic_compare_exchange_weak(&largest, &l, n);)
+        ;
     if (!atomic_load(&armed))
         return 0;
     long l = atomic_fetch_sub(&left, 1);
@@ -56,6 +60,7 @@ void failmalloc_arm(long n, bool sticky)
     atomic_store(&fired, false);
     atomic_store(&sticky_mode, sticky);
     atomic_store(&seen, 0);
+    atomic_store(&largest, 0);
     atomic_store(&left, n);
     atomic_store(&armed, n > 0);
 }
@@ -63,6 +68,7 @@ void failmalloc_arm(long n, bool sticky)
 void failmalloc_disarm(void) { atomic_store(&armed, false); }
 bool failmalloc_fired(void) { return atomic_load(&fired); }
 long failmalloc_count(void) { return atomic_load(&seen); }
+size_t failmalloc_largest(void) { return atomic_load(&largest); }
 
 long failmalloc_sweep(void (*step)(void *ctx, long n), void *ctx, long max)
 {
@@ -77,24 +83,27 @@ long failmalloc_sweep(void (*step)(void *ctx, long n), void *ctx, long max)
 }
 
 /* Whether this call must fail (errno is then ENOMEM); finds the real functions first. */
-static int intercept(void)
+static int intercept(size_t n)
 {
     resolve();
-    if (!should_fail())
+    if (!should_fail(n))
         return 0;
     errno = ENOMEM;
     return 1;
 }
 
-FM_EXPORT void *malloc(size_t n) { return resolving || intercept() ? NULL : real_malloc(n); }
+FM_EXPORT void *malloc(size_t n) { return resolving || intercept(n) ? NULL : real_malloc(n); }
 
 FM_EXPORT void *calloc(size_t n, size_t size)
 {
-    return resolving || intercept() ? NULL : real_calloc(n, size);
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes))
+        bytes = SIZE_MAX;
+    return resolving || intercept(bytes) ? NULL : real_calloc(n, size);
 }
 
 /* realloc(p, 0) frees, which cannot fail. */
 FM_EXPORT void *realloc(void *p, size_t n)
 {
-    return resolving || (n && intercept()) ? NULL : real_realloc(p, n);
+    return resolving || (n && intercept(n)) ? NULL : real_realloc(p, n);
 }

@@ -11,6 +11,7 @@
 #define EMBER_TESTS_FAILMALLOC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 void failmalloc_arm(long n, bool sticky);
 void failmalloc_disarm(void);
@@ -18,6 +19,9 @@ void failmalloc_disarm(void);
 bool failmalloc_fired(void);
 /* Allocation calls seen since the last arm (armed or not counts the same). */
 long failmalloc_count(void);
+/* The largest request (bytes) since the last arm, failed or not; failmalloc_arm(0, false)
+ * resets it without arming. */
+size_t failmalloc_largest(void);
 
 /* Runs step(ctx, n) for n = 1, 2, ... with the nth allocation armed to fail (not sticky);
  * step calls failmalloc_disarm() as soon as the code under test returns, then checks the
