@@ -21,8 +21,8 @@ bool em__grad_mode(void) { return !grad_disabled; }
 
 static em_autograd_meta *meta(em_tensor *t)
 {
-    if (!t->ag)
-        t->ag = calloc(1, sizeof *t->ag);
+    if (!t->ag && !(t->ag = calloc(1, sizeof *t->ag)))
+        em_set_error(EM_ERR_NOMEM, "autograd: out of memory recording a tensor's history");
     return t->ag;
 }
 
@@ -220,9 +220,11 @@ static em_node *edge_to(em_tensor *t)
     return acc;
 }
 
-/* Creates a node with edges to `in`, makes it out's grad_fn. Returns it (borrowed). */
-static em_node *attach(const char *name, em__backward_fn fn, int op, int nin,
-                       em_tensor *const *in, em_tensor *out)
+/* Creates a node with an edge to each input that requires grad; NULL (out of memory) when
+ * any edge cannot be made, since a node missing an edge would silently starve that input of
+ * its gradient. */
+static em_node *node_build(const char *name, em__backward_fn fn, int op, int nin,
+                           em_tensor *const *in)
 {
     em_node *n = node_new(name, fn, op, nin);
     if (!n)
@@ -235,41 +237,50 @@ static em_node *attach(const char *name, em__backward_fn fn, int op, int nin,
         ni->device = em__tensor_device(in[i]);
         ni->ndim = in[i]->ndim;
         memcpy(ni->shape, in[i]->shape, sizeof ni->shape);
+        if (ni->needs_grad && !ni->next) {
+            em__node_release(n);
+            em_set_error(EM_ERR_NOMEM, "autograd: out of memory recording %s", name);
+            return NULL;
+        }
     }
+    return n;
+}
+
+/* Makes n (complete) out's grad_fn, taking over the caller's reference. On failure (out of
+ * memory) n is released and out keeps its history. */
+static int node_install(em_node *n, em_tensor *out)
+{
     em_autograd_meta *m = meta(out);
     if (!m) {
         em__node_release(n);
-        return NULL;
+        return EM_ERR_NOMEM;
     }
     if (m->grad_fn)
         em__node_release(m->grad_fn);
     m->grad_fn = n;
     n->owner = m;
     out->requires_grad = true;
-    return n;
+    return EM_OK;
 }
 
-static void fail_record(em_tensor *out)
+/* A node with edges to `in` installed as out's grad_fn, for the nodes that save nothing. */
+static int attach(const char *name, em__backward_fn fn, int nin, em_tensor *const *in,
+                  em_tensor *out)
 {
-    /* Recording failed (out of memory): the result cannot carry a history. Say so loudly
-     * rather than returning a tensor whose gradient would silently be wrong. */
-    em_warn("autograd: could not record history (%s); the result will not require grad",
-            em_last_error());
-    out->requires_grad = false;
+    em_node *n = node_build(name, fn, -1, nin, in);
+    return n ? node_install(n, out) : EM_ERR_NOMEM;
 }
 
-void em__autograd_record(int id, int nin, em_tensor *const *in, const em_attr *attrs,
-                         em_tensor *out)
+int em__autograd_record(int id, int nin, em_tensor *const *in, const em_attr *attrs,
+                        em_tensor *out)
 {
     if (!em_dtype_is_float(out->dtype))
-        return;   /* integer and bool results never require grad */
+        return EM_OK;   /* integer and bool results never require grad */
     const em__formula *f = em__formula_for(id);
     const char *name = f ? em__formula_name(f, id, nin, in, attrs, out) : em__op(id)->name;
-    em_node *n = attach(name, f ? f->fn : NULL, id, nin, in, out);
-    if (!n) {
-        fail_record(out);
-        return;
-    }
+    em_node *n = node_build(name, f ? f->fn : NULL, id, nin, in);
+    if (!n)
+        return EM_ERR_NOMEM;
     em_op_rec *op = em__op(id);
     int na = op->def.nattrs < EM__NODE_MAX_ATTRS ? op->def.nattrs : EM__NODE_MAX_ATTRS;
     if (attrs && na > 0)
@@ -286,9 +297,10 @@ void em__autograd_record(int id, int nin, em_tensor *const *in, const em_attr *a
             goto fail;
     if ((saves & EM__SAVE_OUT) && save(n, out) < 0)
         goto fail;
-    return;
+    return node_install(n, out);
 fail:
-    fail_record(out);
+    em__node_release(n);
+    return em_set_error(EM_ERR_NOMEM, "autograd: out of memory recording %s", name);
 }
 
 int em__autograd_rebase(em_tensor *out, em_tensor *result)
@@ -325,15 +337,13 @@ int em__autograd_rebase(em_tensor *out, em_tensor *result)
 int em__view_backward(em_node *n, em_tensor *g, em_tensor **gin);       /* core/backward.c */
 int em__identity_backward(em_node *n, em_tensor *g, em_tensor **gin);   /* core/backward.c */
 
-void em__autograd_view(em_tensor *base, em_tensor *view, const char *name)
+int em__autograd_view(em_tensor *base, em_tensor *view, const char *name)
 {
     if (!em__grad_mode())
-        return;
-    em_node *n = attach(name, em__view_backward, -1, 1, &base, view);
-    if (!n) {
-        fail_record(view);
-        return;
-    }
+        return EM_OK;
+    em_node *n = node_build(name, em__view_backward, -1, 1, &base);
+    if (!n)
+        return EM_ERR_NOMEM;
     /* Remember where the view sits inside the base: offset, then shape and strides. */
     n->aux[0] = view->offset - base->offset;
     for (int d = 0; d < view->ndim; d++) {
@@ -344,27 +354,30 @@ void em__autograd_view(em_tensor *base, em_tensor *view, const char *name)
     n->attrs[1].n = base->ndim;
     for (int d = 0; d < base->ndim; d++)
         n->attrs[1].ints[d] = base->strides[d];
+    if (node_install(n, view) < 0)
+        return EM_ERR_NOMEM;
     view->ag->is_view = true;
+    return EM_OK;
 }
 
-void em__autograd_reset_history(em_tensor *t, const char *name)
+int em__autograd_reset_history(em_tensor *t, const char *name)
 {
-    if (em__grad_mode() && t->requires_grad && !attach(name, em__identity_backward, -1, 0, NULL, t))
-        fail_record(t);
+    if (!em__grad_mode() || !t->requires_grad)
+        return EM_OK;
+    return attach(name, em__identity_backward, 0, NULL, t);
 }
 
-void em__autograd_to(em_tensor *src, em_tensor *dst)
+int em__autograd_to(em_tensor *src, em_tensor *dst)
 {
-    if (em__grad_mode() && !attach("ToCopyBackward0", em__identity_backward, -1, 1, &src, dst))
-        fail_record(dst);
+    return em__grad_mode() ? attach("ToCopyBackward0", em__identity_backward, 1, &src, dst)
+                           : EM_OK;
 }
 
-void em__autograd_cast(em_tensor *src, em_tensor *dst, const char *name)
+int em__autograd_cast(em_tensor *src, em_tensor *dst, const char *name)
 {
     if (!em__grad_mode() || !em_dtype_is_float(dst->dtype))
-        return;
-    if (!attach(name, em__identity_backward, -1, 1, &src, dst))
-        fail_record(dst);
+        return EM_OK;
+    return attach(name, em__identity_backward, 1, &src, dst);
 }
 
 /* ---- the engine ------------------------------------------------------------------------- */

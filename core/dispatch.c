@@ -483,8 +483,10 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
             em_tensor *r = run_composite(op, nin, in, attrs);
             if (own) {
                 em_set_grad_enabled(prev);
-                if (r)
-                    em__autograd_record(id, nin, in, attrs, r);
+                if (r && em__autograd_record(id, nin, in, attrs, r) < 0) {
+                    em_release(r);
+                    return NULL;
+                }
             }
             if (r && out) {
                 em_tensor *w = em__copy_into(out, r);
@@ -583,8 +585,10 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
         if (out)
             atomic_fetch_add_explicit(&out->storage->version, 1, memory_order_relaxed);
     }
-    if (result && track)
-        em__autograd_record(id, nin, in, attrs, result);
+    if (result && track && em__autograd_record(id, nin, in, attrs, result) < 0) {
+        em_release(result);
+        result = NULL;
+    }
 done:
     for (int i = 0; i < nin; i++)
         em_release(cast[i]);

@@ -364,21 +364,24 @@ bool em__grad_mode(void);
 int em__set_requires_grad(const char *fn, em_tensor *t, bool on);
 int em__check_inplace(const char *fn, em_tensor *a);
 void em__autograd_free(em_tensor *t);
-/* Records op `id` (a dispatcher op) producing `out` from `in`. */
-void em__autograd_record(int id, int nin, em_tensor *const *in, const em_attr *attrs,
-                         em_tensor *out);
+/* Records op `id` (a dispatcher op) producing `out` from `in`; out is unchanged on failure. */
+int em__autograd_record(int id, int nin, em_tensor *const *in, const em_attr *attrs,
+                        em_tensor *out);
 /* Makes `out` (written in place with the value of `result`) take over result's history. */
 int em__autograd_rebase(em_tensor *out, em_tensor *result);
-/* Views, casts and device copies; `name` is PyTorch's node name. */
-void em__autograd_view(em_tensor *base, em_tensor *view, const char *name);
-void em__autograd_to(em_tensor *src, em_tensor *dst);
-void em__autograd_cast(em_tensor *src, em_tensor *dst, const char *name);
+/* Views, casts and device copies; `name` is PyTorch's node name. Like em__autograd_record
+ * and em__autograd_reset_history, these return EM_OK or EM_ERR_NOMEM with the error set: a
+ * history that cannot be recorded fails the op (the caller releases its result), it never
+ * degrades into a result that silently gets no gradient. */
+int em__autograd_view(em_tensor *base, em_tensor *view, const char *name);
+int em__autograd_to(em_tensor *src, em_tensor *dst);
+int em__autograd_cast(em_tensor *src, em_tensor *dst, const char *name);
 /* Formula lookup (core/backward.c); NULL when the op has none. */
 const em__formula *em__formula_for(int op);
 const char *em__formula_name(const em__formula *f, int op, int nin, em_tensor *const *in,
                              const em_attr *attrs, const em_tensor *out);
 /* Replaces t's history by a node without inputs (fill_, zero_: no gradient flows back). */
-void em__autograd_reset_history(em_tensor *t, const char *name);
+int em__autograd_reset_history(em_tensor *t, const char *name);
 /* A node's saved tensor i, or NULL with the "modified in place"/"freed" error set. */
 em_tensor *em__saved(em_node *n, int i);
 void em__node_release(em_node *n);

@@ -167,8 +167,10 @@ static em_tensor *fill_(em_tensor *a, double v)
         r = v1 ? em__copy_into(a, v1) : NULL;
         em_release(v1);
     }
-    if (r)
-        em__autograd_reset_history(a, v == 0 ? "ZeroBackward0" : "FillBackward0");
+    if (r && em__autograd_reset_history(a, v == 0 ? "ZeroBackward0" : "FillBackward0") < 0) {
+        em_release(r);
+        return NULL;
+    }
     return r;
 }
 

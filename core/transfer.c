@@ -82,9 +82,10 @@ em_tensor *em__copy_into(em_tensor *dst, em_tensor *src)
     em_tensor *r = NULL;
     if (!(view = em_expand(src, dst->ndim, dst->shape))) {
         char b1[160], b2[160];
-        em_set_error(EM_ERR_INVALID, "copy_: source of shape %s cannot be broadcast to %s",
-                     em__shape_str(src->ndim, src->shape, b1, sizeof b1),
-                     em__shape_str(dst->ndim, dst->shape, b2, sizeof b2));
+        if (em_last_status() != EM_ERR_NOMEM)   /* out of memory is its own, true, message */
+            em_set_error(EM_ERR_INVALID, "copy_: source of shape %s cannot be broadcast to %s",
+                         em__shape_str(src->ndim, src->shape, b1, sizeof b1),
+                         em__shape_str(dst->ndim, dst->shape, b2, sizeof b2));
         goto done;
     }
     if (em__run_kernel(EM__OP_COPY, 1, &view, 1, &dst, NULL) < 0)
@@ -106,10 +107,11 @@ static em_tensor *copy_(em_tensor *dst, em_tensor *src)
     if (em__check_inplace("copy_", dst) < 0)
         return NULL;
     em_tensor *r = em__copy_into(dst, src);
-    if (r && src->requires_grad)
-        em__autograd_cast(src, dst, "CopyBackwards");
-    else if (r)
-        em__autograd_reset_history(dst, "CopyBackwards");
+    if (r && (src->requires_grad ? em__autograd_cast(src, dst, "CopyBackwards")
+                                 : em__autograd_reset_history(dst, "CopyBackwards")) < 0) {
+        em_release(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -138,8 +140,10 @@ static em_tensor *to_dtype(em_tensor *t, em_dtype dt)
         return t;
     }
     em_tensor *r = copy_as(t, dt);
-    if (r && t->requires_grad)
-        em__autograd_cast(t, r, "ToCopyBackward0");
+    if (r && t->requires_grad && em__autograd_cast(t, r, "ToCopyBackward0") < 0) {
+        em_release(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -153,8 +157,10 @@ static em_tensor *contiguous(em_tensor *t)
         return t;
     }
     em_tensor *r = copy_as(t, t->dtype);
-    if (r && t->requires_grad)
-        em__autograd_cast(t, r, "CloneBackward0");
+    if (r && t->requires_grad && em__autograd_cast(t, r, "CloneBackward0") < 0) {
+        em_release(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -164,8 +170,10 @@ static em_tensor *clone(em_tensor *t)
 {
     EM_CHECK_T("clone", t);
     em_tensor *r = copy_as(t, t->dtype);
-    if (r && t->requires_grad)
-        em__autograd_cast(t, r, "CloneBackward0");
+    if (r && t->requires_grad && em__autograd_cast(t, r, "CloneBackward0") < 0) {
+        em_release(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -182,8 +190,10 @@ static em_tensor *to(em_tensor *t, em_device d)
         return t;
     }
     em_tensor *r = to_device_raw(t, d);
-    if (r && t->requires_grad)
-        em__autograd_to(t, r);
+    if (r && t->requires_grad && em__autograd_to(t, r) < 0) {
+        em_release(r);
+        return NULL;
+    }
     return r;
 }
 

@@ -13,8 +13,10 @@ static em_tensor *make_view(em_tensor *t, int ndim, const int64_t *shape,
                             const int64_t *strides, int64_t offset, const char *grad_name)
 {
     em_tensor *v = em__tensor_make(t->storage, t->dtype, ndim, shape, strides, offset);
-    if (v && t->requires_grad)
-        em__autograd_view(t, v, grad_name);
+    if (v && t->requires_grad && em__autograd_view(t, v, grad_name) < 0) {
+        em_release(v);
+        return NULL;
+    }
     return v;
 }
 
