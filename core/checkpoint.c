@@ -2,22 +2,24 @@
  *
  * Format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length,
  * a JSON header {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
- * "__metadata__": {...}}, then the tensors' bytes. The header is parsed with jansson. Loading
- * checks every key, dtype, shape and offset before writing anything, so a bad file leaves the
- * module as it was; writing goes to a temporary file that is fsync'ed and renamed over the
- * target, so a crash never leaves half a checkpoint.
+ * "__metadata__": {...}}, then the tensors' bytes. The header is read and written by
+ * core/json.c. Loading checks every key, dtype, shape and offset, and reads and converts
+ * every value, before writing anything, so a bad file leaves the module as it was;
+ * writing goes to a temporary file that is fsync'ed and renamed over the target, so a crash
+ * never leaves half a checkpoint.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
-#include <libgen.h>
 #include <stdatomic.h>
+#include <libgen.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "json.h"
 #include "module_internal.h"
 
 static const struct {
@@ -48,6 +50,65 @@ typedef struct item {
     const char *name;
     em_tensor *t;
 } item;
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The JSON header, keys sorted as the reference writer sorts them, "__metadata__" (meta:
+ * nmeta key/value pairs, keys sorted) among them; NULL out of memory. */
+static char *header_json(const item *items, int n, const char *const *meta, int nmeta)
+{
+    const char **keys = malloc((size_t)(n + 1) * sizeof *keys);
+    uint64_t *begin = malloc((size_t)(n + 1) * sizeof *begin);
+    if (!keys || !begin) {
+        free(keys);
+        free(begin);
+        return NULL;
+    }
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        keys[i] = items[i].name;
+        begin[i] = off;
+        off += (uint64_t)items[i].t->numel * em_dtype_size(items[i].t->dtype);
+    }
+    keys[n] = "__metadata__";
+    qsort(keys, (size_t)n + 1, sizeof *keys, cmp_names);
+    em_strbuf sb = {0};
+    em__sb_putc(&sb, '{');
+    for (int k = 0; k <= n; k++) {
+        em__sb_printf(&sb, k ? "," : "");
+        em__json_put_string(&sb, keys[k]);
+        em__sb_putc(&sb, ':');
+        if (keys[k][0] == '_' && !strcmp(keys[k], "__metadata__")) {
+            em__sb_putc(&sb, '{');
+            for (int j = 0; j < nmeta; j++) {
+                em__sb_printf(&sb, j ? "," : "");
+                em__json_put_string(&sb, meta[2 * j]);
+                em__sb_putc(&sb, ':');
+                em__json_put_string(&sb, meta[2 * j + 1]);
+            }
+            em__sb_putc(&sb, '}');
+            continue;
+        }
+        int i = 0;
+        while (items[i].name != keys[k])
+            i++;
+        em_tensor *t = items[i].t;
+        em__sb_printf(&sb, "{\"data_offsets\":[%llu,%llu],\"dtype\":\"%s\",\"shape\":[",
+                      (unsigned long long)begin[i],
+                      (unsigned long long)(begin[i] + (uint64_t)t->numel * em_dtype_size(t->dtype)),
+                      st_name(t->dtype));
+        for (int d = 0; d < t->ndim; d++)
+            em__sb_printf(&sb, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        em__sb_printf(&sb, "]}");
+    }
+    em__sb_putc(&sb, '}');
+    free(keys);
+    free(begin);
+    return em__sb_take(&sb);
+}
 
 static int write_all(int fd, const void *p, size_t n)
 {
@@ -84,25 +145,12 @@ static int create_temp(const char *path, char *tmp, size_t size)
     return fd;
 }
 
-static int save_items(const char *path, const item *items, int n, json_t *metadata)
+/* Writes the tensors and metadata (nmeta key/value pairs, keys sorted) to a temporary file
+ * that is renamed over path once complete. */
+static int save_items(const char *path, const item *items, int n, const char *const *meta,
+                      int nmeta)
 {
-    json_t *hdr = json_object();
-    uint64_t off = 0;
-    for (int i = 0; hdr && i < n; i++) {
-        em_tensor *t = items[i].t;
-        json_t *shape = json_array();
-        for (int d = 0; d < t->ndim; d++)
-            json_array_append_new(shape, json_integer(t->shape[d]));
-        uint64_t bytes = (uint64_t)t->numel * em_dtype_size(t->dtype);
-        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", st_name(t->dtype), "shape", shape,
-                              "data_offsets", (json_int_t)off, (json_int_t)(off + bytes));
-        json_object_set_new(hdr, items[i].name, e);
-        off += bytes;
-    }
-    if (metadata)
-        json_object_set(hdr, "__metadata__", metadata);
-    char *text = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(hdr);
+    char *text = header_json(items, n, meta, nmeta);
     if (!text)
         return em_set_error(EM_ERR_NOMEM, "%s: out of memory writing the header", path);
     /* Pad the header with spaces to 8 bytes, as the reference writer does. */
@@ -138,6 +186,8 @@ static int save_items(const char *path, const item *items, int n, json_t *metada
     if (rc || rename(tmpl, path)) {
         err = rc ? err : errno;
         unlink(tmpl);
+        if (err == ENOMEM)
+            return em_set_error(EM_ERR_NOMEM, "%s: out of memory writing it", path);
         return em_set_error(EM_ERR_IO, "%s: write failed: %s", path, strerror(err));
     }
     /* make the rename itself durable */
@@ -157,15 +207,17 @@ int em_module_save(const em_module *m, const char *path)
         return em__null_arg("em_module_save", m ? "path" : "module");
     int n = em_module_state_count(m);
     item *items = calloc((size_t)(n ? n : 1), sizeof *items);
-    if (!items)
-        return em_set_error(EM_ERR_NOMEM, "out of memory");
+    char *spec = em_module_str(m);
+    if (!items || !spec) {
+        free(items);
+        free(spec);
+        return em_set_error(EM_ERR_NOMEM, "%s: out of memory saving the module", path);
+    }
     for (int i = 0; i < n; i++)
         items[i] = (item){em_module_state_name(m, i), em_module_state_tensor(m, i)};
-    char *spec = em_module_str(m);
-    json_t *meta = json_pack("{s:s, s:s}", "format", "pt", "ember_module", spec ? spec : "");
+    const char *meta[] = {"ember_module", spec, "format", "pt"};
+    int rc = save_items(path, items, n, meta, 2);
     free(spec);
-    int rc = save_items(path, items, n, meta);
-    json_decref(meta);
     free(items);
     return rc;
 }
@@ -176,37 +228,61 @@ typedef struct stfile {
     const char *path;
     uint8_t *bytes;          /* the whole file */
     size_t size;
-    json_t *hdr;
+    em__json_doc *doc;
+    const em__json *hdr;     /* the top-level object */
     const uint8_t *data;     /* start of the data section */
     size_t data_size;
 } stfile;
 
 static void st_close(stfile *f)
 {
-    json_decref(f->hdr);
+    em__json_free(f->doc);
     free(f->bytes);
+}
+
+/* An error of open/read: running out of memory is said as such, not as an I/O error. */
+static int io_error(const char *path, const char *what, int err)
+{
+    if (err == ENOMEM)
+        return em_set_error(EM_ERR_NOMEM, "%s: out of memory %s", path, what);
+    return em_set_error(EM_ERR_IO, "%s: %s failed: %s", path, what,
+                        err ? strerror(err) : "short read");
 }
 
 static int st_open(stfile *f, const char *path)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return em_set_error(EM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOMEM ? io_error(path, "opening it", ENOMEM)
+                               : em_set_error(EM_ERR_IO, "%s: cannot open: %s", path,
+                                              strerror(errno));
     struct stat st;
-    if (fstat(fileno(fp), &st) || st.st_size < 8) {
-        fclose(fp);
+    if (fstat(fd, &st) || st.st_size < 8) {
+        close(fd);
         return em_set_error(EM_ERR_IO, "%s: not a safetensors file (%lld bytes; truncated?)",
                             path, (long long)st.st_size);
     }
     f->size = (size_t)st.st_size;
-    f->bytes = malloc(f->size);
-    size_t got = f->bytes ? fread(f->bytes, 1, f->size, fp) : 0;
-    fclose(fp);
+    if (!(f->bytes = malloc(f->size))) {
+        close(fd);
+        return em_set_error(EM_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, f->size);
+    }
+    size_t got = 0;
+    while (got < f->size) {
+        ssize_t r = read(fd, f->bytes + got, f->size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    int err = got < f->size ? errno : 0;
+    close(fd);
     if (got != f->size) {
         st_close(f);
-        return em_set_error(EM_ERR_IO, "%s: read failed", path);
+        return io_error(path, "reading it", err);
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
@@ -217,51 +293,59 @@ static int st_open(stfile *f, const char *path)
                                        "(truncated or not safetensors)",
                             path, (unsigned long long)hlen, f->size);
     }
-    json_error_t je;
-    f->hdr = json_loadb((const char *)f->bytes + 8, (size_t)hlen, 0, &je);
-    if (!f->hdr || !json_is_object(f->hdr)) {
-        int rc = em_set_error(EM_ERR_IO, "%s: bad header JSON at byte %d: %s", path,
-                              f->hdr ? 8 : (int)je.position + 8,
-                              f->hdr ? "not an object" : je.text);
+    f->doc = em__json_parse((const char *)f->bytes + 8, (size_t)hlen, path);
+    if (!f->doc) {
         st_close(f);
-        return rc;
+        return em_last_status();
+    }
+    f->hdr = em__json_root(f->doc);
+    if (f->hdr->kind != EM__JSON_OBJECT) {
+        st_close(f);
+        return em_set_error(EM_ERR_IO, "%s: bad header JSON at byte 8: not an object", path);
     }
     f->data = f->bytes + 8 + hlen;
     f->data_size = f->size - 8 - (size_t)hlen;
     return EM_OK;
 }
 
+/* The header's tensor keys, in file order (every key but "__metadata__"). */
+#define ST_FOREACH_KEY(f, e)                                                                   \
+    for (const em__json *e = em__json_first((f)->doc, (f)->hdr); e;                           \
+         e = em__json_next((f)->doc, e))                                                       \
+        if (strcmp(e->key, "__metadata__"))
+
 /* Validates entry `name` and describes it; errors name the key. */
 static int st_entry(const stfile *f, const char *name, em_dtype *dt, int *ndim, int64_t *shape,
                     const uint8_t **data)
 {
-    json_t *e = json_object_get(f->hdr, name);
+    const em__json *e = em__json_get(f->doc, f->hdr, name);
     if (!e)
         return em_set_error(EM_ERR_IO, "%s: missing key '%s'", f->path, name);
-    json_t *jd = json_object_get(e, "dtype"), *js = json_object_get(e, "shape");
-    json_t *jo = json_object_get(e, "data_offsets");
-    *dt = st_dtype(json_string_value(jd));
+    const em__json *jd = em__json_get(f->doc, e, "dtype"), *js = em__json_get(f->doc, e, "shape");
+    const em__json *jo = em__json_get(f->doc, e, "data_offsets");
+    *dt = st_dtype(em__json_str(jd));
     if (*dt == EM_DTYPE_UNSPEC)
         return em_set_error(EM_ERR_IO, "%s: key '%s': unsupported dtype '%s'", f->path, name,
-                            json_is_string(jd) ? json_string_value(jd) : "?");
-    if (!json_is_array(js) || json_array_size(js) > EM_MAX_DIMS || !json_is_array(jo) ||
-        json_array_size(jo) != 2)
+                            em__json_str(jd) ? em__json_str(jd) : "?");
+    if (!js || js->kind != EM__JSON_ARRAY || js->n > EM_MAX_DIMS || !jo ||
+        jo->kind != EM__JSON_ARRAY || jo->n != 2)
         return em_set_error(EM_ERR_IO, "%s: key '%s': malformed shape or data_offsets", f->path,
                             name);
-    *ndim = (int)json_array_size(js);
+    *ndim = js->n;
     uint64_t n = 1;
     for (int d = 0; d < *ndim; d++) {
-        json_t *v = json_array_get(js, (size_t)d);
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1LL << 40))
+        const em__json *v = em__json_at(f->doc, js, d);
+        if (v->kind != EM__JSON_INT || v->i < 0 || v->i > (1LL << 40) ||
+            __builtin_mul_overflow(n, (uint64_t)v->i, &n))
             return em_set_error(EM_ERR_IO, "%s: key '%s': bad shape", f->path, name);
-        shape[d] = json_integer_value(v);
-        n *= (uint64_t)shape[d];
+        shape[d] = v->i;
     }
-    json_t *b = json_array_get(jo, 0), *en = json_array_get(jo, 1);
-    if (!json_is_integer(b) || !json_is_integer(en))
+    const em__json *b = em__json_at(f->doc, jo, 0), *en = em__json_at(f->doc, jo, 1);
+    if (b->kind != EM__JSON_INT || en->kind != EM__JSON_INT || b->i < 0 || en->i < 0)
         return em_set_error(EM_ERR_IO, "%s: key '%s': bad data_offsets", f->path, name);
-    uint64_t begin = (uint64_t)json_integer_value(b), end = (uint64_t)json_integer_value(en);
-    if (end < begin || end > f->data_size || end - begin != n * em_dtype_size(*dt))
+    uint64_t begin = (uint64_t)b->i, end = (uint64_t)en->i, bytes;
+    if (end < begin || end > f->data_size ||
+        __builtin_mul_overflow(n, (uint64_t)em_dtype_size(*dt), &bytes) || end - begin != bytes)
         return em_set_error(EM_ERR_IO,
                             "%s: key '%s': data_offsets [%llu, %llu] do not fit %llu elements "
                             "of %s in %zu data bytes (truncated or corrupted?)",
@@ -271,8 +355,8 @@ static int st_entry(const stfile *f, const char *name, em_dtype *dt, int *ndim, 
     return EM_OK;
 }
 
-/* Builds a host tensor over the file's bytes for key `name`, shaped and typed as it is. */
-static em_tensor *st_tensor(const stfile *f, const char *name)
+/* A tensor on `like`'s device, in its dtype, holding key `name` of the file (checked). */
+static em_tensor *st_tensor_like(const stfile *f, const char *name, const em_tensor *like)
 {
     em_dtype dt;
     int nd;
@@ -280,12 +364,61 @@ static em_tensor *st_tensor(const stfile *f, const char *name)
     const uint8_t *data;
     if (st_entry(f, name, &dt, &nd, shape, &data) < 0)
         return NULL;
-    return em_tensor_from_data(data, dt, nd, shape, NULL);
+    em_opts host = {.device = em_device_parse("cpu")};
+    em_tensor *h = em_tensor_from_data(data, dt, nd, shape, &host);
+    em_tensor *d = h ? em_to(h, em_device_of(like)) : NULL;
+    em_tensor *c = d ? em_to_dtype(d, em_dtype_of(like)) : NULL;
+    em_release(h);
+    em_release(d);
+    return c;
 }
 
 static bool same_shape(const em_tensor *t, int nd, const int64_t *shape)
 {
     return t->ndim == nd && !memcmp(t->shape, shape, (size_t)nd * sizeof *shape);
+}
+
+/* Checks that the file holds exactly the module's keys, with its shapes and compatible dtypes. */
+static int module_check(em_module *m, const stfile *f)
+{
+    int n = em_module_state_count(m), rc = EM_OK;
+    char b1[160], b2[160];
+    /* 1. every key of the module is in the file, with a compatible dtype and the same shape */
+    for (int i = 0; i < n && rc == EM_OK; i++) {
+        const char *name = em_module_state_name(m, i);
+        em_tensor *t = em_module_state_tensor(m, i);
+        em_dtype dt;
+        int nd;
+        int64_t shape[EM_MAX_DIMS];
+        const uint8_t *data;
+        if ((rc = st_entry(f, name, &dt, &nd, shape, &data)) < 0)
+            break;
+        if (!same_shape(t, nd, shape))
+            rc = em_set_error(EM_ERR_INVALID,
+                              "%s: key '%s' has shape %s in the file but %s in the module "
+                              "(a checkpoint of another architecture?)",
+                              f->path, name, em__shape_str(nd, shape, b1, sizeof b1),
+                              em__shape_str(t->ndim, t->shape, b2, sizeof b2));
+        else if (dt != t->dtype && !(em_dtype_is_float(dt) && em_dtype_is_float(t->dtype)))
+            rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' is %s in the file but %s in the "
+                                              "module",
+                              f->path, name, em_dtype_name(dt), em_dtype_name(t->dtype));
+    }
+    /* 2. the file holds nothing the module lacks */
+    ST_FOREACH_KEY(f, e)
+    {
+        if (rc < 0)
+            break;
+        bool known = false;
+        for (int i = 0; i < n && !known; i++)
+            known = !strcmp(em_module_state_name(m, i), e->key);
+        if (!known)
+            rc = em_set_error(EM_ERR_INVALID,
+                              "%s: unexpected key '%s' (the module is %s; a checkpoint of "
+                              "another architecture?)",
+                              f->path, e->key, em_module_type(m));
+    }
+    return rc;
 }
 
 static int module_load(em_module *m, const char *path)
@@ -297,50 +430,13 @@ static int module_load(em_module *m, const char *path)
     if (rc < 0)
         return rc;
     int n = em_module_state_count(m);
-    char b1[160], b2[160];
-    /* 1. every key of the module is in the file, with a compatible dtype and the same shape */
-    for (int i = 0; i < n && rc == EM_OK; i++) {
-        const char *name = em_module_state_name(m, i);
-        em_tensor *t = em_module_state_tensor(m, i);
-        em_dtype dt;
-        int nd;
-        int64_t shape[EM_MAX_DIMS];
-        const uint8_t *data;
-        if ((rc = st_entry(&f, name, &dt, &nd, shape, &data)) < 0)
-            break;
-        if (!same_shape(t, nd, shape))
-            rc = em_set_error(EM_ERR_INVALID,
-                              "%s: key '%s' has shape %s in the file but %s in the module "
-                              "(a checkpoint of another architecture?)",
-                              path, name, em__shape_str(nd, shape, b1, sizeof b1),
-                              em__shape_str(t->ndim, t->shape, b2, sizeof b2));
-        else if (dt != t->dtype && !(em_dtype_is_float(dt) && em_dtype_is_float(t->dtype)))
-            rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' is %s in the file but %s in the "
-                                              "module",
-                              path, name, em_dtype_name(dt), em_dtype_name(t->dtype));
-    }
-    /* 2. the file holds nothing the module lacks */
-    const char *key;
-    json_t *val;
-    json_object_foreach(f.hdr, key, val)
-    {
-        (void)val;
-        if (rc < 0 || !strcmp(key, "__metadata__"))
-            continue;
-        bool known = false;
-        for (int i = 0; i < n && !known; i++)
-            known = !strcmp(em_module_state_name(m, i), key);
-        if (!known)
-            rc = em_set_error(EM_ERR_INVALID,
-                              "%s: unexpected key '%s' (the module is %s; a checkpoint of "
-                              "another architecture?)",
-                              path, key, em_module_type(m));
-    }
+    rc = module_check(m, &f);
     /* 3. only now write, without recording */
     bool prev = em_set_grad_enabled(false);
     for (int i = 0; i < n && rc == EM_OK; i++) {
-        em_tensor *src = st_tensor(&f, em_module_state_name(m, i));
-        em_tensor *r = src ? em_copy_(em_module_state_tensor(m, i), src) : NULL;
+        em_tensor *t = em_module_state_tensor(m, i);
+        em_tensor *src = st_tensor_like(&f, em_module_state_name(m, i), t);
+        em_tensor *r = src ? em_copy_(t, src) : NULL;
         if (!r)
             rc = em_last_status();
         em_release(r);
@@ -381,7 +477,7 @@ int em_optimizer_save(const em_optimizer *o, const char *path)
     if (!items || !names) {
         free(items);
         free(names);
-        return em_set_error(EM_ERR_NOMEM, "out of memory");
+        return em_set_error(EM_ERR_NOMEM, "%s: out of memory saving the optimizer", path);
     }
     for (int i = 0; i < em_optimizer_param_count(o); i++) {
         const char *slot;
@@ -396,11 +492,10 @@ int em_optimizer_save(const em_optimizer *o, const char *path)
     snprintf(steps, sizeof steps, "%lld", (long long)em_optimizer_steps(o));
     em_snprintf(lr, sizeof lr, "%.17g", em_optimizer_lr(o));
     char *spec = em_optimizer_str(o);
-    json_t *meta = json_pack("{s:s, s:s, s:s}", "ember_optimizer", spec ? spec : "", "steps",
-                             steps, "lr", lr);
+    const char *meta[] = {"ember_optimizer", spec, "lr", lr, "steps", steps};
+    int rc = spec ? save_items(path, items, n, meta, 3)
+                  : em_set_error(EM_ERR_NOMEM, "%s: out of memory saving the optimizer", path);
     free(spec);
-    int rc = save_items(path, items, n, meta);
-    json_decref(meta);
     free(items);
     free(names);
     return rc;
@@ -440,9 +535,9 @@ static int optimizer_load(em_optimizer *o, const char *path)
     int rc = st_open(&f, path);
     if (rc < 0)
         return rc;
-    json_t *meta = json_object_get(f.hdr, "__metadata__");
-    const char *steps = json_string_value(json_object_get(meta, "steps"));
-    const char *lr = json_string_value(json_object_get(meta, "lr"));
+    const em__json *meta = em__json_get(f.doc, f.hdr, "__metadata__");
+    const char *steps = em__json_str(em__json_get(f.doc, meta, "steps"));
+    const char *lr = em__json_str(em__json_get(f.doc, meta, "lr"));
     char *end1 = NULL, *end2 = NULL;
     long long nsteps = steps ? strtoll(steps, &end1, 10) : -1;
     double lr_value = lr ? em_strtod(lr, &end2) : -1;
@@ -453,22 +548,19 @@ static int optimizer_load(em_optimizer *o, const char *path)
     else if (*end1 || nsteps < 0 || *end2 || !(lr_value >= 0))
         rc = em_set_error(EM_ERR_IO, "%s: bad metadata: steps \"%s\", lr \"%s\"", path, steps,
                           lr);
-    size_t cap = json_object_size(f.hdr);
+    size_t cap = (size_t)f.hdr->n;
     int n = 0, *which = calloc(cap ? cap : 1, sizeof *which);
     const char **slots = calloc(cap ? cap : 1, sizeof *slots);
     em_tensor **ts = calloc(cap ? cap : 1, sizeof *ts);
     if (rc == EM_OK && (!which || !slots || !ts))
-        rc = em_set_error(EM_ERR_NOMEM, "out of memory");
+        rc = em_set_error(EM_ERR_NOMEM, "%s: out of memory loading the optimizer", path);
     /* Validate every entry against the parameters and make its tensor on the parameter's
      * device, in the parameter's dtype. */
-    const char *key;
-    json_t *val;
-    json_object_foreach(f.hdr, key, val)
+    ST_FOREACH_KEY(&f, e)
     {
-        (void)val;
-        if (rc < 0 || !strcmp(key, "__metadata__"))
-            continue;
-        const char *slot = NULL;
+        if (rc < 0)
+            break;
+        const char *key = e->key, *slot = NULL;
         int i = state_key_param(o, key, &slot);
         em_dtype dt;
         int nd;
@@ -486,12 +578,7 @@ static int optimizer_load(em_optimizer *o, const char *path)
             rc = em_set_error(EM_ERR_INVALID, "%s: key '%s' is %s, not a float dtype", path, key,
                               em_dtype_name(dt));
         } else {
-            em_tensor *p = em_optimizer_param(o, i);
-            em_tensor *h = st_tensor(&f, key);
-            em_tensor *d = h ? em_to(h, em_device_of(p)) : NULL;
-            em_tensor *c = d ? em_to_dtype(d, em_dtype_of(p)) : NULL;
-            em_release(h);
-            em_release(d);
+            em_tensor *c = st_tensor_like(&f, key, em_optimizer_param(o, i));
             if (!c) {
                 rc = em_last_status();
                 break;

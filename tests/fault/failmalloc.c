@@ -13,8 +13,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* The build hides symbols by default; these must be visible to interpose. */
-#define FM_EXPORT __attribute__((visibility("default")))
+/* The build hides symbols by default; these must be visible to interpose. Under ASan they
+ * run before the sanitizer has mapped its shadow memory (its start-up allocates), so nothing
+ * here may be instrumented. */
+#define FM_RAW __attribute__((no_sanitize("address", "undefined")))
+#define FM_EXPORT __attribute__((visibility("default"))) FM_RAW
 
 static void *(*real_malloc)(size_t);
 static void *(*real_calloc)(size_t, size_t);
@@ -26,7 +29,7 @@ static atomic_long left;           /* armed: the call that finds 1 here fails */
 static atomic_long seen;
 static atomic_size_t largest;
 
-static void resolve(void)
+FM_RAW static void resolve(void)
 {
     if (real_malloc && real_calloc && real_realloc)
         return;
@@ -39,7 +42,7 @@ static void resolve(void)
 }
 
 /* Whether this allocation call (of n bytes) must fail. */
-static int should_fail(size_t n)
+FM_RAW static int should_fail(size_t n)
 {
     atomic_fetch_add(&seen, 1);
     for (size_t l = atomic_load(&largest); n > l && !atomic_compare_exchange_weak(&largest, &l, n);)
@@ -83,7 +86,7 @@ long failmalloc_sweep(void (*step)(void *ctx, long n), void *ctx, long max)
 }
 
 /* Whether this call must fail (errno is then ENOMEM); finds the real functions first. */
-static int intercept(size_t n)
+FM_RAW static int intercept(size_t n)
 {
     resolve();
     if (!should_fail(n))

@@ -5,6 +5,8 @@
  * Each test sweeps n = 1, 2, ...: the nth allocation inside the call fails (failmalloc.h),
  * until a run sees no failure (the call's whole allocation sequence has been covered).
  */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,12 +18,17 @@
 
 /* Asserts that a failed call left an out-of-memory error whose message says so ("out of
  * memory", "out of host memory"). */
+static void assert_nomem_was(int status, const char *msg, const char *what, long n)
+{
+    cr_assert_eq(status, EM_ERR_NOMEM, "%s, allocation %ld failing: status %d (%s)", what, n,
+                 status, msg);
+    cr_assert(strstr(msg, "out of") && strstr(msg, "memory"),
+              "%s, allocation %ld failing: message \"%s\"", what, n, msg);
+}
+
 static void assert_nomem(const char *what, long n)
 {
-    cr_assert_eq(em_last_status(), EM_ERR_NOMEM, "%s, allocation %ld failing: status %d (%s)",
-                 what, n, em_last_status(), em_last_error());
-    cr_assert(strstr(em_last_error(), "out of") && strstr(em_last_error(), "memory"),
-              "%s, allocation %ld failing: message \"%s\"", what, n, em_last_error());
+    assert_nomem_was(em_last_status(), em_last_error(), what, n);
 }
 
 /* ---- spec strings ------------------------------------------------------------------------ */
@@ -224,4 +231,168 @@ Test(alloc_failure, backward_out_of_memory_is_an_error_or_the_right_gradients)
     long n = failmalloc_sweep(backward_step, &s, SWEEP_MAX);
     cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
     graph_teardown(&s);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------- */
+
+#define CKPT_SPEC "Sequential(Linear(3, 4), ReLU(), Linear(4, 2))"
+
+typedef struct ckpt_case {
+    char dir[PATH_MAX];
+    char path[PATH_MAX + 32], snap[PATH_MAX + 32];
+    em_module *m;              /* the module under test */
+    em_module *other;          /* another instance (different weights) */
+    em_optimizer *o;
+    void *old_bytes, *new_bytes;   /* snapshots compared byte for byte */
+    size_t old_size, new_size;
+} ckpt_case;
+
+static void *read_all(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *p = malloc((size_t)n + 1);
+    cr_assert_not_null(p);
+    cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return p;
+}
+
+/* The module's (or optimizer's) state as the bytes of a checkpoint of it, saved with nothing
+ * failing: two states are equal when their snapshots are. */
+static void *snapshot(ckpt_case *c, bool optimizer, size_t *size)
+{
+    int rc = optimizer ? em_optimizer_save(c->o, c->snap) : em_module_save(c->m, c->snap);
+    cr_assert_eq(rc, EM_OK, "%s", em_last_error());
+    return read_all(c->snap, size);
+}
+
+static void assert_same(const void *a, size_t na, const void *b, size_t nb, const char *what,
+                        long n)
+{
+    cr_assert(na == nb && !memcmp(a, b, na), "allocation %ld failing: %s changed", n, what);
+}
+
+static void ckpt_setup(ckpt_case *c)
+{
+    emt_setup();
+    snprintf(c->dir, sizeof c->dir, "%s/ember-fault-XXXXXX", P_tmpdir);
+    cr_assert_not_null(mkdtemp(c->dir));
+    snprintf(c->path, sizeof c->path, "%s/model.safetensors", c->dir);
+    snprintf(c->snap, sizeof c->snap, "%s/snapshot.safetensors", c->dir);
+    em_manual_seed(1);
+    c->m = em_module_new(CKPT_SPEC);
+    c->other = em_module_new(CKPT_SPEC);
+    cr_assert(c->m && c->other, "%s", em_last_error());
+}
+
+static void ckpt_teardown(ckpt_case *c)
+{
+    free(c->old_bytes);
+    free(c->new_bytes);
+    em_optimizer_free(c->o);
+    em_module_free(c->m);
+    em_module_free(c->other);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
+    cr_assert_eq(system(cmd), 0);
+    em_shutdown();
+}
+
+/* Saving `other` over the checkpoint of `m`: either the file then holds other's state, or the
+ * save failed with an out-of-memory error and the file still holds m's. */
+static void save_step(void *ctx, long n)
+{
+    ckpt_case *c = ctx;
+    em_clear_error();
+    int rc = em_module_save(c->other, c->path);
+    failmalloc_disarm();
+    size_t size;
+    void *now;
+    if (rc < 0) {
+        cr_assert(failmalloc_fired(), "save failed with no allocation failing: %s",
+                  em_last_error());
+        assert_nomem("em_module_save", n);
+        now = read_all(c->path, &size);
+        assert_same(now, size, c->old_bytes, c->old_size, "the old checkpoint", n);
+    } else {
+        now = read_all(c->path, &size);
+        assert_same(now, size, c->new_bytes, c->new_size, "the new checkpoint", n);
+        cr_assert_eq(em_module_save(c->m, c->path), EM_OK, "%s", em_last_error());
+    }
+    free(now);
+}
+
+Test(alloc_failure, a_save_that_runs_out_of_memory_fails_and_keeps_the_old_file)
+{
+    ckpt_case c = {0};
+    ckpt_setup(&c);
+    cr_assert_eq(em_module_save(c.other, c.path), EM_OK, "%s", em_last_error());
+    c.new_bytes = read_all(c.path, &c.new_size);
+    cr_assert_eq(em_module_save(c.m, c.path), EM_OK, "%s", em_last_error());
+    c.old_bytes = read_all(c.path, &c.old_size);
+    long n = failmalloc_sweep(save_step, &c, SWEEP_MAX);
+    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    ckpt_teardown(&c);
+}
+
+/* One Adam step on m, so that the optimizer has moment buffers and a step count. */
+static void adam_step(ckpt_case *c)
+{
+    em_tensor *x = em_ones(EM_SHAPE(5, 3), NULL);
+    em_tensor *y = em_forward(c->m, x);
+    em_tensor *l = em_sum_all(y);
+    cr_assert_not_null(l, "%s", em_last_error());
+    cr_assert_eq(em_backward(l, NULL, false), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_step(c->o), EM_OK, "%s", em_last_error());
+    em_release(x);
+    em_release(y);
+    em_release(l);
+}
+
+static void optim_load_step(void *ctx, long n)
+{
+    ckpt_case *c = ctx;
+    em_clear_error();
+    int rc = em_optimizer_load(c->o, c->path);
+    failmalloc_disarm();
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", em_last_error());
+    size_t size;
+    void *now = snapshot(c, true, &size);
+    if (rc < 0) {
+        cr_assert(failmalloc_fired(), "load failed with no allocation failing: %s", msg);
+        assert_nomem_was(rc, msg, "em_optimizer_load", n);
+        assert_same(now, size, c->old_bytes, c->old_size, "the optimizer state", n);
+    } else {
+        assert_same(now, size, c->new_bytes, c->new_size, "the loaded optimizer state", n);
+        char keep[PATH_MAX + 32];
+        snprintf(keep, sizeof keep, "%s/old.safetensors", c->dir);
+        cr_assert_eq(em_optimizer_load(c->o, keep), EM_OK, "%s", em_last_error());
+    }
+    free(now);
+}
+
+Test(alloc_failure, an_optimizer_load_that_runs_out_of_memory_leaves_the_state_unchanged)
+{
+    ckpt_case c = {0};
+    ckpt_setup(&c);
+    c.o = em_optimizer_new("Adam(lr=0.01)", c.m);
+    cr_assert_not_null(c.o, "%s", em_last_error());
+    adam_step(&c);
+    adam_step(&c);
+    cr_assert_eq(em_optimizer_save(c.o, c.path), EM_OK, "%s", em_last_error());
+    c.new_bytes = read_all(c.path, &c.new_size);
+    adam_step(&c);
+    char keep[PATH_MAX + 32];
+    snprintf(keep, sizeof keep, "%s/old.safetensors", c.dir);
+    cr_assert_eq(em_optimizer_save(c.o, keep), EM_OK, "%s", em_last_error());
+    c.old_bytes = read_all(keep, &c.old_size);
+    long n = failmalloc_sweep(optim_load_step, &c, SWEEP_MAX);
+    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    ckpt_teardown(&c);
 }
