@@ -4,9 +4,9 @@
  * a JSON header {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
  * "__metadata__": {...}}, then the tensors' bytes. The header is read and written by
  * core/json.c. Loading checks every key, dtype, shape and offset, and reads and converts
- * every value, before writing anything, so a bad file leaves the module as it was;
- * writing goes to a temporary file that is fsync'ed and renamed over the target, so a crash
- * never leaves half a checkpoint.
+ * every value, before writing anything, so a bad file or a failed allocation leaves the
+ * module (or optimizer) as it was; writing goes to a temporary file that is fsync'ed and
+ * renamed over the target, so a crash never leaves half a checkpoint.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -421,6 +421,9 @@ static int module_check(em_module *m, const stfile *f)
     return rc;
 }
 
+/* All or nothing: every value is read and converted to its parameter's device and dtype
+ * first (where memory can run out); only then is each copied into place by the copy kernel,
+ * which allocates nothing. */
 static int module_load(em_module *m, const char *path)
 {
     if (!m || !path)
@@ -430,19 +433,25 @@ static int module_load(em_module *m, const char *path)
     if (rc < 0)
         return rc;
     int n = em_module_state_count(m);
-    rc = module_check(m, &f);
-    /* 3. only now write, without recording */
+    em_tensor **staged = NULL;
+    if ((rc = module_check(m, &f)) == EM_OK && !(staged = calloc((size_t)n + 1, sizeof *staged)))
+        rc = em_set_error(EM_ERR_NOMEM, "%s: out of memory loading %d tensors", path, n);
     bool prev = em_set_grad_enabled(false);
     for (int i = 0; i < n && rc == EM_OK; i++) {
-        em_tensor *t = em_module_state_tensor(m, i);
-        em_tensor *src = st_tensor_like(&f, em_module_state_name(m, i), t);
-        em_tensor *r = src ? em_copy_(t, src) : NULL;
-        if (!r)
+        staged[i] = st_tensor_like(&f, em_module_state_name(m, i), em_module_state_tensor(m, i));
+        if (!staged[i])
             rc = em_last_status();
-        em_release(r);
-        em_release(src);
+    }
+    for (int i = 0; i < n && rc == EM_OK; i++) {
+        em_tensor *t = em_module_state_tensor(m, i);
+        rc = em__run_kernel(EM__OP_COPY, 1, &staged[i], 1, &t, NULL);
+        if (rc == EM_OK)
+            atomic_fetch_add_explicit(&t->storage->version, 1, memory_order_relaxed);
     }
     em_set_grad_enabled(prev);
+    for (int i = 0; staged && i < n; i++)
+        em_release(staged[i]);
+    free(staged);
     st_close(&f);
     return rc;
 }

@@ -340,6 +340,46 @@ Test(alloc_failure, a_save_that_runs_out_of_memory_fails_and_keeps_the_old_file)
     ckpt_teardown(&c);
 }
 
+/* Loading other's checkpoint into m: m then equals other, or the load failed with an
+ * out-of-memory error and m is exactly as it was. */
+static void load_step(void *ctx, long n)
+{
+    ckpt_case *c = ctx;
+    em_clear_error();
+    int rc = em_module_load(c->m, c->path);
+    failmalloc_disarm();
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", em_last_error());
+    size_t size;
+    void *now = snapshot(c, false, &size);
+    if (rc < 0) {
+        cr_assert(failmalloc_fired(), "load failed with no allocation failing: %s", msg);
+        assert_nomem_was(rc, msg, "em_module_load", n);
+        assert_same(now, size, c->old_bytes, c->old_size, "the module", n);
+    } else {
+        assert_same(now, size, c->new_bytes, c->new_size, "the loaded module", n);
+        char keep[PATH_MAX + 32];
+        snprintf(keep, sizeof keep, "%s/old.safetensors", c->dir);
+        cr_assert_eq(em_module_load(c->m, keep), EM_OK, "%s", em_last_error());
+    }
+    free(now);
+}
+
+Test(alloc_failure, a_load_that_runs_out_of_memory_leaves_the_module_unchanged)
+{
+    ckpt_case c = {0};
+    ckpt_setup(&c);
+    char keep[PATH_MAX + 32];
+    snprintf(keep, sizeof keep, "%s/old.safetensors", c.dir);
+    cr_assert_eq(em_module_save(c.m, keep), EM_OK, "%s", em_last_error());
+    c.old_bytes = read_all(keep, &c.old_size);
+    cr_assert_eq(em_module_save(c.other, c.path), EM_OK, "%s", em_last_error());
+    c.new_bytes = read_all(c.path, &c.new_size);
+    long n = failmalloc_sweep(load_step, &c, SWEEP_MAX);
+    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    ckpt_teardown(&c);
+}
+
 /* One Adam step on m, so that the optimizer has moment buffers and a step count. */
 static void adam_step(ckpt_case *c)
 {
