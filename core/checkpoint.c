@@ -5,19 +5,19 @@
  * "__metadata__": {...}}, then the tensors' bytes. The header is read and written by
  * core/json.c. Loading checks every key, dtype, shape and offset, and reads and converts
  * every value, before writing anything, so a bad file or a failed allocation leaves the
- * module (or optimizer) as it was; writing goes to a temporary file that is fsync'ed and
- * renamed over the target, so a crash never leaves half a checkpoint.
+ * module (or optimizer) as it was; writing goes through core/atomic_file.c, so a crash or a
+ * full disk never leaves half a checkpoint.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
-#include <libgen.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "internal.h"
 #include "json.h"
 #include "module_internal.h"
@@ -110,43 +110,8 @@ static char *header_json(const item *items, int n, const char *const *meta, int 
     return em__sb_take(&sb);
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Creates a new file next to `path` for writing (its name in tmp). Unlike mkstemp's 0600,
- * the file gets the mode a plain open would give: an existing target's mode, else 0666 less
- * the umask, so that a checkpoint is as readable as any other file its writer makes. */
-static int create_temp(const char *path, char *tmp, size_t size)
-{
-    static atomic_uint counter;
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(tmp, size, "%s.tmp-%ld-%u", path, (long)getpid(),
-                 atomic_fetch_add(&counter, 1u));
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    struct stat st;
-    if (fd >= 0 && stat(path, &st) == 0)
-        (void)fchmod(fd, st.st_mode & 07777);
-    return fd;
-}
-
-/* Writes the tensors and metadata (nmeta key/value pairs, keys sorted) to a temporary file
- * that is renamed over path once complete. */
+/* Writes the tensors and metadata (nmeta key/value pairs, keys sorted) to path atomically: on
+ * any failure the old file stays as it was and the error says what failed. */
 static int save_items(const char *path, const item *items, int n, const char *const *meta,
                       int nmeta)
 {
@@ -155,50 +120,35 @@ static int save_items(const char *path, const item *items, int n, const char *co
         return em_set_error(EM_ERR_NOMEM, "%s: out of memory writing the header", path);
     /* Pad the header with spaces to 8 bytes, as the reference writer does. */
     size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
-
-    char tmpl[4096];
-    int fd = create_temp(path, tmpl, sizeof tmpl);
-    if (fd < 0) {
+    em__afile f;
+    int rc = em__afile_begin(&f, path);
+    if (rc < 0) {
         free(text);
-        return em_set_error(EM_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
-                            strerror(errno));
+        return rc;
     }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    int rc = write_all(fd, len8, 8) || write_all(fd, text, hlen) ||
-             write_all(fd, "        ", padded - hlen);
+    if ((rc = em__afile_write(&f, len8, 8)) == EM_OK &&
+        (rc = em__afile_write(&f, text, hlen)) == EM_OK)
+        rc = em__afile_write(&f, "        ", padded - hlen);
     free(text);
-    for (int i = 0; !rc && i < n; i++) {
+    for (int i = 0; rc == EM_OK && i < n; i++) {
         em_tensor *t = items[i].t;
         size_t bytes = (size_t)t->numel * em_dtype_size(t->dtype);
         void *buf = malloc(bytes ? bytes : 1);
-        rc = !buf || em_copy_to_host(t, buf, bytes) < 0 || write_all(fd, buf, bytes);
+        if (!buf)
+            rc = em_set_error(EM_ERR_NOMEM, "%s: out of memory staging '%s' (%zu bytes); the "
+                                            "old file is unchanged",
+                              path, items[i].name, bytes);
+        else if ((rc = em_copy_to_host(t, buf, bytes)) == EM_OK)
+            rc = em__afile_write(&f, buf, bytes);
         free(buf);
     }
-    if (!rc)
-        rc = fsync(fd);
-    int err = errno;
-    if (close(fd) && !rc) {
-        rc = -1;
-        err = errno;
-    }
-    if (rc || rename(tmpl, path)) {
-        err = rc ? err : errno;
-        unlink(tmpl);
-        if (err == ENOMEM)
-            return em_set_error(EM_ERR_NOMEM, "%s: out of memory writing it", path);
-        return em_set_error(EM_ERR_IO, "%s: write failed: %s", path, strerror(err));
-    }
-    /* make the rename itself durable */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return EM_OK;
+    if (rc == EM_OK)
+        return em__afile_commit(&f);
+    em__afile_abort(&f);
+    return rc;
 }
 
 int em_module_save(const em_module *m, const char *path)
