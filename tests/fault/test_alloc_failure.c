@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/helpers.h"
+#include "helpers.h"
 #include "ember/spec.h"
 #include "failmalloc.h"
 
@@ -247,28 +247,15 @@ typedef struct ckpt_case {
     size_t old_size, new_size;
 } ckpt_case;
 
-static void *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc((size_t)n + 1);
-    cr_assert_not_null(p);
-    cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return p;
-}
-
 /* The module's (or optimizer's) state as the bytes of a checkpoint of it, saved with nothing
  * failing: two states are equal when their snapshots are. */
 static void *snapshot(ckpt_case *c, bool optimizer, size_t *size)
 {
     int rc = optimizer ? em_optimizer_save(c->o, c->snap) : em_module_save(c->m, c->snap);
     cr_assert_eq(rc, EM_OK, "%s", em_last_error());
-    return read_all(c->snap, size);
+    void *bytes = flt_read_all(c->snap, size);
+    cr_assert_not_null(bytes, "%s", c->snap);
+    return bytes;
 }
 
 static void assert_same(const void *a, size_t na, const void *b, size_t nb, const char *what,
@@ -280,8 +267,7 @@ static void assert_same(const void *a, size_t na, const void *b, size_t nb, cons
 static void ckpt_setup(ckpt_case *c)
 {
     emt_setup();
-    snprintf(c->dir, sizeof c->dir, "%s/ember-fault-XXXXXX", P_tmpdir);
-    cr_assert_not_null(mkdtemp(c->dir));
+    flt_mkdir(c->dir, "fault");
     snprintf(c->path, sizeof c->path, "%s/model.safetensors", c->dir);
     snprintf(c->snap, sizeof c->snap, "%s/snapshot.safetensors", c->dir);
     em_manual_seed(1);
@@ -297,9 +283,7 @@ static void ckpt_teardown(ckpt_case *c)
     em_optimizer_free(c->o);
     em_module_free(c->m);
     em_module_free(c->other);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
-    cr_assert_eq(system(cmd), 0);
+    flt_rmdir(c->dir);
     em_shutdown();
 }
 
@@ -317,10 +301,12 @@ static void save_step(void *ctx, long n)
         cr_assert(failmalloc_fired(), "save failed with no allocation failing: %s",
                   em_last_error());
         assert_nomem("em_module_save", n);
-        now = read_all(c->path, &size);
+        now = flt_read_all(c->path, &size);
+        cr_assert_not_null(now, "allocation %ld failing: the checkpoint is gone", n);
         assert_same(now, size, c->old_bytes, c->old_size, "the old checkpoint", n);
     } else {
-        now = read_all(c->path, &size);
+        now = flt_read_all(c->path, &size);
+        cr_assert_not_null(now, "allocation %ld failing: the checkpoint is gone", n);
         assert_same(now, size, c->new_bytes, c->new_size, "the new checkpoint", n);
         cr_assert_eq(em_module_save(c->m, c->path), EM_OK, "%s", em_last_error());
     }
@@ -332,9 +318,9 @@ Test(alloc_failure, a_save_that_runs_out_of_memory_fails_and_keeps_the_old_file)
     ckpt_case c = {0};
     ckpt_setup(&c);
     cr_assert_eq(em_module_save(c.other, c.path), EM_OK, "%s", em_last_error());
-    c.new_bytes = read_all(c.path, &c.new_size);
+    c.new_bytes = flt_read_all(c.path, &c.new_size);
     cr_assert_eq(em_module_save(c.m, c.path), EM_OK, "%s", em_last_error());
-    c.old_bytes = read_all(c.path, &c.old_size);
+    c.old_bytes = flt_read_all(c.path, &c.old_size);
     long n = failmalloc_sweep(save_step, &c, SWEEP_MAX);
     cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
     ckpt_teardown(&c);
@@ -372,9 +358,9 @@ Test(alloc_failure, a_load_that_runs_out_of_memory_leaves_the_module_unchanged)
     char keep[PATH_MAX + 32];
     snprintf(keep, sizeof keep, "%s/old.safetensors", c.dir);
     cr_assert_eq(em_module_save(c.m, keep), EM_OK, "%s", em_last_error());
-    c.old_bytes = read_all(keep, &c.old_size);
+    c.old_bytes = flt_read_all(keep, &c.old_size);
     cr_assert_eq(em_module_save(c.other, c.path), EM_OK, "%s", em_last_error());
-    c.new_bytes = read_all(c.path, &c.new_size);
+    c.new_bytes = flt_read_all(c.path, &c.new_size);
     long n = failmalloc_sweep(load_step, &c, SWEEP_MAX);
     cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
     ckpt_teardown(&c);
@@ -426,12 +412,12 @@ Test(alloc_failure, an_optimizer_load_that_runs_out_of_memory_leaves_the_state_u
     adam_step(&c);
     adam_step(&c);
     cr_assert_eq(em_optimizer_save(c.o, c.path), EM_OK, "%s", em_last_error());
-    c.new_bytes = read_all(c.path, &c.new_size);
+    c.new_bytes = flt_read_all(c.path, &c.new_size);
     adam_step(&c);
     char keep[PATH_MAX + 32];
     snprintf(keep, sizeof keep, "%s/old.safetensors", c.dir);
     cr_assert_eq(em_optimizer_save(c.o, keep), EM_OK, "%s", em_last_error());
-    c.old_bytes = read_all(keep, &c.old_size);
+    c.old_bytes = flt_read_all(keep, &c.old_size);
     long n = failmalloc_sweep(optim_load_step, &c, SWEEP_MAX);
     cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
     ckpt_teardown(&c);

@@ -9,7 +9,7 @@
 
 #include <zlib.h>
 
-#include "../core/helpers.h"
+#include "helpers.h"
 #include "failmalloc.h"
 
 /* No allocation while loading a tiny hostile file may exceed this. */
@@ -20,15 +20,12 @@ static char dir[PATH_MAX];
 static void setup(void)
 {
     emt_setup();
-    snprintf(dir, sizeof dir, "%s/ember-hostile-XXXXXX", P_tmpdir);
-    cr_assert_not_null(mkdtemp(dir));
+    flt_mkdir(dir, "hostile");
 }
 
 static void teardown(void)
 {
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
+    flt_rmdir(dir);
     em_shutdown();
 }
 

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/helpers.h"
+#include "helpers.h"
 
 /* Big enough that a save takes a while (about 1 MB), so kills land inside it. */
 #define SAVE_SPEC "Sequential(Linear(256, 512), ReLU(), Linear(512, 256))"
@@ -31,34 +31,15 @@ static const char *in_dir(const char *name)
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "%s/ember-saves-XXXXXX", P_tmpdir);
-    cr_assert_not_null(mkdtemp(dir));
+    flt_mkdir(dir, "saves");
 }
 
 static void teardown(void)
 {
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
+    flt_rmdir(dir);
 }
 
 TestSuite(saves, .init = setup, .fini = teardown);
-
-static void *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc((size_t)n + 1);
-    cr_assert_not_null(p);
-    cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return p;
-}
 
 /* The names in dir other than the given ones (space-separated), for the leftover check. */
 static int count_temps(char *names, size_t size)
@@ -80,7 +61,7 @@ static int count_temps(char *names, size_t size)
 static bool same_file(const char *path, const void *want, size_t n)
 {
     size_t size;
-    void *got = read_all(path, &size);
+    void *got = flt_read_all(path, &size);
     bool same = got && size == n && !memcmp(got, want, n);
     free(got);
     return same;
@@ -133,8 +114,8 @@ Test(saves, a_save_killed_at_any_moment_leaves_the_old_or_the_new_checkpoint)
         cr_assert_eq(read(fds[0], &c, 1), 1, "the saver did not start");
         close(fds[0]);
         if (!a) {
-            a = read_all(in_dir("a.safetensors"), &na);
-            b = read_all(in_dir("b.safetensors"), &nb);
+            a = flt_read_all(in_dir("a.safetensors"), &na);
+            b = flt_read_all(in_dir("b.safetensors"), &nb);
             cr_assert(a && b && na > 100000, "snapshots");
         }
         struct timespec ts = {0, (long)(rand() % 40000) * 1000};   /* 0 to 40 ms */
@@ -203,7 +184,7 @@ Test(saves, a_save_that_runs_out_of_disk_fails_and_keeps_the_old_file)
     const char *p = in_dir("model.safetensors");
     cr_assert_eq(em_module_save(a, p), EM_OK, "%s", em_last_error());
     size_t n;
-    void *old = read_all(p, &n);
+    void *old = flt_read_all(p, &n);
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit was, small = {n / 2, 0};
     cr_assert_eq(getrlimit(RLIMIT_FSIZE, &was), 0);
