@@ -344,6 +344,15 @@ static int parse_pair(const char *file, const char *abs, int line, char *text, i
         if (norm[0])
             value = norm;
     }
+    /* A relative plugin folder is the config file's neighbour, never the current directory's
+     * (running `ember` inside an untrusted folder must not load its code). */
+    char resolved[PATH_MAX];
+    if (section == 0 && !strcmp(key, "plugin_path") && value[0] != '/') {
+        const char *slash = strrchr(abs, '/');
+        snprintf(resolved, sizeof resolved, "%.*s/%s", slash ? (int)(slash - abs) : 1,
+                 slash ? abs : ".", value);
+        value = resolved;
+    }
     const char *sec = k_sections[section];
     size_t klen = strlen(sec) + 1 + strlen(key) + 1, slen = strlen(abs) + 24;
     char *full = malloc(klen), *source = malloc(slen);

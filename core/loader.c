@@ -4,6 +4,12 @@
  * lines, then the installed plugin directory; a libember running from its build tree uses the
  * build tree's plugins instead of the installed ones. A plugin that fails is recorded with the
  * reason and skipped; everything it registered is dropped.
+ *
+ * Trust: loading a plugin runs its code, so a plugin file or folder that users other than its
+ * owner can write, or whose owner is neither root nor the user running Ember, is refused
+ * (recorded with the reason) unless EMBER_ALLOW_INSECURE_PLUGINS=1; so is a relative folder in
+ * EMBER_PLUGIN_PATH, which would depend on the current directory (a config file's relative
+ * plugin_path is its own folder's neighbour, see core/config.c).
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -11,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "module_internal.h"
@@ -86,6 +93,38 @@ static void describe(em_plugin_rec *r)
     r->registered = em__sb_take(&sb);
 }
 
+/* Whether the plugin file or folder at path may not be trusted; *why says why. A path that
+ * cannot be stat'ed is left to fail later with its own reason. */
+static bool untrusted(const char *path, char *why, size_t size)
+{
+    const char *allow = getenv("EMBER_ALLOW_INSECURE_PLUGINS");
+    struct stat st;
+    if ((allow && !strcmp(allow, "1")) || stat(path, &st) != 0)
+        return false;
+    static const char tail[] = "; set EMBER_ALLOW_INSECURE_PLUGINS=1 to load it anyway";
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, size, "refused: writable by other users (mode %04o): any of them could "
+                            "change the code Ember would run%s",
+                 (unsigned)(st.st_mode & 07777), tail);
+        return true;
+    }
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        snprintf(why, size, "refused: owned by uid %u, neither root nor the user running Ember "
+                            "(uid %u)%s",
+                 (unsigned)st.st_uid, (unsigned)geteuid(), tail);
+        return true;
+    }
+    return false;
+}
+
+/* A failed record for path (a folder, or a plugin file never opened) saying why. */
+static void refuse(const char *path, const char *why)
+{
+    em_plugin_rec *r = new_rec(path);
+    if (r)
+        fail(r, "%s%s", why, NULL);
+}
+
 static bool already_loaded(const char *real)
 {
     for (int i = 0; i < nrecs; i++)
@@ -117,6 +156,11 @@ int em__loader_load_file(const char *path)
         snprintf(real, sizeof real, "%s", path);
     if (already_loaded(real))
         return EM_OK;
+    char distrust[512];
+    if (untrusted(real, distrust, sizeof distrust)) {
+        refuse(real, distrust);
+        return EM_ERR_PLUGIN;
+    }
     em_plugin_rec *r = new_rec(real);
     if (!r)
         return em_set_error(EM_ERR_NOMEM, "plugin loader: out of memory");
@@ -253,6 +297,11 @@ static bool any_name(const char *name)
 /* Loads every *.so in dir, in name order. */
 static void load_dir(const char *dir, bool report_missing)
 {
+    char why[512];
+    if (untrusted(dir, why, sizeof why)) {
+        refuse(dir, why);
+        return;
+    }
     size_t n = 0;
     char **names = list_dir(dir, is_shared_object, &n);
     if (!names) {
@@ -276,8 +325,13 @@ static void load_path_list(const char *list)
 {
     char *copy = dupstr(list);
     for (char *save = NULL, *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok;
-         tok = strtok_r(NULL, ":", &save))
-        load_dir(tok, true);
+         tok = strtok_r(NULL, ":", &save)) {
+        if (tok[0] == '/')
+            load_dir(tok, true);
+        else
+            refuse(tok, "refused: a relative folder in EMBER_PLUGIN_PATH would be looked up "
+                        "from the current directory; give an absolute path");
+    }
     free(copy);
 }
 

@@ -2,7 +2,7 @@
 # tools/e2e.sh - end-to-end checks of the `ember` tool and the examples in BUILD_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-build}
+build=$(cd "${1:-build}" && pwd)   # absolute: a relative EMBER_PLUGIN_PATH entry is refused
 export EMBER_CONFIG=
 pass=0 fail=0
 
@@ -31,6 +31,12 @@ check "unknown info argument" 2 "unknown argument '--bogus'" -- "$ember" info --
 check "missing config file" 1 'nonexistent\.ini' -- "$ember" info --config /nonexistent.ini
 check "unknown backend" 1 "unknown backend 'tpu'" -- env EMBER_BACKEND=tpu "$ember" info
 check "bad plugin dir is reported" 0 'does not exist' -- env EMBER_PLUGIN_PATH=/nonexistent "$ember" info
+open_dir=$(mktemp -d) && cp "$build/tests/plugins/mockdev/mockdev.so" "$open_dir/" && chmod 0777 "$open_dir"
+check "info shows a world-writable plugin folder refused" 0 'refused: writable by other users \(mode 0777\)' -- \
+    env EMBER_PLUGIN_PATH="$open_dir" "$ember" info
+check "a relative EMBER_PLUGIN_PATH entry is refused" 0 'refused: a relative folder' -- \
+    env EMBER_PLUGIN_PATH=build/tests/plugins/mockdev "$ember" info
+rm -rf "$open_dir"
 check "tensor example" 0 'tensor\(\[\[999, +2, +3\]' -- "$build/examples/tensors"
 check "bench runs" 0 'dispatch overhead' -- "$ember" bench --quick
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ember/ember.h>
@@ -293,4 +294,124 @@ Test(loader, a_backend_dropped_with_its_failed_plugin_is_not_listed)
     }
     cr_assert_null(em_backend_name(n));
     em_shutdown();
+}
+
+/* ---- trust: who may have put the code there ---------------------------------------------- */
+
+static char trust_dir[PATH_MAX];
+
+/* A fresh folder (mode 0755) holding a copy of the mock device plugin (mode 0755). */
+static const char *mock_copy(void)
+{
+    snprintf(trust_dir, sizeof trust_dir, "/tmp/ember-trust-XXXXXX");
+    cr_assert_not_null(mkdtemp(trust_dir));
+    cr_assert_eq(chmod(trust_dir, 0755), 0);
+    char cmd[4 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp '%s/mockdev.so' '%s/mockdev.so' && chmod 0755 '%s/mockdev.so'",
+             MOCK_PLUGIN_DIR, trust_dir, trust_dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    return trust_dir;
+}
+
+static void rm_trust_dir(void)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", trust_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static const char *in_trust_dir(const char *name)
+{
+    static char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/%s", trust_dir, name);
+    return p;
+}
+
+/* em_init with only `dir` on EMBER_PLUGIN_PATH: the mock device is refused, and the record of
+ * `refused` (a path ending) says why. */
+static void assert_mock_refused(const char *dir, const char *refused, const char *why)
+{
+    setenv("EMBER_PLUGIN_PATH", dir, 1);
+    unsetenv("EMBER_STRICT");
+    unsetenv("EMBER_ALLOW_INSECURE_PLUGINS");
+    cr_assert_eq(em_init(NULL), EM_OK, "em_init: %s", em_last_error());
+    cr_assert_not(em_backend_available("mock"), "the plugin was loaded");
+    em_plugin_info p = find_plugin(refused);
+    cr_assert_not(p.ok);
+    cr_assert(strstr(p.error, why), "%s: %s", p.path, p.error);
+    cr_assert(strstr(p.error, "EMBER_ALLOW_INSECURE_PLUGINS=1"), "%s", p.error);
+    em_shutdown();
+    setenv("EMBER_ALLOW_INSECURE_PLUGINS", "1", 1);
+    cr_assert_eq(em_init(NULL), EM_OK, "em_init: %s", em_last_error());
+    cr_assert(em_backend_available("mock"), "EMBER_ALLOW_INSECURE_PLUGINS=1 did not load it");
+    em_shutdown();
+    unsetenv("EMBER_ALLOW_INSECURE_PLUGINS");
+}
+
+Test(loader, a_world_writable_plugin_folder_is_refused_naming_it)
+{
+    const char *dir = mock_copy();
+    cr_assert_eq(chmod(dir, 0777), 0);
+    assert_mock_refused(dir, strrchr(dir, '/'), "writable by other users (mode 0777)");
+    rm_trust_dir();
+}
+
+Test(loader, a_group_writable_plugin_file_is_refused_naming_it)
+{
+    const char *dir = mock_copy();
+    cr_assert_eq(chmod(in_trust_dir("mockdev.so"), 0775), 0);
+    assert_mock_refused(dir, "/mockdev.so", "writable by other users (mode 0775)");
+    rm_trust_dir();
+}
+
+Test(loader, a_plugin_owned_by_another_user_is_refused)
+{
+    const char *dir = mock_copy();
+    if (chown(in_trust_dir("mockdev.so"), 12345, (gid_t)-1) != 0) {
+        rm_trust_dir();
+        cr_skip_test("cannot give a file to another user here (not root)");
+    }
+    assert_mock_refused(dir, "/mockdev.so", "owned by uid 12345");
+    rm_trust_dir();
+}
+
+Test(loader, a_relative_entry_in_EMBER_PLUGIN_PATH_is_refused)
+{
+    const char *dir = mock_copy();
+    cr_assert_eq(chdir("/tmp"), 0);
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof rel, "%s", dir + strlen("/tmp/"));   /* resolves from /tmp */
+    setenv("EMBER_PLUGIN_PATH", rel, 1);
+    cr_assert_eq(em_init(NULL), EM_OK, "em_init: %s", em_last_error());
+    cr_assert_not(em_backend_available("mock"), "a relative EMBER_PLUGIN_PATH entry was used");
+    em_plugin_info p = find_plugin(rel);
+    cr_assert_not(p.ok);
+    cr_assert(strstr(p.error, "relative"), "%s", p.error);
+    em_shutdown();
+    rm_trust_dir();
+}
+
+Test(loader, a_relative_config_plugin_path_resolves_against_the_config_folder)
+{
+    const char *dir = mock_copy();
+    cr_assert_eq(mkdir(in_trust_dir("conf"), 0755), 0);
+    cr_assert_eq(mkdir(in_trust_dir("conf/plugins"), 0755), 0);
+    char from[PATH_MAX + 64];
+    snprintf(from, sizeof from, "%s", in_trust_dir("mockdev.so"));
+    cr_assert_eq(rename(from, in_trust_dir("conf/plugins/mockdev.so")), 0);
+    char ini[PATH_MAX + 64];
+    snprintf(ini, sizeof ini, "%s", in_trust_dir("conf/ember.ini"));
+    FILE *f = fopen(ini, "w");
+    cr_assert_not_null(f);
+    fputs("[runtime]\nplugin_path = plugins\n", f);
+    fclose(f);
+    cr_assert_eq(chdir(dir), 0);   /* ./plugins does not exist here */
+    setenv("EMBER_PLUGIN_PATH", "", 1);
+    cr_assert_eq(em_init(ini), EM_OK, "em_init: %s", em_last_error());
+    cr_assert(em_backend_available("mock"), "plugin_path was not resolved from %s", ini);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "%s/conf/plugins", dir);
+    cr_assert_str_eq(em_config_get("runtime.plugin_path"), want);
+    em_shutdown();
+    rm_trust_dir();
 }

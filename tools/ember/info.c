@@ -29,7 +29,7 @@ static void print_plugins(void)
     }
     if (!failed)
         return;
-    printf("\nplugins that failed to load (%d):\n", failed);
+    printf("\nplugins that failed to load or were refused (%d):\n", failed);
     for (int i = 0; i < n; i++) {
         em_plugin_info p;
         if (em_plugin_get(i, &p) < 0 || p.ok || p.disabled)
