@@ -103,21 +103,19 @@ static em_node *node_new(const char *name, em__backward_fn fn, int op, int nin)
 
 static void node_retain(em_node *n) { atomic_fetch_add_explicit(&n->refcount, 1, memory_order_relaxed); }
 
-/* Releases without recursion: a chain of 100,000 nodes dies in a loop, not 100,000 frames. */
+/* Releases without recursion: a chain of 100,000 nodes dies in a loop, not 100,000 frames.
+ * The nodes waiting to be freed are linked through their own `dying` field (a node whose count
+ * reached zero belongs to nobody else), so releasing needs no memory and cannot fail. */
 void em__node_release(em_node *n)
 {
-    em_node *stack_small[64];
-    em_node **stack = stack_small;
-    size_t sp = 0, cap = 64;
-    stack[sp++] = n;
-    while (sp) {
-        em_node *x = stack[--sp];
-        if (!x)
-            continue;
-        int prev = atomic_fetch_sub_explicit(&x->refcount, 1, memory_order_acq_rel);
-        EM_ASSERT(prev > 0);
-        if (prev != 1)
-            continue;
+    if (!n)
+        return;
+    int prev = atomic_fetch_sub_explicit(&n->refcount, 1, memory_order_acq_rel);
+    EM_ASSERT(prev > 0);
+    if (prev != 1)
+        return;
+    n->dying = NULL;
+    for (em_node *x = n; x;) {
         for (int i = 0; i < x->nsaved; i++)
             em_release(x->saved[i]);
         em_release(x->buffer);
@@ -129,25 +127,21 @@ void em__node_release(em_node *n)
                 x->leaf->ag->accumulator = NULL;
             em_release(x->leaf);
         }
+        em_node *next = x->dying;
         for (int i = 0; i < x->nin; i++) {
-            if (!x->in[i].next)
+            em_node *in = x->in[i].next;
+            if (!in)
                 continue;
-            if (sp == cap) {
-                size_t nc = cap * 2;
-                em_node **ns = stack == stack_small ? malloc(nc * sizeof *ns)
-                                                    : realloc(stack, nc * sizeof *ns);
-                EM_ASSERT(ns != NULL);   /* cannot leak silently; out of memory here is fatal */
-                if (stack == stack_small)
-                    memcpy(ns, stack_small, sizeof stack_small);
-                stack = ns;
-                cap = nc;
+            prev = atomic_fetch_sub_explicit(&in->refcount, 1, memory_order_acq_rel);
+            EM_ASSERT(prev > 0);
+            if (prev == 1) {
+                in->dying = next;
+                next = in;
             }
-            stack[sp++] = x->in[i].next;
         }
         free(x);
+        x = next;
     }
-    if (stack != stack_small)
-        free(stack);
 }
 
 /* A data-only alias of t: same storage and layout, no autograd, so saving an op's own output

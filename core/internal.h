@@ -343,6 +343,7 @@ struct em_node {
     uint64_t epoch;
     int deps;
     em_tensor *buffer;
+    struct em_node *dying;       /* em__node_release's list of nodes being freed */
     int nin;
     em_node_input in[];
 };

@@ -422,3 +422,26 @@ Test(alloc_failure, an_optimizer_load_that_runs_out_of_memory_leaves_the_state_u
     cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
     ckpt_teardown(&c);
 }
+
+/* Freeing a graph whose release keeps many nodes pending at once (x = exp(w) + x, a hundred
+ * times: each step leaves an ExpBackward node waiting) must not need memory: it runs in
+ * em_release, which cannot fail. */
+Test(alloc_failure, releasing_a_wide_graph_needs_no_memory, .init = emt_setup,
+     .fini = em_shutdown)
+{
+    em_opts grad = {.requires_grad = true};
+    em_tensor *w = em_ones(EM_SHAPE(2), &grad);
+    em_tensor *x = em_zeros(EM_SHAPE(2), NULL);
+    for (int i = 0; i < 200; i++) {
+        em_tensor *e = em_exp(w);
+        em_tensor *s = em_add(e, x);
+        cr_assert_not_null(s, "%s", em_last_error());
+        em_release(e);
+        em_release(x);
+        x = s;
+    }
+    failmalloc_arm(1, true);
+    em_release(x);
+    failmalloc_disarm();
+    em_release(w);
+}
