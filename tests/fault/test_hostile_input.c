@@ -81,3 +81,93 @@ Test(hostile, idx_sizes_larger_than_the_file_are_refused_before_allocating)
     assert_idx_refused(dims, false, "the file holds 8");
     assert_idx_refused(dims, true, "truncated");
 }
+
+/* ---- safetensors headers -------------------------------------------------------------------- */
+
+/* Writes a safetensors file: the 8-byte length, `header` as given, 36 data bytes (Linear(2, 3):
+ * bias [3] then weight [3, 2], float32). */
+static const char *write_st(const char *header)
+{
+    static char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/hostile.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    uint64_t n = strlen(header);
+    for (int i = 0; i < 8; i++)
+        fputc((int)(n >> (8 * i)) & 0xFF, f);
+    fputs(header, f);
+    float data[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    cr_assert_eq(fwrite(data, sizeof data, 1, f), 1);
+    fclose(f);
+    return path;
+}
+
+#define ST_BIAS "\"bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}"
+#define ST_WEIGHT "\"weight\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[12,36]}"
+
+Test(hostile, safetensors_headers_that_lie_or_break_json_are_refused_and_change_nothing)
+{
+    char deep[400] = "{" ST_BIAS "," ST_WEIGHT ",\"__metadata__\":";
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "[");
+    const struct {
+        const char *header, *want;
+    } cases[] = {
+        {"", "a value"},
+        {"[]", "not an object"},
+        {"{" ST_BIAS "," ST_WEIGHT "} x", "the end of the header"},
+        {"{" ST_BIAS "," ST_BIAS "," ST_WEIGHT "}", "names key 'bias' twice"},
+        {"{\"bi\\u0000as\":1," ST_WEIGHT "}", "no NUL inside a string"},
+        {"{\"\\udc00\":1," ST_BIAS "," ST_WEIGHT "}", "no lone low surrogate"},
+        {"{\"\\ud800x\":1," ST_BIAS "," ST_WEIGHT "}", "a low surrogate"},
+        {"{\"\\u12\":1}", "four hex digits"},
+        {"{\"\\q\":1}", "a valid escape sequence"},
+        {"{\"a\tb\":1}", "a control character"},
+        {"{\"a\":01}", "no leading zero"},
+        {"{\"a\":1.}", "a well-formed, finite number"},
+        {"{\"a\":1e999}", "a well-formed, finite number"},
+        {"{\"a\":-}", "a value"},
+        {"{\"a\":NaN}", "a value"},
+        {"{\"a\":[1,]}", "a value"},
+        {"{\"a\":1,}", "a '\"' opening a key"},
+        {"{\"a\" 1}", "':' after a key"},
+        {"{\"a\":\"unterminated}", "a closing '\"'"},
+        {deep, "at most 64 levels of nesting"},
+        {"{\"bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,99999999999999999999]},"
+         ST_WEIGHT "}", "bad data_offsets"},
+        {"{\"bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[-12,0]}," ST_WEIGHT "}",
+         "bad data_offsets"},
+        {"{\"bias\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
+         "\"data_offsets\":[0,12]}," ST_WEIGHT "}", "bad shape"},
+        {"{\"bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,40]}," ST_WEIGHT "}",
+         "do not fit"},
+    };
+    em_module *m = em_module_new("Linear(2, 3)");
+    cr_assert_not_null(m, "%s", em_last_error());
+    char snap[PATH_MAX + 64];
+    snprintf(snap, sizeof snap, "%s/before.safetensors", dir);
+    cr_assert_eq(em_module_save(m, snap), EM_OK, "%s", em_last_error());
+    size_t n0;
+    void *before = flt_read_all(snap, &n0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *p = write_st(cases[i].header);
+        cr_assert_lt(em_module_load(m, p), 0, "case %zu loaded: %.60s", i, cases[i].header);
+        cr_assert(strstr(em_last_error(), cases[i].want), "case %zu: %s", i, em_last_error());
+        cr_assert(strstr(em_last_error(), "hostile.safetensors"), "case %zu: %s", i,
+                  em_last_error());
+        cr_assert_eq(em_module_save(m, snap), EM_OK, "%s", em_last_error());
+        size_t n;
+        void *now = flt_read_all(snap, &n);
+        cr_assert(n == n0 && !memcmp(now, before, n), "case %zu changed the module", i);
+        free(now);
+    }
+    /* Escapes are decoded: "w\u0065ight" is "weight". */
+    const char *ok = write_st("{" ST_BIAS ",\"w\\u0065ight\":{\"dtype\":\"F32\",\"shape\":[3,2],"
+                              "\"data_offsets\":[12,36]},\"__metadata__\":{\"k\":\"\\u00e9\\n\"}}");
+    cr_assert_eq(em_module_load(m, ok), EM_OK, "%s", em_last_error());
+    float got[6];
+    cr_assert_eq(em_copy_to_host(em_module_param(m, 0), got, sizeof got), EM_OK);
+    cr_assert_float_eq(got[0], 4.0f, 0, "weight[0][0] = %g", got[0]);
+    free(before);
+    em_module_free(m);
+}
