@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "ember/spec.h"
@@ -444,4 +445,83 @@ Test(alloc_failure, releasing_a_wide_graph_needs_no_memory, .init = emt_setup,
     em_release(x);
     failmalloc_disarm();
     em_release(w);
+}
+
+static void optim_save_step(void *ctx, long n)
+{
+    ckpt_case *c = ctx;
+    em_clear_error();
+    int rc = em_optimizer_save(c->o, c->path);
+    failmalloc_disarm();
+    size_t size;
+    void *now = flt_read_all(c->path, &size);
+    cr_assert_not_null(now, "allocation %ld failing: the checkpoint is gone", n);
+    if (rc < 0) {
+        cr_assert(failmalloc_fired(), "save failed with no allocation failing: %s",
+                  em_last_error());
+        assert_nomem("em_optimizer_save", n);
+        assert_same(now, size, c->old_bytes, c->old_size, "the old optimizer checkpoint", n);
+    } else {
+        assert_same(now, size, c->new_bytes, c->new_size, "the new optimizer checkpoint", n);
+        char keep[PATH_MAX + 32];
+        snprintf(keep, sizeof keep, "%s/old.safetensors", c->dir);
+        cr_assert_eq(rename(keep, c->path), 0);
+        cr_assert_eq(link(c->path, keep), 0);
+    }
+    free(now);
+}
+
+Test(alloc_failure, an_optimizer_save_that_runs_out_of_memory_keeps_the_old_file)
+{
+    ckpt_case c = {0};
+    ckpt_setup(&c);
+    c.o = em_optimizer_new("Adam(lr=0.01)", c.m);
+    cr_assert_not_null(c.o, "%s", em_last_error());
+    adam_step(&c);
+    char keep[PATH_MAX + 32];
+    snprintf(keep, sizeof keep, "%s/old.safetensors", c.dir);
+    cr_assert_eq(em_optimizer_save(c.o, keep), EM_OK, "%s", em_last_error());
+    c.old_bytes = flt_read_all(keep, &c.old_size);
+    cr_assert_eq(link(keep, c.path), 0);
+    adam_step(&c);
+    c.new_bytes = snapshot(&c, true, &c.new_size);
+    long n = failmalloc_sweep(optim_save_step, &c, SWEEP_MAX);
+    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    ckpt_teardown(&c);
+}
+
+/* One training step (forward, loss, backward, Adam step) with an allocation failing: it
+ * either completes or fails with an out-of-memory error; never an abort or a crash. */
+static void train_step(void *ctx, long n)
+{
+    ckpt_case *c = ctx;
+    em_clear_error();
+    em_tensor *x = em_ones(EM_SHAPE(5, 3), NULL);
+    em_tensor *y = em_forward(c->m, x);
+    em_tensor *l = em_sum_all(y);
+    int rc = l ? em_backward(l, NULL, false) : em_last_status();
+    if (rc == EM_OK)
+        rc = em_step(c->o);
+    failmalloc_disarm();
+    if (rc < 0) {
+        cr_assert(failmalloc_fired(), "the step failed with no allocation failing: %s",
+                  em_last_error());
+        assert_nomem("a training step", n);
+    }
+    em_release(x);
+    em_release(y);
+    em_release(l);
+    em_zero_grad(c->o);
+}
+
+Test(alloc_failure, a_training_step_that_runs_out_of_memory_fails_cleanly)
+{
+    ckpt_case c = {0};
+    ckpt_setup(&c);
+    c.o = em_optimizer_new("Adam(lr=0.01)", c.m);
+    cr_assert_not_null(c.o, "%s", em_last_error());
+    adam_step(&c);
+    long n = failmalloc_sweep(train_step, &c, SWEEP_MAX);
+    cr_assert(n > 10 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    ckpt_teardown(&c);
 }
