@@ -317,7 +317,7 @@ static int cmp_keys(const void *a, const void *b)
 /* A key twice in the top-level object would make "which tensor" ambiguous: refused. */
 static int check_unique_keys(reader *r, const em__json *top)
 {
-    if (top->n < 2)
+    if (top->kind != EM__JSON_OBJECT || top->n < 2)
         return EM_OK;
     const em__json **keys = malloc((size_t)top->n * sizeof *keys);
     if (!keys)

@@ -115,6 +115,7 @@ Test(hostile, safetensors_headers_that_lie_or_break_json_are_refused_and_change_
     } cases[] = {
         {"", "a value"},
         {"[]", "not an object"},
+        {"[1, 2, {\"a\": 3}]", "not an object"},
         {"{" ST_BIAS "," ST_WEIGHT "} x", "the end of the header"},
         {"{" ST_BIAS "," ST_BIAS "," ST_WEIGHT "}", "names key 'bias' twice"},
         {"{\"bi\\u0000as\":1," ST_WEIGHT "}", "no NUL inside a string"},
