@@ -125,7 +125,7 @@ static const char *read_string(reader *r)
             continue;
         }
         if (r->end - r->p < 2)
-            break;
+            return r->p = r->end, rfail(r, "a closing '\"'"), NULL;
         char e = r->p[1], plain;
         r->p += 2;
         switch (e) {

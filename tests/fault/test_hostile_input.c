@@ -133,6 +133,7 @@ Test(hostile, safetensors_headers_that_lie_or_break_json_are_refused_and_change_
         {"{\"a\":1,}", "a '\"' opening a key"},
         {"{\"a\" 1}", "':' after a key"},
         {"{\"a\":\"unterminated}", "a closing '\"'"},
+        {"{\"a\":\"ends in a backslash\\", "a closing '\"'"},
         {deep, "at most 64 levels of nesting"},
         {"{\"bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,99999999999999999999]},"
          ST_WEIGHT "}", "bad data_offsets"},
