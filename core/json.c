@@ -202,7 +202,7 @@ static int read_number(reader *r, em__json *j)
         }
     }
     errno = 0;
-    double d = strtod(buf, &end);
+    double d = em_strtod(buf, &end);   /* the C locale, whatever the host's */
     if (*end != '\0' || !isfinite(d) || buf[q - s - 1] == '.' || strstr(buf, ".e") ||
         strstr(buf, ".E"))
         return rfail(r, "a well-formed, finite number");
