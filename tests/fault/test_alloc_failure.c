@@ -17,6 +17,16 @@
 
 #define SWEEP_MAX 100000
 
+/* Runs the sweep of `step`, which must cover more than `least` allocations, and says how many
+ * it covered (--verbose). */
+#define sweep(step, ctx, least) sweep_(#step, step, ctx, least)
+static void sweep_(const char *name, void (*step)(void *, long), void *ctx, long least)
+{
+    long n = failmalloc_sweep(step, ctx, SWEEP_MAX);
+    cr_assert(n > least && n <= SWEEP_MAX, "%s: the sweep covered %ld allocations", name, n);
+    cr_log_info("%s: each of %ld allocations failed in turn", name, n - 1);
+}
+
 /* Asserts that a failed call left an out-of-memory error whose message says so ("out of
  * memory", "out of host memory"). */
 static void assert_nomem_was(int status, const char *msg, const char *what, long n)
@@ -60,8 +70,7 @@ static void parse_step(void *ctx, long n)
 
 Test(alloc_failure, spec_parsing_reports_out_of_memory_at_every_allocation)
 {
-    long n = failmalloc_sweep(parse_step, NULL, SWEEP_MAX);
-    cr_assert(n > 10 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(parse_step, NULL, 10);
 }
 
 static const em_param_decl sgd_params[] = {
@@ -93,8 +102,7 @@ Test(alloc_failure, binding_declared_defaults_reports_out_of_memory_instead_of_a
 {
     em_spec *s = em_spec_parse("SGD(lr=0.5)", NULL);
     cr_assert_not_null(s, "%s", em_last_error());
-    long n = failmalloc_sweep(bind_step, s, SWEEP_MAX);
-    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(bind_step, s, 5);
     em_spec_free(s);
 }
 
@@ -220,8 +228,7 @@ Test(alloc_failure, autograd_that_cannot_record_a_node_fails_the_op)
 {
     graph_sweep s;
     graph_setup(&s);
-    long n = failmalloc_sweep(graph_step, &s, SWEEP_MAX);
-    cr_assert(n > 10 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(graph_step, &s, 10);
     graph_teardown(&s);
 }
 
@@ -229,8 +236,7 @@ Test(alloc_failure, backward_out_of_memory_is_an_error_or_the_right_gradients)
 {
     graph_sweep s;
     graph_setup(&s);
-    long n = failmalloc_sweep(backward_step, &s, SWEEP_MAX);
-    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(backward_step, &s, 5);
     graph_teardown(&s);
 }
 
@@ -322,8 +328,7 @@ Test(alloc_failure, a_save_that_runs_out_of_memory_fails_and_keeps_the_old_file)
     c.new_bytes = flt_read_all(c.path, &c.new_size);
     cr_assert_eq(em_module_save(c.m, c.path), EM_OK, "%s", em_last_error());
     c.old_bytes = flt_read_all(c.path, &c.old_size);
-    long n = failmalloc_sweep(save_step, &c, SWEEP_MAX);
-    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(save_step, &c, 5);
     ckpt_teardown(&c);
 }
 
@@ -362,8 +367,7 @@ Test(alloc_failure, a_load_that_runs_out_of_memory_leaves_the_module_unchanged)
     c.old_bytes = flt_read_all(keep, &c.old_size);
     cr_assert_eq(em_module_save(c.other, c.path), EM_OK, "%s", em_last_error());
     c.new_bytes = flt_read_all(c.path, &c.new_size);
-    long n = failmalloc_sweep(load_step, &c, SWEEP_MAX);
-    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(load_step, &c, 5);
     ckpt_teardown(&c);
 }
 
@@ -419,8 +423,7 @@ Test(alloc_failure, an_optimizer_load_that_runs_out_of_memory_leaves_the_state_u
     snprintf(keep, sizeof keep, "%s/old.safetensors", c.dir);
     cr_assert_eq(em_optimizer_save(c.o, keep), EM_OK, "%s", em_last_error());
     c.old_bytes = flt_read_all(keep, &c.old_size);
-    long n = failmalloc_sweep(optim_load_step, &c, SWEEP_MAX);
-    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(optim_load_step, &c, 5);
     ckpt_teardown(&c);
 }
 
@@ -485,8 +488,7 @@ Test(alloc_failure, an_optimizer_save_that_runs_out_of_memory_keeps_the_old_file
     cr_assert_eq(link(keep, c.path), 0);
     adam_step(&c);
     c.new_bytes = snapshot(&c, true, &c.new_size);
-    long n = failmalloc_sweep(optim_save_step, &c, SWEEP_MAX);
-    cr_assert(n > 5 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(optim_save_step, &c, 5);
     ckpt_teardown(&c);
 }
 
@@ -521,7 +523,6 @@ Test(alloc_failure, a_training_step_that_runs_out_of_memory_fails_cleanly)
     c.o = em_optimizer_new("Adam(lr=0.01)", c.m);
     cr_assert_not_null(c.o, "%s", em_last_error());
     adam_step(&c);
-    long n = failmalloc_sweep(train_step, &c, SWEEP_MAX);
-    cr_assert(n > 10 && n <= SWEEP_MAX, "the sweep covered %ld allocations", n);
+    sweep(train_step, &c, 10);
     ckpt_teardown(&c);
 }
