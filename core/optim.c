@@ -74,6 +74,9 @@ int em_register_optimizer(em_registry *reg, const em_optimizer_ops *ops)
     if (!ops || ops->struct_size < offsetof(em_optimizer_ops, destroy) || !ops->name ||
         !ops->init || !ops->step)
         return em_set_error(EM_ERR_INVALID, "em_register_optimizer: incomplete optimizer type");
+    if (ops->nparams < 0 || (ops->nparams && !ops->params))
+        return em_set_error(EM_ERR_INVALID, "em_register_optimizer: '%s': %d parameters %s",
+                            ops->name, ops->nparams, ops->params ? "" : "and no table of them");
     bool has_lr = false;
     for (int i = 0; i < ops->nparams; i++)
         has_lr |= !strcmp(ops->params[i].name, "lr") && ops->params[i].kind == EM_PARAM_FLOAT;
