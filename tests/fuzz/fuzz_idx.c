@@ -35,7 +35,7 @@ static bool known_idx_oversize(const uint8_t *p, size_t n)
     for (int i = 0; i < ndim; i++) {
         const uint8_t *d = p + 4 + 4 * i;
         uint64_t v = (uint64_t)d[0] << 24 | (uint64_t)d[1] << 16 | (uint64_t)d[2] << 8 | d[3];
-        if (v && numel > UINT64_MAX / v)
+        if (v && numel > (uint64_t)INT64_MAX / v)   /* idx.c multiplies in int64_t */
             return true;
         numel *= v;
     }
