@@ -153,6 +153,52 @@ Test(faults, a_training_step_with_adam_survives_every_failed_allocation)
     sweep_training_step("Adam(lr=0.01)");
 }
 
+/* ---- an optimizer step alone: all or nothing ----------------------------------------------- */
+
+static void no_cleanup(void *p) { (void)p; }
+
+static int step_run(void *p) { return em_step(((train_ctx *)p)->o); }
+
+/* Regression: SGD and Adam updated the first parameters, then failed on an allocation for a
+ * later one and returned the error with the module half stepped. */
+static void sweep_step(const char *optimizer)
+{
+    train_ctx c = {.m = mlp(7)};
+    c.loss = em_module_new("MSELoss()");
+    c.o = em_optimizer_new(optimizer, c.m);
+    c.x = em_ones(2, (int64_t[]){2, 4}, NULL);
+    c.y = em_zeros(2, (int64_t[]){2, 3}, NULL);
+    cr_assert(c.loss && c.o && c.x && c.y, "%s", em_last_error());
+    cr_assert_eq(train_run(&c), EM_OK, "%s", em_last_error());   /* the state exists */
+    train_cleanup(&c);
+    c.out = em_forward(c.m, c.x);
+    c.l = em_loss(c.loss, c.out, c.y);
+    cr_assert(c.l && em_backward(c.l, NULL, false) == EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_step(c.o), EM_OK, "%s", em_last_error());     /* first-use allocations */
+    char name[96];
+    snprintf(name, sizeof name, "step %.60s", optimizer);
+    fault_target t = {.name = name, .ctx = &c, .run = step_run, .cleanup = no_cleanup,
+                      .snapshot = train_snapshot};
+    expect_clean(fault_sweep(&t, FAULT_ALLOC, false, 1), name);
+    expect_clean(fault_sweep(&t, FAULT_ALLOC, true, 1), name);
+    train_cleanup(&c);
+    em_release(c.x);
+    em_release(c.y);
+    em_optimizer_free(c.o);
+    em_module_free(c.loss);
+    em_module_free(c.m);
+}
+
+Test(faults, a_failed_sgd_step_leaves_parameters_and_momentum_as_they_were)
+{
+    sweep_step("SGD(lr=0.1, momentum=0.9, nesterov=true, weight_decay=0.01)");
+}
+
+Test(faults, a_failed_adam_step_leaves_parameters_and_moments_as_they_were)
+{
+    sweep_step("Adam(lr=0.01, amsgrad=true, weight_decay=0.01)");
+}
+
 /* ---- saving: the old file stays whole, no temporary file is left ----------------------------- */
 
 typedef struct save_ctx {
@@ -182,8 +228,6 @@ static int save_run(void *p)
     const char *path = path_in("ckpt.safetensors");
     return c->o ? em_optimizer_save(c->o, path) : em_module_save(c->m, path);
 }
-
-static void no_cleanup(void *p) { (void)p; }
 
 static size_t save_snapshot(void *p, unsigned char *buf, size_t cap)
 {
