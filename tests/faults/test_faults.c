@@ -547,6 +547,34 @@ static size_t spec_snapshot(void *p, unsigned char *buf, size_t cap)
     return off;
 }
 
+/* Regression: em_module_str, em_module_repr (and every string built with the core's string buffer) returned
+ * NULL on a failed allocation with no message in em_last_error(). */
+static int print_run(void *p)
+{
+    spec_ctx *c = p;
+    c->printed[0] = '\0';
+    char *s = em_module_str(c->m);
+    char *r = s ? em_module_repr(c->m) : NULL;
+    if (r)
+        snprintf(c->printed, sizeof c->printed, "%s\n%s", s, r);
+    free(s);
+    free(r);
+    return r ? EM_OK : status_or(-1);
+}
+
+Test(faults, printing_a_module_that_runs_out_of_memory_says_why)
+{
+    static spec_ctx c;
+    c.m = em_module_new("Sequential(Linear(4, 8, bias=false), ReLU(), Dropout(p=0.25))");
+    cr_assert_not_null(c.m, "%s", em_last_error());
+    cr_assert_eq(print_run(&c), EM_OK, "%s", em_last_error());
+    c.printed[0] = '\0';
+    fault_target t = {.name = "module printing", .ctx = &c, .run = print_run,
+                      .cleanup = no_cleanup, .snapshot = spec_snapshot};
+    expect_clean(fault_sweep(&t, FAULT_ALLOC, false, 1), "module printing");
+    em_module_free(c.m);
+}
+
 Test(faults, spec_parsing_survives_every_failed_allocation)
 {
     static spec_ctx c = {.text = "Sequential(Linear(4, 8, bias=false), ReLU(), Dropout(p=0.25), "
