@@ -193,6 +193,10 @@ int em__plugin_count(void);
 const em_plugin_rec *em__plugin(int i);
 /* Loads one file; used by tests and tools through em__loader_load_all. */
 int em__loader_load_file(const char *path);
+/* Checks a plugin's descriptor before its init runs: present, struct_size covering the fields
+ * up to init, a name and an init function, the same ABI major and a minor no newer than the
+ * core's. EM_OK, or EM_ERR_PLUGIN with the reason in why (size bytes; not em_last_error). */
+int em__plugin_check_descriptor(const em_plugin *d, char *why, size_t size);
 
 /* ---- configuration ------------------------------------------------------------ */
 

@@ -149,6 +149,25 @@ static bool is_disabled(const char *name)
     return false;
 }
 
+int em__plugin_check_descriptor(const em_plugin *d, char *why, size_t size)
+{
+    if (!d || d->struct_size < offsetof(em_plugin, shutdown) || !d->name || !d->init) {
+        snprintf(why, size, "'%s' returned an incomplete descriptor", EMBER_PLUGIN_ENTRY);
+        return EM_ERR_PLUGIN;
+    }
+    if (d->abi_major != EMBER_ABI_MAJOR || d->abi_minor > EMBER_ABI_MINOR) {
+        snprintf(why, size,
+                 d->abi_major != EMBER_ABI_MAJOR
+                     ? "ABI mismatch: plugin was built for ABI %u.%u, this Ember has ABI %d.%d "
+                       "(major versions must match)"
+                     : "ABI mismatch: plugin needs ABI %u.%u, this Ember only has ABI %d.%d "
+                       "(rebuild the plugin or update Ember)",
+                 d->abi_major, d->abi_minor, EMBER_ABI_MAJOR, EMBER_ABI_MINOR);
+        return EM_ERR_PLUGIN;
+    }
+    return EM_OK;
+}
+
 int em__loader_load_file(const char *path)
 {
     char real[PATH_MAX];
@@ -180,24 +199,13 @@ int em__loader_load_file(const char *path)
     em_plugin_entry_fn entry;
     memcpy(&entry, &sym, sizeof entry);
     const em_plugin *d = entry();
-    char a[64], b[64];
-    if (!d || d->struct_size < offsetof(em_plugin, shutdown) || !d->name || !d->init) {
-        fail(r, "'%s' returned an incomplete descriptor%s", EMBER_PLUGIN_ENTRY, NULL);
-        dlclose(h);
-        return EM_ERR_PLUGIN;
+    if (d && d->struct_size >= offsetof(em_plugin, name)) {   /* `ember info` shows it */
+        r->abi_major = d->abi_major;
+        r->abi_minor = d->abi_minor;
     }
-    r->abi_major = d->abi_major;
-    r->abi_minor = d->abi_minor;
-    if (d->abi_major != EMBER_ABI_MAJOR || d->abi_minor > EMBER_ABI_MINOR) {
-        snprintf(a, sizeof a, "%u.%u", d->abi_major, d->abi_minor);
-        snprintf(b, sizeof b, "%d.%d", EMBER_ABI_MAJOR, EMBER_ABI_MINOR);
-        fail(r,
-             d->abi_major != EMBER_ABI_MAJOR
-                 ? "ABI mismatch: plugin was built for ABI %s, this Ember has ABI %s (major "
-                   "versions must match)"
-                 : "ABI mismatch: plugin needs ABI %s, this Ember only has ABI %s (rebuild "
-                   "the plugin or update Ember)",
-             a, b);
+    char bad[256];
+    if (em__plugin_check_descriptor(d, bad, sizeof bad) < 0) {
+        fail(r, "%s%s", bad, NULL);
         dlclose(h);
         return EM_ERR_PLUGIN;
     }

@@ -31,7 +31,13 @@ struct em_optimizer {
     slot (*slots)[MAX_SLOTS]; /* per parameter */
     double lr;
     int64_t steps;
+    /* Undo for a failed step (see step_save): copies of each parameter and its slots, kept
+     * between steps, UNDO_PER_PARAM per parameter; and the slot table before the step. */
+    em_tensor **undo;
+    slot (*undo_slots)[MAX_SLOTS];
 };
+
+#define UNDO_PER_PARAM (1 + MAX_SLOTS)
 
 struct em_scheduler {
     const em_scheduler_ops *ops;
@@ -74,6 +80,9 @@ int em_register_optimizer(em_registry *reg, const em_optimizer_ops *ops)
     if (!ops || ops->struct_size < offsetof(em_optimizer_ops, destroy) || !ops->name ||
         !ops->init || !ops->step)
         return em_set_error(EM_ERR_INVALID, "em_register_optimizer: incomplete optimizer type");
+    if (ops->nparams < 0 || (ops->nparams && !ops->params))
+        return em_set_error(EM_ERR_INVALID, "em_register_optimizer: '%s': %d parameters %s",
+                            ops->name, ops->nparams, ops->params ? "" : "and no table of them");
     bool has_lr = false;
     for (int i = 0; i < ops->nparams; i++)
         has_lr |= !strcmp(ops->params[i].name, "lr") && ops->params[i].kind == EM_PARAM_FLOAT;
@@ -228,6 +237,10 @@ void em_optimizer_free(em_optimizer *o)
         for (int k = 0; k < MAX_SLOTS; k++)
             em_release(o->slots[i][k].t);
     }
+    for (int j = 0; o->undo && j < o->nparams * UNDO_PER_PARAM; j++)
+        em_release(o->undo[j]);
+    free(o->undo);
+    free(o->undo_slots);
     free(o->params);
     free(o->names);
     free(o->slots);
@@ -260,13 +273,99 @@ int em_zero_grad(em_optimizer *o)
     return EM_OK;
 }
 
+/* ---- a step is all or nothing ---------------------------------------------------------------- */
+
+/* Copies t into *keep, (re)allocating *keep when it does not match t (first step, a new slot, a
+ * move to another device); a steady loop reuses the same buffers and allocates nothing. */
+static int undo_copy(em_tensor **keep, em_tensor *t)
+{
+    em_tensor *b = *keep;
+    if (!b || b->dtype != t->dtype || b->ndim != t->ndim ||
+        memcmp(b->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim) ||
+        !em_device_eq(em__tensor_device(b), em__tensor_device(t))) {
+        em_release(b);
+        *keep = b = em__tensor_alloc(em__tensor_device(t), t->dtype, t->ndim, t->shape);
+        if (!b)
+            return em_last_status();
+    }
+    return em__run_kernel(EM__OP_COPY, 1, &t, 1, &b, NULL);
+}
+
+/* Gives back the slot table references step_save took. */
+static void step_forget(em_optimizer *o)
+{
+    for (int i = 0; o->undo_slots && i < o->nparams; i++)
+        for (int k = 0; k < MAX_SLOTS; k++) {
+            em_release(o->undo_slots[i][k].t);
+            o->undo_slots[i][k].t = NULL;
+        }
+}
+
+/* Before a step: copies every parameter and state tensor aside and remembers the slot table
+ * (retaining its tensors, which the step may replace). On failure nothing has changed. */
+static int step_save(em_optimizer *o)
+{
+    if (!o->undo) {
+        o->undo = calloc((size_t)o->nparams * UNDO_PER_PARAM, sizeof *o->undo);
+        o->undo_slots = calloc((size_t)o->nparams, sizeof *o->undo_slots);
+        if (!o->undo || !o->undo_slots) {
+            free(o->undo);
+            free(o->undo_slots);
+            o->undo = NULL;
+            o->undo_slots = NULL;
+            return em_set_error(EM_ERR_NOMEM, "%s: out of memory preparing a step", o->ops->name);
+        }
+    }
+    for (int i = 0; i < o->nparams; i++) {
+        em_tensor **u = o->undo + (size_t)i * UNDO_PER_PARAM;
+        int rc = undo_copy(&u[0], o->params[i]);
+        for (int k = 0; rc == EM_OK && k < MAX_SLOTS; k++)
+            if (o->slots[i][k].t)
+                rc = undo_copy(&u[1 + k], o->slots[i][k].t);
+        if (rc < 0) {
+            step_forget(o);
+            return rc;
+        }
+        for (int k = 0; k < MAX_SLOTS; k++) {
+            o->undo_slots[i][k] = o->slots[i][k];
+            em_retain(o->undo_slots[i][k].t);
+        }
+    }
+    return EM_OK;
+}
+
+/* After a failed step: the parameters, the state tensors' values and the slot table as
+ * step_save found them (slots the step created are dropped). The copies are same-shape,
+ * same-device kernel calls into existing memory, which allocate nothing. */
+static void step_undo(em_optimizer *o)
+{
+    for (int i = 0; i < o->nparams; i++) {
+        em_tensor **u = o->undo + (size_t)i * UNDO_PER_PARAM;
+        em__run_kernel(EM__OP_COPY, 1, &u[0], 1, &o->params[i], NULL);
+        for (int k = 0; k < MAX_SLOTS; k++) {
+            slot *saved = &o->undo_slots[i][k];
+            if (saved->t)
+                em__run_kernel(EM__OP_COPY, 1, &u[1 + k], 1, &saved->t, NULL);
+            em_release(o->slots[i][k].t);
+            o->slots[i][k] = *saved;   /* the reference moves back into the table */
+            saved->t = NULL;
+        }
+    }
+}
+
 int em_step(em_optimizer *o)
 {
     if (!o)
         return em__null_arg("step", "optimizer");
     bool prev = em_set_grad_enabled(false);
     em__api_depth++;   /* the update's temporaries never enter the caller's scope */
-    int rc = o->ops->step(o);
+    int rc = step_save(o);
+    if (rc == EM_OK) {
+        rc = o->ops->step(o);
+        if (rc < 0)
+            step_undo(o);
+        step_forget(o);
+    }
     em__api_depth--;
     em_set_grad_enabled(prev);
     if (rc == EM_OK)

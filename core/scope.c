@@ -53,9 +53,14 @@ void em_scope_end(void)
     while (ntracked > from)
         em_release(tracked[--ntracked]);
     if (em__scope_depth == 0) {
+        /* Nothing thread-local outlives the outermost scope: a thread that used scopes and
+         * exits leaves nothing behind. */
         free(tracked);
         tracked = NULL;
         ntracked = captracked = 0;
+        free(marks);
+        marks = NULL;
+        capmarks = 0;
     }
 }
 

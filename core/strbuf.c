@@ -65,6 +65,7 @@ void em__sb_putc(em_strbuf *sb, char c)
     sb->data[sb->len] = '\0';
 }
 
+/* The text (caller frees), or NULL with EM_ERR_NOMEM set if an append failed. */
 char *em__sb_take(em_strbuf *sb)
 {
     char *s = NULL;
@@ -75,8 +76,10 @@ char *em__sb_take(em_strbuf *sb)
             s[sb->len] = '\0';
         }
     }
-    if (!s)
+    if (!s) {
         free(sb->data);
+        em_set_error(EM_ERR_NOMEM, "out of memory building a string");
+    }
     sb->data = NULL;
     sb->len = sb->cap = 0;
     sb->failed = false;

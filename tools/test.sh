@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# tools/test.sh - set up, build, and run every test: the unit suite, the unit suite again with
-# tensors on the OpenCL backend by default (when it is built and usable), the unit suite built
-# with AddressSanitizer + UndefinedBehaviorSanitizer, valgrind, then the examples end to end.
+# tools/test.sh - set up, build, and run every test: the unit suite (with the sampled fault
+# sweep), the unit suite again with tensors on the OpenCL backend by default (when it is built
+# and usable), the unit suite built with AddressSanitizer + UndefinedBehaviorSanitizer, the
+# threaded programs under ThreadSanitizer, each libFuzzer harness briefly over its corpus,
+# valgrind, then the examples end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build
@@ -38,6 +40,43 @@ asan() {
 }
 asan meson test -C build-asan --print-errorlogs --num-processes 2
 
+echo "== threaded suites under ThreadSanitizer"
+# The CPU pool on two workers, the DataLoader's prefetch thread, plugin loading and the CPU
+# conformance cases (kernels split over the pool). Plain programs: Criterion cannot start
+# under TSan. OpenCL is left out (PoCL is not built with TSan).
+if [ ! -f build-tsan/build.ninja ]; then
+    meson setup build-tsan -Db_sanitize=thread -Db_lundef=false --buildtype=debug \
+        -Dopencl=disabled -Dcuda=disabled >/dev/null
+fi
+ninja -C build-tsan backends/cpu/ember_cpu.so plugins/nn/ember_nn.so plugins/optim/ember_optim.so \
+    plugins/data/ember_data.so tools/ember tests/stress_threads tests/data/stress_loader >/dev/null
+stage_rc=0
+tsan_pass=0 tsan_fail=0
+tsan() {
+    local name=$1
+    shift
+    if EMBER_PLUGIN_PATH= EMBER_NUM_THREADS=2 \
+       TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tools/sanitizers/tsan.supp" \
+       "$@" >"build-tsan/$name.log" 2>&1; then
+        echo "PASS $name"
+        tsan_pass=$((tsan_pass + 1))
+    else
+        echo "FAIL $name (see build-tsan/$name.log)"
+        grep -A12 -m1 'WARNING: ThreadSanitizer' "build-tsan/$name.log" || tail -5 "build-tsan/$name.log"
+        tsan_fail=$((tsan_fail + 1))
+    fi
+}
+tsan thread_pool build-tsan/tests/stress_threads
+tsan data_loader_threads build-tsan/tests/data/stress_loader
+tsan ember_info build-tsan/tools/ember info
+tsan conformance_cpu build-tsan/tools/ember conformance --backend cpu --dtype f32
+echo "tsan: $tsan_pass passed, $tsan_fail failed" | tee build-tsan/tsan.log
+[ "$tsan_fail" -eq 0 ] || stage_rc=1
+
+echo "== fuzz harnesses over their corpora"
+# 15 s each (about 2 minutes); a finding fails the run and is kept in build-fuzz/artifacts/.
+tools/fuzz.sh all 15 | tee build/fuzz.log || stage_rc=1
+
 echo "== unit tests under valgrind"
 tools/valgrind.sh build | tee build/valgrind.log
 
@@ -52,8 +91,9 @@ if [ -f build/meson-logs/testlog-opencl.txt ]; then
 fi
 awk '/Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1);
                                                         if ($i == "Failing:" || $i == "Crashing:") f += $(i+1) } }
-     /^(e2e|valgrind): / { p += $2; f += $4 }
+     /^(e2e|valgrind|tsan|fuzz): / { p += $2; f += $4 }
      /^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$/ { p += $1; f += $3 }
      END { printf "tests: %d passed, %d failed\n", p, f }' \
-    "${logs[@]}" build/valgrind.log build/e2e.log
-exit "$e2e_rc"
+    "${logs[@]}" build-tsan/tsan.log build/fuzz.log build/valgrind.log build/e2e.log
+[ "$e2e_rc" -ne 0 ] && exit "$e2e_rc"
+exit "$stage_rc"

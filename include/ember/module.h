@@ -98,7 +98,8 @@ EM_API char *em_module_summary(em_module *m, int ndim, const int64_t *input_shap
 EM_API em_optimizer *em_optimizer_new(const char *spec, em_module *m);
 EM_API void em_optimizer_free(em_optimizer *o);
 EM_API int em_zero_grad(em_optimizer *o);    /* set_to_none, as PyTorch 2 does */
-/* One update; runs without recording a graph. */
+/* One update; runs without recording a graph. All or nothing: on error (negative status,
+ * em_last_error() says why) the parameters and the optimizer's state are as they were. */
 EM_API int em_step(em_optimizer *o);
 EM_API double em_optimizer_lr(const em_optimizer *o);
 EM_API int em_optimizer_set_lr(em_optimizer *o, double lr);

@@ -12,15 +12,7 @@
 #include <ember/ember.h>
 #include <ember/plugin.h>
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, " (last error: %s)\n", em_last_error());                     \
-            exit(1);                                                                       \
-        }                                                                                  \
-    } while (0)
+#include "../core/plain_check.h"
 
 static em_device cpu;
 

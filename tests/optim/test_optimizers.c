@@ -91,6 +91,22 @@ Test(optimizers, invalid_arguments_are_refused_with_the_reason)
     em_module_free(m);
 }
 
+/* Found by tests/fuzz/fuzz_plugin_descriptor: a type declaring parameters with no table (or a
+ * negative count) was read through a NULL pointer instead of being refused. */
+static int reg_init_stub(em_optimizer *o, const em_args *a) { (void)o; (void)a; return EM_OK; }
+static int reg_step_stub(em_optimizer *o) { (void)o; return EM_OK; }
+
+Test(optimizers, registering_a_type_that_declares_parameters_without_a_table_is_refused)
+{
+    em_optimizer_ops ops = {.struct_size = sizeof ops, .name = "NoTable", .nparams = 2,
+                            .params = NULL, .init = reg_init_stub, .step = reg_step_stub};
+    cr_assert_lt(em_register_optimizer(NULL, &ops), 0);
+    cr_assert(strstr(em_last_error(), "NoTable"), "%s", em_last_error());
+    ops.nparams = -1;
+    cr_assert_lt(em_register_optimizer(NULL, &ops), 0);
+    cr_assert(strstr(em_last_error(), "NoTable"), "%s", em_last_error());
+}
+
 Test(optimizers, a_module_without_trainable_parameters_is_refused)
 {
     em_module *m = opt_module("TestParams(a=[1])");
