@@ -188,5 +188,6 @@ int em_cpu__register_reduce(em_registry *reg);      /* reduce.c: sum, amax, argm
 int em_cpu__register_matmul(em_registry *reg);      /* matmul.c */
 int em_cpu__register_index(em_registry *reg);       /* index.c: gather, scatter_add */
 int em_cpu__register_loss(em_registry *reg);        /* loss.c: fused cross_entropy */
+int em_cpu__register_optim(em_registry *reg);       /* optim.c: fused optimizer updates */
 
 #endif

@@ -46,10 +46,11 @@ extern "C" {
 
 /* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
  * type's struct_size covers it), EM_OP_COMPOSITE_F32, and the core ops cross_entropy and
- * cross_entropy_backward. A
- * plugin built for 1.0 loads into a 1.1 core; one built for a newer minor is refused. */
+ * cross_entropy_backward; 1.2 added em_op_def.updates and the fused optimizer updates
+ * (the ops sgd_step, adam_step and rmsprop_step, em_sgd_step_ and the like in ops.h). A
+ * plugin built for 1.0 loads into a 1.2 core; one built for a newer minor is refused. */
 #define EMBER_ABI_MAJOR 1
-#define EMBER_ABI_MINOR 1
+#define EMBER_ABI_MINOR 2
 #define EMBER_PLUGIN_ENTRY "ember_plugin"
 
 typedef struct em_registry em_registry;   /* opaque registration handle for one plugin */
@@ -237,6 +238,13 @@ typedef struct em_op_def {
     em_backward_fn backward;
     const char *backward_name;  /* optional: the node's name; default "<Name>Backward0" with
                                    the op name's first letter upper-cased */
+    /* optional (ABI 1.2): a mask of inputs (bit i for input i) that the op updates in place
+     * besides its output, as an optimizer update writes its state. A kernel writes them
+     * through their buffers; the dispatcher hands them over uncopied (it runs the composite
+     * instead where one is not contiguous or not of the compute dtype), bumps their version
+     * counters after the kernel, and refuses to record such an op under autograd. An input
+     * that is the same tensor as input 0 (an unused state slot) is left to the output. */
+    unsigned updates;
 } em_op_def;
 
 /* Registers an op (the definition is copied). Returns its interned id (>= 0). */
