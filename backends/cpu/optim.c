@@ -21,12 +21,6 @@
 
 #include "cpu.h"
 
-/* A C double as the composites' wrapped scalars turn it into the tensor's dtype: whole numbers
- * go through int64 (core/ops.c's em__wrapped_scalar), the rest are rounded directly. */
-static bool whole(double s) { return s == floor(s) && fabs(s) < 9.2e18; }
-static float scalar_f32(double s) { return whole(s) ? (float)(int64_t)s : (float)s; }
-static double scalar_f64(double s) { return whole(s) ? (double)(int64_t)s : s; }
-
 /* Pointers of one call, element 0 of each operand (void *: the loops cast them). The loops
  * update the parameter in out (see job_init), and no two operands they touch overlap, hence
  * restrict (unused state slots point at the parameter but are never touched). */
@@ -68,12 +62,12 @@ typedef struct update_job {
     ALWAYS_INLINE void name##_f32(const update_job *j, int64_t b, int64_t e, bool f0, bool f1, \
                                   bool f2, bool f3)                                           \
     {                                                                                         \
-        BODY(float, scalar_f32, sqrtf)                                                        \
+        BODY(float, em_scalar_f32, sqrtf)                                                    \
     }                                                                                         \
     ALWAYS_INLINE void name##_f64(const update_job *j, int64_t b, int64_t e, bool f0, bool f1, \
                                   bool f2, bool f3)                                           \
     {                                                                                         \
-        BODY(double, scalar_f64, sqrt)                                                        \
+        BODY(double, em_scalar_f64, sqrt)                                                    \
     }                                                                                         \
     EM_CPU_VECTOR_CLONES static void name##_chunk_f32(void *ctx, int64_t b, int64_t e)       \
     {                                                                                         \

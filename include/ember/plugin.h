@@ -300,6 +300,22 @@ enum {
     (EM_DTYPE_BIT(EM_I64) | EM_DTYPE_BIT(EM_I32) | EM_DTYPE_BIT(EM_U8))
 #define EM_DTYPES_ALL (EM_DTYPES_FLOAT | EM_DTYPES_INT | EM_DTYPE_BIT(EM_BOOL))
 
+/* A C double as an op's scalar argument (em_mul_scalar(t, s) and the like) becomes in a
+ * float32 or float64 tensor: whole numbers convert through int64 (so -0.0 becomes +0), others
+ * round directly. For kernels that fuse scalar ops and must round as those ops do. */
+static inline bool em_scalar_is_whole(double s)
+{
+    return s > -9.2e18 && s < 9.2e18 && s == (double)(int64_t)s;
+}
+static inline float em_scalar_f32(double s)
+{
+    return em_scalar_is_whole(s) ? (float)(int64_t)s : (float)s;
+}
+static inline double em_scalar_f64(double s)
+{
+    return em_scalar_is_whole(s) ? (double)(int64_t)s : s;
+}
+
 /* Registers fn as the kernel of `op` on `backend` (both by name). The op must be registered
  * already; the backend may come from another plugin, loaded before or after this one: a kernel
  * for a backend that is not registered yet is kept and attached when that backend's plugin

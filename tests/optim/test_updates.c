@@ -1,10 +1,11 @@
 /* tests/optim/test_updates.c - the fused optimizer update ops (em_sgd_step_, em_adam_step_,
- * em_rmsprop_step_) on the CPU: the fused kernel gives the composite's bits, both bump the
- * version counters of what they write, and misuse is an error.
+ * em_rmsprop_step_) on the default device: the fused kernel gives the composite's bits, both
+ * bump the version counters of what they write, and misuse is an error.
  *
- * The CPU runs the fused kernel when every state tensor is contiguous and the composite when
+ * A backend runs the fused kernel when every state tensor is contiguous and the composite when
  * one is a strided view, so the same update run on contiguous state and on every other element
- * of a larger tensor compares the two paths.
+ * of a larger tensor compares the two paths: on the CPU, and with EMBER_BACKEND=opencl on
+ * OpenCL (PoCL's division and square root are correctly rounded, so its bits agree too).
  */
 #include <string.h>
 
