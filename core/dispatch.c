@@ -410,6 +410,26 @@ static em_tensor *run_composite(const em_op_rec *op, int nin, em_tensor *const *
     return out;
 }
 
+/* Whether the inputs an op updates in place (em_op_def.updates) can go to its kernel as they
+ * are: contiguous (call_kernel would otherwise hand the kernel a copy) and of the compute
+ * dtype. Inputs that are input 0 itself (unused state) are the output's business. */
+static bool updates_direct(const em_op_rec *op, int nin, em_tensor *const *in, em_dtype cdt)
+{
+    for (int i = 1; i < nin; i++)
+        if ((op->def.updates >> i & 1u) && in[i] != in[0] &&
+            (in[i]->dtype != cdt || !em_is_contiguous(in[i])))
+            return false;
+    return true;
+}
+
+/* After a kernel of an op with em_op_def.updates: the version counters of the inputs it wrote. */
+static void bump_updated(const em_op_rec *op, int nin, em_tensor *const *in)
+{
+    for (int i = 1; i < nin; i++)
+        if ((op->def.updates >> i & 1u) && in[i] != in[0])
+            atomic_fetch_add_explicit(&in[i]->storage->version, 1, memory_order_relaxed);
+}
+
 /* An in-place op under autograd: computed out of place (and recorded), then written into
  * `out`, which takes over the result's history (PyTorch rebases it the same way). */
 static em_tensor *inplace_tracked(em_op_rec *op, int nin, em_tensor *const *in,
@@ -461,6 +481,12 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
     if (em__grad_mode())
         for (int i = 0; i < nin; i++)
             track |= in[i]->requires_grad;
+    if (track && op->def.updates) {
+        em_set_error(EM_ERR_INVALID, "%s: updates its inputs in place and cannot be recorded by "
+                                     "autograd; call it with grad mode off",
+                     op->name);
+        return NULL;
+    }
     if (out && track)
         return inplace_tracked(op, nin, in, attrs, out);
 
@@ -474,6 +500,8 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
     em_backend *be = in[0]->storage->be;
     int dev = in[0]->storage->dev;
     const em_kernel_rec *k = find_kernel(op, be->id, cdt);
+    if (k && op->def.updates && !updates_direct(op, nin, in, cdt))
+        k = NULL;
     if (!k) {
         if (op->def.composite) {
             /* An op with its own backward formula records one node (AddmmBackward0 rather
@@ -495,7 +523,7 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
             }
             return r;
         }
-        if (em__fallback_cpu && be != em__cpu_backend())
+        if (em__fallback_cpu && be != em__cpu_backend() && !op->def.updates)
             return fallback_to_cpu(op, nin, in, attrs, out);
         no_kernel(op, be->id, cdt);
         return NULL;
@@ -576,6 +604,7 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
             em_release(dst);
             goto done;
         }
+        bump_updated(op, nin, in);
     }
     if (out && !direct) {
         result = em__copy_into(out, dst);

@@ -280,6 +280,9 @@ em_tensor *em__composite_cross_entropy_backward(int nin, em_tensor *const *in,
                                                 const em_attr *attrs);
 /* Shapes and dtypes of cross_entropy's inputs (3) or cross_entropy_backward's (4). */
 int em__check_cross_entropy(const char *fn, int nin, em_tensor *const *in, const em_attr *attrs);
+/* core/optim_ops.c: the fused optimizer updates (registered after the composites) */
+extern int em__op_sgd_step, em__op_adam_step, em__op_rmsprop_step;
+int em__register_optim_ops(void);
 /* core/ops.c */
 em_tensor *em__wrapped_scalar(em_tensor *a, double s);
 bool em__check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em_tensor *src,

@@ -306,5 +306,5 @@ int em__register_builtin_ops(void)
     for (size_t i = 0; i < sizeof composites / sizeof composites[0]; i++)
         if ((*ids[i] = em_register_op(NULL, &composites[i])) < 0)
             return *ids[i];
-    return EM_OK;
+    return em__register_optim_ops();
 }

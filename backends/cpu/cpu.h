@@ -15,6 +15,23 @@
 
 /* ---- thread pool (threadpool.c) ------------------------------------------ */
 
+/* The contract of the one pool every kernel shares:
+ *   - Size: em_config_threads() threads in all (EMBER_NUM_THREADS, else [runtime] threads,
+ *     else the online CPUs), that is threads - 1 workers plus the calling thread. No loop
+ *     ever runs on more.
+ *   - Small work runs inline: a loop of n <= grain work units is one call fn(ctx, 0, n) on the
+ *     calling thread, with no lock, atomic or hand-off. `grain` is in the loop's own units
+ *     (elements, rows, parts): callers scale EM_CPU_GRAIN_* by the cost of one unit, so that
+ *     a chunk is worth a hand-off (about 32K cheap element operations).
+ *   - Loops started inside a chunk, and loops of a second thread while another thread's loop
+ *     holds the pool, run inline too: no nesting, no waiting, no oversubscription.
+ *   - Waiting never loops on sched_yield: idle workers, and a caller waiting for the workers'
+ *     last chunks, spin for about 50 us and then sleep on a condition variable.
+ *   - fork() is safe: pthread_atfork handlers keep the pool's locks consistent, and a child
+ *     starts workers of its own at its first big loop. Exit needs nothing: workers sleep
+ *     until em_shutdown's plugin hook joins them, and a process that exits without
+ *     em_shutdown simply ends them. */
+
 /* Work on the half-open range [begin, end) of a parallel loop. */
 typedef void (*em_cpu_task_fn)(void *ctx, int64_t begin, int64_t end);
 
@@ -188,5 +205,6 @@ int em_cpu__register_reduce(em_registry *reg);      /* reduce.c: sum, amax, argm
 int em_cpu__register_matmul(em_registry *reg);      /* matmul.c */
 int em_cpu__register_index(em_registry *reg);       /* index.c: gather, scatter_add */
 int em_cpu__register_loss(em_registry *reg);        /* loss.c: fused cross_entropy */
+int em_cpu__register_optim(em_registry *reg);       /* optim.c: fused optimizer updates */
 
 #endif

@@ -222,6 +222,7 @@ static int cpu_init(em_registry *reg)
         em_cpu__register_copy,   em_cpu__register_unary,  em_cpu__register_binary,
         em_cpu__register_reduce, em_cpu__register_matmul, em_cpu__register_index,
         em_cpu__register_loss,
+        em_cpu__register_optim,
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
         rc = families[i](reg);

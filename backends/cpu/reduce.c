@@ -442,14 +442,18 @@ static int run_reduce(const em_kcall *c, const char *op, const red_ops *table, b
 
     int64_t threads = em_cpu__pool_threads();
     if (threads > 1 && split_reduction(&pl, threads, &t.nparts)) {
-        t.partials = malloc((size_t)(t.nparts * pl.nout) * ops->acc_size);
+        /* small partials (a bias gradient's) live on the stack: no malloc in a training step */
+        _Alignas(64) char stack[16384];
+        size_t need = (size_t)(t.nparts * pl.nout) * ops->acc_size;
+        t.partials = need <= sizeof stack ? stack : malloc(need);
         if (t.partials) {
             em_cpu__parallel_for(t.nparts, 1, by_reduction, &t);
             int64_t stride = pl.nout * (int64_t)ops->acc_size;
             for (int64_t p = 1; p < t.nparts; p++)          /* fixed order: deterministic */
                 ops->combine(t.partials, t.partials + p * stride, pl.nout);
             ops->store(t.out, t.partials, pl.nout);
-            free(t.partials);
+            if (t.partials != stack)
+                free(t.partials);
             return EM_OK;
         }
         /* no memory for partials: reduce by output instead */

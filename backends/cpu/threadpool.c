@@ -5,10 +5,17 @@
  * on the pool at a time; a second thread that asks while it is busy, and any loop started
  * from inside a chunk, runs inline instead of waiting (no deadlock, no oversubscription).
  * This is not a general task scheduler: chunks are claimed from a shared counter, the caller
- * works too, and workers spin briefly before sleeping so back-to-back big ops stay cheap.
+ * works too, and workers spin briefly before sleeping so back-to-back big ops stay cheap. The
+ * caller, once its own chunks are done, spins as briefly for the workers' last chunks and
+ * then sleeps on a condition variable too; nothing here loops on sched_yield.
+ *
+ * fork(): the child of a process whose pool runs has none of its workers, and may have been
+ * forked while a worker held the pool's lock. pthread_atfork handlers take both locks around
+ * fork (so no loop is in flight and no lock is held by a thread the child lacks) and reset
+ * the child's pool to "not started": its first big loop starts workers of its own. glibc drops
+ * the handlers when the plugin is unloaded (dlclose), so a fork after em_shutdown is safe.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -28,6 +35,7 @@ static struct {
     pthread_mutex_t lock;     /* guards everything below that is not atomic */
     pthread_cond_t wake;      /* a new job (gen moved) or stop */
     pthread_cond_t idle;      /* `active` dropped to 0 */
+    pthread_cond_t finished;  /* the last chunk of a job is done */
     pthread_mutex_t submit;   /* held by the thread whose loop owns the pool */
     pthread_t *threads;
     int nworkers;
@@ -43,6 +51,7 @@ static struct {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
     .idle = PTHREAD_COND_INITIALIZER,
+    .finished = PTHREAD_COND_INITIALIZER,
     .submit = PTHREAD_MUTEX_INITIALIZER,
 };
 
@@ -75,8 +84,35 @@ static void run_chunks(const pool_job *job)
         int64_t b = c * job->chunk;
         int64_t e = b + job->chunk < job->n ? b + job->chunk : job->n;
         job->fn(job->ctx, b, e);
-        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+        if (atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel) + 1 == job->nchunks) {
+            /* the last chunk: wake the caller if it went to sleep waiting for it */
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_signal(&pool.finished);
+            pthread_mutex_unlock(&pool.lock);
+        }
     }
+}
+
+/* Spins on `until` for up to SPIN_NS; true if it came true. */
+static bool spin_until(bool (*until)(const void *), const void *arg)
+{
+    int64_t t0 = now_ns();
+    for (int i = 0; !until(arg); i++) {
+        cpu_relax();
+        if ((i & 255) == 255 && now_ns() - t0 > SPIN_NS)
+            return false;
+    }
+    return true;
+}
+
+static bool gen_moved(const void *seen)
+{
+    return atomic_load_explicit(&pool.gen, memory_order_acquire) != *(const unsigned *)seen;
+}
+
+static bool all_done(const void *nchunks)
+{
+    return atomic_load_explicit(&pool.done, memory_order_acquire) >= *(const int64_t *)nchunks;
 }
 
 static void *worker_main(void *arg)
@@ -85,12 +121,7 @@ static void *worker_main(void *arg)
     in_worker = true;
     for (;;) {
         /* Spin a little: the next op of a sequence usually comes within microseconds. */
-        int64_t t0 = now_ns();
-        for (int i = 0; atomic_load_explicit(&pool.gen, memory_order_acquire) == seen; i++) {
-            cpu_relax();
-            if ((i & 255) == 255 && now_ns() - t0 > SPIN_NS)
-                break;
-        }
+        spin_until(gen_moved, &seen);
         pthread_mutex_lock(&pool.lock);
         while (atomic_load_explicit(&pool.gen, memory_order_relaxed) == seen && !pool.stop) {
             pool.sleepers++;
@@ -115,6 +146,49 @@ static void *worker_main(void *arg)
     }
 }
 
+/* ---- fork ----------------------------------------------------------------------------------- */
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&pool.submit);     /* waits for a loop in flight */
+    pthread_mutex_lock(&pool.lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.submit);
+}
+
+/* The child has only the forking thread: forget the parent's workers (their stacks and the
+ * threads array are the parent's memory, reclaimed at exec or exit) and start afresh. The
+ * locks and condition variables are made anew rather than unlocked: the copied condition
+ * variables still count the parent's sleeping workers as waiters, and a signal meant for a
+ * new worker could go to one of those phantoms (a child that hung so was caught by
+ * tests/cpu/test_threadpool.c). */
+static void atfork_child(void)
+{
+    pool.threads = NULL;
+    pool.nworkers = 0;
+    pool.sleepers = 0;
+    pool.active = 0;
+    pool.stop = false;
+    atomic_store_explicit(&pool.ready, false, memory_order_relaxed);
+    in_worker = false;
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_mutex_init(&pool.submit, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.idle, NULL);
+    pthread_cond_init(&pool.finished, NULL);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
 void em_cpu__pool_configure(int threads)
 {
     pool_threads = threads > 0 ? threads : 1;
@@ -129,7 +203,8 @@ int em_cpu__pool_threads(void)
 static bool pool_start(void)
 {
     if (atomic_load_explicit(&pool.ready, memory_order_acquire))
-        return true;
+        return pool.nworkers > 0;
+    pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&pool.lock);
     if (!atomic_load_explicit(&pool.ready, memory_order_relaxed)) {
         int want = pool_threads - 1;
@@ -207,11 +282,13 @@ void em_cpu__parallel_for(int64_t n, int64_t grain, em_cpu_task_fn fn, void *ctx
     in_worker = true;                     /* loops inside our own chunks run inline */
     run_chunks(&job);
     in_worker = false;
-    for (int i = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < nchunks; i++) {
-        if (i < 4096)
-            cpu_relax();
-        else
-            sched_yield();
+    /* Workers finish their last chunks: spin briefly, then sleep until the last one is done
+     * (run_chunks signals `finished` after counting it, under the lock). */
+    if (!spin_until(all_done, &nchunks)) {
+        pthread_mutex_lock(&pool.lock);
+        while (!all_done(&nchunks))
+            pthread_cond_wait(&pool.finished, &pool.lock);
+        pthread_mutex_unlock(&pool.lock);
     }
     pthread_mutex_unlock(&pool.submit);
 }

@@ -37,6 +37,7 @@ typedef enum em_ocl_family {
     EM_OCL_MATMUL,     /* mm_tiled, mm_reg, mm_small */
     EM_OCL_INDEX,      /* gather_s, scatter_s */
     EM_OCL_ROWS,       /* sm_rows, sm_cols, ce_fwd, ce_comb, ce_wsum, ce_bwd (sources_rows.c) */
+    EM_OCL_OPTIM,      /* sgd_step, adam_step, rmsprop_step (sources_optim.c) */
     EM_OCL_FAMILY_COUNT
 } em_ocl_family;
 
@@ -145,6 +146,8 @@ const char *const *em_ocl__family_source(em_ocl_family fam);
 const char *const *em_ocl__common_source(void);
 /* The row family's text (sources_rows.c), which em_ocl__family_source returns for it. */
 const char *const *em_ocl__rows_source(void);
+/* The optimizer family's text (sources_optim.c). */
+const char *const *em_ocl__optim_source(void);
 
 /* The kernel `name` (slot `slot`) of family `fam` compiled for (dt, dt2) on device d,
  * building the program at first use. NULL with the error set (build log included) on
@@ -234,6 +237,7 @@ int em_ocl__register_elementwise(em_registry *reg, uint32_t dtypes);   /* kernel
 int em_ocl__register_reduce(em_registry *reg, uint32_t dtypes);        /* reduce.c */
 int em_ocl__register_matmul(em_registry *reg, uint32_t dtypes);        /* matmul.c */
 int em_ocl__register_rows(em_registry *reg, uint32_t dtypes);          /* rows.c */
+int em_ocl__register_optim(em_registry *reg, uint32_t dtypes);         /* optim.c */
 
 /* copy between two views of one device (used by scatter_add for out = a, and by matmul for
  * packing); both ktensors may be strided, dtypes may differ. */

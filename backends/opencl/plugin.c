@@ -372,7 +372,7 @@ static int ocl_init(em_registry *reg)
      * a dtype the device lacks (float64 without cl_khr_fp64) as unsupported. */
     int (*const families[])(em_registry *, uint32_t) = {
         em_ocl__register_elementwise, em_ocl__register_reduce, em_ocl__register_matmul,
-        em_ocl__register_rows};
+        em_ocl__register_rows, em_ocl__register_optim};
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
         rc = families[i](reg, EM_DTYPES_ALL);
         if (rc < 0)

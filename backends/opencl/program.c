@@ -209,7 +209,7 @@ static void type_macros(strbuf *s, const char *P, em_dtype dt)
 static const char *family_name(em_ocl_family fam)
 {
     static const char *const names[EM_OCL_FAMILY_COUNT] = {
-        "copy", "random", "unary", "binary", "sum", "amax", "matmul", "index", "rows"};
+        "copy", "random", "unary", "binary", "sum", "amax", "matmul", "index", "rows", "optim"};
     return fam < EM_OCL_FAMILY_COUNT ? names[fam] : "?";
 }
 

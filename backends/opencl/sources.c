@@ -822,6 +822,7 @@ const char *const *em_ocl__family_source(em_ocl_family fam)
     case EM_OCL_MATMUL: return src_matmul;
     case EM_OCL_INDEX: return src_index;
     case EM_OCL_ROWS: return em_ocl__rows_source();
+    case EM_OCL_OPTIM: return em_ocl__optim_source();
     default: return src_none;
     }
 }

@@ -117,6 +117,32 @@ typedef enum em_reduction {
 EM_API em_tensor *em_cross_entropy(em_tensor *x, em_tensor *target, em_tensor *weight,
                                    int64_t ignore_index, em_reduction reduction);
 
+/* ---- optimizer updates ----------------------------------------------------------------- */
+
+/* One parameter's whole optimizer update as one op, as PyTorch 1.13's single-tensor
+ * torch.optim implementations compute it (the formulas are in core/optim_ops.c). The
+ * parameter is updated in place and returned (a new reference); the state tensors are updated
+ * in place too, and every tensor written gets its version counter bumped. A state tensor the
+ * hyperparameters leave unused may be NULL (momentum_buffer without momentum, max_exp_avg_sq
+ * without amsgrad, grad_avg when not centered). Every tensor must have the parameter's shape,
+ * dtype and device. Grad mode must be off where an input requires grad (em_step runs
+ * optimizers that way). Backends may run each as one fused pass (the ops "sgd_step",
+ * "adam_step" and "rmsprop_step"); elsewhere they run as the elementwise ops they stand for.
+ * Returns NULL with the error set on failure; thread safe for distinct tensors. */
+EM_API em_tensor *em_sgd_step_(em_tensor *param, em_tensor *grad, em_tensor *momentum_buffer,
+                               double lr, double momentum, double dampening,
+                               double weight_decay, bool nesterov, bool maximize,
+                               bool first_step);
+/* decoupled: AdamW's weight decay; step: the parameter's step count, from 1. */
+EM_API em_tensor *em_adam_step_(em_tensor *param, em_tensor *grad, em_tensor *exp_avg,
+                                em_tensor *exp_avg_sq, em_tensor *max_exp_avg_sq, double lr,
+                                double beta1, double beta2, double eps, double weight_decay,
+                                int64_t step, bool amsgrad, bool maximize, bool decoupled);
+EM_API em_tensor *em_rmsprop_step_(em_tensor *param, em_tensor *grad, em_tensor *square_avg,
+                                   em_tensor *momentum_buffer, em_tensor *grad_avg, double lr,
+                                   double alpha, double eps, double weight_decay,
+                                   double momentum, bool centered, bool maximize);
+
 /* ---- generic dispatch --------------------------------------------------------- */
 
 /* Calls any registered op by name (ops added by plugins included). Attributes are given

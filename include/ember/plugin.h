@@ -47,10 +47,12 @@ extern "C" {
 /* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
  * type's struct_size covers it), EM_OP_COMPOSITE_F32, and the core ops cross_entropy and
  * cross_entropy_backward; 1.2 added em_backend_ops.dlpack_device_type and the
- * locale-independent em_strtod/em_snprintf/em_float_repr. A plugin built for 1.0 loads into
- * a 1.1 core; one built for a newer minor is refused. */
+ * locale-independent em_strtod/em_snprintf/em_float_repr; 1.3 added em_op_def.updates and
+ * the fused optimizer updates (the ops sgd_step, adam_step and rmsprop_step, em_sgd_step_ and
+ * the like in ops.h). A plugin built for an older minor loads into a newer core; one built
+ * for a newer minor is refused. */
 #define EMBER_ABI_MAJOR 1
-#define EMBER_ABI_MINOR 2
+#define EMBER_ABI_MINOR 3
 #define EMBER_PLUGIN_ENTRY "ember_plugin"
 
 typedef struct em_registry em_registry;   /* opaque registration handle for one plugin */
@@ -245,6 +247,13 @@ typedef struct em_op_def {
     em_backward_fn backward;
     const char *backward_name;  /* optional: the node's name; default "<Name>Backward0" with
                                    the op name's first letter upper-cased */
+    /* optional (ABI 1.3): a mask of inputs (bit i for input i) that the op updates in place
+     * besides its output, as an optimizer update writes its state. A kernel writes them
+     * through their buffers; the dispatcher hands them over uncopied (it runs the composite
+     * instead where one is not contiguous or not of the compute dtype), bumps their version
+     * counters after the kernel, and refuses to record such an op under autograd. An input
+     * that is the same tensor as input 0 (an unused state slot) is left to the output. */
+    unsigned updates;
 } em_op_def;
 
 /* Registers an op (the definition is copied). Returns its interned id (>= 0). */
@@ -299,6 +308,22 @@ enum {
 #define EM_DTYPES_INT                                                                    \
     (EM_DTYPE_BIT(EM_I64) | EM_DTYPE_BIT(EM_I32) | EM_DTYPE_BIT(EM_U8))
 #define EM_DTYPES_ALL (EM_DTYPES_FLOAT | EM_DTYPES_INT | EM_DTYPE_BIT(EM_BOOL))
+
+/* A C double as an op's scalar argument (em_mul_scalar(t, s) and the like) becomes in a
+ * float32 or float64 tensor: whole numbers convert through int64 (so -0.0 becomes +0), others
+ * round directly. For kernels that fuse scalar ops and must round as those ops do. */
+static inline bool em_scalar_is_whole(double s)
+{
+    return s > -9.2e18 && s < 9.2e18 && s == (double)(int64_t)s;
+}
+static inline float em_scalar_f32(double s)
+{
+    return em_scalar_is_whole(s) ? (float)(int64_t)s : (float)s;
+}
+static inline double em_scalar_f64(double s)
+{
+    return em_scalar_is_whole(s) ? (double)(int64_t)s : s;
+}
 
 /* Registers fn as the kernel of `op` on `backend` (both by name). The op must be registered
  * already; the backend may come from another plugin, loaded before or after this one: a kernel

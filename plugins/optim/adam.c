@@ -13,7 +13,8 @@
  *     p -= lr / (1 - beta1^t) * m / denom
  *
  * The bias corrections are computed in double on the host, as PyTorch does outside capturable
- * mode. The slots are created as zeros on the parameter's device at its first step.
+ * mode. The slots are created as zeros on the parameter's device at its first step. Each
+ * parameter's update is one op, adam_step (em_adam_step_), which backends may fuse.
  *
  * Step counts: PyTorch keeps one per parameter (state['step']), which differs from the
  * optimizer's count for a parameter that had no gradient on some steps. This file keeps the
@@ -24,7 +25,6 @@
  * last step left it (a checkpoint was loaded, or a step failed), and for a parameter that
  * has state but no count of its own.
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "optim.h"
@@ -84,43 +84,20 @@ static void adam_destroy(em_optimizer *o)
     free(s->steps);
 }
 
+/* One parameter's update at its step t: the op adam_step (one fused pass where the backend
+ * has a kernel). */
 static int adam_update(em_optimizer *o, const adam *s, int i, int64_t t, double lr)
 {
-    em_optim_tmps k = {0};
-    em_tensor *p = em_optimizer_param(o, i), *g = em_grad(p);
-    if (s->maximize)
-        g = em_optim_tmp(&k, em_neg(g));
-    if (s->weight_decay != 0 && !s->decoupled)
-        g = em_optim_axpy(&k, g, p, s->weight_decay);
+    em_tensor *p = em_optimizer_param(o, i);
     em_tensor *m = em_optim_slot_zeros(o, i, "exp_avg");
-    em_tensor *v = em_optim_slot_zeros(o, i, "exp_avg_sq");
-    em_tensor *vmax = s->amsgrad ? em_optim_slot_zeros(o, i, "max_exp_avg_sq") : v;
-    if (!g || !m || !v || !vmax) {
-        k.failed = true;
-        return em_optim_tmps_release(&k);
-    }
-    if (s->weight_decay != 0 && s->decoupled)
-        em_optim_tmp(&k, em_mul_scalar_(p, 1 - lr * s->weight_decay));
-
-    m = em_optim_tmp(&k, em_mul_scalar_(m, s->beta1));
-    m = m ? em_optim_axpy_(&k, m, g, 1 - s->beta1) : NULL;
-    v = em_optim_tmp(&k, em_mul_scalar_(v, s->beta2));
-    em_tensor *g2 = em_optim_tmp(&k, em_mul(g, g));
-    v = v ? em_optim_axpy_(&k, v, g2, 1 - s->beta2) : NULL;
-
-    double bc1 = 1 - pow(s->beta1, (double)t), bc2 = 1 - pow(s->beta2, (double)t);
-    double step_size = lr / bc1, bc2_sqrt = sqrt(bc2);
-    if (s->amsgrad && v)
-        vmax = em_optim_tmp(&k, em_copy_(vmax, em_optim_tmp(&k, em_maximum(vmax, v))));
-    else
-        vmax = v;
-    em_tensor *denom = em_optim_tmp(&k, em_div_scalar(em_optim_tmp(&k, em_sqrt(vmax)), bc2_sqrt));
-    denom = em_optim_tmp(&k, em_add_scalar_(denom, s->eps));
-    if (m && denom)
-        em_optim_axpy_(&k, p, em_optim_tmp(&k, em_div(m, denom)), -step_size);
-    else
-        k.failed = true;
-    return em_optim_tmps_release(&k);
+    em_tensor *v = m ? em_optim_slot_zeros(o, i, "exp_avg_sq") : NULL;
+    em_tensor *vmax = v && s->amsgrad ? em_optim_slot_zeros(o, i, "max_exp_avg_sq") : NULL;
+    if (!v || (s->amsgrad && !vmax))
+        return em_optim_failed();
+    em_tensor *r = em_adam_step_(p, em_grad(p), m, v, vmax, lr, s->beta1, s->beta2, s->eps,
+                                 s->weight_decay, t, s->amsgrad, s->maximize, s->decoupled);
+    em_release(r);
+    return r ? EM_OK : em_optim_failed();
 }
 
 static int adam_step(em_optimizer *o)

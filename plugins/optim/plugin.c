@@ -2,7 +2,7 @@
  *
  * Registers the optimizers SGD, Adam, AdamW and RMSprop and the schedulers StepLR,
  * MultiStepLR, CosineAnnealingLR and LinearLR. The update rules are PyTorch 1.13's
- * single-tensor implementations, written in ops so they run on the parameters' device; the
+ * single-tensor implementations, one core op per parameter on the parameters' device; the
  * core keeps the per-parameter state (moved by em_module_to, saved by em_optimizer_save) and
  * runs each step with grad mode off, so an update records no graph.
  */

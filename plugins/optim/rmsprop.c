@@ -13,7 +13,8 @@
  *     else:         p -= lr * g / avg
  *
  * Every slot starts as zeros on the parameter's device at the parameter's first step. No
- * step count enters the update.
+ * step count enters the update. Each parameter's update is one op, rmsprop_step
+ * (em_rmsprop_step_), which backends may fuse.
  */
 #include "optim.h"
 
@@ -53,43 +54,20 @@ static int rmsprop_init(em_optimizer *o, const em_args *a)
     return EM_OK;
 }
 
+/* One parameter's update: the op rmsprop_step (one fused pass where the backend has a
+ * kernel). */
 static int rmsprop_update(em_optimizer *o, const rmsprop *s, int i, double lr)
 {
-    em_optim_tmps k = {0};
-    em_tensor *p = em_optimizer_param(o, i), *g = em_grad(p);
-    if (s->maximize)
-        g = em_optim_tmp(&k, em_neg(g));
-    if (s->weight_decay != 0)
-        g = em_optim_axpy(&k, g, p, s->weight_decay);
+    em_tensor *p = em_optimizer_param(o, i);
     em_tensor *sq = em_optim_slot_zeros(o, i, "square_avg");
-    em_tensor *buf = s->momentum > 0 ? em_optim_slot_zeros(o, i, "momentum_buffer") : sq;
-    em_tensor *ga = s->centered ? em_optim_slot_zeros(o, i, "grad_avg") : sq;
-    if (!g || !sq || !buf || !ga) {
-        k.failed = true;
-        return em_optim_tmps_release(&k);
-    }
-    sq = em_optim_tmp(&k, em_mul_scalar_(sq, s->alpha));
-    sq = sq ? em_optim_axpy_(&k, sq, em_optim_tmp(&k, em_mul(g, g)), 1 - s->alpha) : NULL;
-    em_tensor *avg;
-    if (s->centered) {
-        ga = em_optim_tmp(&k, em_mul_scalar_(ga, s->alpha));
-        ga = ga ? em_optim_axpy_(&k, ga, g, 1 - s->alpha) : NULL;
-        em_tensor *var = ga ? em_optim_axpy(&k, sq, em_optim_tmp(&k, em_mul(ga, ga)), -1) : NULL;
-        avg = em_optim_tmp(&k, em_sqrt(var));
-    } else {
-        avg = em_optim_tmp(&k, em_sqrt(sq));
-    }
-    avg = em_optim_tmp(&k, em_add_scalar_(avg, s->eps));
-    em_tensor *ratio = avg ? em_optim_tmp(&k, em_div(g, avg)) : NULL;
-    if (ratio && s->momentum > 0) {
-        buf = em_optim_tmp(&k, em_mul_scalar_(buf, s->momentum));
-        buf = buf ? em_optim_axpy_(&k, buf, ratio, 1) : NULL;
-        if (buf)
-            em_optim_axpy_(&k, p, buf, -lr);
-    } else if (ratio) {
-        em_optim_axpy_(&k, p, ratio, -lr);
-    }
-    return em_optim_tmps_release(&k);
+    em_tensor *buf = sq && s->momentum > 0 ? em_optim_slot_zeros(o, i, "momentum_buffer") : NULL;
+    em_tensor *ga = sq && s->centered ? em_optim_slot_zeros(o, i, "grad_avg") : NULL;
+    if (!sq || (s->momentum > 0 && !buf) || (s->centered && !ga))
+        return em_optim_failed();
+    em_tensor *r = em_rmsprop_step_(p, em_grad(p), sq, buf, ga, lr, s->alpha, s->eps,
+                                    s->weight_decay, s->momentum, s->centered, s->maximize);
+    em_release(r);
+    return r ? EM_OK : em_optim_failed();
 }
 
 static int rmsprop_step(em_optimizer *o)

@@ -12,6 +12,7 @@
  *
  * lr is required, as in PyTorch. The momentum buffer is the slot "momentum_buffer" on the
  * parameter's device. Parameters without a grad are skipped (and their buffer is untouched).
+ * Each parameter's update is one op, sgd_step (em_sgd_step_), which backends may fuse.
  */
 #include "optim.h"
 
@@ -48,34 +49,22 @@ static int sgd_init(em_optimizer *o, const em_args *a)
     return EM_OK;
 }
 
+/* One parameter's update: the op sgd_step (one fused pass where the backend has a kernel).
+ * The momentum buffer starts as zeros that the first step overwrites with d. */
 static int sgd_update(em_optimizer *o, const sgd *s, int i, double lr)
 {
-    em_optim_tmps k = {0};
-    em_tensor *p = em_optimizer_param(o, i), *d = em_grad(p);
-    if (s->maximize)
-        d = em_optim_tmp(&k, em_neg(d));
-    if (s->weight_decay != 0)
-        d = em_optim_axpy(&k, d, p, s->weight_decay);
-    if (s->momentum != 0 && d) {
-        em_tensor *buf = em_optimizer_slot(o, i, "momentum_buffer");
-        if (!buf) {
-            buf = em_optim_tmp(&k, em_clone(d));
-            if (buf && em_optimizer_set_slot(o, i, "momentum_buffer", buf) < 0)
-                buf = em_optim_tmp(&k, NULL);
-        } else {
-            buf = em_optim_tmp(&k, em_mul_scalar_(buf, s->momentum));
-            buf = buf ? em_optim_axpy_(&k, buf, d, 1 - s->dampening) : NULL;
-        }
-        if (!buf)
-            d = NULL;
-        else
-            d = s->nesterov ? em_optim_axpy(&k, d, buf, s->momentum) : buf;
+    em_tensor *p = em_optimizer_param(o, i), *buf = NULL;
+    bool first = false;
+    if (s->momentum != 0) {
+        buf = em_optimizer_slot(o, i, "momentum_buffer");
+        first = !buf;
+        if (first && !(buf = em_optim_slot_zeros(o, i, "momentum_buffer")))
+            return em_optim_failed();
     }
-    if (d)
-        em_optim_axpy_(&k, p, d, -lr);
-    else
-        k.failed = true;
-    return em_optim_tmps_release(&k);
+    em_tensor *r = em_sgd_step_(p, em_grad(p), buf, lr, s->momentum, s->dampening,
+                                s->weight_decay, s->nesterov, s->maximize, first);
+    em_release(r);
+    return r ? EM_OK : em_optim_failed();
 }
 
 static int sgd_step(em_optimizer *o)

@@ -207,6 +207,7 @@ void cf_family_linalg(cf_list *l);
 void cf_family_loss(cf_list *l);
 void cf_family_memory(cf_list *l);
 void cf_family_golden(cf_list *l);
+void cf_family_optim(cf_list *l);    /* fused optimizer updates */
 void cf_family_plugins(cf_list *l);   /* cases registered through plugin.h (needs em_init) */
 void cf_family_plugins_free(void);   /* what cf_family_plugins allocated (cf_list_free calls it) */
 

@@ -62,7 +62,7 @@ void cf_cases_all(cf_list *l, uint64_t base_seed)
 {
     void (*const families[])(cf_list *) = {cf_family_memory, cf_family_unary, cf_family_binary,
                                            cf_family_reduce, cf_family_linalg, cf_family_loss,
-                                           cf_family_golden,
+                                           cf_family_golden, cf_family_optim,
                                            cf_family_plugins};
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         families[i](l);

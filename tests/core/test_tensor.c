@@ -983,6 +983,38 @@ Test(tensor, large_blocks_stay_reserved_until_empty_cache)
                  em_memory_reserved(d), base_res);
 }
 
+/* Small blocks are cached too, by size class (multiples of 64 bytes up to 256, then four
+ * classes per power of two), so that a steady training step reuses its temporaries' memory
+ * instead of asking malloc (and the kernel, for fresh pages) every time. */
+Test(tensor, small_blocks_are_cached_by_size_class_until_empty_cache)
+{
+    em_device d = em_device_parse("cpu");
+    cr_assert_eq(em_empty_cache(d), EM_OK);
+    size_t base = em_memory_allocated(d), base_res = em_memory_reserved(d);
+    em_opts u8 = {.dtype = EM_U8, .device = d};
+    /* 1100 bytes: the class of 1280 (1024 + 256) */
+    em_tensor *t = EMT_OK(em_empty(EM_SHAPE(1100), &u8));
+    cr_assert_eq(em_memory_allocated(d), base + 1100);
+    cr_assert_eq(em_memory_reserved(d), base_res + 1280, "reserved %zu, expected %zu",
+                 em_memory_reserved(d), base_res + 1280);
+    void *first = em_data_ptr(t);
+    em_release(t);
+    cr_assert_eq(em_memory_allocated(d), base);
+    cr_assert_eq(em_memory_reserved(d), base_res + 1280, "the released block stays cached");
+    /* another size of the same class takes the cached block; one of another class does not */
+    em_tensor *other = EMT_OK(em_empty(EM_SHAPE(900), &u8));   /* class 1024 */
+    em_tensor *same = EMT_OK(em_empty(EM_SHAPE(1250), &u8));
+    cr_assert_eq(em_data_ptr(same), first, "a block of the same class is reused");
+    cr_assert_neq(em_data_ptr(other), first);
+    cr_assert_eq(em_memory_reserved(d), base_res + 1280 + 1024);
+    em_release(same);
+    em_release(other);
+    cr_assert_eq(em_memory_reserved(d), base_res + 1280 + 1024, "both blocks are cached");
+    cr_assert_eq(em_empty_cache(d), EM_OK);
+    cr_assert_eq(em_memory_reserved(d), base_res, "reserved %zu after empty_cache, expected %zu",
+                 em_memory_reserved(d), base_res);
+}
+
 Test(tensor, scope_end_releases_the_tensors_created_inside)
 {
     em_device d = default_dev();

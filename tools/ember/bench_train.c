@@ -2,9 +2,13 @@
  * epoch, the figures tools/bench-vs-pytorch.sh puts next to PyTorch's.
  *
  * A step is what the tutorial's loop does per batch: zero_grad, forward, CrossEntropyLoss,
- * backward, SGD(momentum=0.9) step, inside a scope. Medians over repetitions.
+ * backward, SGD(momentum=0.9) step, inside a scope; the same with Adam on lines of their own
+ * (tools/bench-vs-pytorch.sh reads only the "step" and "epoch" lines). Medians over
+ * repetitions, and the minor page faults per step over the timed steps (getrusage): a steady
+ * step should take none.
  */
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,13 +39,20 @@ static int step(em_module *model, em_module *loss, em_optimizer *opt, em_tensor 
     return rc;
 }
 
-/* Microseconds per training step (median of reps runs of iters steps); negative on error. */
-static double step_us(const char *spec, int64_t in, int64_t classes, int64_t batch, int reps,
-                      int iters)
+static long minor_faults(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : 0;
+}
+
+/* Microseconds per training step with optimizer `optim` (median of reps runs of iters steps),
+ * and minor page faults per timed step in *faults; negative on error. */
+static double step_us(const char *spec, const char *optim, int64_t in, int64_t classes,
+                      int64_t batch, int reps, int iters, double *faults)
 {
     em_manual_seed(0);
     em_module *model = em_module_new(spec), *loss = em_module_new("CrossEntropyLoss()");
-    em_optimizer *opt = model ? em_optimizer_new("SGD(lr=0.01, momentum=0.9)", model) : NULL;
+    em_optimizer *opt = model ? em_optimizer_new(optim, model) : NULL;
     em_tensor *x = em_randn(EM_SHAPE(batch, in), NULL);
     em_tensor *y = em_randint(0, classes, EM_SHAPE(batch), NULL);
     double t[32], r = -1;
@@ -50,6 +61,7 @@ static double step_us(const char *spec, int64_t in, int64_t classes, int64_t bat
     for (int i = 0; i < 20; i++)
         if (step(model, loss, opt, x, y) < 0)
             goto done;
+    long f0 = minor_faults();
     for (int k = 0; k < reps; k++) {
         double t0 = now();
         for (int i = 0; i < iters; i++)
@@ -57,6 +69,7 @@ static double step_us(const char *spec, int64_t in, int64_t classes, int64_t bat
                 goto done;
         t[k] = (now() - t0) / iters * 1e6;
     }
+    *faults = (double)(minor_faults() - f0) / ((double)reps * iters);
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
     r = t[reps / 2];
 done:
@@ -105,6 +118,12 @@ static double fashion_epoch(void)
 int bench_train(bool quick)
 {
     static const struct {
+        const char *label, *spec;
+    } optims[] = {
+        {"step", "SGD(lr=0.01, momentum=0.9)"},
+        {"adam-step", "Adam(lr=1e-3)"},
+    };
+    static const struct {
         const char *name, *spec;
         int64_t in, batch;
     } cases[] = {
@@ -119,15 +138,20 @@ int bench_train(bool quick)
     };
     int reps = quick ? 3 : 7;
     printf("\ntraining step (zero_grad, forward, CrossEntropyLoss, backward, SGD momentum step;\n"
-           "us per step, median of %d):\n",
+           "adam-step: the same with Adam; us per step, median of %d; minor page faults per "
+           "step):\n",
            reps);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int iters = cases[i].in < 100 ? (quick ? 200 : 2000) : (quick ? 20 : 200);
-        double us = step_us(cases[i].spec, cases[i].in, 10, cases[i].batch, reps, iters);
-        if (us < 0)
-            return cli_fail("training step");
-        printf("  step %-16s batch %4lld %12.1f\n", cases[i].name, (long long)cases[i].batch, us);
-    }
+    for (size_t o = 0; o < sizeof optims / sizeof optims[0]; o++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            int iters = cases[i].in < 100 ? (quick ? 200 : 2000) : (quick ? 20 : 200);
+            double faults = 0;
+            double us = step_us(cases[i].spec, optims[o].spec, cases[i].in, 10, cases[i].batch,
+                                reps, iters, &faults);
+            if (us < 0)
+                return cli_fail("training step");
+            printf("  %s %-16s batch %4lld %12.1f %8.1f faults\n", optims[o].label,
+                   cases[i].name, (long long)cases[i].batch, us, faults);
+        }
     if (!quick) {
         double s = fashion_epoch();
         if (s < 0)
