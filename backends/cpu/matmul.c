@@ -356,9 +356,47 @@ static int k_matmul(void *bctx, const em_kcall *c)
     }
 }
 
+/* linear(x, w, bias) = x @ w^T + bias as one product whose epilogue adds the bias to each
+ * tile as it is stored: x (*, in) is a batch of row blocks, w^T is w read with its strides
+ * swapped (no transpose copy), and the batch folds into one product when x's rows stack.
+ * x: (*, in), w: (out, in), bias: (out), y: (*, out) of x's dtype. */
+static int k_linear(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    int rc = em_cpu__check_call(c, "linear", 3, 1, 0);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *x = &c->in[0], *w = &c->in[1], *bias = &c->in[2], *out = &c->out[0];
+    int nd = x->ndim;
+    if (nd < 1 || w->ndim != 2 || bias->ndim != 1 || w->dtype != x->dtype ||
+        out->dtype != x->dtype || !em_dtype_is_float(bias->dtype) ||
+        x->shape[nd - 1] != w->shape[1] || bias->shape[0] != w->shape[0])
+        return em_set_error(EM_ERR_INVALID, "cpu: linear: expected x [*, in], weight [out, in] "
+                            "of x's dtype and bias [out]");
+    mm_call m = {
+        .dt = x->dtype,
+        .M = nd >= 2 ? x->shape[nd - 2] : 1, .K = w->shape[1], .N = w->shape[0],
+        .nbatch = 1, .nb = nd >= 2 ? nd - 2 : 0,
+        .a = em_cpu__data(x), .b = em_cpu__data(w), .out = em_cpu__data(out),
+        .ars = nd >= 2 ? x->strides[nd - 2] : 0, .acs = x->strides[nd - 1],
+        .brs = w->strides[1], .bcs = w->strides[0],
+        .es = (int64_t)em_cpu__elsize(x->dtype),
+    };
+    for (int d = 0; d < m.nb; d++) {
+        m.bshape[d] = x->shape[d];
+        m.as[d] = x->strides[d];
+        m.bs[d] = 0;
+        m.nbatch *= x->shape[d];
+    }
+    return mm_float(&m, bias, false);
+}
+
 int em_cpu__register_matmul(em_registry *reg)
 {
     int rc = em_register_kernel(reg, "cpu", "matmul", k_matmul, EM_KERNEL_STRIDED,
                                 EM_DTYPES_ALL);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "cpu", "linear", k_linear, EM_KERNEL_STRIDED,
+                                EM_DTYPES_FLOAT);
     return rc < 0 ? rc : EM_OK;
 }

@@ -287,3 +287,28 @@ Test(gemm, half_precision_accumulates_in_float32)
         em_release(b);
     }
 }
+Test(gemm, linear_adds_the_bias_in_the_product)
+{
+    em_dtype dts[] = {EM_F32, EM_F64, EM_F16, EM_BF16};
+    for (int d = 0; d < 4; d++) {
+        int64_t shapes[][3] = {{64, 784, 256}, {1, 5, 3}, {33, 1, 17}, {7, 0, 9}};
+        for (int s = 0; s < 4; s++) {
+            int64_t B = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+            em_tensor *x = rand_tensor(dts[d], 2, (int64_t[]){B, in});
+            em_tensor *w = rand_tensor(dts[d], 2, (int64_t[]){out, in});
+            em_tensor *bias = rand_tensor(dts[d], 1, (int64_t[]){out});
+            em_tensor *y = em_linear(x, w, bias), *wt = em_t(w);
+            check_product(x, wt, bias, y, "linear");
+            em_release(x); em_release(w); em_release(bias); em_release(y); em_release(wt);
+        }
+    }
+    /* a 3-D input and a strided bias */
+    em_tensor *x = rand_tensor(EM_F32, 3, (int64_t[]){3, 5, 40});
+    em_tensor *w = rand_tensor(EM_F32, 2, (int64_t[]){30, 40});
+    em_tensor *b2 = rand_tensor(EM_F32, 1, (int64_t[]){60});
+    em_tensor *bias = em_slice(b2, 0, 0, 60, 2);
+    em_tensor *y = em_linear(x, w, bias), *wt = em_t(w);
+    check_product(x, wt, bias, y, "linear, 3-D input, strided bias");
+    em_release(x); em_release(w); em_release(b2); em_release(bias); em_release(y);
+    em_release(wt);
+}
