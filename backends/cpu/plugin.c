@@ -169,6 +169,7 @@ static int cpu_device_info(void *ctx, int dev, em_device_info *out)
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     info.total_memory = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
     info.free_memory = free_memory();
+    em_cpu__gemm_describe(info.kernels, sizeof info.kernels);
     /* Fill no more than the caller's struct holds (an older core's is smaller). */
     size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size
                                                                    : sizeof info;

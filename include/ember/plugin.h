@@ -47,10 +47,10 @@ extern "C" {
 /* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
  * type's struct_size covers it), EM_OP_COMPOSITE_F32, and the core ops cross_entropy and
  * cross_entropy_backward; 1.2 added em_backend_ops.dlpack_device_type and the
- * locale-independent em_strtod/em_snprintf/em_float_repr. A plugin built for 1.0 loads into
- * a 1.1 core; one built for a newer minor is refused. */
+ * locale-independent em_strtod/em_snprintf/em_float_repr; 1.3 added em_device_info.kernels.
+ * A plugin built for 1.0 loads into a 1.1 core; one built for a newer minor is refused. */
 #define EMBER_ABI_MAJOR 1
-#define EMBER_ABI_MINOR 2
+#define EMBER_ABI_MINOR 3
 #define EMBER_PLUGIN_ENTRY "ember_plugin"
 
 typedef struct em_registry em_registry;   /* opaque registration handle for one plugin */
@@ -102,6 +102,9 @@ typedef struct em_device_info {
     size_t free_memory;        /* bytes; 0 if unknown */
     int threads;               /* compute threads / SMs; 0 if unknown */
     int compute_major, compute_minor;   /* CUDA compute capability, else 0 */
+    /* since 1.3 (a core only reads it when struct_size covers it): the compute kernels in use,
+     * one line, e.g. the CPU's "GEMM avx512: f32 14x32 KC 192 ..."; "" if nothing to say */
+    char kernels[192];
 } em_device_info;
 
 typedef struct em_memory_stats {

@@ -312,3 +312,31 @@ Test(gemm, linear_adds_the_bias_in_the_product)
     em_release(x); em_release(w); em_release(b2); em_release(bias); em_release(y);
     em_release(wt);
 }
+
+/* Each meson entry of this file must run the path it names, or say why it cannot: the device's
+ * kernel line names the path in use, and a forced path is only replaced on a CPU without it. */
+Test(gemm, the_forced_kernel_path_is_the_one_in_use)
+{
+    const char *want = getenv("EMBER_GEMM_KERNEL");
+    const char *k = em_device_kernels(em_device_parse("cpu"));
+    cr_assert(k, "em_device_kernels: %s", em_last_error());
+    cr_assert(!strncmp(k, "GEMM ", 5), "kernel line '%s' should start with 'GEMM '", k);
+    if (!want || !strcmp(want, "auto"))
+        return;
+    char expect[64];
+    snprintf(expect, sizeof expect, "GEMM %s:", want);
+    bool runnable = !strcmp(want, "generic");
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (!strcmp(want, "avx2"))
+        runnable = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!strcmp(want, "avx512"))
+        runnable = __builtin_cpu_supports("avx512f");
+#endif
+    if (runnable)
+        cr_assert(!strncmp(k, expect, strlen(expect)), "EMBER_GEMM_KERNEL=%s but in use: %s",
+                  want, k);
+    else
+        cr_assert(strncmp(k, expect, strlen(expect)) != 0,
+                  "EMBER_GEMM_KERNEL=%s is not runnable here but is in use: %s", want, k);
+}
