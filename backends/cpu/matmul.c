@@ -360,10 +360,9 @@ static int k_matmul(void *bctx, const em_kcall *c)
  * tile as it is stored: x (*, in) is a batch of row blocks, w^T is w read with its strides
  * swapped (no transpose copy), and the batch folds into one product when x's rows stack.
  * x: (*, in), w: (out, in), bias: (out), y: (*, out) of x's dtype. */
-static int k_linear(void *bctx, const em_kcall *c)
+static int linear(const em_kcall *c, const char *op, bool relu)
 {
-    (void)bctx;
-    int rc = em_cpu__check_call(c, "linear", 3, 1, 0);
+    int rc = em_cpu__check_call(c, op, 3, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *x = &c->in[0], *w = &c->in[1], *bias = &c->in[2], *out = &c->out[0];
@@ -371,8 +370,8 @@ static int k_linear(void *bctx, const em_kcall *c)
     if (nd < 1 || w->ndim != 2 || bias->ndim != 1 || w->dtype != x->dtype ||
         out->dtype != x->dtype || !em_dtype_is_float(bias->dtype) ||
         x->shape[nd - 1] != w->shape[1] || bias->shape[0] != w->shape[0])
-        return em_set_error(EM_ERR_INVALID, "cpu: linear: expected x [*, in], weight [out, in] "
-                            "of x's dtype and bias [out]");
+        return em_set_error(EM_ERR_INVALID, "cpu: %s: expected x [*, in], weight [out, in] "
+                            "of x's dtype and bias [out]", op);
     mm_call m = {
         .dt = x->dtype,
         .M = nd >= 2 ? x->shape[nd - 2] : 1, .K = w->shape[1], .N = w->shape[0],
@@ -388,7 +387,20 @@ static int k_linear(void *bctx, const em_kcall *c)
         m.bs[d] = 0;
         m.nbatch *= x->shape[d];
     }
-    return mm_float(&m, bias, false);
+    return mm_float(&m, bias, relu);
+}
+
+static int k_linear(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    return linear(c, "linear", false);
+}
+
+/* linear_relu: the same product with max(., 0) applied in the same pass over each tile. */
+static int k_linear_relu(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    return linear(c, "linear_relu", true);
 }
 
 int em_cpu__register_matmul(em_registry *reg)
@@ -397,6 +409,9 @@ int em_cpu__register_matmul(em_registry *reg)
                                 EM_DTYPES_ALL);
     if (rc >= 0)
         rc = em_register_kernel(reg, "cpu", "linear", k_linear, EM_KERNEL_STRIDED,
+                                EM_DTYPES_FLOAT);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "cpu", "linear_relu", k_linear_relu, EM_KERNEL_STRIDED,
                                 EM_DTYPES_FLOAT);
     return rc < 0 ? rc : EM_OK;
 }

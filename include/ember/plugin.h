@@ -47,8 +47,9 @@ extern "C" {
 /* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
  * type's struct_size covers it), EM_OP_COMPOSITE_F32, and the core ops cross_entropy and
  * cross_entropy_backward; 1.2 added em_backend_ops.dlpack_device_type and the
- * locale-independent em_strtod/em_snprintf/em_float_repr; 1.3 added em_device_info.kernels.
- * A plugin built for 1.0 loads into a 1.1 core; one built for a newer minor is refused. */
+ * locale-independent em_strtod/em_snprintf/em_float_repr; 1.3 added em_device_info.kernels,
+ * the core op linear_relu and em_module_record_output. A plugin built for 1.0 loads into a
+ * 1.1 core; one built for a newer minor is refused. */
 #define EMBER_ABI_MAJOR 1
 #define EMBER_ABI_MINOR 3
 #define EMBER_PLUGIN_ENTRY "ember_plugin"
@@ -356,6 +357,10 @@ EM_API em_module *em_module_add_child(em_module *m, const char *name, const em_s
 EM_API int em_module_child_count(const em_module *m);
 EM_API em_module *em_module_child(const em_module *m, int i);                  /* borrowed */
 EM_API const char *em_module_child_name(const em_module *m, int i);            /* borrowed */
+/* since 1.3: a container that computes a child's output itself instead of through em_forward
+ * (Sequential fusing Linear and ReLU into one op) reports it as that child's output, so
+ * em_module_summary still lists the child. No-op outside a summary. */
+EM_API void em_module_record_output(em_module *child, em_tensor *y);
 
 /* ---- optimizer and scheduler types ----------------------------------------------------------- */
 

@@ -313,6 +313,54 @@ Test(gemm, linear_adds_the_bias_in_the_product)
     em_release(wt);
 }
 
+/* relu(x @ w^T + b) with the ReLU in the GEMM's store, forward and backward: the gradients
+ * must equal those of the unfused em_relu(em_linear(...)). */
+Test(gemm, linear_relu_fuses_the_activation_and_keeps_its_gradient)
+{
+    em_tensor *x0 = rand_tensor(EM_F32, 2, (int64_t[]){64, 100});
+    em_tensor *w0 = rand_tensor(EM_F32, 2, (int64_t[]){70, 100});
+    em_tensor *b0 = rand_tensor(EM_F32, 1, (int64_t[]){70});
+    double *xv = host(x0), *wv = host(w0), *bv = host(b0);
+    em_tensor *xs[2], *ws[2], *bs[2];
+    for (int k = 0; k < 2; k++) {
+        xs[k] = em_tensor_from_data(xv, EM_F64, EM_SHAPE(64, 100), &(em_opts){.dtype = EM_F32, .requires_grad = true});
+        ws[k] = em_tensor_from_data(wv, EM_F64, EM_SHAPE(70, 100), &(em_opts){.dtype = EM_F32, .requires_grad = true});
+        bs[k] = em_tensor_from_data(bv, EM_F64, EM_SHAPE(70), &(em_opts){.dtype = EM_F32, .requires_grad = true});
+    }
+    em_tensor *fused = em_linear_relu(xs[0], ws[0], bs[0]);
+    em_tensor *lin = em_linear(xs[1], ws[1], bs[1]), *plain = em_relu(lin);
+    cr_assert(fused && plain, "%s", em_last_error());
+    cr_assert_str_eq(em_grad_fn_name(fused), "ReluBackward0");
+    double *fv = host(fused), *pv = host(plain);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < 64 * 70; i++) {
+        cr_assert(fv[i] >= 0 && fabs(fv[i] - pv[i]) <= 1e-5 * (1 + fabs(pv[i])),
+                  "linear_relu[%lld] = %g, relu(linear) = %g", (long long)i, fv[i], pv[i]);
+        zeros += fv[i] == 0;
+    }
+    cr_assert(zeros > 64 * 70 / 4, "the ReLU must clip about half (clipped %lld)", (long long)zeros);
+    em_tensor *s0 = em_sum(fused, 0, NULL, false), *s1 = em_sum(plain, 0, NULL, false);
+    cr_assert_eq(em_backward(s0, NULL, false), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_backward(s1, NULL, false), EM_OK, "%s", em_last_error());
+    em_tensor *pairs[3][2] = {{xs[0], xs[1]}, {ws[0], ws[1]}, {bs[0], bs[1]}};
+    for (int p = 0; p < 3; p++) {
+        double *g0 = host(em_grad(pairs[p][0])), *g1 = host(em_grad(pairs[p][1]));
+        int64_t n = em_numel(pairs[p][0]);
+        for (int64_t i = 0; i < n; i++)
+            cr_assert(fabs(g0[i] - g1[i]) <= 1e-4 * (1 + fabs(g1[i])),
+                      "grad of input %d [%lld]: fused %g, unfused %g", p, (long long)i, g0[i],
+                      g1[i]);
+        free(g0);
+        free(g1);
+    }
+    free(xv); free(wv); free(bv); free(fv); free(pv);
+    em_release(s0); em_release(s1); em_release(fused); em_release(lin); em_release(plain);
+    for (int k = 0; k < 2; k++) {
+        em_release(xs[k]); em_release(ws[k]); em_release(bs[k]);
+    }
+    em_release(x0); em_release(w0); em_release(b0);
+}
+
 /* Each meson entry of this file must run the path it names, or say why it cannot: the device's
  * kernel line names the path in use, and a forced path is only replaced on a CPU without it. */
 Test(gemm, the_forced_kernel_path_is_the_one_in_use)
