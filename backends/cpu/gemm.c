@@ -11,11 +11,13 @@
  * KC slice writes C, later ones add to it; the epilogue (bias per column, ReLU) runs on each
  * tile right after its last slice, while the tile is still in L1.
  *
- * Threads: C is cut into a grid of tm x tn parts (row edges on MR, column edges on NR), one
- * per pool thread; each part runs the loops above on its own rows and columns with its own
- * packing buffers, so parts never wait on each other. The grid minimises each thread's
- * multiply-adds plus packing (a row split packs all of B in every part, a column split all of
- * A). Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread.
+ * Threads: C is cut into a grid of tm x tn parts (row edges on MR, column edges on NR); each
+ * part runs the loops above on its own rows and columns with its own packing buffers, so
+ * parts never wait on each other. The grid minimises each part's multiply-adds plus packing
+ * (a row split packs all of B in every part, a column split all of A). Big products get
+ * PARTS_PER_THREAD parts per thread, claimed dynamically, so that a thread the OS preempts
+ * (a shared machine) does not hold the others up; the extra packing is a few percent at most.
+ * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -274,6 +276,8 @@ static void gemm_parts(void *arg, int64_t begin, int64_t end)
     }
 }
 
+#define PARTS_PER_THREAD 4
+
 /* The tm x tn grid (tm * tn <= threads) with the least work per part: its multiply-adds plus
  * the elements it packs. */
 static void choose_grid(gemm_ctx *x, int threads)
@@ -326,8 +330,11 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
         gemm_empty(g, x.es);
         return EM_OK;
     }
-    if (g->M * g->N * g->K < EM_GEMM_SERIAL_MNK)
+    int64_t mnk = g->M * g->N * g->K;
+    if (mnk < EM_GEMM_SERIAL_MNK)
         threads = 1;
+    else if (threads > 1 && mnk >= (int64_t)threads * PARTS_PER_THREAD * 4 * EM_GEMM_SERIAL_MNK)
+        threads *= PARTS_PER_THREAD;              /* parts, not threads, from here on */
     choose_grid(&x, threads);
     int parts = x.tm * x.tn;
     if (parts == 1)

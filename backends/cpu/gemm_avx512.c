@@ -5,8 +5,8 @@
  * 28 ZMM accumulators: per step of k, two vector loads of B's micro-panel and 14 broadcasts of
  * A's feed 28 FMAs, so with 32 registers nothing spills and the FMA ports stay the bottleneck.
  * Edge tiles use masked loads and stores (rows past m are skipped), so no edge copy is needed.
- * Not here: packing and blocking (gemm.c), prefetching beyond C's tile (the panels stream
- * linearly, which the hardware prefetcher follows).
+ * C's tile is prefetched before the loop and A's micro-panel (streamed from L2) eight steps
+ * ahead; B's micro-panel stays in L1. Not here: packing and blocking (gemm.c).
  */
 #include <immintrin.h>
 
@@ -31,6 +31,7 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, in
     }
     for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        _mm_prefetch((const char *)(a + 8 * MR), _MM_HINT_T0);
 #pragma GCC unroll 14
         for (int i = 0; i < MR; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
