@@ -343,6 +343,21 @@ static int b_linear(em_node *n, em_tensor *g, em_tensor **gin)
     return check(gin, 3, n);
 }
 
+/* linear_relu(x, w, b) = relu(linear(x, w, b)): the ReLU's mask comes from the saved output
+ * (y > 0 exactly where the pre-activation was), then linear's formula runs on the masked g. */
+static int b_linear_relu(em_node *n, em_tensor *g, em_tensor **gin)
+{
+    SAVED(y, 2);
+    em_tensor *z = scalar_like(y, 0), *m = em_gt(y, z), *mf = em_to_dtype(m, g->dtype);
+    em_tensor *gm = em_mul(g, mf);
+    drop(z, m, mf);
+    if (!gm)
+        return em_last_status();
+    int rc = b_linear(n, gm, gin);
+    em_release(gm);
+    return rc;
+}
+
 /* ---- indexing ------------------------------------------------------------------------------ */
 
 static int b_gather(em_node *n, em_tensor *g, em_tensor **gin)
@@ -496,6 +511,9 @@ static const em__formula f_mean = {"MeanBackward1", b_mean, 0};
 static const em__formula f_softmax = {"SoftmaxBackward0", b_softmax, EM__SAVE_OUT};
 static const em__formula f_log_softmax = {"LogSoftmaxBackward0", b_log_softmax, EM__SAVE_OUT};
 static const em__formula f_linear = {"AddmmBackward0", b_linear, EM__SAVE_IN0 | EM__SAVE_IN1};
+/* PyTorch's graph has ReluBackward0 on top of AddmmBackward0; here one node does both. */
+static const em__formula f_linear_relu = {"ReluBackward0", b_linear_relu,
+                                          EM__SAVE_IN0 | EM__SAVE_IN1 | EM__SAVE_OUT};
 static const em__formula f_cross_entropy = {"NllLossBackward0", b_cross_entropy,
                                             EM__SAVE_IN0 | EM__SAVE_IN1 | EM__SAVE_IN2};
 
@@ -559,6 +577,8 @@ const em__formula *em__formula_for(int op)
         return &f_log_softmax;
     if (op == em__op_linear)
         return &f_linear;
+    if (op == em__op_linear_relu)
+        return &f_linear_relu;
     if (op == em__op_cross_entropy)
         return &f_cross_entropy;
     return NULL;

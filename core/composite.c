@@ -82,6 +82,15 @@ em_tensor *em__composite_linear(int nin, em_tensor *const *in, const em_attr *at
     return r;
 }
 
+/* linear_relu(x, w, b) = relu(x @ w^T + b): what a backend without a fused kernel runs. */
+em_tensor *em__composite_linear_relu(int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    em_tensor *y = em__composite_linear(nin, in, attrs);
+    em_tensor *r = em_relu(y);
+    em_release(y);
+    return r;
+}
+
 /* ---- cross_entropy ---------------------------------------------------------------------------- */
 
 /* Releases the n tensors of t (NULL-safe). */

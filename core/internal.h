@@ -270,11 +270,12 @@ void em__registry_forget(em_plugin_rec *rec);
 void em__registry_shutdown(void);
 /* core/ops_builtin.c, core/composite.c */
 extern int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear, em__op_cross_entropy,
-    em__op_cross_entropy_backward;
+    em__op_cross_entropy_backward, em__op_linear_relu;
 em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attrs);
 em_tensor *em__composite_softmax(int nin, em_tensor *const *in, const em_attr *attrs);
 em_tensor *em__composite_log_softmax(int nin, em_tensor *const *in, const em_attr *attrs);
 em_tensor *em__composite_linear(int nin, em_tensor *const *in, const em_attr *attrs);
+em_tensor *em__composite_linear_relu(int nin, em_tensor *const *in, const em_attr *attrs);
 em_tensor *em__composite_cross_entropy(int nin, em_tensor *const *in, const em_attr *attrs);
 em_tensor *em__composite_cross_entropy_backward(int nin, em_tensor *const *in,
                                                 const em_attr *attrs);

@@ -327,6 +327,12 @@ static em_tensor *forward(em_module *m, int nin, em_tensor *const *in)
 
 em_tensor *em_forward(em_module *m, em_tensor *x) { EM_WRAP(forward(m, 1, &x)); }
 
+void em_module_record_output(em_module *child, em_tensor *y)
+{
+    if (child && y)
+        em__summary_record(child, y);
+}
+
 em_tensor *em_forward_n(em_module *m, int nin, em_tensor *const *in)
 {
     EM_WRAP(forward(m, nin, in));

@@ -365,7 +365,7 @@ done:
 
 em_tensor *em_matmul(em_tensor *a, em_tensor *b) { EM_WRAP(matmul(a, b)); }
 
-static em_tensor *linear(em_tensor *x, em_tensor *w, em_tensor *bias)
+static em_tensor *linear(em_tensor *x, em_tensor *w, em_tensor *bias, bool relu)
 {
     EM_CHECK_T("linear", x);
     EM_CHECK_T("linear", w);
@@ -388,13 +388,25 @@ static em_tensor *linear(em_tensor *x, em_tensor *w, em_tensor *bias)
         em_tensor *wt = em_t(w);
         em_tensor *r = em_matmul(x, wt);
         em_release(wt);
-        return r;
+        if (!relu)
+            return r;
+        em_tensor *a = em_relu(r);
+        em_release(r);
+        return a;
     }
     em_tensor *in[3] = {x, w, bias};
-    return em__dispatch(em__op_linear, 3, in, NULL, NULL);
+    return em__dispatch(relu ? em__op_linear_relu : em__op_linear, 3, in, NULL, NULL);
 }
 
-em_tensor *em_linear(em_tensor *x, em_tensor *w, em_tensor *bias) { EM_WRAP(linear(x, w, bias)); }
+em_tensor *em_linear(em_tensor *x, em_tensor *w, em_tensor *bias)
+{
+    EM_WRAP(linear(x, w, bias, false));
+}
+
+em_tensor *em_linear_relu(em_tensor *x, em_tensor *w, em_tensor *bias)
+{
+    EM_WRAP(linear(x, w, bias, true));
+}
 
 /* ---- gather / scatter_add ---------------------------------------------------------------- */
 

@@ -230,7 +230,7 @@ static int infer_cross_entropy_backward(int nin, em_tensor *const *in, const em_
 
 
 int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear, em__op_cross_entropy,
-    em__op_cross_entropy_backward;
+    em__op_cross_entropy_backward, em__op_linear_relu;
 
 /* Designated initialisers, so fields appended to em_op_def later start out zero. */
 #define OP(name_, nin_, nattrs_, attrs_, flags_, infer_, composite_)                      \
@@ -298,9 +298,12 @@ int em__register_builtin_ops(void)
            em__composite_cross_entropy),
         OP("cross_entropy_backward", 4, 2, ce_attrs, EM_OP_COMPOSITE_F32,
            infer_cross_entropy_backward, em__composite_cross_entropy_backward),
+        OP("linear_relu", 3, 0, NULL, 0, infer_linear, em__composite_linear_relu),
     };
-    int *ids[] = {&em__op_mean,   &em__op_softmax,       &em__op_log_softmax,
-                  &em__op_linear, &em__op_cross_entropy, &em__op_cross_entropy_backward};
+    int *ids[] = {&em__op_mean,          &em__op_softmax,
+                  &em__op_log_softmax,   &em__op_linear,
+                  &em__op_cross_entropy, &em__op_cross_entropy_backward,
+                  &em__op_linear_relu};
     _Static_assert(sizeof ids / sizeof ids[0] == sizeof composites / sizeof composites[0],
                    "composite ids");
     for (size_t i = 0; i < sizeof composites / sizeof composites[0]; i++)

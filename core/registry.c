@@ -200,18 +200,32 @@ int em_device_count(const char *name)
     return be->ops->device_count(be->ctx);
 }
 
-const char *em_device_name(em_device d)
+/* The backend's device_info for d in this thread's buffer, or NULL (error set). */
+static const em_device_info *device_info(const char *fn, em_device d)
 {
     static _Thread_local em_device_info info;
     d = em__resolve_device(d);
-    if (em__device_check("em_device_name", d) < 0)
+    if (em__device_check(fn, d) < 0)
         return NULL;
     em_backend *be = em__backend(d.backend);
     memset(&info, 0, sizeof info);
     info.struct_size = sizeof info;
     if (be->ops->device_info(be->ctx, d.index, &info) < 0)
         return NULL;
-    return info.name;
+    info.kernels[sizeof info.kernels - 1] = '\0';
+    return &info;
+}
+
+const char *em_device_name(em_device d)
+{
+    const em_device_info *info = device_info("em_device_name", d);
+    return info ? info->name : NULL;
+}
+
+const char *em_device_kernels(em_device d)
+{
+    const em_device_info *info = device_info("em_device_kernels", d);
+    return info ? info->kernels : NULL;
 }
 
 /* ---- memory ---------------------------------------------------------------------------- */

@@ -1,20 +1,19 @@
 /* backends/cpu/matmul.c - batched matrix products: out[B..., M, N] = a[B..., M, K] @ b[B..., K, N].
  *
- * f32 and f64 go to OpenBLAS (cblas_sgemm/dgemm), one call per batch entry, or a single call
- * for the whole batch when b is shared (stride 0 over the batch) and a's batches are stacked
- * rows. Operands are passed as BLAS sees them: row-major, or transposed when stride[-2] is 1,
- * with the real leading dimension, so em_t() and em_transpose() views cost no copy; only
- * layouts BLAS cannot express (broadcast rows, doubly strided) are packed into a temporary.
- * f16/bf16 widen to f32 per batch entry, multiply with sgemm and round once. Integer and
+ * Float products go to Ember's GEMM (gemm.c): one product for the whole batch when b is
+ * shared (stride 0 over the batch) and a's batches are stacked rows, else one per batch entry
+ * (small ones split across the pool by batch, big ones each split by the GEMM itself).
+ * Operands are handed over with their strides, so transposed, sliced and broadcast views cost
+ * no copy; f16/bf16 are widened while packing, accumulate in f32 and round once. Integer and
  * bool matrices use a row-parallel i-k-j loop that accumulates in int64 (wrapping like
- * PyTorch) and, for bool, computes the `or` of `and`s. No Strassen, no own float GEMM.
+ * PyTorch) and, for bool, computes the `or` of `and`s. No Strassen.
  */
-#include <cblas.h>
-#include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
+#include "gemm.h"
 
 /* One operand of one product: element (i, j) is at p + (i * rs + j * cs) * elsize. */
 typedef struct mat {
@@ -62,54 +61,23 @@ static bool batch_strides(const em_ktensor *t, const em_ktensor *out, int64_t *s
     return true;
 }
 
-/* ---- BLAS (f32, f64, and f16/bf16 through f32) -------------------------------------------- */
+/* ---- floats: Ember's GEMM (gemm.c) ------------------------------------------------------- */
 
-/* How BLAS can read a matrix: row-major (NoTrans) with leading dimension rs, or as the
- * transpose of a row-major matrix with leading dimension cs. False: it must be packed. */
-static bool blas_layout(const mat *x, enum CBLAS_TRANSPOSE *tr, int64_t *ld)
+/* a's batches are rows of one tall matrix and b is shared: then the batch is one product of
+ * M * nbatch rows with row stride *rs. */
+static bool can_fold(const mm_call *m, int64_t *rs)
 {
-    int64_t r = x->rows, c = x->cols;
-    if ((x->cs == 1 || c == 1) && (r == 1 || x->rs >= (c > 1 ? c : 1))) {
-        *tr = CblasNoTrans;
-        *ld = r == 1 ? (c > 1 ? c : 1) : x->rs;
-        return *ld <= INT_MAX;
-    }
-    if ((x->rs == 1 || r == 1) && (c == 1 || x->cs >= (r > 1 ? r : 1))) {
-        *tr = CblasTrans;
-        *ld = c == 1 ? (r > 1 ? r : 1) : x->cs;
-        return *ld <= INT_MAX;
-    }
-    return false;
-}
-
-/* Copies a strided matrix of `es`-byte elements into a dense row-major one. */
-static void pack(char *dst, const mat *x, int64_t es)
-{
-    for (int64_t i = 0; i < x->rows; i++)
-        for (int64_t j = 0; j < x->cols; j++)
-            memcpy(dst + (i * x->cols + j) * es, x->p + (i * x->rs + j * x->cs) * es,
-                   (size_t)es);
-}
-
-static void gemm(em_dtype dt, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int64_t M,
-                 int64_t N, int64_t K, const void *a, int64_t lda, const void *b, int64_t ldb,
-                 void *c, int64_t ldc)
-{
-    if (dt == EM_F64)
-        cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0, a, (int)lda, b,
-                    (int)ldb, 0.0, c, (int)ldc);
-    else
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b,
-                    (int)ldb, 0.0f, c, (int)ldc);
-}
-
-/* a's batches are rows of one tall matrix and b is shared: one GEMM of M * nbatch rows. */
-static bool can_fold(const mm_call *m, enum CBLAS_TRANSPOSE ta, int64_t lda)
-{
-    if (m->nbatch <= 1 || ta != CblasNoTrans || m->M * m->nbatch > INT_MAX)
+    if (m->nbatch <= 1)
         return false;
-    int64_t expect = m->M * lda;
-    for (int d = m->nb - 1; d >= 0; d--) {
+    *rs = m->ars;
+    int d = m->nb - 1;
+    if (m->M == 1) {                   /* a lone row's stride is free: take the batch's */
+        while (d >= 0 && m->bshape[d] == 1)
+            d--;
+        *rs = d >= 0 ? m->as[d] : m->ars;
+    }
+    int64_t expect = m->M * *rs;
+    for (; d >= 0; d--) {
         if (m->bshape[d] == 1)
             continue;
         if (m->bs[d] != 0 || m->as[d] != expect)
@@ -119,108 +87,68 @@ static bool can_fold(const mm_call *m, enum CBLAS_TRANSPOSE ta, int64_t lda)
     return true;
 }
 
-/* OpenBLAS's single-thread cut-off for GEMM (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD
- * in its interface/gemm.c): products this small never touch its thread pool. */
-#define SMALL_GEMM (64 * 64 * 64)
-
-typedef struct gemm_task {
+typedef struct mm_float_task {
     const mm_call *m;
-    enum CBLAS_TRANSPOSE ta, tb;
-    int64_t lda, ldb;
-} gemm_task;
+    em_dtype cdt;
+    char *c;                           /* the result in cdt, [nbatch, M, N] */
+    size_t ces;
+    const void *bias;                  /* N values of cdt, or NULL */
+    bool relu;
+    atomic_int rc;
+} mm_float_task;
 
-static void gemm_batches(void *arg, int64_t begin, int64_t end)
+static int mm_one(mm_float_task *t, int64_t bi, int threads)
 {
-    const gemm_task *t = arg;
     const mm_call *m = t->m;
+    int64_t aoff, boff;
+    batch_offsets(m, bi, &aoff, &boff);
+    em_gemm_args g = {
+        .cdt = t->cdt, .M = m->M, .N = m->N, .K = m->K,
+        .a = {m->a + aoff * m->es, m->dt, m->ars, m->acs},
+        .b = {m->b + boff * m->es, m->dt, m->brs, m->bcs},
+        .c = t->c + (size_t)(bi * m->M * m->N) * t->ces, .ldc = m->N,
+        .bias = t->bias, .relu = t->relu,
+    };
+    return em_cpu__gemm(&g, threads);
+}
+
+static void mm_batches(void *arg, int64_t begin, int64_t end)
+{
+    mm_float_task *t = arg;
     for (int64_t bi = begin; bi < end; bi++) {
-        int64_t aoff, boff;
-        batch_offsets(m, bi, &aoff, &boff);
-        gemm(m->dt, t->ta, t->tb, m->M, m->N, m->K, m->a + aoff * m->es, t->lda,
-             m->b + boff * m->es, t->ldb, m->out + bi * m->M * m->N * m->es, m->N);
+        int rc = mm_one(t, bi, 1);
+        if (rc != EM_OK)
+            atomic_store(&t->rc, rc);
     }
 }
 
-static int mm_blas(const mm_call *m)
+/* Runs the products into t->c: one folded product, a batch of small products split across
+ * the pool, or big products one after another, each split across the pool. */
+static int mm_run(mm_float_task *t)
 {
-    int64_t M = m->M, K = m->K, N = m->N, es = m->es;
-    mat A = {m->a, M, K, m->ars, m->acs}, B = {m->b, K, N, m->brs, m->bcs};
-    enum CBLAS_TRANSPOSE ta, tb;
-    int64_t lda, ldb;
-    char *apack = NULL, *bpack = NULL;
-    if (!blas_layout(&A, &ta, &lda)) {
-        apack = malloc((size_t)(M * K * es));
-        if (!apack)
-            goto nomem;
-        ta = CblasNoTrans;
-        lda = K;
+    const mm_call *m = t->m;
+    int threads = em_cpu__pool_threads();
+    int64_t rs;
+    if (can_fold(m, &rs)) {
+        em_gemm_args g = {
+            .cdt = t->cdt, .M = m->M * m->nbatch, .N = m->N, .K = m->K,
+            .a = {m->a, m->dt, rs, m->acs}, .b = {m->b, m->dt, m->brs, m->bcs},
+            .c = t->c, .ldc = m->N, .bias = t->bias, .relu = t->relu,
+        };
+        return em_cpu__gemm(&g, threads);
     }
-    if (!blas_layout(&B, &tb, &ldb)) {
-        bpack = malloc((size_t)(K * N * es));
-        if (!bpack)
-            goto nomem;
-        tb = CblasNoTrans;
-        ldb = N;
-    }
-    if (!apack && !bpack && can_fold(m, ta, lda)) {
-        gemm(m->dt, ta, tb, M * m->nbatch, N, K, m->a, lda, m->b, ldb, m->out, N);
-        return EM_OK;
-    }
-    if (!apack && !bpack) {
-        /* OpenBLAS runs products of at most SMALL_GEMM multiply-adds on the calling thread,
-         * so a batch of them is split across the pool; bigger ones use OpenBLAS's threads. */
-        gemm_task t = {m, ta, tb, lda, ldb};
-        int64_t mnk = M * N * K;
-        int64_t grain = mnk <= SMALL_GEMM ? (4 * SMALL_GEMM) / mnk : m->nbatch;
-        em_cpu__parallel_for(m->nbatch, grain > 0 ? grain : 1, gemm_batches, &t);
-        return EM_OK;
+    int64_t mnk = m->M * m->N * (m->K > 0 ? m->K : 1);
+    if (m->nbatch > 1 && mnk < EM_GEMM_SERIAL_MNK) {
+        int64_t grain = EM_GEMM_SERIAL_MNK / (mnk > 0 ? mnk : 1);
+        em_cpu__parallel_for(m->nbatch, grain, mm_batches, t);
+        return atomic_load(&t->rc);
     }
     for (int64_t bi = 0; bi < m->nbatch; bi++) {
-        int64_t aoff, boff;
-        batch_offsets(m, bi, &aoff, &boff);
-        A.p = m->a + aoff * es;
-        B.p = m->b + boff * es;
-        if (apack)
-            pack(apack, &A, es);
-        if (bpack)
-            pack(bpack, &B, es);
-        gemm(m->dt, ta, tb, M, N, K, apack ? apack : A.p, lda, bpack ? bpack : B.p, ldb,
-             m->out + bi * M * N * es, N);
+        int rc = mm_one(t, bi, threads);
+        if (rc != EM_OK)
+            return rc;
     }
-    free(apack);
-    free(bpack);
     return EM_OK;
-nomem:
-    free(apack);
-    free(bpack);
-    return em_set_error(EM_ERR_NOMEM, "cpu: matmul: out of memory packing an operand");
-}
-
-/* Half-precision operand to dense f32, rows split across threads for big matrices. */
-typedef struct widen_ctx {
-    float *dst;
-    const mat *x;
-    em_dtype dt;
-} widen_ctx;
-
-static void widen_rows(void *arg, int64_t b, int64_t e)
-{
-    const widen_ctx *w = arg;
-    const uint16_t *src = (const uint16_t *)w->x->p;
-    for (int64_t i = b; i < e; i++) {
-        float *d = w->dst + i * w->x->cols;
-        const uint16_t *s = src + i * w->x->rs;
-        for (int64_t j = 0; j < w->x->cols; j++)
-            d[j] = w->dt == EM_F16 ? em_cpu__h2f(s[j * w->x->cs])
-                                   : em_bf16_to_f32(s[j * w->x->cs]);
-    }
-}
-
-static void widen(float *dst, const mat *x, em_dtype dt)
-{
-    widen_ctx w = {dst, x, dt};
-    int64_t grain = EM_CPU_GRAIN_CHEAP / (x->cols > 0 ? x->cols : 1);
-    em_cpu__parallel_for(x->rows, grain > 0 ? grain : 1, widen_rows, &w);
 }
 
 typedef struct narrow_ctx {
@@ -236,30 +164,64 @@ static void narrow_range(void *arg, int64_t b, int64_t e)
         n->dst[i] = n->dt == EM_F16 ? em_cpu__f2h(n->src[i]) : em_f32_to_bf16(n->src[i]);
 }
 
-static int mm_half(const mm_call *m)
+/* A bias vector (any stride, any float dtype) as n contiguous values of the compute dtype:
+ * the tensor's own memory when it already is that, else a copy in *tmp (caller frees). */
+static const void *bias_values(const em_ktensor *bias, em_dtype cdt, void **tmp)
 {
-    int64_t M = m->M, K = m->K, N = m->N;
-    float *fa = malloc((size_t)(M * K + K * N + M * N) * sizeof(float));
-    if (!fa)
-        return em_set_error(EM_ERR_NOMEM, "cpu: matmul: out of memory widening to f32");
-    float *fb = fa + M * K, *fc = fb + K * N;
-    const char *last_b = NULL;
-    for (int64_t bi = 0; bi < m->nbatch; bi++) {
-        int64_t aoff, boff;
-        batch_offsets(m, bi, &aoff, &boff);
-        mat A = {m->a + aoff * 2, M, K, m->ars, m->acs};
-        mat B = {m->b + boff * 2, K, N, m->brs, m->bcs};
-        widen(fa, &A, m->dt);
-        if (B.p != last_b)             /* a shared b is widened once */
-            widen(fb, &B, m->dt);
-        last_b = B.p;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
-                    fa, (int)(K > 0 ? K : 1), fb, (int)N, 0.0f, fc, (int)N);
-        narrow_ctx nc = {(uint16_t *)m->out + bi * M * N, fc, m->dt};
-        em_cpu__parallel_for(M * N, EM_CPU_GRAIN_CHEAP, narrow_range, &nc);
+    *tmp = NULL;
+    if (!bias)
+        return NULL;
+    const char *p = em_cpu__data(bias);
+    int64_t n = bias->shape[0], s = bias->strides[0];
+    if (bias->dtype == cdt && (s == 1 || n == 1))
+        return p;
+    size_t es = cdt == EM_F64 ? sizeof(double) : sizeof(float);
+    char *d = malloc((size_t)(n > 0 ? n : 1) * es);
+    if (!d)
+        return NULL;
+    for (int64_t j = 0; j < n; j++) {
+        const char *x = p + j * s * (int64_t)em_cpu__elsize(bias->dtype);
+        double v = bias->dtype == EM_F64   ? *(const double *)x
+                   : bias->dtype == EM_F32 ? *(const float *)x
+                   : bias->dtype == EM_F16 ? em_cpu__h2f(*(const uint16_t *)x)
+                                           : em_bf16_to_f32(*(const uint16_t *)x);
+        if (cdt == EM_F64)
+            ((double *)d)[j] = v;
+        else
+            ((float *)d)[j] = (float)v;
     }
-    free(fa);
-    return EM_OK;
+    *tmp = d;
+    return d;
+}
+
+/* Float products (f16/bf16 accumulate in f32 and round once), + bias and ReLU if given. */
+static int mm_float(const mm_call *m, const em_ktensor *bias, bool relu)
+{
+    em_dtype cdt = m->dt == EM_F64 ? EM_F64 : EM_F32;
+    mm_float_task t = {.m = m, .cdt = cdt, .c = m->out, .ces = (size_t)m->es, .relu = relu};
+    void *btmp = NULL, *ctmp = NULL;
+    int64_t total = m->nbatch * m->M * m->N;
+    t.bias = bias_values(bias, cdt, &btmp);
+    if (bias && !t.bias)
+        goto nomem;
+    if (m->dt == EM_F16 || m->dt == EM_BF16) {
+        t.ces = sizeof(float);
+        t.c = ctmp = malloc((size_t)(total > 0 ? total : 1) * sizeof(float));
+        if (!ctmp)
+            goto nomem;
+    }
+    int rc = mm_run(&t);
+    if (rc == EM_OK && ctmp) {
+        narrow_ctx nc = {(uint16_t *)m->out, ctmp, m->dt};
+        em_cpu__parallel_for(total, EM_CPU_GRAIN_CHEAP, narrow_range, &nc);
+    }
+    free(btmp);
+    free(ctmp);
+    return rc;
+nomem:
+    free(btmp);
+    return em_set_error(EM_ERR_NOMEM, "cpu: matmul: out of memory for a %lld x %lld result",
+                        (long long)m->M, (long long)m->N);
 }
 
 /* ---- integers and bool: i-k-j over output rows -------------------------------------------- */
@@ -374,7 +336,7 @@ static int k_matmul(void *bctx, const em_kcall *c)
         m.bshape[d] = out->shape[d];
         m.nbatch *= out->shape[d];
     }
-    if (m.K == 0) {                    /* empty sums: zeros */
+    if (m.K == 0 && !em_dtype_is_float(m.dt)) {    /* empty sums: zeros */
         memset(m.out, 0, (size_t)(out->numel * m.es));
         return EM_OK;
     }
@@ -383,9 +345,7 @@ static int k_matmul(void *bctx, const em_kcall *c)
     case EM_F64:
     case EM_F16:
     case EM_BF16:
-        if (m.M > INT_MAX || m.N > INT_MAX || m.K > INT_MAX)
-            return em_set_error(EM_ERR_INVALID, "cpu: matmul: a dim exceeds BLAS's int");
-        return m.dt == EM_F32 || m.dt == EM_F64 ? mm_blas(&m) : mm_half(&m);
+        return mm_float(&m, NULL, false);
     case EM_I64:
     case EM_I32:
     case EM_U8:
@@ -396,9 +356,62 @@ static int k_matmul(void *bctx, const em_kcall *c)
     }
 }
 
+/* linear(x, w, bias) = x @ w^T + bias as one product whose epilogue adds the bias to each
+ * tile as it is stored: x (*, in) is a batch of row blocks, w^T is w read with its strides
+ * swapped (no transpose copy), and the batch folds into one product when x's rows stack.
+ * x: (*, in), w: (out, in), bias: (out), y: (*, out) of x's dtype. */
+static int linear(const em_kcall *c, const char *op, bool relu)
+{
+    int rc = em_cpu__check_call(c, op, 3, 1, 0);
+    if (rc != EM_OK)
+        return rc;
+    const em_ktensor *x = &c->in[0], *w = &c->in[1], *bias = &c->in[2], *out = &c->out[0];
+    int nd = x->ndim;
+    if (nd < 1 || w->ndim != 2 || bias->ndim != 1 || w->dtype != x->dtype ||
+        out->dtype != x->dtype || !em_dtype_is_float(bias->dtype) ||
+        x->shape[nd - 1] != w->shape[1] || bias->shape[0] != w->shape[0])
+        return em_set_error(EM_ERR_INVALID, "cpu: %s: expected x [*, in], weight [out, in] "
+                            "of x's dtype and bias [out]", op);
+    mm_call m = {
+        .dt = x->dtype,
+        .M = nd >= 2 ? x->shape[nd - 2] : 1, .K = w->shape[1], .N = w->shape[0],
+        .nbatch = 1, .nb = nd >= 2 ? nd - 2 : 0,
+        .a = em_cpu__data(x), .b = em_cpu__data(w), .out = em_cpu__data(out),
+        .ars = nd >= 2 ? x->strides[nd - 2] : 0, .acs = x->strides[nd - 1],
+        .brs = w->strides[1], .bcs = w->strides[0],
+        .es = (int64_t)em_cpu__elsize(x->dtype),
+    };
+    for (int d = 0; d < m.nb; d++) {
+        m.bshape[d] = x->shape[d];
+        m.as[d] = x->strides[d];
+        m.bs[d] = 0;
+        m.nbatch *= x->shape[d];
+    }
+    return mm_float(&m, bias, relu);
+}
+
+static int k_linear(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    return linear(c, "linear", false);
+}
+
+/* linear_relu: the same product with max(., 0) applied in the same pass over each tile. */
+static int k_linear_relu(void *bctx, const em_kcall *c)
+{
+    (void)bctx;
+    return linear(c, "linear_relu", true);
+}
+
 int em_cpu__register_matmul(em_registry *reg)
 {
     int rc = em_register_kernel(reg, "cpu", "matmul", k_matmul, EM_KERNEL_STRIDED,
                                 EM_DTYPES_ALL);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "cpu", "linear", k_linear, EM_KERNEL_STRIDED,
+                                EM_DTYPES_FLOAT);
+    if (rc >= 0)
+        rc = em_register_kernel(reg, "cpu", "linear_relu", k_linear_relu, EM_KERNEL_STRIDED,
+                                EM_DTYPES_FLOAT);
     return rc < 0 ? rc : EM_OK;
 }

@@ -3,16 +3,16 @@
  * Registers backend "cpu" (one device, host memory) and a kernel for every primitive in
  * docs/primitives.md. Memory comes from alloc.c (small buffers from malloc, large ones
  * from a bounded cache of freed blocks).
- * The thread count is read once at init (em_config_threads()) and shared by the kernel
- * thread pool and OpenBLAS.
+ * The thread count is read once at init (em_config_threads()) and used by the kernel thread
+ * pool; the GEMM micro-kernel is picked once at init from the CPU's feature bits (gemm.h).
  */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cpu.h"
+#include "gemm.h"
 
 /* ---- memory (alloc.c) ----------------------------------------------------------------------- */
 
@@ -169,6 +169,7 @@ static int cpu_device_info(void *ctx, int dev, em_device_info *out)
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     info.total_memory = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
     info.free_memory = free_memory();
+    em_cpu__gemm_describe(info.kernels, sizeof info.kernels);
     /* Fill no more than the caller's struct holds (an older core's is smaller). */
     size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size
                                                                    : sizeof info;
@@ -212,7 +213,7 @@ static int cpu_init(em_registry *reg)
     if (threads < 1)
         threads = 1;
     em_cpu__pool_configure(threads);
-    openblas_set_num_threads(threads);
+    em_cpu__gemm_select();
     read_cpu_model();
 
     int rc = em_register_backend(reg, &cpu_backend, NULL);
@@ -235,12 +236,13 @@ static int cpu_init(em_registry *reg)
 static void cpu_shutdown(void)
 {
     em_cpu__pool_shutdown();
+    em_cpu__gemm_shutdown();
     em_cpu__empty_cache();
 }
 
 static const em_plugin cpu_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
     "cpu", EMBER_VERSION_STRING,
-    "CPU backend: host memory, threaded kernels, OpenBLAS matmul", cpu_init, cpu_shutdown);
+    "CPU backend: host memory, threaded kernels, packed GEMM", cpu_init, cpu_shutdown);
 
 __attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
 

@@ -87,6 +87,9 @@ EM_API em_tensor *em_argmax(em_tensor *a, int dim, bool keepdim);
 EM_API em_tensor *em_matmul(em_tensor *a, em_tensor *b);
 /* x @ w^T + bias: x (*, in), w (out, in), bias (out) or NULL. */
 EM_API em_tensor *em_linear(em_tensor *x, em_tensor *w, em_tensor *bias);
+/* relu(x @ w^T + bias) as one op (Linear followed by ReLU), so that a backend can apply the
+ * bias and the ReLU as it stores the product; grad_fn ReluBackward0, one node for both. */
+EM_API em_tensor *em_linear_relu(em_tensor *x, em_tensor *w, em_tensor *bias);
 
 /* ---- indexing ---------------------------------------------------------------- */
 

@@ -49,8 +49,9 @@ extern "C" {
  * cross_entropy_backward; 1.2 added em_backend_ops.dlpack_device_type and the
  * locale-independent em_strtod/em_snprintf/em_float_repr; 1.3 added em_op_def.updates and
  * the fused optimizer updates (the ops sgd_step, adam_step and rmsprop_step, em_sgd_step_ and
- * the like in ops.h). A plugin built for an older minor loads into a newer core; one built
- * for a newer minor is refused. */
+ * the like in ops.h), em_device_info.kernels, the core op linear_relu and
+ * em_module_record_output. A plugin built for an older minor loads into a newer core; one
+ * built for a newer minor is refused. */
 #define EMBER_ABI_MAJOR 1
 #define EMBER_ABI_MINOR 3
 #define EMBER_PLUGIN_ENTRY "ember_plugin"
@@ -104,6 +105,9 @@ typedef struct em_device_info {
     size_t free_memory;        /* bytes; 0 if unknown */
     int threads;               /* compute threads / SMs; 0 if unknown */
     int compute_major, compute_minor;   /* CUDA compute capability, else 0 */
+    /* since 1.3 (a core only reads it when struct_size covers it): the compute kernels in use,
+     * one line, e.g. the CPU's "GEMM avx512: f32 14x32 KC 192 ..."; "" if nothing to say */
+    char kernels[192];
 } em_device_info;
 
 typedef struct em_memory_stats {
@@ -378,6 +382,10 @@ EM_API em_module *em_module_add_child(em_module *m, const char *name, const em_s
 EM_API int em_module_child_count(const em_module *m);
 EM_API em_module *em_module_child(const em_module *m, int i);                  /* borrowed */
 EM_API const char *em_module_child_name(const em_module *m, int i);            /* borrowed */
+/* since 1.3: a container that computes a child's output itself instead of through em_forward
+ * (Sequential fusing Linear and ReLU into one op) reports it as that child's output, so
+ * em_module_summary still lists the child. No-op outside a summary. */
+EM_API void em_module_record_output(em_module *child, em_tensor *y);
 
 /* ---- optimizer and scheduler types ----------------------------------------------------------- */
 

@@ -142,6 +142,10 @@ typedef struct em_device_props {
     int compute_major, compute_minor;
 } em_device_props;
 EM_API int em_device_props_get(em_device d, em_device_props *out);
+/* One line on the compute kernels the device's backend uses (the CPU: its GEMM micro-kernel
+ * and block sizes), "" if the backend says nothing; NULL with the error set for a bad device.
+ * Borrowed: valid until this thread's next call. */
+EM_API const char *em_device_kernels(em_device d);
 
 /* The config file that was read ("" if none), and the effective settings one by one (false
  * past the end); strings borrowed until em_shutdown. */

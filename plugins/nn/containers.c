@@ -31,9 +31,14 @@ static em_tensor *sequential_forward(em_module *m, int nin, em_tensor *const *in
     (void)nin;
     em_tensor *h = in[0];
     em_retain(h);
-    for (int i = 0; i < em_module_child_count(m); i++) {
+    int n = em_module_child_count(m);
+    for (int i = 0; i < n; i++) {
         em_module *c = em_module_child(m, i);
-        em_tensor *y = em_forward(c, h);
+        /* Linear then ReLU: one op, so a backend can apply the ReLU as it stores the product
+         * (its backward takes the mask from the output, as ReLU's does). */
+        bool fuse = i + 1 < n && !strcmp(em_module_type(c), "Linear") &&
+                    !strcmp(em_module_type(em_module_child(m, i + 1)), "ReLU");
+        em_tensor *y = fuse ? nn__linear_forward(c, h, true) : em_forward(c, h);
         em_release(h);
         if (!y) {
             /* Say which layer failed; the child's message already names its type. */
@@ -45,6 +50,10 @@ static em_tensor *sequential_forward(em_module *m, int nin, em_tensor *const *in
             return NULL;
         }
         h = y;
+        if (fuse) {
+            em_module_record_output(c, y);       /* same shape before and after the ReLU */
+            em_module_record_output(em_module_child(m, ++i), y);
+        }
     }
     return h;
 }

@@ -4,7 +4,8 @@
  *
  * Initialised as PyTorch's reset_parameters(): kaiming_uniform_(weight, a=sqrt(5)), which is
  * U(-1/sqrt(in), 1/sqrt(in)), then bias from the same range; the weight is drawn first, so a
- * seed gives the same layer every time. The forward is em_linear (AddmmBackward0).
+ * seed gives the same layer every time. The forward is em_linear (AddmmBackward0); inside a
+ * Sequential, a Linear followed by a ReLU runs as one em_linear_relu (containers.c).
  */
 #include <math.h>
 
@@ -39,10 +40,8 @@ static int linear_init(em_module *m, const em_args *a)
     return rc;
 }
 
-static em_tensor *linear_forward(em_module *m, int nin, em_tensor *const *in)
+em_tensor *nn__linear_forward(em_module *m, em_tensor *x, bool relu)
 {
-    (void)nin;
-    em_tensor *x = in[0];
     em_tensor *w = em_module_parameter(m, "weight"), *b = em_module_parameter(m, "bias");
     int64_t nf = em_shape(w)[1];
     char s[160];
@@ -53,7 +52,13 @@ static em_tensor *linear_forward(em_module *m, int nin, em_tensor *const *in)
     }
     if (nn__check_param_dtype("Linear", x, w) < 0)
         return NULL;
-    return em_linear(x, w, b);
+    return relu ? em_linear_relu(x, w, b) : em_linear(x, w, b);
+}
+
+static em_tensor *linear_forward(em_module *m, int nin, em_tensor *const *in)
+{
+    (void)nin;
+    return nn__linear_forward(m, in[0], false);
 }
 
 static void linear_repr(const em_module *m, char *buf, size_t size)

@@ -22,6 +22,8 @@
 /* ---- registration (one function per file) ---------------------------------------------- */
 
 int nn__register_linear(em_registry *reg);
+/* Linear's forward on x, with the ReLU that follows it fused in when relu (em_linear_relu). */
+em_tensor *nn__linear_forward(em_module *m, em_tensor *x, bool relu);
 int nn__register_activations(em_registry *reg);
 int nn__register_gelu_ops(em_registry *reg);
 int nn__register_unfold_ops(em_registry *reg);

@@ -1,5 +1,6 @@
 /* tests/conformance/cases_linalg.c - matmul (torch.matmul: 1-D operands, batches, broadcast
- * batch dims), linear (x @ w^T + b, with and without bias), gather and scatter_add.
+ * batch dims), linear (x @ w^T + b, with and without bias) and linear_relu (its ReLU'd
+ * form), gather and scatter_add.
  *
  * matmul covers transposed and strided operands (the BLAS transpose paths), empty inner and
  * outer dims (an empty K gives zeros), and sizes that go through the threaded/BLAS path;
@@ -33,6 +34,15 @@ static bool ref_linear(const cf_case *c, int nin, const cf_arr *in, cf_arr *out)
     if (ok && nin == 3)
         for (int64_t k = 0; k < out->n; k++)
             out->v[k] += in[2].v[k % in[2].n];
+    return ok;
+}
+
+/* relu(x @ w^T (+ b)) */
+static bool ref_linear_relu(const cf_case *c, int nin, const cf_arr *in, cf_arr *out)
+{
+    bool ok = ref_linear(c, nin, in, out);
+    for (int64_t k = 0; ok && k < out->n; k++)
+        out->v[k] = out->v[k] > 0 || out->v[k] != out->v[k] ? out->v[k] : 0.0;
     return ok;
 }
 
@@ -90,6 +100,10 @@ static em_tensor *call_linear(const cf_case *c, em_tensor *const *in)
 {
     return em_linear(in[0], in[1], c->nin == 3 ? in[2] : NULL);
 }
+static em_tensor *call_linear_relu(const cf_case *c, em_tensor *const *in)
+{
+    return em_linear_relu(in[0], in[1], c->nin == 3 ? in[2] : NULL);
+}
 static em_tensor *call_gather(const cf_case *c, em_tensor *const *in)
 {
     return em_gather(in[0], c->p.dim, in[1]);
@@ -107,6 +121,9 @@ static const cf_op matmul_op = {"matmul", 0, em_matmul, 0, 0, 0, ref_matmul, NUM
                                 CF_OUT_PROMOTE, {DOM, DOM}};
 static const cf_op linear_op = {"linear", 0, 0, call_linear, 0, 0, ref_linear,
                                 EM_DTYPES_FLOAT, ACC, CF_OUT_PROMOTE, {DOM, DOM}};
+static const cf_op linear_relu_op = {"linear_relu", 0, 0, call_linear_relu, 0, 0,
+                                     ref_linear_relu, EM_DTYPES_FLOAT, ACC, CF_OUT_PROMOTE,
+                                     {DOM, DOM}};
 static const cf_op gather_op = {"gather", 0, 0, call_gather, 0, 0, ref_gather, EM_DTYPES_ALL,
                                 CF_GRAD, CF_OUT_FIRST, {DOM, DOM}};
 static const cf_op scatter_op = {"scatter_add", 0, 0, call_scatter_add, 0, 0, ref_scatter_add,
@@ -204,6 +221,8 @@ void cf_family_linalg(cf_list *l)
         c.in[1] = m->b;
         c.in[2] = m->bias;
         cf_label(&c, "%s", m->label);
+        cf_add(l, &c);
+        c.op = &linear_relu_op;
         cf_add(l, &c);
     }
     for (size_t s = 0; s < sizeof gather_cases / sizeof gather_cases[0]; s++) {

@@ -1,10 +1,13 @@
 /* tools/ember/bench.c - `ember bench`: the core's performance figures, measured side by side.
  *
  * Each figure is the median of several timed repetitions, next to a reference measured in the
- * same run: a STREAM-style loop for memory bandwidth, OpenBLAS called directly for matmul.
- * Timings are benchmarks, never pass/fail tests: machines here are shared and noisy.
+ * same run: a STREAM-style loop for memory bandwidth, an FMA loop (the CPU's floating-point
+ * peak, on 1 thread and on the backend's threads) for matmul. Timings are benchmarks, never
+ * pass/fail tests: machines here are shared and noisy.
  */
-#include <cblas.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,32 +242,135 @@ static void bench_bandwidth(int reps, size_t n)
     free(c);
 }
 
+/* ---- FMA peak: independent chains of fused multiply-adds, the widest the CPU runs -------- */
+
+/* The chain loops are unrolled fully so that the accumulators live in registers. */
+
+#define FMA_CHAINS 16   /* enough independent chains to cover FMA latency x ports */
+
+typedef struct fma_job {
+    int64_t iters;
+    float sink;
+} fma_job;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) static void *fma_avx512(void *p)
+{
+    fma_job *j = p;
+    __m512 m = _mm512_set1_ps(0.9999f), a = _mm512_set1_ps(1e-4f), acc[FMA_CHAINS];
+    for (int c = 0; c < FMA_CHAINS; c++)
+        acc[c] = _mm512_set1_ps((float)c);
+    for (int64_t i = 0; i < j->iters; i++)
+#pragma GCC unroll 16
+        for (int c = 0; c < FMA_CHAINS; c++)
+            acc[c] = _mm512_fmadd_ps(acc[c], m, a);
+    for (int c = 1; c < FMA_CHAINS; c++)
+        acc[0] = _mm512_add_ps(acc[0], acc[c]);
+    j->sink = _mm512_reduce_add_ps(acc[0]);
+    return NULL;
+}
+
+__attribute__((target("avx2,fma"))) static void *fma_avx2(void *p)
+{
+    fma_job *j = p;
+    __m256 m = _mm256_set1_ps(0.9999f), a = _mm256_set1_ps(1e-4f), acc[FMA_CHAINS];
+    for (int c = 0; c < FMA_CHAINS; c++)
+        acc[c] = _mm256_set1_ps((float)c);
+    for (int64_t i = 0; i < j->iters; i++)
+#pragma GCC unroll 16
+        for (int c = 0; c < FMA_CHAINS; c++)
+            acc[c] = _mm256_fmadd_ps(acc[c], m, a);
+    float out[8];
+    for (int c = 1; c < FMA_CHAINS; c++)
+        acc[0] = _mm256_add_ps(acc[0], acc[c]);
+    _mm256_storeu_ps(out, acc[0]);
+    j->sink = out[0] + out[7];
+    return NULL;
+}
+#endif
+
+/* Multiply-add with no FMA instruction assumed: the compiler's baseline vectors. */
+static void *fma_portable(void *p)
+{
+    fma_job *j = p;
+    float acc[FMA_CHAINS * 4];
+    for (int c = 0; c < FMA_CHAINS * 4; c++)
+        acc[c] = (float)c;
+    for (int64_t i = 0; i < j->iters; i++)
+        for (int c = 0; c < FMA_CHAINS * 4; c++)
+            acc[c] = acc[c] * 0.9999f + 1e-4f;
+    j->sink = acc[0] + acc[FMA_CHAINS * 4 - 1];
+    return NULL;
+}
+
+typedef struct fma_kind {
+    const char *name;
+    void *(*fn)(void *);
+    int lanes;                 /* floats per FMA x chains, per iteration */
+} fma_kind;
+
+static fma_kind fma_pick(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return (fma_kind){"AVX-512 FMA", fma_avx512, 16 * FMA_CHAINS};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return (fma_kind){"AVX2 FMA", fma_avx2, 8 * FMA_CHAINS};
+#endif
+    return (fma_kind){"portable multiply-add", fma_portable, 4 * FMA_CHAINS};
+}
+
+/* f32 GFLOP/s of nt threads each running the loop (median of reps). */
+static double fma_peak(const fma_kind *k, int nt, int reps, int64_t iters)
+{
+    pthread_t th[64];
+    fma_job jobs[64];
+    double t[32];
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int i = 0; i < nt; i++) {
+            jobs[i] = (fma_job){iters, 0};
+            if (i)
+                pthread_create(&th[i], NULL, k->fn, &jobs[i]);
+        }
+        k->fn(&jobs[0]);
+        for (int i = 1; i < nt; i++)
+            pthread_join(th[i], NULL);
+        t[r] = 2.0 * (double)k->lanes * (double)iters * nt / 1e9 / (now() - t0);
+    }
+    return median(t, reps);
+}
+
 /* ---- matmul ------------------------------------------------------------------------------ */
 
-static void bench_matmul(int reps, int max_n)
+static void bench_matmul(int reps, int max_n, bool quick)
 {
-    printf("\nf32 matmul, n x n x n (GFLOP/s, median of %d):\n", reps);
-    printf("  %6s %12s %12s %8s\n", "n", "em_matmul", "cblas_sgemm", "ratio");
+    int nt = em_config_threads();
+    if (nt > 64)
+        nt = 64;
+    fma_kind k = fma_pick();
+    int64_t iters = quick ? 2000000 : 10000000;
+    double p1 = fma_peak(&k, 1, reps < 5 ? reps : 5, iters);
+    double pn = nt > 1 ? fma_peak(&k, nt, reps < 5 ? reps : 5, iters) : p1;
+    const char *kern = em_device_kernels(em_device_parse("cpu"));
+    printf("\nFMA peak (f32, %s loop, median of %d): %.1f GFLOP/s on 1 thread, %.1f on %d\n",
+           k.name, reps < 5 ? reps : 5, p1, pn, nt);
+    printf("f32 matmul, n x n x n, %d threads (GFLOP/s, median of %d; %s):\n", nt, reps,
+           kern && *kern ? kern : "kernel unknown");
+    printf("  %6s %12s %14s\n", "n", "em_matmul", "of FMA peak");
     for (int n = 64; n <= max_n; n *= 2) {
         em_tensor *a = em_randn(EM_SHAPE(n, n), NULL), *b = em_randn(EM_SHAPE(n, n), NULL);
-        float *c = malloc((size_t)n * (size_t)n * sizeof *c);
-        const float *pa = em_data_ptr(a), *pb = em_data_ptr(b);
-        double flop = 2.0 * n * n * n / 1e9, te[32], tb[32];
+        double flop = 2.0 * n * n * n / 1e9, te[32];
         int r_here = n >= 1024 ? (reps < 5 ? reps : 5) : reps;
         em_release(em_matmul(a, b));   /* warm-up */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, pa, n, pb, n, 0, c, n);
         for (int r = 0; r < r_here; r++) {
             double t0 = now();
             em_release(em_matmul(a, b));
             te[r] = flop / (now() - t0);
-            t0 = now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, pa, n, pb, n, 0,
-                        c, n);
-            tb[r] = flop / (now() - t0);
         }
-        double me = median(te, r_here), mb = median(tb, r_here);
-        printf("  %6d %12.1f %12.1f %7.1f%%\n", n, me, mb, 100 * me / mb);
-        free(c);
+        double me = median(te, r_here);
+        printf("  %6d %12.1f %13.1f%%\n", n, me, 100 * me / pn);
         em_release(a);
         em_release(b);
     }
@@ -301,11 +407,11 @@ int cmd_bench(int argc, char **argv)
             return cli_fail("--device");
         }
     }
-    const char *ct = getenv("OPENBLAS_CORETYPE");
     char db[32];
-    printf("Ember %s bench on %s (%s); OPENBLAS_CORETYPE=%s; OpenBLAS config: %s\n",
-           em_version(), em_device_str(em_default_device(), db, sizeof db),
-           em_device_name(em_default_device()), ct ? ct : "(unset)", openblas_get_config());
+    const char *kern = em_device_kernels(em_default_device());
+    printf("Ember %s bench on %s (%s)%s%s\n", em_version(),
+           em_device_str(em_default_device(), db, sizeof db), em_device_name(em_default_device()),
+           kern && *kern ? "; " : "", kern && *kern ? kern : "");
     /* --train: the training steps only, on the default (or --device) device */
     if (train_only) {
         int rc = bench_train(quick);
@@ -324,7 +430,7 @@ int cmd_bench(int argc, char **argv)
            bench_dispatch(reps, quick ? 20000 : 200000), reps, quick ? 20000 : 200000);
     bench_autograd(reps, quick ? 20000 : 100000);
     bench_bandwidth(reps, quick ? ((size_t)1 << 22) : ((size_t)1 << 24));
-    bench_matmul(reps, quick ? 512 : 2048);
+    bench_matmul(reps, quick ? 512 : 2048, quick);
     int rc = bench_train(quick);
     em_shutdown();
     return rc;

@@ -75,6 +75,9 @@ static void print_backends(void)
                    cli_bytes(pr.free_memory, fr, sizeof fr), pr.threads);
             if (pr.compute_major)
                 printf("; compute capability %d.%d", pr.compute_major, pr.compute_minor);
+            const char *kern = em_device_kernels(d);
+            if (kern && *kern)
+                printf("\n    %-9s kernels: %s", "", kern);
             char al[32], rs[32], pk[32];
             printf("\n    %-9s in use by Ember: %s allocated, %s reserved, %s peak\n", "",
                    cli_bytes(em_memory_allocated(d), al, sizeof al),

@@ -1,0 +1,106 @@
+/* backends/cpu/gemm_avx2.c - AVX2+FMA GEMM micro-kernels: f32 6x16 and f64 6x8.
+ *
+ * Compiled with -mavx2 -mfma (this file only) and called only where gemm_select.c found AVX2
+ * and FMA in cpuid and the YMM state enabled by the OS (xgetbv). Twelve YMM accumulators, two
+ * loads of B's micro-panel and one broadcast of A's per row: 15 of the 16 registers, no
+ * spills. Edge tiles go through a stack tile (AVX2 has no cheap masked stores for every case).
+ */
+#include <immintrin.h>
+
+#include "gemm.h"
+
+#define MR 6
+
+static void sgemm_6x16(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc, int m,
+                       int n, bool acc)
+{
+    const float *a = av, *b = bv;
+    float *c = cv;
+    __m256 r0[MR], r1[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        r0[i] = _mm256_setzero_ps();
+        r1[i] = _mm256_setzero_ps();
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            r0[i] = _mm256_fmadd_ps(ai, b0, r0[i]);
+            r1[i] = _mm256_fmadd_ps(ai, b1, r1[i]);
+        }
+        a += MR;
+        b += 16;
+    }
+    if (m == MR && n == 16) {
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            float *ci = c + i * ldc;
+            if (acc) {
+                r0[i] = _mm256_add_ps(r0[i], _mm256_loadu_ps(ci));
+                r1[i] = _mm256_add_ps(r1[i], _mm256_loadu_ps(ci + 8));
+            }
+            _mm256_storeu_ps(ci, r0[i]);
+            _mm256_storeu_ps(ci + 8, r1[i]);
+        }
+        return;
+    }
+    float t[MR * 16];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(t + i * 16, r0[i]);
+        _mm256_storeu_ps(t + i * 16 + 8, r1[i]);
+    }
+    em_gemm__tile_store_f32(t, 16, c, ldc, m, n, acc);
+}
+
+static void dgemm_6x8(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc, int m,
+                      int n, bool acc)
+{
+    const double *a = av, *b = bv;
+    double *c = cv;
+    __m256d r0[MR], r1[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        r0[i] = _mm256_setzero_pd();
+        r1[i] = _mm256_setzero_pd();
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m256d ai = _mm256_broadcast_sd(a + i);
+            r0[i] = _mm256_fmadd_pd(ai, b0, r0[i]);
+            r1[i] = _mm256_fmadd_pd(ai, b1, r1[i]);
+        }
+        a += MR;
+        b += 8;
+    }
+    if (m == MR && n == 8) {
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            double *ci = c + i * ldc;
+            if (acc) {
+                r0[i] = _mm256_add_pd(r0[i], _mm256_loadu_pd(ci));
+                r1[i] = _mm256_add_pd(r1[i], _mm256_loadu_pd(ci + 4));
+            }
+            _mm256_storeu_pd(ci, r0[i]);
+            _mm256_storeu_pd(ci + 4, r1[i]);
+        }
+        return;
+    }
+    double t[MR * 8];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_pd(t + i * 8, r0[i]);
+        _mm256_storeu_pd(t + i * 8 + 4, r1[i]);
+    }
+    em_gemm__tile_store_f64(t, 8, c, ldc, m, n, acc);
+}
+
+const em_gemm_impl em_cpu__gemm_avx2 = {
+    .name = "avx2",
+    .f32 = {.fn = sgemm_6x16, .mr = MR, .nr = 16},
+    .f64 = {.fn = dgemm_6x8, .mr = MR, .nr = 8},
+};

@@ -1,0 +1,105 @@
+/* backends/cpu/gemm_avx512.c - AVX-512 GEMM micro-kernels: f32 14x32 and f64 14x16.
+ *
+ * Compiled with -mavx512f -mfma (this file only) and called only where gemm_select.c found
+ * AVX-512F in cpuid and the ZMM state enabled by the OS (xgetbv). Each kernel keeps its tile in
+ * 28 ZMM accumulators: per step of k, two vector loads of B's micro-panel and 14 broadcasts of
+ * A's feed 28 FMAs, so with 32 registers nothing spills and the FMA ports stay the bottleneck.
+ * Edge tiles use masked loads and stores (rows past m are skipped), so no edge copy is needed.
+ * C's tile is prefetched before the loop and A's micro-panel (streamed from L2) eight steps
+ * ahead; B's micro-panel stays in L1. Not here: packing and blocking (gemm.c).
+ */
+#include <immintrin.h>
+
+#include "gemm.h"
+
+#define MR 14
+
+/* Each loop below is fully unrolled, so the accumulator arrays are scalarised into registers
+ * (a loop with a variable index would put them on the stack). */
+static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc,
+                        int m, int n, bool acc)
+{
+    const float *a = av, *b = bv;
+    float *c = cv;
+    __m512 r0[MR], r1[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        r0[i] = _mm512_setzero_ps();
+        r1[i] = _mm512_setzero_ps();
+        if (i < m)
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        _mm_prefetch((const char *)(a + 8 * MR), _MM_HINT_T0);
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            r0[i] = _mm512_fmadd_ps(ai, b0, r0[i]);
+            r1[i] = _mm512_fmadd_ps(ai, b1, r1[i]);
+        }
+        a += MR;
+        b += 32;
+    }
+    __mmask16 k0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 k1 = n >= 32 ? (__mmask16)0xffff
+                           : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        if (i >= m)
+            break;
+        float *ci = c + i * ldc;
+        if (acc) {
+            r0[i] = _mm512_add_ps(r0[i], _mm512_maskz_loadu_ps(k0, ci));
+            r1[i] = _mm512_add_ps(r1[i], _mm512_maskz_loadu_ps(k1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, k0, r0[i]);
+        _mm512_mask_storeu_ps(ci + 16, k1, r1[i]);
+    }
+}
+
+static void dgemm_14x16(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc,
+                        int m, int n, bool acc)
+{
+    const double *a = av, *b = bv;
+    double *c = cv;
+    __m512d r0[MR], r1[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        r0[i] = _mm512_setzero_pd();
+        r1[i] = _mm512_setzero_pd();
+        if (i < m)
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m512d b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            __m512d ai = _mm512_set1_pd(a[i]);
+            r0[i] = _mm512_fmadd_pd(ai, b0, r0[i]);
+            r1[i] = _mm512_fmadd_pd(ai, b1, r1[i]);
+        }
+        a += MR;
+        b += 16;
+    }
+    __mmask8 k0 = n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
+    __mmask8 k1 = n >= 16 ? (__mmask8)0xff : n > 8 ? (__mmask8)((1u << (n - 8)) - 1) : (__mmask8)0;
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        if (i >= m)
+            break;
+        double *ci = c + i * ldc;
+        if (acc) {
+            r0[i] = _mm512_add_pd(r0[i], _mm512_maskz_loadu_pd(k0, ci));
+            r1[i] = _mm512_add_pd(r1[i], _mm512_maskz_loadu_pd(k1, ci + 8));
+        }
+        _mm512_mask_storeu_pd(ci, k0, r0[i]);
+        _mm512_mask_storeu_pd(ci + 8, k1, r1[i]);
+    }
+}
+
+const em_gemm_impl em_cpu__gemm_avx512 = {
+    .name = "avx512",
+    .f32 = {.fn = sgemm_14x32, .mr = MR, .nr = 32},
+    .f64 = {.fn = dgemm_14x16, .mr = MR, .nr = 16},
+};
