@@ -197,6 +197,8 @@ int em__loader_load_file(const char *path);
 /* Reads `path` (NULL: the default search) into the effective configuration, then applies
  * environment overrides. Returns EM_OK or a negative status naming file:line. */
 int em__config_load(const char *path);
+/* The default files (system, then user, or $EMBER_CONFIG), then path over them. */
+int em__config_load_layered(const char *path);
 void em__config_free(void);
 /* Where the config file came from ("" when none was read). */
 const char *em__config_path(void);
