@@ -7,8 +7,10 @@ build=${1:-build}
 
 need=()
 # Build tools and libraries; PoCL runs the OpenCL backend on the CPU, so CI tests it for real.
+# cairo is optional (PNG pictures from `ember plot`); installed here so that CI tests them.
 for pkg in meson ninja-build pkg-config gcc libcriterion-dev libopenblas-dev zlib1g-dev \
-           libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd; do
+           libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd \
+           libcairo2-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
