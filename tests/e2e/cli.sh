@@ -33,6 +33,21 @@ for v in $(grep -rhoE 'getenv\("EMBER_[A-Z_]+"\)' "$src/core" "$src/backends" "$
     check "ember --help names $v" 0 "^  $v " -- "$ember" --help
 done
 
+# ---- man page and bash completion, generated from the same tables ------------------------------
+man=$build/tools/share/ember.1
+if command -v groff >/dev/null; then
+    check "the man page renders without warnings" 0 '^ok$' -- \
+        sh -c "groff -man -ww -z '$man' 2>&1 | grep . || echo ok"
+fi
+for c in $commands; do
+    check "the man page describes ember $c" 0 "^\\.SS \"ember $c " -- cat "$man"
+done
+check "the man page describes --epochs" 0 '^\\fB\\-e\\fR, \\fB\\-\\-epochs' -- cat "$man"
+comp() { bash -c ". '$build/tools/share/ember'; COMP_WORDS=($1); COMP_CWORD=\$((\${#COMP_WORDS[@]} - 1)); _ember; echo \"\${COMPREPLY[*]}\""; }
+check "completion of a command" 0 '^train$' -- comp "ember tr"
+check "completion of an option" 0 '^--epochs$' -- comp "ember train x --ep"
+check "completion of --device" 0 'opencl:0' -- comp "ember train x --device o"
+
 # ---- README and help agree ----------------------------------------------------------------
 readme_tool=$(sed -n '/^## The `ember` tool/,/^## /p' "$src/README.md")
 readme_cmds=$(grep -E '^ember [a-z]' <<<"$readme_tool" | awk '{print $2}' | sort -u)
