@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "figure.h"
 #include "train.h"
@@ -351,9 +352,11 @@ static uint32_t blues(double t)
 
 static void confusion_chart(figure *f, const int64_t *m, int64_t n, const char *title)
 {
-    double cell = fmax(6, fmin(48, 480.0 / (double)n)), side = cell * (double)n;
+    double cell = fmax(6, fmin(80, 480.0 / (double)n)), side = cell * (double)n;
     double x0 = 90, y0 = 60;
-    fig_init(f, x0 + side + 130, y0 + side + 70);
+    /* wide enough for the title: about 9.5 px per character of 15 px bold */
+    double width = fmax(x0 + side + 130, 9.5 * (double)strlen(title) + 40);
+    fig_init(f, width, y0 + side + 70);
     bool numbers = cell >= 22, labels = cell >= 14 || n <= 40;
     char b[32];
     for (int64_t i = 0; i < n; i++) {
@@ -367,8 +370,8 @@ static void confusion_chart(figure *f, const int64_t *m, int64_t n, const char *
             fig_rect(f, x, y, cell, cell, blues(t), 0xffffffu);
             if (numbers && m[i * n + j]) {
                 snprintf(b, sizeof b, "%lld", (long long)m[i * n + j]);
-                fig_text(f, x + cell / 2, y + cell / 2 + 4, b, cell >= 36 ? 12 : 9, 0, false,
-                         false, t > 0.5 ? 0xffffffu : INK);
+                fig_text(f, x + cell / 2, y + cell / 2 + 4, b, cell >= 60 ? 14 : cell >= 36 ? 12 : 9,
+                         0, false, false, t > 0.5 ? 0xffffffu : INK);
             }
         }
         if (labels && (n <= 40 || i % (n / 20 + 1) == 0)) {
@@ -379,7 +382,7 @@ static void confusion_chart(figure *f, const int64_t *m, int64_t n, const char *
         }
     }
     fig_rect(f, x0, y0, side, side, FIG_NONE, INK);
-    fig_text(f, x0 + side / 2, 28, title, 15, 0, true, false, INK);
+    fig_text(f, width / 2, 28, title, 15, 0, true, false, INK);
     fig_text(f, x0 + side / 2, y0 + side + 40, "predicted class", 13, 0, false, false, INK);
     fig_text(f, 40, y0 + side / 2, "true class", 13, 0, false, true, INK);
     /* the colour scale */
@@ -451,6 +454,13 @@ static const char *run_name(const char *dir)
 int plot_run(const char *run_dir)
 {
     char dir[PATH_MAX], path[PATH_MAX + 32], stem[PATH_MAX + 32];
+    struct stat st;
+    errno = 0;
+    if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "ember plot: %s: %s (expected a run folder such as runs/digits)\n",
+                run_dir, errno ? strerror(errno) : "not a folder");
+        return 1;
+    }
     if (run_dir_latest(run_dir, dir, sizeof dir) < 0) {
         fprintf(stderr, "ember plot: %s: path too long\n", run_dir);
         return 1;
