@@ -93,6 +93,8 @@ check "summary --input 3,,4" 2 "^ember summary: --input: '3,,4' is not a shape" 
 check "a mistyped option gets a suggestion" 2 "^ember train: unknown option '--epcohs'; did you mean '--epochs'\?" -- "$ember" train "$d" --epcohs 3
 check "a mistyped --opt=value too" 2 "unknown option '--chekpoint'; did you mean '--checkpoint'\?" -- "$ember" eval "$d" --chekpoint=x
 check "an unknown option without a near name" 2 "^ember info: unknown option '--frobnicate'$" -- "$ember" info --frobnicate
+check "an ambiguous prefix names the options it could be" 2 "^ember conformance: option '--s' is ambiguous; it could be '--seed', '--support', '--skip-status'" -- "$ember" conformance --s 1
+check "an unambiguous prefix is taken (GNU style)" 0 'epoch 1/1:' -- "$ember" train "$d" --epo 1 --out "$work/prefix" --quiet --no-plot
 check "a flag given a value" 2 "^ember train: --quiet takes no value" -- "$ember" train "$d" --quiet=yes
 check "a mistyped command gets a suggestion" 2 "^ember: unknown command 'trian'; did you mean 'train'\?" -- "$ember" trian
 check "a missing positional argument" 2 "^ember train: missing CONFIG" -- "$ember" train

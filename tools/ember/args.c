@@ -88,6 +88,19 @@ static void unknown_option(const cli_cmd *cmd, const char *arg)
     for (int i = 0; i < cmd->nopts; i++)
         names[n++] = cmd->opts[i].name;
     names[n++] = "help";
+    /* getopt_long takes an unambiguous prefix ("--epo"); an ambiguous one lands here */
+    size_t len = strlen(name);
+    int prefixed = 0;
+    for (int i = 0; i < n; i++)
+        prefixed += len > 0 && !strncmp(names[i], name, len);
+    if (prefixed > 1) {
+        fprintf(stderr, "ember %s: option '--%s' is ambiguous; it could be", cmd->name, name);
+        for (int i = 0, k = 0; i < n; i++)
+            if (!strncmp(names[i], name, len))
+                fprintf(stderr, "%s '--%s'", k++ ? "," : "", names[i]);
+        fprintf(stderr, "\nTry 'ember %s --help'.\n", cmd->name);
+        return;
+    }
     const char *best = em_closest_name(name, names, n);
     if (best)
         cli_usage_error(cmd, "unknown option '--%s'; did you mean '--%s'?", name, best);
