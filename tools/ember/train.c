@@ -435,6 +435,28 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
     return rc;
 }
 
+/* Step: say what runs where, and where it writes. */
+static void train_announce(const run_cfg *c, const train_opts *opt, const objects *o,
+                           em_device dev)
+{
+    char db[32];
+    if (!opt->quiet)
+        train_config_print(c, opt, stdout, cli_terminal_width());
+    printf("training on %s: %lld training and %lld test samples, %d epochs\n"
+           "writing to %s/\n",
+           em_device_str(dev, db, sizeof db), (long long)em_dataset_len(o->d.train),
+           (long long)em_dataset_len(o->d.test), c->epochs, c->out_dir);
+    fflush(stdout);
+}
+
+/* Step: the closing line and the pictures. */
+static int train_finish(const run_cfg *c, const train_opts *opt, const loop_state *s)
+{
+    printf("best test accuracy %.2f%%; the run is in %s/\n", 100 * s->best, c->out_dir);
+    fflush(stdout);
+    return opt->no_plot ? 0 : plot_run(c->out_dir);
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_opts opt;
@@ -448,26 +470,15 @@ int cmd_train(int argc, char **argv)
     if (!rc)
         rc = run_dir_open(&c, &opt);
     if (!rc) {
-        char db[32];
-        if (!opt.quiet)
-            train_config_print(&c, &opt, stdout, cli_terminal_width());
-        printf("training on %s: %lld training and %lld test samples, %d epochs\n"
-               "writing to %s/\n",
-               em_device_str(s.dev, db, sizeof db), (long long)em_dataset_len(o.d.train),
-               (long long)em_dataset_len(o.d.test), c.epochs, c.out_dir);
-        fflush(stdout);
+        train_announce(&c, &opt, &o, s.dev);
         rc = train_resume(&c, &opt, &o, &s);
     }
     if (!rc)
         rc = train_loop(&c, &o, &s);
     if (s.metrics)
         fclose(s.metrics);
-    if (!rc) {
-        printf("best test accuracy %.2f%%; the run is in %s/\n", 100 * s.best, c.out_dir);
-        fflush(stdout);
-        if (!opt.no_plot)
-            rc = plot_run(c.out_dir);
-    }
+    if (!rc)
+        rc = train_finish(&c, &opt, &s);
     objects_free(&o);
     em_shutdown();
     return rc;
