@@ -110,6 +110,7 @@ check "a first run goes to version_0 and says so" 0 'writing to runs/digits/vers
 check "a second run goes to version_1" 0 'writing to runs/digits/version_1/' -- "$ember" train "$d" --epochs 1 --no-plot
 check "the first run's checkpoint is still there" 0 '^' -- test -s runs/digits/version_0/best.safetensors
 check "--resume continues the latest run" 0 'epoch 2/2:' -- "$ember" train "$d" --epochs 2 --resume --no-plot
+check "--resume of a finished run says how to go on" 0 'has done 2 epochs already; --epochs N \(more than 2\)' -- "$ember" train "$d" --epochs 2 --resume --no-plot
 check "--resume wrote into version_1" 0 '^3$' -- sh -c 'wc -l < runs/digits/version_1/metrics.csv'
 check "--out on a folder with a run is refused, naming --resume and --force" 2 'with --resume, start over in it with --force' -- \
     "$ember" train "$d" --out runs/digits/version_0 --epochs 1

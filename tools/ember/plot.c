@@ -178,11 +178,13 @@ static int64_t *confusion_read(const char *path, int64_t *classes, int *rc)
 
 /* ---- drawing ------------------------------------------------------------------------------- */
 
-/* Round steps (1, 2, 2.5, 5 x 10^k) giving about `want` ticks over [lo, hi]. */
-static double nice_step(double lo, double hi, int want)
+/* Round steps (1, 2, 2.5, 5 x 10^k; no 2.5 for whole numbers such as epochs) giving about
+ * `want` ticks over [lo, hi]. */
+static double nice_step(double lo, double hi, int want, bool whole)
 {
     double raw = (hi - lo) / want, p = pow(10, floor(log10(raw))), r = raw / p;
-    return p * (r <= 1 ? 1 : r <= 2 ? 2 : r <= 2.5 ? 2.5 : r <= 5 ? 5 : 10);
+    double step = p * (r <= 1 ? 1 : r <= 2 ? 2 : r <= 2.5 && !whole ? 2.5 : r <= 5 ? 5 : 10);
+    return whole ? fmax(1, round(step)) : step;
 }
 
 typedef struct axes {
@@ -204,12 +206,12 @@ static void tick_label(char *buf, size_t size, double v, double step)
 /* Frame, grid, ticks and labels of a chart with epochs along x. */
 static void draw_axes(figure *f, axes *a, const char *title, const char *ylabel)
 {
-    double ystep = nice_step(a->ylo, a->yhi, 5);
+    double ystep = nice_step(a->ylo, a->yhi, 5, false);
     a->ylo = floor(a->ylo / ystep) * ystep;
     a->yhi = ceil(a->yhi / ystep - 1e-9) * ystep;
     if (a->yhi <= a->ylo)
         a->yhi = a->ylo + ystep;
-    double xstep = fmax(1, round(nice_step(a->xlo, a->xhi, 8)));
+    double xstep = nice_step(a->xlo, a->xhi, 8, true);
     char b[32];
     for (double y = a->ylo; y <= a->yhi + ystep * 1e-6; y += ystep) {
         fig_line(f, a->x0, py(a, y), a->x0 + a->w, py(a, y), GRID, 1, false);

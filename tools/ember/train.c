@@ -352,6 +352,9 @@ static int train_resume(const run_cfg *c, const train_opts *opt, objects *o, loo
             fprintf(stderr, "ember train: --resume: no run state in %s\n", c->out_dir);
             return 1;
         }
+        if (s->start >= c->epochs)
+            printf("the run in %s/ has done %d epochs already; --epochs N (more than %d) "
+                   "trains it further\n", c->out_dir, s->start, s->start);
         for (int e = 0; e < s->start && o->sched; e++)
             em_scheduler_step(o->sched);
         em_dataloader_set_epoch(o->dl, s->start);
