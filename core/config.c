@@ -1,4 +1,4 @@
-/* core/config.c - the effective configuration: defaults, then the INI file, then EMBER_* env.
+/* core/config.c - the effective configuration: defaults, then INI files, then EMBER_* env.
  *
  * Loaded once by em_init() and read-only afterwards, so the getters need no locking. Every
  * value remembers where it came from ("default", "/abs/ember.ini:4", "env EMBER_SEED") for
@@ -381,6 +381,7 @@ static int parse_file(const char *file)
         return em_set_error(EM_ERR_IO, "%s: cannot read config file: not a regular file", file);
     }
     char *abs = realpath(file, NULL);
+    free(g_cfg.path);                  /* a layered load: the last file read is named */
     g_cfg.path = abs ? abs : strdup(file);
     if (!g_cfg.path) {
         fclose(f);
@@ -426,8 +427,9 @@ static const char *abs_env_dir(const char *name)
     return v && v[0] == '/' ? v : NULL;
 }
 
-/* Reads the first file of the default search that exists; none is fine. */
-static int load_default_file(void)
+/* Reads the default files, later ones over earlier ones: the system file, then the user's;
+ * $EMBER_CONFIG instead of both. None is fine. */
+static int load_default_files(void)
 {
     const char *env = getenv("EMBER_CONFIG");
     if (env) {
@@ -438,6 +440,11 @@ static int load_default_file(void)
                                 env, strerror(errno));
         return parse_file(env);
     }
+    if (file_exists(EMBER_SYSCONFDIR "/ember/ember.ini")) {
+        int rc = parse_file(EMBER_SYSCONFDIR "/ember/ember.ini");
+        if (rc != EM_OK)
+            return rc;
+    }
     char path[PATH_MAX];
     const char *xdg = abs_env_dir("XDG_CONFIG_HOME"), *home = abs_env_dir("HOME");
     int n = -1;
@@ -447,8 +454,6 @@ static int load_default_file(void)
         n = snprintf(path, sizeof path, "%s/.config/ember/ember.ini", home);
     if (n > 0 && (size_t)n < sizeof path && file_exists(path))
         return parse_file(path);
-    if (file_exists(EMBER_SYSCONFDIR "/ember/ember.ini"))
-        return parse_file(EMBER_SYSCONFDIR "/ember/ember.ini");
     return EM_OK;
 }
 
@@ -491,7 +496,9 @@ static int apply_env(void)
 
 /* ---- loading -------------------------------------------------------------------- */
 
-int em__config_load(const char *path)
+/* Defaults, then the files (`files`: 0 the default search, 1 only `path`, 2 the default
+ * search and `path` over it), then the environment. */
+static int config_load(const char *path, int files)
 {
     em__config_free();
     int rc = cfg_set("runtime.backend", "cpu", "default");
@@ -499,12 +506,10 @@ int em__config_load(const char *path)
         rc = cfg_set("runtime.fallback", "none", "default");
     if (rc == EM_OK)
         rc = cfg_set("runtime.strict", "0", "default");
-    if (rc == EM_OK) {
-        if (path && path[0])
-            rc = parse_file(path);
-        else if (!path)
-            rc = load_default_file();        /* path "": no config file, as EMBER_CONFIG="" */
-    }
+    if (rc == EM_OK && files != 1)
+        rc = load_default_files();
+    if (rc == EM_OK && files != 0 && path[0])
+        rc = parse_file(path);
     if (rc == EM_OK)
         rc = apply_env();
     if (rc == EM_OK)
@@ -512,6 +517,17 @@ int em__config_load(const char *path)
     if (rc != EM_OK)
         em__config_free();
     return rc;
+}
+
+int em__config_load(const char *path)
+{
+    /* path "": no config file, as EMBER_CONFIG="" */
+    return config_load(path ? path : "", path ? 1 : 0);
+}
+
+int em__config_load_layered(const char *path)
+{
+    return config_load(path ? path : "", path ? 2 : 0);
 }
 
 const char *em__config_path(void) { return g_cfg.path ? g_cfg.path : ""; }

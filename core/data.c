@@ -77,7 +77,7 @@ static const em_dataset_type_ops *find_type(const char *name)
         if (n < 256)
             names[n++] = types[i].ops->name;
     }
-    const char *best = em__closest_name(name, names, n);
+    const char *best = em_closest_name(name, names, n);
     if (best)
         em_set_error(EM_ERR_INVALID, "unknown dataset type '%s'; did you mean '%s'?", name, best);
     else

@@ -203,6 +203,8 @@ int em__plugin_check_descriptor(const em_plugin *d, char *why, size_t size);
 /* Reads `path` (NULL: the default search) into the effective configuration, then applies
  * environment overrides. Returns EM_OK or a negative status naming file:line. */
 int em__config_load(const char *path);
+/* The default files (system, then user, or $EMBER_CONFIG), then path over them. */
+int em__config_load_layered(const char *path);
 void em__config_free(void);
 /* Where the config file came from ("" when none was read). */
 const char *em__config_path(void);

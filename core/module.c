@@ -82,7 +82,7 @@ static const em_module_ops *find_type(const char *name)
     int n = ntypes < 256 ? ntypes : 256;
     for (int i = 0; i < n; i++)
         names[i] = types[i].ops->name;
-    const char *best = em__closest_name(name, names, n);
+    const char *best = em_closest_name(name, names, n);
     if (best)
         em_set_error(EM_ERR_INVALID, "unknown module type '%s'; did you mean '%s'?", name, best);
     else

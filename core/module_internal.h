@@ -53,8 +53,6 @@ void em__optim_types_forget(em_plugin_rec *rec);
 void em__optim_types_free(void);
 /* core/summary.c: records a module's output while a summary is being taken */
 void em__summary_record(em_module *m, em_tensor *y);
-/* core/spec.c */
-const char *em__closest_name(const char *name, const char *const *names, int n);
 /* core/transfer.c: moves t's data to d in place (t keeps its handle; it stays a leaf) */
 int em__tensor_move(em_tensor *t, em_device d);
 

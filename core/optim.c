@@ -143,7 +143,7 @@ static const void *find(const char *name, bool scheduler)
             names[n++] = types[i].name;
     }
     const char *what = scheduler ? "scheduler" : "optimizer";
-    const char *best = em__closest_name(name, names, n);
+    const char *best = em_closest_name(name, names, n);
     if (best)
         em_set_error(EM_ERR_INVALID, "unknown %s '%s'; did you mean '%s'?", what, name, best);
     else

@@ -86,13 +86,13 @@ static int strict_failure(void)
 
 static void teardown(void);
 
-int em_init(const char *config_path)
+static int init(const char *config_path, bool layered)
 {
     if (initialized)
         return em_set_error(EM_ERR_STATE, "em_init: already initialised; call em_shutdown() "
                                           "first");
     em_clear_error();
-    int rc = em__config_load(config_path);
+    int rc = layered ? em__config_load_layered(config_path) : em__config_load(config_path);
     if (rc < 0) {
         em__config_free();
         return rc;
@@ -131,6 +131,10 @@ fail:;
     em_set_error(st, "%s", keep);
     return rc;
 }
+
+int em_init(const char *config_path) { return init(config_path, false); }
+
+int em_init_layered(const char *config_path) { return init(config_path, true); }
 
 static void teardown(void)
 {

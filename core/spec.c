@@ -444,7 +444,7 @@ static size_t edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-const char *em__closest_name(const char *name, const char *const *names, int n)
+const char *em_closest_name(const char *name, const char *const *names, int n)
 {
     const char *best = NULL;
     size_t bd = 99, limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;

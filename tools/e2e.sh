@@ -4,22 +4,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 build=$(cd "${1:-build}" && pwd)   # absolute: a relative EMBER_PLUGIN_PATH entry is refused
 export EMBER_CONFIG=
-pass=0 fail=0
-
-check() {   # check NAME EXPECTED_RC PATTERN -- command...
-    local name=$1 want_rc=$2 pattern=$3
-    shift 4
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -eq "$want_rc" ] && grep -qE -- "$pattern" <<<"$out"; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-        echo "FAIL: $name (exit $rc, wanted $want_rc; pattern '$pattern')"
-        echo "$out" | sed 's/^/    /' | head -20
-    fi
-}
+. tests/e2e/check.sh
 
 ember=$build/tools/ember
 check "info lists the cpu backend" 0 'cpu +available: yes' -- "$ember" info
@@ -27,7 +12,7 @@ check "info shows the plugin file" 0 'ember_cpu\.so' -- "$ember" info
 check "info shows config sources" 0 'runtime\.backend.*default' -- "$ember" info
 check "help" 0 'usage: ember' -- "$ember" --help
 check "unknown command" 2 "unknown command 'frobnicate'" -- "$ember" frobnicate
-check "unknown info argument" 2 "unknown argument '--bogus'" -- "$ember" info --bogus
+check "unknown info option" 2 "unknown option '--bogus'" -- "$ember" info --bogus
 check "missing config file" 1 'nonexistent\.ini' -- "$ember" info --config /nonexistent.ini
 check "unknown backend" 1 "unknown backend 'tpu'" -- env EMBER_BACKEND=tpu "$ember" info
 check "bad plugin dir is reported" 0 'does not exist' -- env EMBER_PLUGIN_PATH=/nonexistent "$ember" info
@@ -111,7 +96,12 @@ int_rc=$?
 check "Ctrl-C saves a checkpoint and exits cleanly" 0 '^130 interrupted in epoch [0-9]+: saved .*last\.safetensors' -- \
     sh -c "echo $int_rc \$(tail -1 '$run/int.log'); test -s '$run/int/last.safetensors'"
 check "summary" 0 'Total params: 9,866' -- \
-    "$ember" summary "Sequential(Linear(3, 64), ReLU(), Linear(64, 128), ReLU(), Linear(128, 10))" --input 64,3
+    "$ember" summary "Sequential(Linear(3, 64), ReLU(), Linear(64, 128), ReLU(), Linear(128, 10))" --input 3
+check "summary shows the batch as -1" 0 '^ +Linear-5 +\[-1, 10\] +1,290$' -- \
+    "$ember" summary "Sequential(Linear(3, 64), ReLU(), Linear(64, 128), ReLU(), Linear(128, 10))" --input 3
+# The command line itself: help, errors, run folders, config layers, pictures, progress bar.
+check "the command line (tests/e2e/cli.sh)" 0 '^cli e2e: [1-9][0-9]* passed, 0 failed$' -- \
+    tests/e2e/cli.sh "$build"
 check "tutorial example" 0 'a.grad = tensor\(\[40\.\]\)' -- "$build/examples/tutorial"
 check "tutorial learns" 0 'epoch  29: .*test accuracy (8[0-9]|9[0-9])\.' -- "$build/examples/tutorial"
 rm -rf "$run"

@@ -8,10 +8,11 @@ build=${1:-build}
 need=()
 # Build tools and libraries; PoCL runs the OpenCL backend on the CPU, so CI tests it for real.
 # locales: the de_DE.UTF-8 locale the locale tests run under (generated below).
+# cairo is optional (PNG pictures from `ember plot`); installed here so that CI tests them.
 # libdlpack-dev: em_to_dlpack/em_from_dlpack; python3-numpy: the NumPy interop test.
 for pkg in meson ninja-build pkg-config gcc libcriterion-dev zlib1g-dev \
            libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd locales \
-           libdlpack-dev python3-numpy; do
+           libdlpack-dev python3-numpy libcairo2-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 sudo_cmd=""

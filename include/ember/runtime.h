@@ -17,13 +17,18 @@ extern "C" {
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-/* Reads the configuration (config_path, else $EMBER_CONFIG, else
- * $XDG_CONFIG_HOME/ember/ember.ini, else <sysconfdir>/ember/ember.ini; never a file in the
- * current directory), loads plugins, picks the default device. Returns EM_OK, or a negative
+/* Reads the configuration (config_path; else $EMBER_CONFIG; else <sysconfdir>/ember/ember.ini
+ * and then $XDG_CONFIG_HOME/ember/ember.ini over it; never a file in the current directory;
+ * the environment over any file), loads plugins, picks the default device. Returns EM_OK, or a negative
  * status when the config is malformed, the requested default backend cannot be used, or
  * EMBER_STRICT=1 and any plugin failed. Calling it twice without em_shutdown() is an error.
  * Not thread safe: call it once, before other threads use Ember. */
 EM_API int em_init(const char *config_path);
+/* em_init with config_path layered over the default files rather than instead of them:
+ * defaults < system file < user file (or $EMBER_CONFIG) < config_path < environment. For a
+ * job's own config (`ember train CONFIG`) that should keep the user's [runtime] settings.
+ * em_config_file() then names config_path; em_config_source() names each value's file. */
+EM_API int em_init_layered(const char *config_path);
 
 /* Releases the tensors still held by open scopes, calls every plugin's shutdown hook in
  * reverse load order, then unloads them. Tensors the caller still holds become invalid. */

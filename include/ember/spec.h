@@ -87,6 +87,14 @@ EM_API const em_spec *em_args_spec_at(const em_args *a, const char *name, int i)
  * (what printing a module gives back). Caller frees. */
 EM_API char *em_args_str_repr(const em_args *a, const char *type_name);
 
+/* ---- "did you mean" ----------------------------------------------------------------------- */
+
+/* The name among names[0..n) closest to `name` by edit distance (case-sensitive), or NULL
+ * when none is close enough to be a typo (more than max(2, strlen(name) / 3) edits). Returns
+ * one of the given pointers (borrowed). The same rule as the spec binder's suggestions, for
+ * host programs and the `ember` tool's option names. Thread-safe; no allocation. */
+EM_API const char *em_closest_name(const char *name, const char *const *names, int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -380,3 +380,35 @@ Test(config, home_dot_config_is_used_when_xdg_config_home_is_unset)
     rmdir(d1);
     rmdir(dir);
 }
+
+Test(config, a_layered_load_reads_the_user_file_then_the_given_file_over_it)
+{
+    char dir[] = "/tmp/ember-layer-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char sub[PATH_MAX], user[PATH_MAX];
+    snprintf(sub, sizeof sub, "%s/ember", dir);
+    snprintf(user, sizeof user, "%s/ember/ember.ini", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    write_file(user, "[runtime]\nthreads = 3\nseed = 5\n");
+    setenv("XDG_CONFIG_HOME", dir, 1);
+    const char *job = config_file("[runtime]\nseed = 7\n[train]\nepochs = 4\n");
+    char user_abs[PATH_MAX], src[PATH_MAX + 8];
+    cr_assert_not_null(realpath(user, user_abs));
+
+    cr_assert_eq(em__config_load_layered(job), EM_OK, "%s", em_last_error());
+    cr_assert_str_eq(em_config_get("runtime.threads"), "3");
+    snprintf(src, sizeof src, "%s:2", user_abs);
+    cr_assert_str_eq(em_config_source("runtime.threads"), src);
+    cr_assert_str_eq(em_config_get("runtime.seed"), "7", "the job's file wins over the user's");
+    cr_assert_str_eq(em_config_source("runtime.seed"), at_line(2));
+    cr_assert_str_eq(em_config_get("train.epochs"), "4");
+    cr_assert_str_eq(em__config_path(), g_abs);
+    em__config_free();
+
+    /* em__config_load(path) still reads only path */
+    cr_assert_eq(em__config_load(job), EM_OK, "%s", em_last_error());
+    cr_assert_null(em_config_get("runtime.threads"));
+    unlink(user);
+    rmdir(sub);
+    rmdir(dir);
+}

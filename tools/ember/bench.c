@@ -376,27 +376,33 @@ static void bench_matmul(int reps, int max_n, bool quick)
     }
 }
 
+enum { O_QUICK, O_TRAIN, O_DEVICE, O_CONFIG };
+static const cli_opt k_opts[] = {
+    [O_QUICK] = {"quick", 'q', NULL, "fewer repetitions, smaller sizes (seconds, not a\n"
+                                "minute)"},
+    [O_TRAIN] = {"train", 't', NULL, "only the training-step and data-epoch figures"},
+    [O_DEVICE] = {"device", 'd', "DEV", "run on DEV (cpu, cuda:0, opencl:0): on a device, its\n"
+                                         "transfer and kernel figures, then the training steps"},
+    [O_CONFIG] = {"config", 'c', "FILE", "read FILE as the runtime config"},
+};
+const cli_cmd cli_bench = {
+    .name = "bench", .synopsis = "[OPTION]...",
+    .summary = "dispatch, bandwidth, matmul, autograd, training steps",
+    .about = "Measures dispatch overhead, elementwise bandwidth against a STREAM-style loop,\n"
+             "f32 matmul against OpenBLAS called directly, autograd overhead and training\n"
+             "steps, side by side in one run. Medians of repeated runs.",
+    .opts = k_opts, .nopts = 4,
+    .examples = "ember bench --quick\nember bench --train --quick",
+};
+
 int cmd_bench(int argc, char **argv)
 {
-    const char *config = NULL;
-    bool quick = false, train_only = false;
-    const char *device = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            config = argv[++i];
-        else if (!strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!strcmp(argv[i], "--train"))
-            train_only = true;
-        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            device = argv[++i];
-        else {
-            fprintf(stderr, "ember bench: unknown argument '%s'\n"
-                            "usage: ember bench [--config FILE] [--quick] [--train] [--device DEV]\n",
-                    argv[i]);
-            return 2;
-        }
-    }
+    cli_args a;
+    int prc = cli_parse(&cli_bench, argc, argv, &a);
+    if (prc >= 0)
+        return prc;
+    const char *config = a.val[O_CONFIG], *device = a.val[O_DEVICE];
+    bool quick = cli_has(&a, O_QUICK), train_only = cli_has(&a, O_TRAIN);
     if (em_init(config) < 0)
         return cli_fail("init");
     int reps = quick ? 3 : 9;

@@ -14,27 +14,6 @@
 #include "cli.h"
 #include "conformance.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: ember conformance --backend NAME [--op OP] [--dtype D] [--junit FILE]\n"
-            "                         [--seed N] [--verbose] [--config FILE] [--skip-status N]\n"
-            "       ember conformance --support [--backend NAME] [--markdown FILE]\n"
-            "       ember conformance --list [--op OP] [--dtype D]\n"
-            "\n"
-            "Runs the conformance cases of every op (and of ops that plugins register) on one\n"
-            "backend: forward values against float64 references and PyTorch's golden values,\n"
-            "gradients against the CPU in float64 and central differences. Prints one line per\n"
-            "failing check and closes with `N passed, N failed, N skipped`.\n"
-            "  --support   the op x dtype matrix (Y runs, - no kernel, . not an input dtype of\n"
-            "              the op, ? the probe failed); every usable backend unless --backend\n"
-            "  --markdown  write that matrix as markdown (docs/op-support.md)\n"
-            "  --list      the cases, with the dtypes and checks each runs\n"
-            "  --dtype     f32 f64 f16 bf16 i64 i32 u8 bool (or the PyTorch names)\n"
-            "  --skip-status N  exit with N instead of 0 when the backend cannot run here\n"
-            "              (77: `meson test` then reports the test as skipped)\n");
-}
-
 static double now(void)
 {
     struct timespec ts;
@@ -224,51 +203,63 @@ static int write_junit(const char *path, const char *backend, const cf_report *r
 
 /* ---- the command ---------------------------------------------------------------------------- */
 
+enum { O_BACKEND, O_OP, O_DTYPE, O_JUNIT, O_SEED, O_VERBOSE, O_SUPPORT, O_MARKDOWN, O_LIST,
+       O_SKIP_STATUS, O_CONFIG };
+static const cli_opt k_opts[] = {
+    [O_BACKEND] = {"backend", 'b', "NAME", "the backend to test (cpu, opencl, cuda, a plugin's)"},
+    [O_OP] = {"op", 0, "OP", "only the cases of this op (see --list)"},
+    [O_DTYPE] = {"dtype", 0, "D", "only this dtype: f32 f64 f16 bf16 i64 i32 u8 bool\n"
+                                  "(or the PyTorch names)"},
+    [O_JUNIT] = {"junit", 0, "FILE", "also write the results as JUnit XML to FILE"},
+    [O_SEED] = {"seed", 0, "N", "seed of the random inputs (default 0; printed with\n"
+                              "failures)"},
+    [O_VERBOSE] = {"verbose", 'v', NULL, "one line per check, passed ones too"},
+    [O_SUPPORT] = {"support", 0, NULL, "the op x dtype matrix (Y runs, - no kernel, . not\n"
+                                      "an input dtype of the op, ? the probe failed);\n"
+                                      "every usable backend unless --backend"},
+    [O_MARKDOWN] = {"markdown", 0, "FILE", "with --support: write the matrix as markdown\n"
+                                          "(docs/op-support.md)"},
+    [O_LIST] = {"list", 0, NULL, "the cases, with the dtypes and checks each runs"},
+    [O_SKIP_STATUS] = {"skip-status", 0, "N", "exit with N instead of 0 when the backend cannot\n"
+                                             "run here (77: meson test reports a skip)"},
+    [O_CONFIG] = {"config", 'c', "FILE", "read FILE as the runtime config"},
+};
+const cli_cmd cli_conformance = {
+    .name = "conformance", .synopsis = "--backend NAME [OPTION]...",
+    .summary = "the conformance suite against one backend",
+    .about = "Runs the conformance cases of every op (and of ops that plugins register) on\n"
+             "one backend: forward values against float64 references and PyTorch's golden\n"
+             "values, gradients against the CPU in float64 and central differences. Prints\n"
+             "one line per failing check and closes with `N passed, N failed, N skipped`.\n"
+             "Exit status: 0 when nothing failed (a backend that cannot run here is all\n"
+             "skips), 1 on failures.",
+    .opts = k_opts, .nopts = 11,
+    .examples = "ember conformance --backend cpu --op softmax\n"
+                "ember conformance --backend cpu --op add --dtype f32\n"
+                "ember conformance --support --backend cpu\n"
+                "ember conformance --list",
+};
+
 int cmd_conformance(int argc, char **argv)
 {
-    const char *backend = NULL, *op = NULL, *dtype = NULL, *junit = NULL, *config = NULL,
-               *markdown = NULL;
-    bool list = false, sup = false, verbose = false;
+    cli_args a;
+    int prc = cli_parse(&cli_conformance, argc, argv, &a);
+    if (prc >= 0)
+        return prc;
+    const char *backend = a.val[O_BACKEND], *op = a.val[O_OP], *dtype = a.val[O_DTYPE],
+               *junit = a.val[O_JUNIT], *config = a.val[O_CONFIG], *markdown = a.val[O_MARKDOWN];
+    bool list = cli_has(&a, O_LIST), sup = cli_has(&a, O_SUPPORT),
+         verbose = cli_has(&a, O_VERBOSE);
     uint64_t seed = 0;
-    int skip_status = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **val = !strcmp(a, "--backend")    ? &backend
-                           : !strcmp(a, "--op")       ? &op
-                           : !strcmp(a, "--dtype")    ? &dtype
-                           : !strcmp(a, "--junit")    ? &junit
-                           : !strcmp(a, "--config")   ? &config
-                           : !strcmp(a, "--markdown") ? &markdown
-                                                      : NULL;
-        if (val) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "ember conformance: %s needs a value\n", a);
-                return 2;
-            }
-            *val = argv[++i];
-        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 0);
-        } else if (!strcmp(a, "--skip-status") && i + 1 < argc) {
-            skip_status = atoi(argv[++i]);
-        } else if (!strcmp(a, "--list")) {
-            list = true;
-        } else if (!strcmp(a, "--support")) {
-            sup = true;
-        } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
-            verbose = true;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "ember conformance: unknown argument '%s'\n\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!backend && !list && !sup) {
-        fprintf(stderr, "ember conformance: --backend NAME is required\n\n");
-        usage(stderr);
+    long skip_status = 0;
+    if (a.val[O_SEED] && cli_u64(&cli_conformance, "seed", a.val[O_SEED], &seed))
         return 2;
+    if (a.val[O_SKIP_STATUS] &&
+        cli_long(&cli_conformance, "skip-status", a.val[O_SKIP_STATUS], 0, 255, &skip_status))
+        return 2;
+    if (!backend && !list && !sup) {
+        return cli_usage_error(&cli_conformance, "--backend NAME is required (or --support, "
+                                                  "--list)");
     }
     em_dtype dt = EM_DTYPE_UNSPEC;
     if (dtype && (dt = em_dtype_parse(dtype)) == EM_DTYPE_UNSPEC) {
@@ -318,7 +309,7 @@ int cmd_conformance(int argc, char **argv)
         if (rep.failed > 0)
             rc = 1;
         else if (rep.backend_reason[0] && skip_status)
-            rc = skip_status;
+            rc = (int)skip_status;
         cf_report_free(&rep);
     }
 done:

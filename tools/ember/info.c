@@ -4,6 +4,7 @@
  * get_device_name(0): what was loaded from where, what failed and why, and which
  * configuration value came from where.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -97,30 +98,41 @@ static void print_backends(void)
 static void print_config(void)
 {
     const char *file = em_config_file();
-    printf("\nconfiguration (file: %s):\n", file && *file ? file : "none");
+    char fb[PATH_MAX];
+    printf("\nconfiguration (file: %s):\n", file && *file ? cli_source(file, fb, sizeof fb)
+                                                       : "none");
     const char *k, *v, *s;
+    char sb[PATH_MAX];
     for (int i = 0; em_config_entry(i, &k, &v, &s); i++)
-        printf("  %-24s = %-20s (%s)\n", k, v, s);
+        printf("  %-24s = %-20s (from %s)\n", k, v, cli_source(s, sb, sizeof sb));
     if (!em_config_get("runtime.threads")) {
         char n[16];
         snprintf(n, sizeof n, "%d", em_config_threads());
-        printf("  %-24s = %-20s (%s)\n", "runtime.threads", n, "default: online cores");
+        printf("  %-24s = %-20s (from %s)\n", "runtime.threads", n, "default: online cores");
     }
 }
 
+enum { O_CONFIG };
+static const cli_opt k_opts[] = {
+    [O_CONFIG] = {"config", 'c', "FILE", "read FILE instead of $EMBER_CONFIG or the user's and\n"
+                                          "the system's config"},
+};
+const cli_cmd cli_info = {
+    .name = "info", .synopsis = "[OPTION]...",
+    .summary = "versions, plugins, backends, devices, configuration",
+    .about = "The environment check: every plugin found and what it registered, every one\n"
+             "that failed to load and why, each backend's devices and memory, and each\n"
+             "configuration value with where it came from.",
+    .opts = k_opts, .nopts = 1, .examples = "ember info\nember info --config examples/ember.ini",
+};
+
 int cmd_info(int argc, char **argv)
 {
-    const char *config = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
-            config = argv[++i];
-        } else {
-            fprintf(stderr, "ember info: unknown argument '%s'\n"
-                            "usage: ember info [--config FILE]\n",
-                    argv[i]);
-            return 2;
-        }
-    }
+    cli_args a;
+    int prc = cli_parse(&cli_info, argc, argv, &a);
+    if (prc >= 0)
+        return prc;
+    const char *config = a.val[O_CONFIG];
     int major, minor;
     em_abi_version(&major, &minor);
     int rc = em_init(config);

@@ -2,181 +2,58 @@
  *
  * The tutorial's training section as a command: a dataset and its split from [data], a model
  * and loss from [model], an optimizer (and scheduler) from [train]; per epoch the train loop,
- * the test loop, a metrics row, and the last and best checkpoints. Paths inside the config are
- * relative to the config file; output paths and paths on the command line are relative to the
- * current directory. Ctrl-C saves the last checkpoint and exits cleanly.
+ * the test loop, a metrics row, and the last and best checkpoints; at the end the pictures.
+ * cmd_train runs named steps: train_setup (options, config layers, device), build (data,
+ * model, optimizer), run_dir_open (the run folder), train_resume, train_loop (epochs,
+ * checkpoints), train_finish. Paths inside the config are relative to the config file; output
+ * paths and paths on the command line are relative to the current directory. Ctrl-C saves
+ * the last checkpoint and exits cleanly.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "train.h"
 
-/* ---- the run's settings -------------------------------------------------------------------- */
+/* ---- options -------------------------------------------------------------------------------- */
 
-typedef struct run_cfg {
-    const char *config;      /* the file, absolute */
-    char dir[PATH_MAX];      /* its folder: data paths are relative to it */
-    const char *dataset, *test_dataset, *model, *loss, *optimizer, *scheduler;
-    double split;
-    bool shuffle;
-    int64_t batch_size;
-    int epochs;
-    uint64_t seed;
-    char out_dir[PATH_MAX];
-    bool quiet;
-} run_cfg;
-
-typedef struct key_rule {
-    const char *key;         /* "data.dataset" */
-    bool required;
-} key_rule;
-
-static const key_rule known_keys[] = {
-    {"data.dataset", true},   {"data.test_dataset", false}, {"data.split", false},
-    {"data.batch_size", false}, {"data.shuffle", false},
-    {"model.spec", true},     {"model.loss", false},        {"train.optimizer", true},
-    {"train.scheduler", false}, {"train.epochs", false},    {"train.seed", false},
-    {"train.out_dir", false},
+enum { T_DEVICE, T_EPOCHS, T_BATCH, T_SEED, T_OUT, T_RESUME, T_FORCE, T_QUIET, T_NO_PLOT };
+static const cli_opt k_train_opts[] = {
+    [T_DEVICE] = {"device", 'd', "DEV", "train on DEV: cpu, cuda, cuda:1, opencl:0 (default:\n"
+                                         "[runtime] backend or EMBER_BACKEND)"},
+    [T_EPOCHS] = {"epochs", 'e', "N", "train N epochs in all (over [train] epochs)"},
+    [T_BATCH] = {"batch-size", 'b', "N", "samples per batch (over [data] batch_size)"},
+    [T_SEED] = {"seed", 's', "N", "seed of the split, the shuffle and the initial weights\n"
+                                  "(over [train] seed)"},
+    [T_OUT] = {"out", 'o', "DIR", "write the run to exactly DIR (default: a new\n"
+                                  "runs/<config name>/version_N for each run)"},
+    [T_RESUME] = {"resume", 'r', NULL, "continue the latest run (or the one in --out DIR) from\n"
+                                       "its last checkpoint"},
+    [T_FORCE] = {"force", 'f', NULL, "with --out: start over in DIR even if it holds a run"},
+    [T_QUIET] = {"quiet", 'q', NULL, "no settings list, no progress bar: one line per\n"
+                                      "epoch"},
+    [T_NO_PLOT] = {"no-plot", 0, NULL, "do not draw the loss, accuracy and confusion pictures"},
 };
-#define NKEYS (int)(sizeof known_keys / sizeof known_keys[0])
-
-static int bad_value(const char *key, const char *what)
-{
-    fprintf(stderr, "ember: %s: %s: %s, got '%s'\n", em_config_source(key), key, what,
-            em_config_get(key));
-    return 2;
-}
-
-static double edit_ratio(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), d[40][40];
-    if (la >= 40 || lb >= 40)
-        return 99;
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            size_t s = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            size_t x = d[i - 1][j] + 1, y = d[i][j - 1] + 1;
-            d[i][j] = s < x ? (s < y ? s : y) : (x < y ? x : y);
-        }
-    return (double)d[la][lb];
-}
-
-/* Every [data]/[model]/[train] key must be known: a typo is an error with a suggestion. */
-static int check_keys(void)
-{
-    const char *k, *v, *src;
-    for (int i = 0; em_config_entry(i, &k, &v, &src); i++) {
-        if (!strncmp(k, "runtime.", 8))
-            continue;
-        bool known = false;
-        const char *best = NULL;
-        double bd = 99;
-        for (int j = 0; j < NKEYS && !known; j++) {
-            known = !strcmp(k, known_keys[j].key);
-            double d = edit_ratio(k, known_keys[j].key);
-            if (d < bd) {
-                bd = d;
-                best = known_keys[j].key;
-            }
-        }
-        if (!known) {
-            if (best && bd <= 3)
-                fprintf(stderr, "ember: %s: unknown key '%s'; did you mean '%s'?\n", src, k,
-                        best);
-            else
-                fprintf(stderr, "ember: %s: unknown key '%s'\n", src, k);
-            return 2;
-        }
-    }
-    for (int j = 0; j < NKEYS; j++)
-        if (known_keys[j].required && !em_config_get(known_keys[j].key)) {
-            const char *dot = strchr(known_keys[j].key, '.');
-            fprintf(stderr, "ember: %s: missing [%.*s] %s\n", em_config_file(),
-                    (int)(dot - known_keys[j].key), known_keys[j].key, dot + 1);
-            return 2;
-        }
-    return 0;
-}
-
-static bool parse_bool(const char *s, bool *out)
-{
-    if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes"))
-        return *out = true, true;
-    if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no"))
-        return *out = false, true;
-    return false;
-}
-
-static int load_cfg(run_cfg *c, const char *config, const char *out_override)
-{
-    if (check_keys())
-        return 2;
-    char real[PATH_MAX];
-    if (!realpath(config, real))
-        snprintf(real, sizeof real, "%s", config);
-    snprintf(c->dir, sizeof c->dir, "%s", real);
-    char *slash = strrchr(c->dir, '/');
-    if (slash)
-        *slash = '\0';
-    c->dataset = em_config_get("data.dataset");
-    c->test_dataset = em_config_get("data.test_dataset");
-    c->model = em_config_get("model.spec");
-    c->loss = em_config_get("model.loss") ? em_config_get("model.loss") : "CrossEntropyLoss()";
-    c->optimizer = em_config_get("train.optimizer");
-    c->scheduler = em_config_get("train.scheduler");
-    const char *v;
-    char *end;
-    c->split = 0.8;
-    if ((v = em_config_get("data.split"))) {
-        c->split = strtod(v, &end);
-        if (*end || !(c->split > 0 && c->split < 1))
-            return bad_value("data.split", "expected a fraction between 0 and 1");
-    }
-    c->batch_size = 64;
-    if ((v = em_config_get("data.batch_size"))) {
-        c->batch_size = strtoll(v, &end, 10);
-        if (*end || c->batch_size < 1)
-            return bad_value("data.batch_size", "expected a positive integer");
-    }
-    c->shuffle = true;
-    if ((v = em_config_get("data.shuffle")) && !parse_bool(v, &c->shuffle))
-        return bad_value("data.shuffle", "expected true or false");
-    c->epochs = 10;
-    if ((v = em_config_get("train.epochs"))) {
-        long e = strtol(v, &end, 10);
-        if (*end || e < 1 || e > 1000000)
-            return bad_value("train.epochs", "expected a positive integer");
-        c->epochs = (int)e;
-    }
-    c->seed = 0;
-    if ((v = em_config_get("train.seed"))) {
-        c->seed = strtoull(v, &end, 10);
-        if (*end)
-            return bad_value("train.seed", "expected a non-negative integer");
-    }
-    if (out_override) {
-        snprintf(c->out_dir, sizeof c->out_dir, "%s", out_override);
-    } else if ((v = em_config_get("train.out_dir"))) {
-        snprintf(c->out_dir, sizeof c->out_dir, "%s", v);
-    } else {
-        const char *base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
-        snprintf(c->out_dir, sizeof c->out_dir, "runs/%.*s", (int)strcspn(base, "."), base);
-    }
-    return 0;
-}
+const cli_cmd cli_train = {
+    .name = "train", .synopsis = "CONFIG [OPTION]...",
+    .summary = "train a model as the config file says",
+    .about = "Trains the model of CONFIG's [model] on its [data] with its [train] optimizer;\n"
+             "per epoch a test pass, a row of metrics.csv, and the last and best checkpoints\n"
+             "(safetensors). Each run gets its own folder, runs/<name>/version_N, and is never\n"
+             "overwritten; at the end `ember plot` draws its curves there. Settings come from\n"
+             "defaults < system config < user config < CONFIG < environment < these options.\n"
+             "Ctrl-C saves the last checkpoint; --resume continues bit for bit.",
+    .opts = k_train_opts, .nopts = 9, .min_positional = 1, .max_positional = 1,
+    .positional_name = "CONFIG (a training config such as examples/digits.ini)",
+    .examples = "ember train examples/digits.ini\n"
+                "ember train examples/digits.ini --epochs 5 --seed 1\n"
+                "ember train examples/digits.ini --resume",
+};
 
 /* ---- data ------------------------------------------------------------------------------ */
 
@@ -312,74 +189,8 @@ static int evaluate(em_module *model, em_module *loss_fn, em_dataset *ds, const 
     return rc;
 }
 
-/* ---- progress --------------------------------------------------------------------------- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void progress(int epoch, int epochs, int64_t done, int64_t total, double loss,
-                     double rate, double eta)
-{
-    int width = 24, fill = total ? (int)(width * done / total) : width;
-    char bar[32];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    bar[width] = '\0';
-    fprintf(stdout, "\repoch %d/%d [%s] %lld/%lld loss %.4f %.0f samples/s ETA %.0fs   ", epoch,
-            epochs, bar, (long long)done, (long long)total, loss, rate, eta);
-    fflush(stdout);
-}
-
-/* ---- run state (resume) ------------------------------------------------------------------- */
-
-static void out_path(const run_cfg *c, const char *name, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s/%s", c->out_dir, name);
-}
-
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0777) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
-}
-
-static int save_state(const run_cfg *c, int epochs_done, double best)
-{
-    char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
-    out_path(c, "state.txt", path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "epochs_done=%d\nbest_accuracy=%.17g\n", epochs_done, best);
-    int rc = fflush(f) || fsync(fileno(f));
-    rc |= fclose(f);
-    return rc || rename(tmp, path) ? -1 : 0;
-}
-
-static int load_state(const run_cfg *c, int *epochs_done, double *best)
-{
-    char path[PATH_MAX + 32];
-    out_path(c, "state.txt", path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    int ok = fscanf(f, "epochs_done=%d\nbest_accuracy=%lf", epochs_done, best) == 2;
-    fclose(f);
-    return ok ? 0 : -1;
-}
+/* ---- checkpoints ----------------------------------------------------------------------- */
 
 static int save_checkpoint(const run_cfg *c, const char *stem, em_module *model, em_optimizer *opt)
 {
@@ -391,14 +202,7 @@ static int save_checkpoint(const run_cfg *c, const char *stem, em_module *model,
     return 0;
 }
 
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-/* ---- train -------------------------------------------------------------------------------- */
+/* ---- the objects of a run ---------------------------------------------------------------- */
 
 typedef struct objects {
     data d;
@@ -442,12 +246,25 @@ static int build(const run_cfg *c, objects *o, em_device dev, bool with_optimize
     return 0;
 }
 
+
+/* ---- the train loop ---------------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
 /* One epoch of the train loop; returns the mean training loss (NAN with *rc set on error). */
-static double train_epoch(const run_cfg *c, objects *o, int epoch, bool tty, int *rc)
+static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar, int *rc)
 {
     em_module_train(o->model, true);
     int64_t nb = em_dataloader_num_batches(o->dl), done = 0, seen = 0;
-    double loss_sum = 0, t0 = now();
+    double loss_sum = 0;
+    char label[32];
+    snprintf(label, sizeof label, "epoch %d/%d", epoch, c->epochs);
+    progress_start(bar, bar->on);
     em_tensor *x, *y;
     while (!interrupted && em_dataloader_next(o->dl, &x, &y)) {
         em_scope_begin();
@@ -467,11 +284,7 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, bool tty, int
         loss_sum += lv * (double)b;
         seen += b;
         done++;
-        if (tty && !c->quiet) {
-            double el = now() - t0;
-            progress(epoch, c->epochs, done, nb, loss_sum / (double)seen, (double)seen / el,
-                     el / (double)done * (double)(nb - done));
-        }
+        progress_update(bar, label, done, nb, seen, loss_sum / (double)seen);
     }
     if (!interrupted && em_last_status() < 0) {
         *rc = cli_fail("train loader");
@@ -480,162 +293,195 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, bool tty, int
     return seen ? loss_sum / (double)seen : NAN;
 }
 
-static void print_usage_train(FILE *f)
+/* The state the loop carries from epoch to epoch (and across --resume). */
+typedef struct loop_state {
+    int start;               /* epochs already done */
+    double best;             /* best test accuracy so far (-1: none) */
+    FILE *metrics;
+    em_device dev;
+} loop_state;
+
+/* Step: options, config layers, device. Returns -1 to go on, else the exit status. */
+static int train_setup(int argc, char **argv, train_opts *opt, run_cfg *c, em_device *dev)
 {
-    fprintf(f, "usage: ember train CONFIG [--device DEV] [--epochs N] [--out DIR] [--resume] "
-               "[--quiet]\n");
+    cli_args a;
+    int rc = cli_parse(&cli_train, argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    *opt = (train_opts){.config = a.pos[0], .device = a.val[T_DEVICE], .out = a.val[T_OUT],
+                        .epochs = a.val[T_EPOCHS], .seed = a.val[T_SEED],
+                        .batch_size = a.val[T_BATCH], .resume = cli_has(&a, T_RESUME),
+                        .force = cli_has(&a, T_FORCE), .quiet = cli_has(&a, T_QUIET),
+                        .no_plot = cli_has(&a, T_NO_PLOT)};
+    long n;
+    uint64_t u;
+    if ((opt->epochs && cli_long(&cli_train, "epochs", opt->epochs, 1, 1000000, &n)) ||
+        (opt->batch_size && cli_long(&cli_train, "batch-size", opt->batch_size, 1, 1L << 30, &n)) ||
+        (opt->seed && cli_u64(&cli_train, "seed", opt->seed, &u)))
+        return 2;
+    if (opt->resume && opt->force)
+        return cli_usage_error(&cli_train, "--resume and --force contradict each other");
+    if (access(opt->config, R_OK) != 0) {
+        fprintf(stderr, "ember train: %s: %s\n", opt->config, strerror(errno));
+        return 2;
+    }
+    if (em_init_layered(opt->config) < 0)
+        return cli_fail("init");
+    if ((rc = train_config_load(c, opt)) != 0)
+        return em_shutdown(), rc;
+    *dev = opt->device ? em_device_parse(opt->device) : em_default_device();
+    if (dev->index < 0)
+        return em_shutdown(), cli_fail("--device");
+    return -1;
+}
+
+/* Step: continue a run (--resume) or start its metrics file. */
+static int train_resume(const run_cfg *c, const train_opts *opt, objects *o, loop_state *s)
+{
+    char path[PATH_MAX + 64];
+    s->start = 0;
+    s->best = -1;
+    if (opt->resume) {
+        char a[PATH_MAX + 64], b[PATH_MAX + 64];
+        snprintf(a, sizeof a, "%s/last.safetensors", c->out_dir);
+        snprintf(b, sizeof b, "%s/last.optim.safetensors", c->out_dir);
+        if (run_state_load(c, &s->start, &s->best) < 0 || em_module_load(o->model, a) < 0 ||
+            em_optimizer_load(o->opt, b) < 0) {
+            if (em_last_status() < 0)
+                return cli_fail("--resume");
+            fprintf(stderr, "ember train: --resume: no run state in %s\n", c->out_dir);
+            return 1;
+        }
+        if (s->start >= c->epochs)
+            printf("the run in %s/ has done %d epochs already; --epochs N (more than %d) "
+                   "trains it further\n", c->out_dir, s->start, s->start);
+        for (int e = 0; e < s->start && o->sched; e++)
+            em_scheduler_step(o->sched);
+        em_dataloader_set_epoch(o->dl, s->start);
+    }
+    snprintf(path, sizeof path, "%s/metrics.csv", c->out_dir);
+    s->metrics = fopen(path, opt->resume ? "a" : "w");
+    if (!s->metrics) {
+        fprintf(stderr, "ember train: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (!opt->resume)
+        fprintf(s->metrics, "epoch,train_loss,test_loss,test_accuracy,lr,seconds\n");
+    return 0;
+}
+
+/* Step: after an epoch, its metrics row, the scheduler, and the checkpoints. */
+static int train_checkpoint(const run_cfg *c, objects *o, loop_state *s, int epoch,
+                            double train_loss, const eval_result *r, double lr, double secs)
+{
+    fprintf(s->metrics, "%d,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, train_loss, r->loss,
+            r->accuracy, lr, secs);
+    fflush(s->metrics);
+    if (o->sched)
+        em_scheduler_step(o->sched);
+    int rc = save_checkpoint(c, "last", o->model, o->opt);
+    if (!rc && r->accuracy > s->best) {
+        s->best = r->accuracy;
+        rc = save_checkpoint(c, "best", o->model, NULL);
+    }
+    if (!rc && run_state_save(c, epoch + 1, s->best) < 0) {
+        fprintf(stderr, "ember train: cannot write %s/state.txt\n", c->out_dir);
+        rc = 1;
+    }
+    if (!rc && r->confusion) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/confusion.csv", c->out_dir);
+        rc = write_confusion_csv(path, r->confusion, r->classes) ? 1 : 0;
+    }
+    return rc;
+}
+
+/* Step: the epochs. The last one also records the confusion matrix. */
+static int train_loop(const run_cfg *c, objects *o, loop_state *s)
+{
+    progress bar = {.on = cli_terminal_width() > 0 && !c->quiet};
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    int rc = 0;
+    int64_t classes = o->d.num_classes > 0 && o->d.num_classes <= 1000 ? o->d.num_classes : 0;
+    for (int epoch = s->start; epoch < c->epochs && !rc; epoch++) {
+        double t0 = cli_now(), lr = em_optimizer_lr(o->opt);
+        double train_loss = train_epoch(c, o, epoch + 1, &bar, &rc);
+        progress_clear(&bar);
+        if (rc)
+            break;
+        if (interrupted) {
+            rc = save_checkpoint(c, "last", o->model, o->opt) || run_state_save(c, epoch, s->best);
+            printf("interrupted in epoch %d: saved %s/last.safetensors; continue with "
+                   "--resume%s%s\n",
+                   epoch + 1, c->out_dir, c->out_given ? " --out " : "",
+                   c->out_given ? c->out_dir : "");
+            rc = rc ? 1 : 130;
+            break;
+        }
+        bool last = epoch + 1 == c->epochs;
+        eval_result r = {.classes = last ? classes : 0};
+        r.confusion = r.classes ? calloc((size_t)(r.classes * r.classes), sizeof *r.confusion)
+                                : NULL;
+        rc = evaluate(o->model, o->loss, o->d.test, c, s->dev, &r, r.confusion != NULL);
+        double secs = cli_now() - t0;
+        if (!rc) {
+            printf("epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%.2fs)\n",
+                   epoch + 1, c->epochs, train_loss, r.loss, 100 * r.accuracy, secs);
+            fflush(stdout);
+            rc = train_checkpoint(c, o, s, epoch, train_loss, &r, lr, secs);
+        }
+        free(r.confusion);
+    }
+    sigaction(SIGINT, &old, NULL);
+    return rc;
+}
+
+/* Step: say what runs where, and where it writes. */
+static void train_announce(const run_cfg *c, const train_opts *opt, const objects *o,
+                           em_device dev)
+{
+    char db[32];
+    if (!opt->quiet)
+        train_config_print(c, opt, stdout, cli_terminal_width());
+    printf("training on %s: %lld training and %lld test samples, %d epochs\n"
+           "writing to %s/\n",
+           em_device_str(dev, db, sizeof db), (long long)em_dataset_len(o->d.train),
+           (long long)em_dataset_len(o->d.test), c->epochs, c->out_dir);
+    fflush(stdout);
+}
+
+/* Step: the closing line and the pictures. */
+static int train_finish(const run_cfg *c, const train_opts *opt, const loop_state *s)
+{
+    printf("best test accuracy %.2f%%; the run is in %s/\n", 100 * s->best, c->out_dir);
+    fflush(stdout);
+    return opt->no_plot ? 0 : plot_run(c->out_dir);
 }
 
 int cmd_train(int argc, char **argv)
 {
-    const char *config = NULL, *device = NULL, *out = NULL;
-    int epochs_override = 0;
-    bool resume = false, quiet = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            device = argv[++i];
-        else if (!strcmp(argv[i], "--epochs") && i + 1 < argc)
-            epochs_override = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            out = argv[++i];
-        else if (!strcmp(argv[i], "--resume"))
-            resume = true;
-        else if (!strcmp(argv[i], "--quiet"))
-            quiet = true;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return print_usage_train(stdout), 0;
-        else if (argv[i][0] != '-' && !config)
-            config = argv[i];
-        else {
-            fprintf(stderr, "ember train: unknown argument '%s'\n", argv[i]);
-            print_usage_train(stderr);
-            return 2;
-        }
-    }
-    if (!config) {
-        print_usage_train(stderr);
-        return 2;
-    }
-    if (access(config, R_OK) != 0) {
-        fprintf(stderr, "ember train: %s: %s\n", config, strerror(errno));
-        return 2;
-    }
-    if (em_init(config) < 0)
-        return cli_fail("init");
+    train_opts opt;
     run_cfg c = {0};
-    c.config = config;
-    int rc = load_cfg(&c, config, out);
-    if (rc) {
-        em_shutdown();
+    loop_state s = {0};
+    int rc = train_setup(argc, argv, &opt, &c, &s.dev);
+    if (rc >= 0)
         return rc;
-    }
-    if (epochs_override > 0)
-        c.epochs = epochs_override;
-    c.quiet = quiet;
-    em_device dev = device ? em_device_parse(device) : em_default_device();
-    if (dev.index < 0) {
-        em_shutdown();
-        return cli_fail("--device");
-    }
     objects o;
-    if ((rc = build(&c, &o, dev, true)) != 0) {
-        objects_free(&o);
-        em_shutdown();
-        return rc;
-    }
-    if (mkdirs(c.out_dir) < 0) {
-        fprintf(stderr, "ember train: cannot create %s: %s\n", c.out_dir, strerror(errno));
-        objects_free(&o);
-        em_shutdown();
-        return 1;
-    }
-    int start = 0;
-    double best = -1;
-    char path[PATH_MAX + 64];
-    if (resume) {
-        char a[PATH_MAX + 64], b[PATH_MAX + 64];
-        snprintf(a, sizeof a, "%s/last.safetensors", c.out_dir);
-        snprintf(b, sizeof b, "%s/last.optim.safetensors", c.out_dir);
-        if (load_state(&c, &start, &best) < 0 || em_module_load(o.model, a) < 0 ||
-            em_optimizer_load(o.opt, b) < 0) {
-            rc = em_last_status() < 0 ? cli_fail("--resume")
-                                      : (fprintf(stderr, "ember train: --resume: no run state "
-                                                         "in %s\n",
-                                                 c.out_dir),
-                                         1);
-            objects_free(&o);
-            em_shutdown();
-            return rc;
-        }
-        for (int e = 0; e < start && o.sched; e++)
-            em_scheduler_step(o.sched);
-        em_dataloader_set_epoch(o.dl, start);
-    }
-    out_path(&c, "metrics.csv", path, sizeof path);
-    FILE *metrics = fopen(path, resume ? "a" : "w");
-    if (!metrics) {
-        fprintf(stderr, "ember train: cannot write %s: %s\n", path, strerror(errno));
-        objects_free(&o);
-        em_shutdown();
-        return 1;
-    }
-    if (!resume)
-        fprintf(metrics, "epoch,train_loss,test_loss,test_accuracy,lr,seconds\n");
-    bool tty = isatty(STDOUT_FILENO);
-    char db[32];
-    printf("ember train: %s on %s, %lld training and %lld test samples, %d epochs, model %s\n",
-           config, em_device_str(dev, db, sizeof db), (long long)em_dataset_len(o.d.train),
-           (long long)em_dataset_len(o.d.test), c.epochs, c.model);
-    fflush(stdout);
-    struct sigaction sa = {0}, old;
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
-    for (int epoch = start; epoch < c.epochs && !rc; epoch++) {
-        double t0 = now(), lr = em_optimizer_lr(o.opt);
-        double train_loss = train_epoch(&c, &o, epoch + 1, tty, &rc);
-        if (rc)
-            break;
-        if (interrupted) {
-            if (tty && !quiet)
-                printf("\n");
-            rc = save_checkpoint(&c, "last", o.model, o.opt) || save_state(&c, epoch, best);
-            printf("interrupted in epoch %d: saved %s/last.safetensors; continue with "
-                   "--resume\n",
-                   epoch + 1, c.out_dir);
-            rc = rc ? 1 : 130;
-            break;
-        }
-        eval_result r = {0};
-        if ((rc = evaluate(o.model, o.loss, o.d.test, &c, dev, &r, false)) != 0)
-            break;
-        double secs = now() - t0;
-        if (tty && !quiet)
-            printf("\r\033[K");
-        printf("epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%.2fs)\n",
-               epoch + 1, c.epochs, train_loss, r.loss, 100 * r.accuracy, secs);
-        fflush(stdout);
-        fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, train_loss, r.loss,
-                r.accuracy, lr, secs);
-        fflush(metrics);
-        if (o.sched)
-            em_scheduler_step(o.sched);
-        if ((rc = save_checkpoint(&c, "last", o.model, o.opt)) != 0)
-            break;
-        if (r.accuracy > best) {
-            best = r.accuracy;
-            if ((rc = save_checkpoint(&c, "best", o.model, NULL)) != 0)
-                break;
-        }
-        if (save_state(&c, epoch + 1, best) < 0) {
-            fprintf(stderr, "ember train: cannot write %s/state.txt\n", c.out_dir);
-            rc = 1;
-        }
-    }
-    sigaction(SIGINT, &old, NULL);
-    fclose(metrics);
+    rc = build(&c, &o, s.dev, true);
     if (!rc)
-        printf("best test accuracy %.2f%%; checkpoints and metrics.csv in %s/\n", 100 * best,
-               c.out_dir);
+        rc = run_dir_open(&c, &opt);
+    if (!rc) {
+        train_announce(&c, &opt, &o, s.dev);
+        rc = train_resume(&c, &opt, &o, &s);
+    }
+    if (!rc)
+        rc = train_loop(&c, &o, &s);
+    if (s.metrics)
+        fclose(s.metrics);
+    if (!rc)
+        rc = train_finish(&c, &opt, &s);
     objects_free(&o);
     em_shutdown();
     return rc;
@@ -643,32 +489,59 @@ int cmd_train(int argc, char **argv)
 
 /* ---- eval ---------------------------------------------------------------------------------- */
 
+enum { E_CHECKPOINT, E_DEVICE, E_PLOT };
+static const cli_opt k_eval_opts[] = {
+    [E_CHECKPOINT] = {"checkpoint", 'k', "FILE", "the weights to test (a run's best.safetensors,\n"
+                                                 "or any safetensors file of the same model)"},
+    [E_DEVICE] = {"device", 'd', "DEV", "evaluate on DEV: cpu, cuda, opencl:0"},
+    [E_PLOT] = {"plot", 'p', "FILE", "also draw the confusion matrix to FILE (.svg, or .png\n"
+                                     "when built with cairo)"},
+};
+const cli_cmd cli_eval = {
+    .name = "eval", .synopsis = "CONFIG --checkpoint FILE [OPTION]...",
+    .summary = "test loss, accuracy and confusion matrix of a checkpoint",
+    .about = "Builds CONFIG's model and test split (the same split as `ember train`), loads\n"
+             "the checkpoint, and prints the test loss, accuracy and confusion matrix.",
+    .opts = k_eval_opts, .nopts = 3, .min_positional = 1, .max_positional = 1,
+    .positional_name = "CONFIG (the training config the checkpoint came from)",
+    .examples = "ember eval examples/digits.ini \\\n"
+                "    --checkpoint runs/digits/version_0/best.safetensors --plot confusion.svg",
+};
+
+static void print_confusion(const eval_result *r)
+{
+    printf("confusion matrix (rows: true class, columns: predicted):\n     ");
+    for (int64_t j = 0; j < r->classes; j++)
+        printf("%6lld", (long long)j);
+    printf("\n");
+    for (int64_t i = 0; i < r->classes; i++) {
+        printf("%5lld", (long long)i);
+        for (int64_t j = 0; j < r->classes; j++)
+            printf("%6lld", (long long)r->confusion[i * r->classes + j]);
+        printf("\n");
+    }
+}
+
 int cmd_eval(int argc, char **argv)
 {
-    const char *config = NULL, *checkpoint = NULL, *device = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc)
-            checkpoint = argv[++i];
-        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
-            device = argv[++i];
-        else if (argv[i][0] != '-' && !config)
-            config = argv[i];
-        else {
-            fprintf(stderr, "ember eval: unknown argument '%s'\n"
-                            "usage: ember eval CONFIG --checkpoint FILE [--device DEV]\n",
-                    argv[i]);
-            return 2;
-        }
-    }
-    if (!config || !checkpoint) {
-        fprintf(stderr, "usage: ember eval CONFIG --checkpoint FILE [--device DEV]\n");
+    cli_args a;
+    int rc = cli_parse(&cli_eval, argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    train_opts opt = {.config = a.pos[0], .device = a.val[E_DEVICE]};
+    const char *checkpoint = a.val[E_CHECKPOINT];
+    if (!checkpoint)
+        return cli_usage_error(&cli_eval, "missing --checkpoint FILE");
+    if (access(opt.config, R_OK) != 0 || access(checkpoint, R_OK) != 0) {
+        const char *f = access(opt.config, R_OK) != 0 ? opt.config : checkpoint;
+        fprintf(stderr, "ember eval: %s: %s\n", f, strerror(errno));
         return 2;
     }
-    if (em_init(config) < 0)
+    if (em_init_layered(opt.config) < 0)
         return cli_fail("init");
     run_cfg c = {0};
-    int rc = load_cfg(&c, config, NULL);
-    em_device dev = device ? em_device_parse(device) : em_default_device();
+    rc = train_config_load(&c, &opt);
+    em_device dev = opt.device ? em_device_parse(opt.device) : em_default_device();
     objects o = {0};
     if (!rc && dev.index < 0)
         rc = cli_fail("--device");
@@ -678,23 +551,26 @@ int cmd_eval(int argc, char **argv)
         rc = cli_fail("--checkpoint");
     eval_result r = {0};
     if (!rc) {
-        r.classes = o.d.num_classes > 0 && o.d.num_classes <= 100 ? o.d.num_classes : 0;
+        r.classes = o.d.num_classes > 0 && o.d.num_classes <= 1000 ? o.d.num_classes : 0;
         r.confusion = r.classes ? calloc((size_t)(r.classes * r.classes), sizeof *r.confusion) : NULL;
         rc = evaluate(o.model, o.loss, o.d.test, &c, dev, &r, r.confusion != NULL);
     }
     if (!rc) {
         printf("test samples: %lld\ntest loss: %.4f\ntest accuracy: %.2f%%\n", (long long)r.n,
                r.loss, 100 * r.accuracy);
-        if (r.confusion) {
-            printf("confusion matrix (rows: true class, columns: predicted):\n     ");
-            for (int64_t j = 0; j < r.classes; j++)
-                printf("%6lld", (long long)j);
-            printf("\n");
-            for (int64_t i = 0; i < r.classes; i++) {
-                printf("%5lld", (long long)i);
-                for (int64_t j = 0; j < r.classes; j++)
-                    printf("%6lld", (long long)r.confusion[i * r.classes + j]);
-                printf("\n");
+        if (r.confusion && r.classes <= 100)
+            print_confusion(&r);
+        if (a.val[E_PLOT]) {
+            char title[256];
+            snprintf(title, sizeof title, "%s: confusion matrix (accuracy %.2f%%)", c.name,
+                     100 * r.accuracy);
+            if (!r.confusion) {
+                fprintf(stderr, "ember eval: --plot: the dataset does not say its classes\n");
+                rc = 1;
+            } else if (plot_confusion_file(a.val[E_PLOT], r.confusion, r.classes, title) == 0) {
+                printf("wrote %s\n", a.val[E_PLOT]);
+            } else {
+                rc = 1;
             }
         }
     }
