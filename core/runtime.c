@@ -122,6 +122,10 @@ int em_init(const char *config_path)
         initialized = false;
         goto fail;
     }
+    if ((rc = em_dist_init()) < 0) {
+        initialized = false;
+        goto fail;
+    }
     return EM_OK;
 fail:;
     char keep[1024];
@@ -135,6 +139,7 @@ fail:;
 static void teardown(void)
 {
     em__scope_shutdown();
+    em__dist_shutdown();
     bool live = false;
     for (int i = 1; i <= em__backend_count(); i++) {
         em_backend *be = em__backend(i);

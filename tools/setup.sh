@@ -9,9 +9,10 @@ need=()
 # Build tools and libraries; PoCL runs the OpenCL backend on the CPU, so CI tests it for real.
 # locales: the de_DE.UTF-8 locale the locale tests run under (generated below).
 # libdlpack-dev: em_to_dlpack/em_from_dlpack; python3-numpy: the NumPy interop test.
+# Open MPI: the mpi communicator plugin and the 'dist' test suite.
 for pkg in meson ninja-build pkg-config gcc libcriterion-dev libopenblas-dev zlib1g-dev \
            libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd locales \
-           libdlpack-dev python3-numpy; do
+           libdlpack-dev python3-numpy libopenmpi-dev openmpi-bin; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 sudo_cmd=""
