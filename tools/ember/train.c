@@ -264,6 +264,8 @@ static int evaluate(em_module *model, em_module *loss_fn, em_dataset *ds, const 
     em_dataloader *dl = em_dataloader_new(ds, c->batch_size, false, c->seed);
     if (!dl || em_dataloader_set_device(dl, dev) < 0)
         return em_dataloader_free(dl), cli_fail("test loader");
+    if (train_dist_shard_eval(dl))
+        return em_dataloader_free(dl), 1;
     em_module_train(model, false);
     bool prev = em_set_grad_enabled(false);
     double loss_sum = 0;
@@ -304,6 +306,12 @@ static int evaluate(em_module *model, em_module *loss_fn, em_dataset *ds, const 
     }
     if (!rc && em_last_status() < 0)
         rc = cli_fail("test loader");
+    double sums[3] = {loss_sum, (double)correct, (double)r->n};
+    if (!rc && !(rc = train_dist_sum(sums, 3)) && want_confusion && r->classes > 0)
+        rc = train_dist_sum_i64(r->confusion, r->classes * r->classes);
+    loss_sum = sums[0];
+    correct = (int64_t)sums[1];
+    r->n = (int64_t)sums[2];
     em_set_grad_enabled(prev);
     em_module_train(model, true);
     em_dataloader_free(dl);
@@ -406,10 +414,12 @@ typedef struct objects {
     em_optimizer *opt;
     em_scheduler *sched;
     em_dataloader *dl;
+    em_ddp *ddp;          /* with several ranks */
 } objects;
 
 static void objects_free(objects *o)
 {
+    em_ddp_free(o->ddp);
     em_dataloader_free(o->dl);
     em_scheduler_free(o->sched);
     em_optimizer_free(o->opt);
@@ -439,7 +449,7 @@ static int build(const run_cfg *c, objects *o, em_device dev, bool with_optimize
     if (!(o->dl = em_dataloader_new(o->d.train, c->batch_size, c->shuffle, c->seed)) ||
         em_dataloader_set_device(o->dl, dev) < 0)
         return cli_fail("train loader");
-    return 0;
+    return train_dist_setup(o->model, o->dl, &o->ddp);
 }
 
 /* One epoch of the train loop; returns the mean training loss (NAN with *rc set on error). */
@@ -454,7 +464,8 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, bool tty, int
         em_zero_grad(o->opt);
         em_tensor *out = em_forward(o->model, x);
         em_tensor *l = out ? em_loss(o->loss, out, y) : NULL;
-        int bad = !l || em_backward(l, NULL, false) < 0 || em_step(o->opt) < 0;
+        int bad = !l || em_backward(l, NULL, false) < 0 ||
+                  (o->ddp && em_ddp_finish(o->ddp) < 0) || em_step(o->opt) < 0;
         int64_t b = em_shape(x)[0];
         double lv = bad ? NAN : em_item(l);
         em_scope_end();
@@ -467,7 +478,7 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, bool tty, int
         loss_sum += lv * (double)b;
         seen += b;
         done++;
-        if (tty && !c->quiet) {
+        if (tty && !c->quiet && train_dist_is_root()) {
             double el = now() - t0;
             progress(epoch, c->epochs, done, nb, loss_sum / (double)seen, (double)seen / el,
                      el / (double)done * (double)(nb - done));
@@ -477,7 +488,10 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, bool tty, int
         *rc = cli_fail("train loader");
         return NAN;
     }
-    return seen ? loss_sum / (double)seen : NAN;
+    double sums[2] = {loss_sum, (double)seen};
+    if ((*rc = train_dist_sum(sums, 2)) != 0)
+        return NAN;
+    return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
 static void print_usage_train(FILE *f)
@@ -525,10 +539,8 @@ int cmd_train(int argc, char **argv)
     run_cfg c = {0};
     c.config = config;
     int rc = load_cfg(&c, config, out);
-    if (rc) {
-        em_shutdown();
-        return rc;
-    }
+    if (rc)
+        return train_dist_end(rc);
     if (epochs_override > 0)
         c.epochs = epochs_override;
     c.quiet = quiet;
@@ -540,14 +552,12 @@ int cmd_train(int argc, char **argv)
     objects o;
     if ((rc = build(&c, &o, dev, true)) != 0) {
         objects_free(&o);
-        em_shutdown();
-        return rc;
+        return train_dist_end(rc);
     }
     if (mkdirs(c.out_dir) < 0) {
         fprintf(stderr, "ember train: cannot create %s: %s\n", c.out_dir, strerror(errno));
         objects_free(&o);
-        em_shutdown();
-        return 1;
+        return train_dist_end(1);
     }
     int start = 0;
     double best = -1;
@@ -564,28 +574,28 @@ int cmd_train(int argc, char **argv)
                                                  c.out_dir),
                                          1);
             objects_free(&o);
-            em_shutdown();
-            return rc;
+            return train_dist_end(rc);
         }
         for (int e = 0; e < start && o.sched; e++)
             em_scheduler_step(o.sched);
         em_dataloader_set_epoch(o.dl, start);
     }
     out_path(&c, "metrics.csv", path, sizeof path);
-    FILE *metrics = fopen(path, resume ? "a" : "w");
-    if (!metrics) {
+    FILE *metrics = train_dist_is_root() ? fopen(path, resume ? "a" : "w") : NULL;
+    if (!metrics && train_dist_is_root()) {
         fprintf(stderr, "ember train: cannot write %s: %s\n", path, strerror(errno));
         objects_free(&o);
-        em_shutdown();
-        return 1;
+        return train_dist_end(1);
     }
-    if (!resume)
+    if (!resume && metrics)
         fprintf(metrics, "epoch,train_loss,test_loss,test_accuracy,lr,seconds\n");
-    bool tty = isatty(STDOUT_FILENO);
+    bool tty = isatty(STDOUT_FILENO), root = train_dist_is_root();
     char db[32];
-    printf("ember train: %s on %s, %lld training and %lld test samples, %d epochs, model %s\n",
-           config, em_device_str(dev, db, sizeof db), (long long)em_dataset_len(o.d.train),
-           (long long)em_dataset_len(o.d.test), c.epochs, c.model);
+    if (root)
+        printf("ember train: %s on %s, %lld training and %lld test samples, %d epochs, model "
+               "%s%s\n",
+               config, em_device_str(dev, db, sizeof db), (long long)em_dataset_len(o.d.train),
+               (long long)em_dataset_len(o.d.test), c.epochs, c.model, train_dist_banner());
     fflush(stdout);
     struct sigaction sa = {0}, old;
     sa.sa_handler = on_sigint;
@@ -598,7 +608,8 @@ int cmd_train(int argc, char **argv)
         if (interrupted) {
             if (tty && !quiet)
                 printf("\n");
-            rc = save_checkpoint(&c, "last", o.model, o.opt) || save_state(&c, epoch, best);
+            rc = root && (save_checkpoint(&c, "last", o.model, o.opt) ||
+                          save_state(&c, epoch, best));
             printf("interrupted in epoch %d: saved %s/last.safetensors; continue with "
                    "--resume\n",
                    epoch + 1, c.out_dir);
@@ -609,6 +620,13 @@ int cmd_train(int argc, char **argv)
         if ((rc = evaluate(o.model, o.loss, o.d.test, &c, dev, &r, false)) != 0)
             break;
         double secs = now() - t0;
+        if (o.sched)
+            em_scheduler_step(o.sched);
+        bool improved = r.accuracy > best;
+        if (improved)
+            best = r.accuracy;
+        if (!root)
+            continue;
         if (tty && !quiet)
             printf("\r\033[K");
         printf("epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%.2fs)\n",
@@ -617,28 +635,23 @@ int cmd_train(int argc, char **argv)
         fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, train_loss, r.loss,
                 r.accuracy, lr, secs);
         fflush(metrics);
-        if (o.sched)
-            em_scheduler_step(o.sched);
         if ((rc = save_checkpoint(&c, "last", o.model, o.opt)) != 0)
             break;
-        if (r.accuracy > best) {
-            best = r.accuracy;
-            if ((rc = save_checkpoint(&c, "best", o.model, NULL)) != 0)
-                break;
-        }
+        if (improved && (rc = save_checkpoint(&c, "best", o.model, NULL)) != 0)
+            break;
         if (save_state(&c, epoch + 1, best) < 0) {
             fprintf(stderr, "ember train: cannot write %s/state.txt\n", c.out_dir);
             rc = 1;
         }
     }
     sigaction(SIGINT, &old, NULL);
-    fclose(metrics);
-    if (!rc)
+    if (metrics)
+        fclose(metrics);
+    if (!rc && root)
         printf("best test accuracy %.2f%%; checkpoints and metrics.csv in %s/\n", 100 * best,
                c.out_dir);
     objects_free(&o);
-    em_shutdown();
-    return rc;
+    return train_dist_end(rc);
 }
 
 /* ---- eval ---------------------------------------------------------------------------------- */
