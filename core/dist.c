@@ -468,6 +468,23 @@ em_tensor *em_dist_reduce_scatter(em_tensor *t, em_reduce_op op)
     EM_WRAP(reduce_scatter_body(t, op));
 }
 
+int em_dist_bench_baseline(em_tensor *t, int iters, double *seconds)
+{
+    const char *fn = "em_dist_bench_baseline";
+    if (check_tensor(fn, t) < 0)
+        return em_last_status();
+    int (*f)(void *, void *, size_t, em_dtype, int, double *) =
+        active ? COMM_SLOT(active, bench_all_reduce) : NULL;
+    if (!f)
+        return em_set_error(EM_ERR_UNSUPPORTED, "%s: %s", fn,
+                            active ? "the communicator offers no baseline"
+                                   : "no communicator is running");
+    void *p = em_data_ptr(t);
+    if (!p || !em_is_contiguous(t))
+        return em_set_error(EM_ERR_INVALID, "%s: needs a contiguous CPU tensor", fn);
+    return f(active->ctx, p, (size_t)t->numel, t->dtype, iters, seconds);
+}
+
 /* Lets the communicator progress outstanding requests (from autograd hooks). */
 void em__dist_progress(void)
 {

@@ -79,6 +79,11 @@ EM_API em_tensor *em_dist_all_gather(em_tensor *t);
 EM_API em_tensor *em_dist_reduce_scatter(em_tensor *t, em_reduce_op op);
 EM_API int em_dist_barrier(void);
 
+/* For benchmarks: the running communicator's own library all-reduce (sum) on t (a contiguous
+ * CPU tensor), `iters` calls back to back; *seconds gets the time per call. EM_ERR_UNSUPPORTED
+ * without a communicator or when it offers no such baseline. */
+EM_API int em_dist_bench_baseline(em_tensor *t, int iters, double *seconds);
+
 /* ---- DistributedDataParallel ----------------------------------------------------------------- */
 
 typedef struct em_ddp em_ddp;

@@ -529,6 +529,11 @@ typedef struct em_comm_ops {
     void (*progress)(void *ctx);
     /* optional: leaves the job (MPI_Finalize); called at em_shutdown if started. */
     void (*finish)(void *ctx);
+    /* optional: the library's own blocking all-reduce (sum) on a host buffer, called `iters`
+     * times back to back; *seconds receives the time per call. The baseline `ember bench
+     * --dist` compares Ember's collectives with (MPI_Allreduce on the same buffer). */
+    int (*bench_all_reduce)(void *ctx, void *buf, size_t count, em_dtype dtype, int iters,
+                            double *seconds);
 } em_comm_ops;
 
 /* Registers a communicator. `ops` and `ctx` must outlive the plugin. Returns EM_OK or a

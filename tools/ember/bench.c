@@ -273,7 +273,7 @@ static void bench_matmul(int reps, int max_n)
 int cmd_bench(int argc, char **argv)
 {
     const char *config = NULL;
-    bool quick = false, train_only = false;
+    bool quick = false, train_only = false, dist = false;
     const char *device = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -282,11 +282,14 @@ int cmd_bench(int argc, char **argv)
             quick = true;
         else if (!strcmp(argv[i], "--train"))
             train_only = true;
+        else if (!strcmp(argv[i], "--dist"))
+            dist = true;
         else if (!strcmp(argv[i], "--device") && i + 1 < argc)
             device = argv[++i];
         else {
             fprintf(stderr, "ember bench: unknown argument '%s'\n"
-                            "usage: ember bench [--config FILE] [--quick] [--train] [--device DEV]\n",
+                            "usage: ember bench [--config FILE] [--quick] [--train] [--dist] "
+                            "[--device DEV]\n",
                     argv[i]);
             return 2;
         }
@@ -300,6 +303,12 @@ int cmd_bench(int argc, char **argv)
             em_shutdown();
             return cli_fail("--device");
         }
+    }
+    /* --dist (under mpirun): all-reduce bandwidth and data-parallel training only */
+    if (dist) {
+        int rc = bench_dist(quick);
+        em_shutdown();
+        return rc;
     }
     const char *ct = getenv("OPENBLAS_CORETYPE");
     char db[32];
