@@ -11,25 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
 #define GLOBAL_BATCH 128
 #define MLP "Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* The slowest rank's value. */
 static double slowest(double v)
@@ -44,11 +30,11 @@ static double slowest(double v)
 static double ember_all_reduce(em_tensor *t, int iters)
 {
     em_dist_barrier();
-    double t0 = now();
+    double t0 = cli_now();
     for (int i = 0; i < iters; i++)
         if (em_dist_all_reduce(t, EM_REDUCE_SUM) < 0)
             return -1;
-    return slowest((now() - t0) / iters);
+    return slowest((cli_now() - t0) / iters);
 }
 
 static int bench_all_reduce(bool quick, bool root)
@@ -80,9 +66,7 @@ static int bench_all_reduce(bool quick, bool root)
             tm[k] = slowest(s);
         }
         em_release(t);
-        qsort(te, (size_t)reps, sizeof *te, cmp_double);
-        qsort(tm, (size_t)reps, sizeof *tm, cmp_double);
-        double e = te[reps / 2], m = tm[reps / 2], f = 2.0 * (n - 1) / n * (double)bytes;
+        double e = cli_median(te, reps), m = cli_median(tm, reps), f = 2.0 * (n - 1) / n * (double)bytes;
         if (root)
             printf("  %10zu %12.1f %12.1f %12.3f %12.3f %7.0f%%\n", bytes, e * 1e6, m * 1e6,
                    f / e * 1e-9, f / m * 1e-9, 100 * m / e);
@@ -112,7 +96,7 @@ static int bench_training(bool quick, bool root)
     double t[2];
     for (int epoch = 0; epoch < 2 && !rc; epoch++) {   /* epoch 0 warms the caches up */
         em_dist_barrier();
-        double t0 = now();
+        double t0 = cli_now();
         em_tensor *bx, *by;
         while (em_dataloader_next(dl, &bx, &by)) {
             em_scope_begin();
@@ -127,7 +111,7 @@ static int bench_training(bool quick, bool root)
             if (rc)
                 break;
         }
-        t[epoch] = slowest(now() - t0);
+        t[epoch] = slowest(cli_now() - t0);
     }
     double wait = 0, overlap = 0;
     em_ddp_times(ddp, &wait, &overlap);

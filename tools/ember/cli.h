@@ -33,6 +33,10 @@ int train_dist_end(int rc);
 
 /* Prints "ember: <what>: <em_last_error()>" to stderr and returns 1. */
 int cli_fail(const char *what);
+/* Monotonic seconds, for timing. */
+double cli_now(void);
+/* The median of v[0..n) (sorts v in place). */
+double cli_median(double *v, int n);
 /* "1.5 GiB" style text for a byte count. */
 const char *cli_bytes(size_t n, char *buf, size_t size);
 
