@@ -512,13 +512,22 @@ static int accumulate(em_node *acc, em_tensor *g)
     return EM_OK;
 }
 
+static int accumulate_and_notify(em_node *acc, em_tensor *g)
+{
+    int rc = accumulate(acc, g);
+    em_autograd_meta *m = acc->leaf->ag;
+    for (int i = 0; rc == EM_OK && m && i < m->npost; i++)
+        m->post[i](acc->leaf, m->post_ctx[i]);
+    return rc;
+}
+
 static int run_node(em_node *n, bool retain_graph)
 {
     em_tensor *g = n->buffer;
     n->buffer = NULL;
     int rc = EM_OK;
     if (n->leaf) {
-        rc = accumulate(n, g);
+        rc = accumulate_and_notify(n, g);
         em_release(g);
         return rc;
     }
@@ -728,6 +737,52 @@ int em_register_hook(em_tensor *t, em_grad_hook_fn fn, void *ctx)
     m->hooks[m->nhooks] = fn;
     m->hook_ctx[m->nhooks++] = ctx;
     return EM_OK;
+}
+
+static int post_hook_check(const char *fn, em_tensor *t, em_post_accumulate_hook_fn f)
+{
+    if (!t || !f)
+        return em__null_arg(fn, t ? "fn" : "t");
+    if (!t->requires_grad || (t->ag && t->ag->grad_fn))
+        return em_set_error(EM_ERR_INVALID, "%s: the tensor must be a leaf that requires grad",
+                            fn);
+    return EM_OK;
+}
+
+int em_register_post_accumulate_grad_hook(em_tensor *t, em_post_accumulate_hook_fn fn,
+                                          void *ctx)
+{
+    const char *name = "register_post_accumulate_grad_hook";
+    int rc = post_hook_check(name, t, fn);
+    if (rc < 0)
+        return rc;
+    em_autograd_meta *m = meta(t);
+    if (!m)
+        return em_last_status();
+    if (m->npost == (int)(sizeof m->post / sizeof m->post[0]))
+        return em_set_error(EM_ERR_INVALID, "%s: at most %d hooks per tensor", name,
+                            (int)(sizeof m->post / sizeof m->post[0]));
+    m->post[m->npost] = fn;
+    m->post_ctx[m->npost++] = ctx;
+    return EM_OK;
+}
+
+int em_remove_post_accumulate_grad_hook(em_tensor *t, em_post_accumulate_hook_fn fn, void *ctx)
+{
+    const char *name = "remove_post_accumulate_grad_hook";
+    int rc = post_hook_check(name, t, fn);
+    if (rc < 0)
+        return rc;
+    em_autograd_meta *m = t->ag;
+    for (int i = 0; m && i < m->npost; i++)
+        if (m->post[i] == fn && m->post_ctx[i] == ctx) {
+            memmove(&m->post[i], &m->post[i + 1], (size_t)(m->npost - i - 1) * sizeof *m->post);
+            memmove(&m->post_ctx[i], &m->post_ctx[i + 1],
+                    (size_t)(m->npost - i - 1) * sizeof *m->post_ctx);
+            m->npost--;
+            return EM_OK;
+        }
+    return em_set_error(EM_ERR_INVALID, "%s: no such hook on this tensor", name);
 }
 
 bool em_set_grad_enabled(bool on)

@@ -40,7 +40,7 @@ typedef struct cfg_multi {
 
 static const char *const k_sections[] = {"runtime", "data", "model", "train"};
 static const char *const k_runtime_keys[] = {"backend", "plugin_path", "threads", "seed",
-                                             "fallback", "strict",     "disable"};
+                                             "fallback", "strict",     "disable", "dist"};
 static const char *const k_multi_keys[] = {"runtime.plugin_path", "runtime.env_plugin_path"};
 #define NSECTIONS (int)(sizeof k_sections / sizeof k_sections[0])
 #define NRUNTIME (int)(sizeof k_runtime_keys / sizeof k_runtime_keys[0])
@@ -52,7 +52,7 @@ static const struct {
 } k_env[] = {
     {"EMBER_BACKEND", "backend"}, {"EMBER_NUM_THREADS", "threads"}, {"EMBER_SEED", "seed"},
     {"EMBER_STRICT", "strict"},   {"EMBER_FALLBACK", "fallback"},
-    {"EMBER_DISABLE_PLUGINS", "disable"},
+    {"EMBER_DISABLE_PLUGINS", "disable"}, {"EMBER_DIST", "dist"},
 };
 
 static struct {
@@ -334,7 +334,7 @@ static int parse_pair(const char *file, const char *abs, int line, char *text, i
                                     file, line, key, s);
             return em_set_error(EM_ERR_IO,
                                 "%s:%d: [runtime] unknown key '%s'; known keys: backend, "
-                                "plugin_path, threads, seed, fallback, strict, disable",
+                                "plugin_path, threads, seed, fallback, strict, disable, dist",
                                 file, line, key);
         }
         const char *why = check_value(key, value, norm, sizeof norm);

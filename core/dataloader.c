@@ -40,6 +40,8 @@ struct em_dataloader {
     int prefetch;
     bool device_set;
     em_device device;
+    int shard_rank, shard_world;   /* world 1: not sharded */
+    em_shard_mode shard_mode;
 
     /* the current epoch */
     int64_t epoch;
@@ -92,6 +94,8 @@ em_dataloader *em_dataloader_new(em_dataset *d, int64_t batch_size, bool shuffle
     dl->shuffle = shuffle;
     dl->seed = seed;
     dl->prefetch = 2;
+    dl->shard_world = 1;
+    dl->shard_mode = EM_SHARD_PAD;
     pthread_mutex_init(&dl->mu, NULL);
     pthread_cond_init(&dl->not_full, NULL);
     pthread_cond_init(&dl->not_empty, NULL);
@@ -197,10 +201,56 @@ int em_dataloader_set_prefetch(em_dataloader *dl, int batches)
     return rc;
 }
 
+int em_dataloader_set_shard(em_dataloader *dl, int rank, int world, em_shard_mode mode)
+{
+    const char *fn = "em_dataloader_set_shard";
+    int rc = check_between_epochs(dl, fn);
+    if (rc == EM_OK && (world < 1 || rank < 0 || rank >= world))
+        rc = em_set_error(EM_ERR_INVALID, "%s: rank %d of world %d is not a rank", fn, rank,
+                          world);
+    if (rc == EM_OK && (mode < EM_SHARD_PAD || mode >= EM_SHARD_MODE_COUNT))
+        rc = em_set_error(EM_ERR_INVALID, "%s: unknown mode %d", fn, (int)mode);
+    if (rc == EM_OK) {
+        dl->shard_rank = rank;
+        dl->shard_world = world;
+        dl->shard_mode = mode;
+    }
+    return rc;
+}
+
 /* ---- epochs ---------------------------------------------------------------------------------- */
+
+/* This rank's number of samples out of n (all of them when not sharded). */
+static int64_t shard_len(const em_dataloader *dl, int64_t n)
+{
+    int64_t w = dl->shard_world, r = dl->shard_rank;
+    if (w == 1)
+        return n;
+    switch (dl->shard_mode) {
+    case EM_SHARD_PAD: return n == 0 ? 0 : (n + w - 1) / w;
+    case EM_SHARD_DROP: return n / w;
+    default: return n / w + (r < n % w ? 1 : 0);
+    }
+}
+
+/* Keeps this rank's positions r, r + w, ... of the epoch order (len n > 0) at the front of
+ * `order`, padding by wrapping around to the start; `head` receives a copy of the first
+ * min(n, w) entries first (the padding reads from there, the rest of the copy is in place
+ * because position r + k w >= k). Returns the share's length. */
+static int64_t shard_order(const em_dataloader *dl, int64_t *order, int64_t n, int64_t *head)
+{
+    int64_t m = shard_len(dl, n), w = dl->shard_world;
+    memcpy(head, order, (size_t)(n < w ? n : w) * sizeof *head);
+    for (int64_t k = 0; k < m; k++) {
+        int64_t p = dl->shard_rank + k * w;
+        order[k] = p < n ? order[p] : head[p % n];
+    }
+    return m;
+}
 
 static int64_t count_batches(const em_dataloader *dl, int64_t n)
 {
+    n = shard_len(dl, n);
     return dl->drop_last ? n / dl->batch_size : (n + dl->batch_size - 1) / dl->batch_size;
 }
 
@@ -270,8 +320,15 @@ static int prepare(em_dataloader *dl)
         for (int64_t i = 0; i < n; i++)
             order[i] = dl->map[order[i]];
     dl->order = order;
-    dl->n = n;
     dl->nbatches = count_batches(dl, n);
+    dl->n = n;
+    if (dl->shard_world > 1 && n > 0) {
+        int64_t *head = malloc((size_t)dl->shard_world * sizeof *head);
+        if (!head)
+            return em_set_error(EM_ERR_NOMEM, "%s: out of memory", fn);
+        dl->n = shard_order(dl, order, n, head);
+        free(head);
+    }
     dl->taken = 0;
     dl->prepared = true;
     if (dl->prefetch > 0 && dl->nbatches > 0) {

@@ -236,6 +236,17 @@ void em__scope_shutdown(void);
         return em_r_;                                                                    \
     } while (0)
 
+/* For core functions that are not ops but call public tensor functions (collectives, DDP):
+ * runs `call` with the API depth raised, so the tensors those calls return are the function's
+ * own to release and never enter the caller's scope. Returns the call's result. */
+#define EM_UNSCOPED(type, call)                                                          \
+    do {                                                                                 \
+        em__api_depth++;                                                                 \
+        type em_u_ = (call);                                                             \
+        em__api_depth--;                                                                 \
+        return em_u_;                                                                    \
+    } while (0)
+
 /* ---- formatting ------------------------------------------------------------------ */
 
 /* Appends to a growable buffer; used by em_tensor_str and `ember info`. */
@@ -369,6 +380,9 @@ typedef struct em_autograd_meta {
     int nhooks;
     em__hook_fn hooks[4];
     void *hook_ctx[4];
+    int npost;                   /* post-accumulate-grad hooks (leaves) */
+    em_post_accumulate_hook_fn post[4];
+    void *post_ctx[4];
 } em_autograd_meta;
 
 bool em__grad_mode(void);
@@ -396,5 +410,13 @@ int em__autograd_reset_history(em_tensor *t, const char *name);
 /* A node's saved tensor i, or NULL with the "modified in place"/"freed" error set. */
 em_tensor *em__saved(em_node *n, int i);
 void em__node_release(em_node *n);
+
+/* ---- communicators (core/dist.c) ---------------------------------------------- */
+
+void em__dist_forget(em_plugin_rec *rec);
+void em__dist_describe(em_plugin_rec *rec, em_strbuf *sb);
+/* Finishes the running communicator and clears the table (before plugins unload). */
+void em__dist_shutdown(void);
+void em__dist_progress(void);
 
 #endif

@@ -87,6 +87,7 @@ static void describe(em_plugin_rec *r)
     em__module_types_describe(r, &sb);
     em__optim_types_describe(r, &sb);
     em__dataset_types_describe(r, &sb);
+    em__dist_describe(r, &sb);
     if (r->nkernels)
         em__sb_printf(&sb, "%s%d kernel%s", sb.len ? "; " : "", r->nkernels,
                       r->nkernels == 1 ? "" : "s");
@@ -243,6 +244,7 @@ int em__loader_load_file(const char *path)
         em__module_types_forget(r);
         em__optim_types_forget(r);
         em__dataset_types_forget(r);
+        em__dist_forget(r);
         r->handle = NULL;
         r->desc = NULL;
         dlclose(h);

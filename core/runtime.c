@@ -122,6 +122,10 @@ static int init(const char *config_path, bool layered)
         initialized = false;
         goto fail;
     }
+    if ((rc = em_dist_init()) < 0) {
+        initialized = false;
+        goto fail;
+    }
     return EM_OK;
 fail:;
     char keep[1024];
@@ -139,6 +143,7 @@ int em_init_layered(const char *config_path) { return init(config_path, true); }
 static void teardown(void)
 {
     em__scope_shutdown();
+    em__dist_shutdown();
     bool live = false;
     for (int i = 1; i <= em__backend_count(); i++) {
         em_backend *be = em__backend(i);

@@ -12,7 +12,8 @@ need=()
 # libdlpack-dev: em_to_dlpack/em_from_dlpack; python3-numpy: the NumPy interop test.
 for pkg in meson ninja-build pkg-config gcc libcriterion-dev zlib1g-dev \
            libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd locales \
-           libdlpack-dev python3-numpy libcairo2-dev; do
+           libdlpack-dev python3-numpy libcairo2-dev \
+           libopenmpi-dev openmpi-bin; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 sudo_cmd=""

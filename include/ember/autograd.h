@@ -45,6 +45,17 @@ EM_API em_tensor *em_detach(em_tensor *t);
 typedef em_tensor *(*em_grad_hook_fn)(em_tensor *grad, void *ctx);
 EM_API int em_register_hook(em_tensor *t, em_grad_hook_fn fn, void *ctx);
 
+/* PyTorch's register_post_accumulate_grad_hook: fn(t, ctx) runs during backward right after
+ * the gradient has been accumulated into leaf t's grad (what DistributedDataParallel uses to
+ * start communication while backward goes on). t must be a leaf that requires grad; at most 4
+ * hooks per tensor. The remove function forgets the (fn, ctx) pair; both return EM_OK or a
+ * negative status. */
+typedef void (*em_post_accumulate_hook_fn)(em_tensor *t, void *ctx);
+EM_API int em_register_post_accumulate_grad_hook(em_tensor *t, em_post_accumulate_hook_fn fn,
+                                                 void *ctx);
+EM_API int em_remove_post_accumulate_grad_hook(em_tensor *t, em_post_accumulate_hook_fn fn,
+                                               void *ctx);
+
 /* torch.autograd.gradcheck: fn(inputs) is differentiated analytically (backward) and
  * numerically (central differences, step eps) with respect to every input that requires
  * grad (those must be float64 leaves); each Jacobian entry must satisfy

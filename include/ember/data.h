@@ -176,6 +176,20 @@ EM_API int em_dataloader_set_device(em_dataloader *dl, em_device d);
  * thread inside em_dataloader_next (what a user get_item that is not thread safe needs). */
 EM_API int em_dataloader_set_prefetch(em_dataloader *dl, int batches);
 
+/* How a sharded epoch treats the samples left over when len does not divide by world. */
+typedef enum em_shard_mode {
+    EM_SHARD_PAD = 1,    /* wrap around to the first samples of the epoch's order, so every
+                            rank gets ceil(len / world) (DistributedSampler's default) */
+    EM_SHARD_DROP,       /* drop the tail: floor(len / world) each (drop_last=True) */
+    EM_SHARD_UNEVEN,     /* no padding, no drop: ranks get unequal counts and every sample
+                            is seen exactly once (exact whole-set evaluation) */
+    EM_SHARD_MODE_COUNT
+} em_shard_mode;
+/* PyTorch's DistributedSampler: each epoch's order (the same (seed, epoch) shuffle on every
+ * rank) is cut so that rank r takes positions r, r + world, r + 2 world, ... ; batches are then
+ * formed from that share. world = 1 (the default) turns sharding off. */
+EM_API int em_dataloader_set_shard(em_dataloader *dl, int rank, int world, em_shard_mode mode);
+
 /* The next batch of the current epoch as new references (registered with the current
  * em_scope, like every tensor Ember returns): x of shape (B, *sample_shape), y of shape
  * (B, *label_shape) or NULL for an unlabeled dataset. B is the batch size except for the last
@@ -193,7 +207,8 @@ EM_API int em_dataloader_reset(em_dataloader *dl);
 EM_API int em_dataloader_set_epoch(em_dataloader *dl, int64_t epoch);
 /* The epoch the next batch belongs to (starting at 0). */
 EM_API int64_t em_dataloader_epoch(const em_dataloader *dl);
-/* Batches per epoch: ceil(len / B), or floor(len / B) with drop_last; negative on error. */
+/* Batches per epoch: ceil(len / B), or floor(len / B) with drop_last, len being this rank's
+ * share when sharded; negative on error. */
 EM_API int64_t em_dataloader_num_batches(const em_dataloader *dl);
 
 #ifdef __cplusplus

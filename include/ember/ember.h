@@ -13,5 +13,6 @@
 #include "spec.h"
 #include "module.h"
 #include "data.h"
+#include "dist.h"
 
 #endif

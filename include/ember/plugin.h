@@ -33,6 +33,7 @@
 #ifndef EMBER_PLUGIN_H
 #define EMBER_PLUGIN_H
 
+#include "dist.h"
 #include "module.h"
 #include "numeric.h"
 #include "runtime.h"
@@ -50,8 +51,9 @@ extern "C" {
  * locale-independent em_strtod/em_snprintf/em_float_repr; 1.3 added em_op_def.updates and
  * the fused optimizer updates (the ops sgd_step, adam_step and rmsprop_step, em_sgd_step_ and
  * the like in ops.h), em_device_info.kernels, the core op linear_relu and
- * em_module_record_output. A plugin built for an older minor loads into a newer core; one
- * built for a newer minor is refused. */
+ * em_module_record_output, and communicators (em_comm_ops, em_register_communicator). A
+ * plugin built for an older minor loads into a newer core; one built for a newer minor is
+ * refused. */
 #define EMBER_ABI_MAJOR 1
 #define EMBER_ABI_MINOR 3
 #define EMBER_PLUGIN_ENTRY "ember_plugin"
@@ -517,6 +519,59 @@ EM_API int em_register_dataset(em_registry *reg, const em_dataset_type_ops *ops)
 #else
 #define EM_PLUGIN_THREAD_LOCAL _Thread_local
 #endif
+
+/* ---- communicators (ABI 1.3) ----------------------------------------------------------------- */
+
+/* A communicator runs collectives between the processes of one job (ember/dist.h). The core
+ * starts at most one, chosen by `[runtime] dist` / EMBER_DIST or by the launcher's environment,
+ * and hands it contiguous buffers of `count` elements of `dtype`: host memory when host_only
+ * (the core stages device tensors through the host), else buffers of `device` (a CUDA
+ * communicator). Every collective is started asynchronously: it stores a request in *req (its
+ * own allocation, finished by wait) and returns EM_OK, or a negative status after
+ * em_set_error(). Sums of bool are logical or; EM_REDUCE_AVG never reaches a communicator (the
+ * core sums and divides). Buffers stay valid until wait returns. */
+typedef struct em_comm_buf {
+    void *data;                 /* host pointer, or backend buffer handle + byte offset */
+    size_t count;               /* elements */
+    em_dtype dtype;
+    em_device device;
+} em_comm_buf;
+
+typedef struct em_comm_ops {
+    size_t struct_size;
+    const char *name;           /* "mpi", "nccl": what [runtime] dist names */
+    bool host_only;             /* buffers must be host memory */
+    /* optional: why it cannot run here (no launcher, no device); NULL when usable. */
+    const char *(*unavailable_reason)(void *ctx);
+    /* Joins the job; fills rank, size and local rank. Called once, before any collective. */
+    int (*start)(void *ctx, int *rank, int *size, int *local_rank);
+    int (*all_reduce)(void *ctx, em_comm_buf *buf, em_reduce_op op, void **req);
+    int (*broadcast)(void *ctx, em_comm_buf *buf, int root, void **req);
+    /* recv holds size * send->count elements, rank i's at i * send->count. */
+    int (*all_gather)(void *ctx, const em_comm_buf *send, em_comm_buf *recv, void **req);
+    /* send holds size * recv->count elements; recv gets this rank's slice of the reduction. */
+    int (*reduce_scatter)(void *ctx, const em_comm_buf *send, em_comm_buf *recv,
+                          em_reduce_op op, void **req);
+    int (*barrier)(void *ctx, void **req);
+    /* Finishes and frees req. Gives up after timeout_s seconds: then reports the collective
+     * `what` and this rank, and ends the job (a lost rank cannot be recovered). */
+    int (*wait)(void *ctx, void *req, double timeout_s, const char *what);
+    /* Ends every process of the job with exit status code. Must not return. */
+    void (*abort)(void *ctx, int code, const char *msg);
+    /* optional: lets outstanding requests progress (called from autograd hooks). */
+    void (*progress)(void *ctx);
+    /* optional: leaves the job (MPI_Finalize); called at em_shutdown if started. */
+    void (*finish)(void *ctx);
+    /* optional: the library's own blocking all-reduce (sum) on a host buffer, called `iters`
+     * times back to back; *seconds receives the time per call. The baseline `ember bench
+     * --dist` compares Ember's collectives with (MPI_Allreduce on the same buffer). */
+    int (*bench_all_reduce)(void *ctx, void *buf, size_t count, em_dtype dtype, int iters,
+                            double *seconds);
+} em_comm_ops;
+
+/* Registers a communicator. `ops` and `ctx` must outlive the plugin. Returns EM_OK or a
+ * negative status (incomplete table, duplicate name). */
+EM_API int em_register_communicator(em_registry *reg, const em_comm_ops *ops, void *ctx);
 
 /* ---- helpers for kernels ------------------------------------------------- */
 

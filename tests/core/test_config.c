@@ -208,7 +208,7 @@ Test(config, an_unknown_runtime_key_without_a_close_match_lists_the_keys)
 {
     expect_error("[runtime]\nvolume = 11\n", EM_ERR_IO,
                  "2: [runtime] unknown key 'volume'; known keys: backend, plugin_path, "
-                 "threads, seed, fallback, strict, disable");
+                 "threads, seed, fallback, strict, disable, dist");
 }
 
 Test(config, threads_must_be_a_positive_integer)

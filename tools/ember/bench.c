@@ -16,25 +16,6 @@
 
 #include "cli.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* ---- dispatch overhead ------------------------------------------------------------- */
 
 static double bench_dispatch(int reps, int iters)
@@ -44,14 +25,14 @@ static double bench_dispatch(int reps, int iters)
     em_tensor *b = em_tensor_from_data(&one, EM_F32, EM_SHAPE(1), NULL);
     double t[32];
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = cli_now();
         for (int i = 0; i < iters; i++)
             em_release(em_add(a, b));
-        t[r] = (now() - t0) / iters * 1e6;
+        t[r] = (cli_now() - t0) / iters * 1e6;
     }
     em_release(a);
     em_release(b);
-    return median(t, reps);
+    return cli_median(t, reps);
 }
 
 /* ---- autograd overhead ------------------------------------------------------------------ */
@@ -64,14 +45,14 @@ static void bench_autograd(int reps, int iters)
     double tp[32], tr[32], tb[32];
     int chain = 10000;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = cli_now();
         for (int i = 0; i < iters; i++)
             em_release(em_mul(plain, plain));
-        tp[r] = (now() - t0) / iters * 1e6;
-        t0 = now();
+        tp[r] = (cli_now() - t0) / iters * 1e6;
+        t0 = cli_now();
         for (int i = 0; i < iters; i++)
             em_release(em_mul(leaf, leaf));
-        tr[r] = (now() - t0) / iters * 1e6;
+        tr[r] = (cli_now() - t0) / iters * 1e6;
         /* backward through a chain of `chain` MulBackward0 nodes */
         em_tensor *y = leaf;
         em_retain(y);
@@ -80,17 +61,17 @@ static void bench_autograd(int reps, int iters)
             em_release(y);
             y = n;
         }
-        t0 = now();
+        t0 = cli_now();
         em_backward(y, NULL, false);
-        tb[r] = (now() - t0) / chain * 1e6;
+        tb[r] = (cli_now() - t0) / chain * 1e6;
         em_release(y);
         em_grad_clear(leaf);
     }
-    double mp = median(tp, reps), mr = median(tr, reps);
+    double mp = cli_median(tp, reps), mr = cli_median(tr, reps);
     printf("\nautograd, 1-element f32 (us, median of %d):\n", reps);
     printf("  %-44s %8.3f\n", "em_mul, no input requires grad", mp);
     printf("  %-44s %8.3f   (+%.3f for recording)\n", "em_mul, recorded (MulBackward0)", mr, mr - mp);
-    printf("  %-44s %8.3f\n", "em_backward, per MulBackward0 node", median(tb, reps));
+    printf("  %-44s %8.3f\n", "em_backward, per MulBackward0 node", cli_median(tb, reps));
     em_release(plain);
     em_release(leaf);
 }
@@ -106,29 +87,29 @@ static void bench_device(em_device d, int reps, bool quick)
     em_tensor *a = em_ones(EM_SHAPE(1), &on), *b = em_ones(EM_SHAPE(1), &on);
     int iters = quick ? 2000 : 20000;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = cli_now();
         for (int i = 0; i < iters; i++)
             em_release(em_add(a, b));
         em_synchronize(d);
-        t[r] = (now() - t0) / iters * 1e6;
+        t[r] = (cli_now() - t0) / iters * 1e6;
     }
     em_release(a);
     em_release(b);
     printf("\n%s: dispatch of a 1-element em_add (enqueue, one sync per %d calls): %.3f us\n", db,
-           iters, median(t, reps));
+           iters, cli_median(t, reps));
     int64_t n = quick ? (int64_t)1 << 22 : (int64_t)1 << 24;
     a = em_rand(EM_SHAPE(n), &on);
     b = em_rand(EM_SHAPE(n), &on);
     em_release(em_add(a, b));   /* warm-up: builds the device program */
     em_synchronize(d);
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = cli_now();
         em_release(em_add(a, b));
         em_synchronize(d);
-        t[r] = 3.0 * (double)n * 4 / 1e9 / (now() - t0);
+        t[r] = 3.0 * (double)n * 4 / 1e9 / (cli_now() - t0);
     }
     printf("%s: em_add on %lld f32: %.2f GB/s (median of %d)\n", db, (long long)n,
-           median(t, reps), reps);
+           cli_median(t, reps), reps);
     em_release(a);
     em_release(b);
     printf("%s: f32 matmul n x n x n (GFLOP/s):", db);
@@ -139,12 +120,12 @@ static void bench_device(em_device d, int reps, bool quick)
         em_synchronize(d);
         int rr = reps < 5 ? reps : 5;
         for (int r = 0; r < rr; r++) {
-            double t0 = now();
+            double t0 = cli_now();
             em_release(em_matmul(a, b));
             em_synchronize(d);
-            t[r] = 2.0 * (double)(m * m * m) / 1e9 / (now() - t0);
+            t[r] = 2.0 * (double)(m * m * m) / 1e9 / (cli_now() - t0);
         }
-        printf(" %lld: %.1f", (long long)m, median(t, rr));
+        printf(" %lld: %.1f", (long long)m, cli_median(t, rr));
         em_release(a);
         em_release(b);
     }
@@ -207,24 +188,24 @@ static void bench_bandwidth(int reps, size_t n)
     em_tensor *tc = em_tensor_from_blob(c, EM_F32, EM_SHAPE((int64_t)n), NULL, NULL);
     double gb = (double)n * sizeof(float) / 1e9;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = cli_now();
         stream_run(0, a, NULL, c, n, nt);
-        copy[r] = 2 * gb / (now() - t0);
-        t0 = now();
+        copy[r] = 2 * gb / (cli_now() - t0);
+        t0 = cli_now();
         stream_run(1, a, b, c, n, nt);
-        add[r] = 3 * gb / (now() - t0);
-        t0 = now();
+        add[r] = 3 * gb / (cli_now() - t0);
+        t0 = cli_now();
         stream_run(2, a, b, c, n, nt);
-        addi[r] = 3 * gb / (now() - t0);
-        t0 = now();
+        addi[r] = 3 * gb / (cli_now() - t0);
+        t0 = cli_now();
         em_release(em_add(ta, tb));
-        eadd[r] = 3 * gb / (now() - t0);
-        t0 = now();
+        eadd[r] = 3 * gb / (cli_now() - t0);
+        t0 = cli_now();
         em_release(em_add_(tc, tb));
-        eadd_[r] = 3 * gb / (now() - t0);
+        eadd_[r] = 3 * gb / (cli_now() - t0);
     }
-    double mc = median(copy, reps), ma = median(add, reps), mai = median(addi, reps);
-    double me = median(eadd, reps), mi = median(eadd_, reps);
+    double mc = cli_median(copy, reps), ma = cli_median(add, reps), mai = cli_median(addi, reps);
+    double me = cli_median(eadd, reps), mi = cli_median(eadd_, reps);
     printf("\nelementwise, %zu f32 elements, %d threads (GB/s counting 3 arrays for add, 2 for\n"
            "copy; median of %d):\n", n, nt, reps);
     printf("  %-36s %8.2f\n", "STREAM copy c = a (reference)", mc);
@@ -328,7 +309,7 @@ static double fma_peak(const fma_kind *k, int nt, int reps, int64_t iters)
     fma_job jobs[64];
     double t[32];
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = cli_now();
         for (int i = 0; i < nt; i++) {
             jobs[i] = (fma_job){iters, 0};
             if (i)
@@ -337,9 +318,9 @@ static double fma_peak(const fma_kind *k, int nt, int reps, int64_t iters)
         k->fn(&jobs[0]);
         for (int i = 1; i < nt; i++)
             pthread_join(th[i], NULL);
-        t[r] = 2.0 * (double)k->lanes * (double)iters * nt / 1e9 / (now() - t0);
+        t[r] = 2.0 * (double)k->lanes * (double)iters * nt / 1e9 / (cli_now() - t0);
     }
-    return median(t, reps);
+    return cli_median(t, reps);
 }
 
 /* ---- matmul ------------------------------------------------------------------------------ */
@@ -365,11 +346,11 @@ static void bench_matmul(int reps, int max_n, bool quick)
         int r_here = n >= 1024 ? (reps < 5 ? reps : 5) : reps;
         em_release(em_matmul(a, b));   /* warm-up */
         for (int r = 0; r < r_here; r++) {
-            double t0 = now();
+            double t0 = cli_now();
             em_release(em_matmul(a, b));
-            te[r] = flop / (now() - t0);
+            te[r] = flop / (cli_now() - t0);
         }
-        double me = median(te, r_here);
+        double me = cli_median(te, r_here);
         printf("  %6d %12.1f %13.1f%%\n", n, me, 100 * me / pn);
         em_release(a);
         em_release(b);

@@ -15,13 +15,6 @@
 
 #include "cli.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -63,11 +56,11 @@ static double step_us(const char *spec, const char *optim, int64_t in, int64_t c
             goto done;
     long f0 = minor_faults();
     for (int k = 0; k < reps; k++) {
-        double t0 = now();
+        double t0 = cli_now();
         for (int i = 0; i < iters; i++)
             if (step(model, loss, opt, x, y) < 0)
                 goto done;
-        t[k] = (now() - t0) / iters * 1e6;
+        t[k] = (cli_now() - t0) / iters * 1e6;
     }
     *faults = (double)(minor_faults() - f0) / ((double)reps * iters);
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
@@ -96,7 +89,7 @@ static double fashion_epoch(void)
     em_dataloader *dl = em_dataloader_new(d, 256, true, 0);
     double secs = -1;
     if (model && loss && opt && dl) {
-        double t0 = now();
+        double t0 = cli_now();
         em_tensor *x, *y;
         int rc = 0;
         while (!rc && em_dataloader_next(dl, &x, &y)) {
@@ -105,7 +98,7 @@ static double fashion_epoch(void)
             em_release(y);
         }
         if (!rc && em_last_status() == EM_OK)
-            secs = now() - t0;
+            secs = cli_now() - t0;
     }
     em_dataloader_free(dl);
     em_optimizer_free(opt);

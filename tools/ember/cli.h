@@ -18,11 +18,33 @@ int cmd_plot(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 /* bench_train.c: training-step and data-epoch figures; 0 or 1 */
 int bench_train(bool quick);
+/* bench_dist.c: `ember bench --dist` (under mpirun or alone); 0 or 1 */
+int bench_dist(bool quick);
+
+/* train_dist.c: `ember train` under mpirun (no-ops for a single process); 0 or 1 */
+bool train_dist_is_root(void);
+/* ", 2 ranks (mpi), batch_size per rank" for the opening line; "" for one process. */
+const char *train_dist_banner(void);
+/* Shards the training loader and wraps the model in DistributedDataParallel (*ddp stays NULL
+ * for one process). */
+int train_dist_setup(em_module *model, em_dataloader *train_dl, em_ddp **ddp);
+/* The test loader's unpadded shard, so reduced sums cover the test set exactly once. */
+int train_dist_shard_eval(em_dataloader *dl);
+/* In-place sums over every rank. */
+int train_dist_sum(double *v, int n);
+int train_dist_sum_i64(int64_t *v, int64_t n);
+/* Ends `ember train`: a failure on any rank ends the whole job (the other ranks would wait in
+ * their next collective), else em_shutdown(). Returns rc. */
+int train_dist_end(int rc);
 
 /* Prints "ember: <what>: <em_last_error()>" to stderr and returns 1. */
 int cli_fail(const char *what);
 /* A config value's source for people: a path relative to the current folder, or under ~. */
 const char *cli_source(const char *source, char *buf, size_t size);
+/* Monotonic seconds, for timing. */
+double cli_now(void);
+/* The median of v[0..n) (sorts v in place). */
+double cli_median(double *v, int n);
 /* "1.5 GiB" style text for a byte count. */
 const char *cli_bytes(size_t n, char *buf, size_t size);
 

@@ -95,6 +95,21 @@ static void print_backends(void)
     printf("  default device: %s\n", em_device_str(em_default_device(), db, sizeof db));
 }
 
+static void print_communicators(void)
+{
+    int n = em_dist_communicator_count();
+    printf("\ncommunicators (%d):\n", n);
+    char state[160];
+    for (int i = 0; i < n; i++) {
+        const char *name = em_dist_communicator(i, state, sizeof state);
+        if (name)
+            printf("  %-8s %s\n", name, state);
+    }
+    printf("  process group: rank %d of %d (local rank %d), %s\n", em_dist_rank(),
+           em_dist_size(), em_dist_local_rank(),
+           em_dist_is_active() ? em_dist_backend() : "single process");
+}
+
 static void print_config(void)
 {
     const char *file = em_config_file();
@@ -144,6 +159,7 @@ int cmd_info(int argc, char **argv)
     }
     print_plugins();
     print_backends();
+    print_communicators();
     print_config();
     em_shutdown();
     return 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -28,6 +29,7 @@ const char *const cli_environment[][2] = {
     {"EMBER_DISABLE_PLUGINS", "plugins (comma-separated) to find but not initialise"},
     {"EMBER_ALLOW_INSECURE_PLUGINS", "1: load plugins from folders others can write to"},
     {"EMBER_GEMM_KERNEL", "the CPU GEMM kernel: avx512, avx2, generic, auto"},
+    {"EMBER_DIST_TIMEOUT", "seconds a collective may wait (default 300)"},
     {"EMBER_CUDA_DETERMINISTIC", "1: CUDA scatter_add sums in index order"},
     {"EMBER_OPENCL_GPU_PATHS", "1: OpenCL CPU devices take the GPU kernels (testing)"},
     {"XDG_CONFIG_HOME", "the user's config is in $XDG_CONFIG_HOME/ember/\n"
@@ -64,6 +66,25 @@ int cli_fail(const char *what)
 {
     fprintf(stderr, "ember: %s: %s\n", what, em_last_error());
     return 1;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double cli_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 const char *cli_bytes(size_t n, char *buf, size_t size)

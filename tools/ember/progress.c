@@ -15,13 +15,6 @@
 
 #define MIN_INTERVAL 0.1   /* seconds between redraws */
 
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int cli_terminal_width(void)
 {
     struct winsize ws;

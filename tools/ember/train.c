@@ -141,6 +141,8 @@ static int evaluate(em_module *model, em_module *loss_fn, em_dataset *ds, const 
     em_dataloader *dl = em_dataloader_new(ds, c->batch_size, false, c->seed);
     if (!dl || em_dataloader_set_device(dl, dev) < 0)
         return em_dataloader_free(dl), cli_fail("test loader");
+    if (train_dist_shard_eval(dl))
+        return em_dataloader_free(dl), 1;
     em_module_train(model, false);
     bool prev = em_set_grad_enabled(false);
     double loss_sum = 0;
@@ -181,6 +183,12 @@ static int evaluate(em_module *model, em_module *loss_fn, em_dataset *ds, const 
     }
     if (!rc && em_last_status() < 0)
         rc = cli_fail("test loader");
+    double sums[3] = {loss_sum, (double)correct, (double)r->n};
+    if (!rc && !(rc = train_dist_sum(sums, 3)) && want_confusion && r->classes > 0)
+        rc = train_dist_sum_i64(r->confusion, r->classes * r->classes);
+    loss_sum = sums[0];
+    correct = (int64_t)sums[1];
+    r->n = (int64_t)sums[2];
     em_set_grad_enabled(prev);
     em_module_train(model, true);
     em_dataloader_free(dl);
@@ -210,10 +218,12 @@ typedef struct objects {
     em_optimizer *opt;
     em_scheduler *sched;
     em_dataloader *dl;
+    em_ddp *ddp;          /* with several ranks */
 } objects;
 
 static void objects_free(objects *o)
 {
+    em_ddp_free(o->ddp);
     em_dataloader_free(o->dl);
     em_scheduler_free(o->sched);
     em_optimizer_free(o->opt);
@@ -243,7 +253,7 @@ static int build(const run_cfg *c, objects *o, em_device dev, bool with_optimize
     if (!(o->dl = em_dataloader_new(o->d.train, c->batch_size, c->shuffle, c->seed)) ||
         em_dataloader_set_device(o->dl, dev) < 0)
         return cli_fail("train loader");
-    return 0;
+    return train_dist_setup(o->model, o->dl, &o->ddp);
 }
 
 
@@ -271,7 +281,8 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar
         em_zero_grad(o->opt);
         em_tensor *out = em_forward(o->model, x);
         em_tensor *l = out ? em_loss(o->loss, out, y) : NULL;
-        int bad = !l || em_backward(l, NULL, false) < 0 || em_step(o->opt) < 0;
+        int bad = !l || em_backward(l, NULL, false) < 0 ||
+                  (o->ddp && em_ddp_finish(o->ddp) < 0) || em_step(o->opt) < 0;
         int64_t b = em_shape(x)[0];
         double lv = bad ? NAN : em_item(l);
         em_scope_end();
@@ -290,7 +301,10 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar
         *rc = cli_fail("train loader");
         return NAN;
     }
-    return seen ? loss_sum / (double)seen : NAN;
+    double sums[2] = {loss_sum, (double)seen};
+    if ((*rc = train_dist_sum(sums, 2)) != 0)
+        return NAN;
+    return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
 /* The state the loop carries from epoch to epoch (and across --resume). */
@@ -352,13 +366,15 @@ static int train_resume(const run_cfg *c, const train_opts *opt, objects *o, loo
             fprintf(stderr, "ember train: --resume: no run state in %s\n", c->out_dir);
             return 1;
         }
-        if (s->start >= c->epochs)
+        if (s->start >= c->epochs && train_dist_is_root())
             printf("the run in %s/ has done %d epochs already; --epochs N (more than %d) "
                    "trains it further\n", c->out_dir, s->start, s->start);
         for (int e = 0; e < s->start && o->sched; e++)
             em_scheduler_step(o->sched);
         em_dataloader_set_epoch(o->dl, s->start);
     }
+    if (!train_dist_is_root())
+        return 0;   /* under mpirun, rank 0 alone writes files */
     snprintf(path, sizeof path, "%s/metrics.csv", c->out_dir);
     s->metrics = fopen(path, opt->resume ? "a" : "w");
     if (!s->metrics) {
@@ -374,11 +390,15 @@ static int train_resume(const run_cfg *c, const train_opts *opt, objects *o, loo
 static int train_checkpoint(const run_cfg *c, objects *o, loop_state *s, int epoch,
                             double train_loss, const eval_result *r, double lr, double secs)
 {
+    if (o->sched)
+        em_scheduler_step(o->sched);
+    if (!train_dist_is_root()) {   /* the others keep the best figure, write nothing */
+        s->best = r->accuracy > s->best ? r->accuracy : s->best;
+        return 0;
+    }
     fprintf(s->metrics, "%d,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, train_loss, r->loss,
             r->accuracy, lr, secs);
     fflush(s->metrics);
-    if (o->sched)
-        em_scheduler_step(o->sched);
     int rc = save_checkpoint(c, "last", o->model, o->opt);
     if (!rc && r->accuracy > s->best) {
         s->best = r->accuracy;
@@ -399,7 +419,9 @@ static int train_checkpoint(const run_cfg *c, objects *o, loop_state *s, int epo
 /* Step: the epochs. The last one also records the confusion matrix. */
 static int train_loop(const run_cfg *c, objects *o, loop_state *s)
 {
-    progress bar = {.on = cli_terminal_width() > 0 && !c->quiet};
+    bool root = train_dist_is_root();
+    /* no bar under mpirun: it hands every rank a pty whatever its own output is */
+    progress bar = {.on = cli_terminal_width() > 0 && !c->quiet && em_dist_size() == 1};
     struct sigaction sa = {0}, old;
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, &old);
@@ -412,11 +434,13 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
         if (rc)
             break;
         if (interrupted) {
-            rc = save_checkpoint(c, "last", o->model, o->opt) || run_state_save(c, epoch, s->best);
-            printf("interrupted in epoch %d: saved %s/last.safetensors; continue with "
-                   "--resume%s%s\n",
-                   epoch + 1, c->out_dir, c->out_given ? " --out " : "",
-                   c->out_given ? c->out_dir : "");
+            rc = root && (save_checkpoint(c, "last", o->model, o->opt) ||
+                          run_state_save(c, epoch, s->best));
+            if (root)
+                printf("interrupted in epoch %d: saved %s/last.safetensors; continue with "
+                       "--resume%s%s\n",
+                       epoch + 1, c->out_dir, c->out_given ? " --out " : "",
+                       c->out_given ? c->out_dir : "");
             rc = rc ? 1 : 130;
             break;
         }
@@ -426,12 +450,15 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
                                 : NULL;
         rc = evaluate(o->model, o->loss, o->d.test, c, s->dev, &r, r.confusion != NULL);
         double secs = cli_now() - t0;
-        if (!rc) {
-            printf("epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%.2fs)\n",
-                   epoch + 1, c->epochs, train_loss, r.loss, 100 * r.accuracy, secs);
+        if (!rc && root) {
+            printf("epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.2f%% "
+                   "(%.*f %s)\n",
+                   epoch + 1, c->epochs, train_loss, r.loss, 100 * r.accuracy, secs < 1 ? 0 : 2,
+                   secs < 1 ? secs * 1e3 : secs, secs < 1 ? "ms" : "s");
             fflush(stdout);
-            rc = train_checkpoint(c, o, s, epoch, train_loss, &r, lr, secs);
         }
+        if (!rc)
+            rc = train_checkpoint(c, o, s, epoch, train_loss, &r, lr, secs);
         free(r.confusion);
     }
     sigaction(SIGINT, &old, NULL);
@@ -443,18 +470,22 @@ static void train_announce(const run_cfg *c, const train_opts *opt, const object
                            em_device dev)
 {
     char db[32];
+    if (!train_dist_is_root())
+        return;
     if (!opt->quiet)
         train_config_print(c, opt, stdout, cli_terminal_width());
-    printf("training on %s: %lld training and %lld test samples, %d epochs\n"
+    printf("training on %s: %lld training and %lld test samples, %d epochs%s\n"
            "writing to %s/\n",
            em_device_str(dev, db, sizeof db), (long long)em_dataset_len(o->d.train),
-           (long long)em_dataset_len(o->d.test), c->epochs, c->out_dir);
+           (long long)em_dataset_len(o->d.test), c->epochs, train_dist_banner(), c->out_dir);
     fflush(stdout);
 }
 
 /* Step: the closing line and the pictures. */
 static int train_finish(const run_cfg *c, const train_opts *opt, const loop_state *s)
 {
+    if (!train_dist_is_root())
+        return 0;
     printf("best test accuracy %.2f%%; the run is in %s/\n", 100 * s->best, c->out_dir);
     fflush(stdout);
     return opt->no_plot ? 0 : plot_run(c->out_dir);
@@ -470,7 +501,8 @@ int cmd_train(int argc, char **argv)
         return rc;
     objects o;
     rc = build(&c, &o, s.dev, true);
-    if (!rc)
+    /* under mpirun the other ranks write nothing, and only read a run they resume */
+    if (!rc && (train_dist_is_root() || opt.resume))
         rc = run_dir_open(&c, &opt);
     if (!rc) {
         train_announce(&c, &opt, &o, s.dev);
@@ -483,8 +515,7 @@ int cmd_train(int argc, char **argv)
     if (!rc)
         rc = train_finish(&c, &opt, &s);
     objects_free(&o);
-    em_shutdown();
-    return rc;
+    return train_dist_end(rc);
 }
 
 /* ---- eval ---------------------------------------------------------------------------------- */

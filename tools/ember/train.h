@@ -60,7 +60,6 @@ typedef struct progress {
     double t0, last;         /* start and last redraw (monotonic seconds) */
     int draws;
 } progress;
-double cli_now(void);
 void progress_start(progress *p, bool on);
 /* Redraws at most 10 times a second, and always when done == total. */
 void progress_update(progress *p, const char *label, int64_t done, int64_t total,

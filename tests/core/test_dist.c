@@ -1,0 +1,175 @@
+/* tests/core/test_dist.c - the process group of one process, post-accumulate-grad hooks,
+ * DataLoader shards and DistributedDataParallel without communication. The collectives across
+ * processes are tested under mpirun by the 'dist' suite (tests/dist/). */
+#include "helpers.h"
+
+TestSuite(dist, .init = emt_setup, .fini = emt_teardown);
+
+Test(dist, a_single_process_is_rank_0_of_a_group_of_1)
+{
+    cr_assert_not(em_dist_is_active());
+    cr_assert_eq(em_dist_rank(), 0);
+    cr_assert_eq(em_dist_size(), 1);
+    cr_assert_eq(em_dist_local_rank(), 0);
+    cr_assert_null(em_dist_backend());
+}
+
+Test(dist, collectives_of_one_process_are_the_identity)
+{
+    em_tensor *t = EMT_OK(em_tensor_from_data(EMT_VALS(1, -2, 3), EM_F64, 1,
+                                              (int64_t[]){3}, &(em_opts){.dtype = EM_F32}));
+    cr_assert_eq(em_dist_all_reduce(t, EM_REDUCE_SUM), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_dist_all_reduce(t, EM_REDUCE_AVG), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_dist_all_reduce(t, EM_REDUCE_MAX), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_dist_broadcast(t, 0), EM_OK, "%s", em_last_error());
+    EMT_ASSERT_LIST(t, 0, 1, -2, 3);
+    em_tensor *g = EMT_OK(em_dist_all_gather(t));
+    EMT_ASSERT_LIST(g, 0, 1, -2, 3);
+    em_tensor *s = EMT_OK(em_dist_reduce_scatter(t, EM_REDUCE_SUM));
+    EMT_ASSERT_LIST(s, 0, 1, -2, 3);
+    cr_assert_eq(em_dist_barrier(), EM_OK);
+    em_dist_work *w = em_dist_all_reduce_start(t, EM_REDUCE_SUM);
+    cr_assert_not_null(w);
+    cr_assert_eq(em_dist_wait(w), EM_OK);
+    em_release(s);
+    em_release(g);
+    em_release(t);
+}
+
+Test(dist, collectives_refuse_bad_arguments_by_name)
+{
+    em_tensor *i = EMT_OK(em_tensor_from_data(EMT_VALS(1, 2), EM_F64, 1, (int64_t[]){2},
+                                              &(em_opts){.dtype = EM_I64}));
+    cr_assert_lt(em_dist_all_reduce(i, EM_REDUCE_AVG), 0);
+    EMT_ASSERT_ERROR("all_reduce: average needs a floating dtype, got int64");
+    cr_assert_lt(em_dist_broadcast(i, 1), 0);
+    EMT_ASSERT_ERROR("broadcast: root 1 is not a rank (size 1)");
+    cr_assert_lt(em_dist_all_reduce(NULL, EM_REDUCE_SUM), 0);
+    em_release(i);
+}
+
+static int hook_calls;
+static double hook_seen;
+static void count_hook(em_tensor *t, void *ctx)
+{
+    (void)ctx;
+    hook_calls++;
+    hook_seen = em_item(em_grad(t));
+}
+
+Test(dist, a_post_accumulate_grad_hook_sees_the_accumulated_grad)
+{
+    em_scope_begin();
+    em_tensor *w = EMT_OK(em_full(0, NULL, 3.0, &(em_opts){.requires_grad = true}));
+    cr_assert_eq(em_register_post_accumulate_grad_hook(w, count_hook, NULL), EM_OK);
+    for (int k = 1; k <= 2; k++) {
+        em_tensor *y = em_mul(w, w);   /* dy/dw = 2w = 6, accumulated over two backwards */
+        cr_assert_eq(em_backward(y, NULL, false), EM_OK, "%s", em_last_error());
+        cr_assert_eq(hook_calls, k);
+        cr_assert_float_eq(hook_seen, 6.0 * k, 1e-9);
+    }
+    cr_assert_eq(em_remove_post_accumulate_grad_hook(w, count_hook, NULL), EM_OK);
+    em_tensor *y = em_mul(w, w);
+    em_backward(y, NULL, false);
+    cr_assert_eq(hook_calls, 2, "a removed hook ran");
+    em_tensor *nl = em_mul_scalar(w, 2);
+    cr_assert_lt(em_register_post_accumulate_grad_hook(nl, count_hook, NULL), 0);
+    EMT_ASSERT_ERROR("must be a leaf");
+    em_scope_end();
+}
+
+/* The sample ids of one epoch of a loader over 0..n-1 sharded as (rank, world, mode). */
+static int64_t shard_ids(int64_t n, int rank, int world, em_shard_mode mode, int64_t *ids)
+{
+    em_tensor *x = EMT_OK(em_arange(0, (double)n, 1, &(em_opts){.dtype = EM_I64}));
+    em_tensor *x2 = em_reshape(x, 2, (int64_t[]){n, 1});
+    em_dataset *d = em_dataset_from_tensors(x2, x);
+    em_dataloader *dl = em_dataloader_new(d, 3, true, 11);
+    cr_assert_not_null(dl, "%s", em_last_error());
+    if (world > 1)
+        cr_assert_eq(em_dataloader_set_shard(dl, rank, world, mode), EM_OK, "%s",
+                     em_last_error());
+    int64_t k = 0;
+    em_tensor *bx, *by;
+    while (em_dataloader_next(dl, &bx, &by)) {
+        int64_t b = em_shape(by)[0];
+        em_copy_to_host(by, ids + k, (size_t)b * sizeof *ids);
+        k += b;
+        em_release(bx);
+        em_release(by);
+    }
+    cr_assert_eq(em_dataloader_num_batches(dl), (k + 2) / 3);
+    em_dataloader_free(dl);
+    em_dataset_free(d);
+    em_release(x2);
+    em_release(x);
+    return k;
+}
+
+Test(dist, rank_r_of_a_shard_takes_positions_r_r_plus_n_of_the_same_shuffle)
+{
+    int64_t all[10], part[10];
+    cr_assert_eq(shard_ids(10, 0, 1, EM_SHARD_PAD, all), 10);
+    const int64_t want_uneven[] = {3, 3, 2, 2};
+    for (int r = 0; r < 4; r++) {
+        /* pad: ceil(10 / 4) = 3 each, positions 8 + r wrap to 0 and 1 */
+        int64_t k = shard_ids(10, r, 4, EM_SHARD_PAD, part);
+        cr_assert_eq(k, 3, "rank %d took %lld samples", r, (long long)k);
+        for (int64_t j = 0; j < k; j++)
+            cr_assert_eq(part[j], all[(r + 4 * j) % 10], "rank %d position %lld", r,
+                         (long long)j);
+        k = shard_ids(10, r, 4, EM_SHARD_DROP, part);
+        cr_assert_eq(k, 2);
+        for (int64_t j = 0; j < k; j++)
+            cr_assert_eq(part[j], all[r + 4 * j]);
+        k = shard_ids(10, r, 4, EM_SHARD_UNEVEN, part);
+        cr_assert_eq(k, want_uneven[r]);
+        for (int64_t j = 0; j < k; j++)
+            cr_assert_eq(part[j], all[r + 4 * j]);
+    }
+    em_tensor *z = EMT_OK(em_zeros(1, (int64_t[]){4}, NULL));
+    em_dataset *d = em_dataset_from_tensors(z, NULL);
+    em_dataloader *dl = em_dataloader_new(d, 1, false, 0);
+    cr_assert_not_null(dl, "%s", em_last_error());
+    cr_assert_lt(em_dataloader_set_shard(dl, 2, 2, EM_SHARD_PAD), 0);
+    EMT_ASSERT_ERROR("rank 2 of world 2 is not a rank");
+    em_dataloader_free(dl);
+    em_dataset_free(d);
+    em_release(z);
+}
+
+Test(dist, ddp_of_one_process_keeps_gradients_and_refuses_a_parameter_without_one)
+{
+    em_scope_begin();
+    em_module *m = em_module_new("Sequential(Linear(3, 4), ReLU(), Linear(4, 2))");
+    cr_assert_not_null(m, "%s", em_last_error());
+    em_ddp *d = em_ddp_new(m, &(em_ddp_opts){.bucket_bytes = 40});
+    cr_assert_not_null(d, "%s", em_last_error());
+    cr_assert_eq(em_ddp_bucket_count(d), 3, "buckets of <= 40 bytes: [2.bias 2.weight], "
+                                            "[0.bias], [0.weight]");
+    cr_assert_lt(em_ddp_finish(d), 0, "finish without a backward must refuse");
+    EMT_ASSERT_ERROR("parameter '2.bias' received no gradient");
+    em_tensor *x = EMT_OK(em_ones(2, (int64_t[]){5, 3}, NULL));
+    em_tensor *y = em_sum_all(em_forward(m, x));
+    cr_assert_eq(em_backward(y, NULL, false), EM_OK, "%s", em_last_error());
+    double before = em_item(em_sum_all(em_grad(em_module_get(m, "2.bias"))));
+    cr_assert_eq(em_ddp_finish(d), EM_OK, "%s", em_last_error());
+    double after = em_item(em_sum_all(em_grad(em_module_get(m, "2.bias"))));
+    cr_assert_float_eq(after, before, 1e-6, "the average over one rank is the gradient");
+    cr_assert_eq(em_ddp_set_sync(d, false), EM_OK);
+    cr_assert_eq(em_ddp_finish(d), EM_OK, "no_sync: finish is a no-op");
+    em_ddp_free(d);
+    em_scope_end();
+    em_module_free(m);
+}
+
+Test(dist, a_requested_communicator_that_is_not_loaded_fails_init_by_name)
+{
+    em_shutdown();
+    setenv("EMBER_DIST", "carrier-pigeon", 1);
+    int rc = em_init(NULL);
+    unsetenv("EMBER_DIST");
+    cr_assert_lt(rc, 0, "em_init accepted an unknown communicator");
+    EMT_ASSERT_ERROR("communicator 'carrier-pigeon' (from env EMBER_DIST) is not loaded");
+    cr_assert_eq(em_init(NULL), EM_OK, "%s", em_last_error());
+}

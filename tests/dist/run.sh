@@ -1,0 +1,143 @@
+#!/bin/sh
+# tests/dist/run.sh - the 'dist' suite's cases, each under tools/mpirun.sh and bounded by
+# `timeout` (a hang fails the test instead of stalling CI). Exit 77 (skip) without mpirun.
+#   run.sh collectives|timeout|equivalence-sgd|equivalence-adam|train|train-failure|train-kill
+# Environment (set by meson): MPIRUN, EMBER, DIST_COLLECTIVES, DDP_EQUIVALENCE, DIGITS_CSV.
+set -u
+case_name=$1
+command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not installed (openmpi-bin)"; exit 77; }
+if [ -z "$(EMBER_DIST= "$EMBER" info 2>/dev/null | grep -E '^  mpi ')" ]; then
+    echo "SKIP: the mpi communicator plugin was not built (no MPI library found)"
+    exit 77
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# A digits config whose training split (1436 samples) divides by 2 and 4.
+write_config() {   # $1 file, $2 batch size, $3 optimizer, $4 dataset path
+    cat > "$1" <<INI
+[data]
+dataset = CSV(path="$4", label="label", scale=0.0625)
+split = 0.79912
+batch_size = $2
+shuffle = true
+[model]
+spec = Sequential(Linear(64, 32), ReLU(), Linear(32, 10))
+loss = CrossEntropyLoss()
+[train]
+optimizer = $3
+epochs = 3
+seed = 0
+INI
+}
+
+# Largest difference between the tensors of two safetensors files (float32 only), relative to
+# each tensor's largest magnitude; at most 1e-5.
+compare_weights() {
+    python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def load(p):
+    b = open(p, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == '__metadata__':
+            continue
+        s, e = v['data_offsets']
+        raw = b[8 + n + s:8 + n + e]
+        out[k] = struct.unpack('<%df' % (len(raw) // 4), raw)
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a.keys() == b.keys(), (a.keys(), b.keys())
+# per tensor: the largest difference relative to the tensor's largest magnitude
+worst = max(max(abs(x - y) for x, y in zip(a[k], b[k])) / max(max(map(abs, b[k])), 1e-12)
+            for k in a)
+print('max difference relative to each tensor\'s largest weight: %.3g' % worst)
+sys.exit(0 if worst <= 1e-5 else 1)
+PY
+}
+
+case $case_name in
+collectives)
+    for n in 2 4; do
+        timeout 120 "$MPIRUN" -np $n "$DIST_COLLECTIVES" || fail "collectives on $n ranks"
+    done ;;
+timeout)
+    start=$(date +%s)
+    EMBER_DIST_TIMEOUT=3 timeout 100 "$MPIRUN" -x EMBER_DIST_TIMEOUT -np 2 \
+        "$DIST_COLLECTIVES" --hang > "$work/out" 2>&1
+    rc=$?
+    cat "$work/out"
+    [ $rc -ne 0 ] || fail "a rank that never joined did not fail the job"
+    [ $rc -ne 124 ] || fail "the job hung until timeout(1) killed it"
+    grep -q "all_reduce timed out after 3 s on rank 0" "$work/out" || fail "no timeout message"
+    echo "ended after $(( $(date +%s) - start )) s with status $rc" ;;
+equivalence-sgd|equivalence-adam)
+    if [ $case_name = equivalence-sgd ]; then opt="SGD(lr=0.1, momentum=0.9)"
+    else opt="Adam(lr=0.01)"; fi
+    for n in 2 4; do
+        timeout 240 "$MPIRUN" -np $n "$DDP_EQUIVALENCE" "$opt" 3 || fail "$opt on $n ranks"
+    done ;;
+train)
+    # 2 ranks x batch 16 (2 epochs, then --resume to 3) against 1 process x batch 32.
+    write_config "$work/one.ini" 32 "SGD(lr=0.1, momentum=0.9)" "$DIGITS_CSV"
+    write_config "$work/two.ini" 16 "SGD(lr=0.1, momentum=0.9)" "$DIGITS_CSV"
+    timeout 120 "$EMBER" train "$work/one.ini" --out "$work/one" --quiet > "$work/one.log" 2>&1 \
+        || { cat "$work/one.log"; fail "one process"; }
+    timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/two.ini" --out "$work/two" --epochs 2 \
+        --quiet > "$work/two.log" 2>&1 || { cat "$work/two.log"; fail "2 ranks"; }
+    timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/two.ini" --out "$work/two" --resume \
+        --quiet >> "$work/two.log" 2>&1 || { cat "$work/two.log"; fail "2 ranks --resume"; }
+    cat "$work/two.log"
+    [ "$(grep -c '^epoch 1/' "$work/two.log")" = 1 ] || fail "epoch lines not printed once"
+    grep -q "2 ranks (mpi)" "$work/two.log" || fail "no rank count in the banner"
+    cut -d, -f1-4 "$work/one/metrics.csv" > "$work/a"
+    cut -d, -f1-4 "$work/two/metrics.csv" > "$work/b"
+    python3 - "$work/a" "$work/b" <<'PY' || fail "metrics differ"
+import sys
+a = [l.split(',') for l in open(sys.argv[1]).read().split()[1:]]
+b = [l.split(',') for l in open(sys.argv[2]).read().split()[1:]]
+assert len(a) == len(b) == 3, (a, b)
+for ra, rb in zip(a, b):
+    for x, y in zip(ra[1:], rb[1:]):
+        x, y = float(x), float(y)
+        assert abs(x - y) <= 1e-5 * max(abs(y), 1e-3) + 2e-6, (ra, rb)
+print('metrics agree:', b)
+PY
+    compare_weights "$work/two/last.safetensors" "$work/one/last.safetensors" \
+        || fail "final weights differ" ;;
+train-failure)
+    # rank 1 reads a bad data file: the whole job ends, naming the rank.
+    write_config "$work/good.ini" 16 "SGD(lr=0.1)" "$DIGITS_CSV"
+    printf 'label,a\n1,2\nx,y,z\n' > "$work/bad.csv"
+    write_config "$work/bad.ini" 16 "SGD(lr=0.1)" "$work/bad.csv"
+    timeout 100 "$MPIRUN" -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then
+        exec "$0" train "$2" --out "$3"; else exec "$0" train "$1" --out "$3"; fi' \
+        "$EMBER" "$work/good.ini" "$work/bad.ini" "$work/out" > "$work/log" 2>&1
+    rc=$?
+    cat "$work/log"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "status $rc"
+    grep -q "rank 1 of 2" "$work/log" || fail "the message does not name rank 1" ;;
+train-kill)
+    # kill -9 of one rank in the middle of training: mpirun ends the job.
+    write_config "$work/c.ini" 16 "SGD(lr=0.1)" "$DIGITS_CSV"
+    timeout 100 "$MPIRUN" -np 2 sh -c 'echo $$ > "$1.$OMPI_COMM_WORLD_RANK"; exec "$0" train "$2" \
+        --out "$3" --epochs 100000 --quiet' "$EMBER" "$work/pid" "$work/c.ini" "$work/out" \
+        > "$work/log" 2>&1 &
+    job=$!
+    for i in $(seq 200); do   # until the first epoch is written (training is under way)
+        [ -s "$work/out/state.txt" ] && [ -f "$work/pid.1" ] && break
+        sleep 0.1
+    done
+    [ -f "$work/pid.1" ] || fail "rank 1 did not start"
+    kill -9 "$(cat "$work/pid.1")"
+    wait $job
+    rc=$?
+    tail -5 "$work/log"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "status $rc after kill -9 of rank 1" ;;
+*)
+    fail "unknown case $case_name" ;;
+esac
+echo "PASS: $case_name"
