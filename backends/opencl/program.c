@@ -107,7 +107,12 @@ int em_ocl__fail(const char *what, const char *call, cl_int err)
     if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY ||
         err == CL_OUT_OF_RESOURCES || err == CL_INVALID_BUFFER_SIZE)
         status = EM_ERR_NOMEM;
-    return em_set_error(status, "opencl: %s: %s failed: %s", what, call, em_ocl__errstr(err));
+    /* say it in words too: callers and people look for "out of ... memory" */
+    const char *words = err == CL_OUT_OF_HOST_MEMORY ? " (out of host memory)"
+                        : status == EM_ERR_NOMEM     ? " (out of device memory)"
+                                                     : "";
+    return em_set_error(status, "opencl: %s: %s failed: %s%s", what, call, em_ocl__errstr(err),
+                        words);
 }
 
 /* ---- the prelude: type macros per dtype ----------------------------------------------------- */

@@ -9,6 +9,15 @@
 
 #include "../core/helpers.h"
 
+/* emt_setup with the CPU as the default device whatever EMBER_BACKEND says: an allocation made
+ * to fail inside a third-party OpenCL driver tests the driver, not Ember (PoCL crashes on
+ * some), so the allocation-failure tests run their tensors on the CPU. */
+static inline void flt_setup(void)
+{
+    emt_setup();
+    emt_pin_cpu();
+}
+
 /* Makes a fresh scratch folder (dir: PATH_MAX bytes) named after `what`. */
 static inline void flt_mkdir(char *dir, const char *what)
 {

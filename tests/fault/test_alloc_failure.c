@@ -203,7 +203,7 @@ static void backward_step(void *ctx, long n)
 
 static void graph_setup(graph_sweep *s)
 {
-    emt_setup();
+    flt_setup();
     em_opts grad = {.dtype = EM_F64, .requires_grad = true};
     s->g.w = em_tensor_from_data((double[]){0.1, -0.2, 0.3, 0.4, -0.5, 0.6}, EM_F64,
                                  EM_SHAPE(3, 2), &grad);
@@ -273,7 +273,7 @@ static void assert_same(const void *a, size_t na, const void *b, size_t nb, cons
 
 static void ckpt_setup(ckpt_case *c)
 {
-    emt_setup();
+    flt_setup();
     flt_mkdir(c->dir, "fault");
     snprintf(c->path, sizeof c->path, "%s/model.safetensors", c->dir);
     snprintf(c->snap, sizeof c->snap, "%s/snapshot.safetensors", c->dir);
@@ -430,7 +430,7 @@ Test(alloc_failure, an_optimizer_load_that_runs_out_of_memory_leaves_the_state_u
 /* Freeing a graph whose release keeps many nodes pending at once (x = exp(w) + x, a hundred
  * times: each step leaves an ExpBackward node waiting) must not need memory: it runs in
  * em_release, which cannot fail. */
-Test(alloc_failure, releasing_a_wide_graph_needs_no_memory, .init = emt_setup,
+Test(alloc_failure, releasing_a_wide_graph_needs_no_memory, .init = flt_setup,
      .fini = em_shutdown)
 {
     em_opts grad = {.requires_grad = true};
