@@ -12,13 +12,13 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <execinfo.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <unwind.h>
 
 /* The build hides symbols by default; these must be visible to interpose. */
 #define RAW __attribute__((no_sanitize("address", "undefined")))
@@ -34,19 +34,60 @@ static atomic_size_t largest;
 static void *trace[TRACE_MAX];
 static int ntrace;
 
+/* The sanitizer runtime's load address, or NULL (find_real_io). */
+static void *runtime_base;
+
+typedef struct frame_buf {
+    void **pc;
+    int n, max;
+} frame_buf;
+
+/* One frame of a stack. libgcc's unwinder, called directly, is linked at start-up and
+ * allocates nothing; glibc's backtrace() would dlopen it through this malloc on first use
+ * (and LeakSanitizer reports what the loader allocates through an interposer). */
+RAW static _Unwind_Reason_Code one_frame(struct _Unwind_Context *ctx, void *arg)
+{
+    frame_buf *f = arg;
+    if (f->n >= f->max)
+        return _URC_END_OF_STACK;
+    f->pc[f->n++] = (void *)_Unwind_GetIP(ctx);
+    return _URC_NO_REASON;
+}
+
+/* Whether the sanitizer runtime made this call for itself (it sets up each new thread with
+ * libc calls that allocate, and aborts if one fails): those are not the code under test, and
+ * are neither counted nor failed. Only under a sanitizer: unwinds a few frames per call. */
+RAW static bool from_runtime(void)
+{
+    if (!runtime_base)
+        return false;
+    void *pc[8];
+    frame_buf f = {pc, 0, 8};
+    _Unwind_Backtrace(one_frame, &f);
+    for (int i = 0; i < f.n; i++) {
+        Dl_info info;
+        if (dladdr(pc[i], &info) && info.dli_fbase == runtime_base)
+            return true;
+    }
+    return false;
+}
+
 /* Counts one call of `kind` (asking for `size` bytes); true if this call must fail. Not
  * inlined, so that the trace's first two frames are always this and the interposed call. */
 RAW __attribute__((noinline)) static bool should_fail(fault_kind kind, size_t size)
 {
-    if (atomic_load_explicit(&armed_kind, memory_order_relaxed) != (int)kind)
+    if (atomic_load_explicit(&armed_kind, memory_order_relaxed) != (int)kind || from_runtime())
         return false;
     for (size_t l = atomic_load(&largest);
          size > l && !atomic_compare_exchange_weak(&largest, &l, size);)
         ;
     long n = atomic_fetch_add(&calls, 1) + 1, t = atomic_load(&target);
     if (t > 0 && (n == t || (n > t && atomic_load(&persistent_)))) {
-        if (!atomic_exchange(&fired, true))
-            ntrace = backtrace(trace, TRACE_MAX);   /* warmed up at start: no allocation */
+        if (!atomic_exchange(&fired, true)) {
+            frame_buf f = {trace, 0, TRACE_MAX};
+            _Unwind_Backtrace(one_frame, &f);
+            ntrace = f.n;
+        }
         return true;
     }
     return false;
@@ -234,8 +275,11 @@ __attribute__((constructor)) RAW static void find_real_io(void)
 {
     if (real_rename)
         return;
-    void *warm[2];
-    backtrace(warm, 2);   /* loads the unwinder now, so that tracing a fault allocates nothing */
+    /* present in ASan's, UBSan's, TSan's runtime alike */
+    void *rt = dlsym(RTLD_DEFAULT, "__sanitizer_print_stack_trace");
+    Dl_info info;
+    if (rt && dladdr(rt, &info))
+        runtime_base = info.dli_fbase;
     *(void **)&real_write = dlsym(RTLD_NEXT, "write");
     *(void **)&real_fsync = dlsym(RTLD_NEXT, "fsync");
     *(void **)&real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
