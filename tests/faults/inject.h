@@ -7,6 +7,9 @@
  * the libraries they use (jansson, zlib, libc's own fopen) all go through them. Each forwards
  * to the next definition found with dlsym(RTLD_NEXT): libc's, or the sanitizer's under ASan,
  * or valgrind's replacement of libc's under memcheck, so injection works in every build.
+ * memcheck replaces a malloc defined in the executable too unless run with
+ * --soname-synonyms=somalloc=nouserintercepts (tools/valgrind.sh does): nothing is injected
+ * then. Calls that a sanitizer runtime makes for itself are neither counted nor failed.
  *
  * Not thread-safe to arm from two threads at once; the counters themselves are atomic, so
  * allocations on other threads while armed are counted (and can be the one that fails).
