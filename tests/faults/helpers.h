@@ -1,4 +1,4 @@
-/* tests/fault/helpers.h - what the failure-path tests share: a scratch folder and whole-file
+/* tests/faults/helpers.h - what the failure-path tests share: a scratch folder and whole-file
  * reads. Header-only (static inline), on top of tests/core/helpers.h. */
 #ifndef EMBER_TESTS_FAULT_HELPERS_H
 #define EMBER_TESTS_FAULT_HELPERS_H
