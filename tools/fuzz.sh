@@ -28,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if [ ! -f "$build/build.ninja" ]; then
     tools/setup.sh build >/dev/null   # the other build dependencies
-    CC=clang meson setup "$build" -Dfuzz=true -Dtests=false -Dopencl=disabled -Dcuda=disabled \
+    CC=clang meson setup "$build" -Dfuzz=true -Dtests=disabled -Dopencl=disabled -Dcuda=disabled \
         -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized >/dev/null
 fi
 ninja -C "$build" >/dev/null
