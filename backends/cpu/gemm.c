@@ -133,6 +133,32 @@ static run_fn run_for(em_dtype dt)
 
 /* A[i0 .. i0+mc, p0 .. p0+kc) into MR-row micro-panels: panel r holds rows r*MR.., column p at
  * dst + (r * kc + p) * MR, rows past mc zero. */
+/* One f32 micro-panel, d[p * mr + i] = s[i * rs + p * cs] for i < m, p < kc, rows m..mr
+ * zero: the two common layouts (rs or cs is 1) without a call per row or per element; false
+ * for any other. A's MR-row panels use it as is, B's NR-column panels with rs and cs swapped. */
+static bool pack_panel_f32(float *d, const float *s, int64_t rs, int64_t cs, int mr, int64_t m,
+                             int64_t kc)
+{
+    if (cs == 1) {
+        for (int64_t i = 0; i < m; i++) {
+            const float *si = s + i * rs;
+            for (int64_t p = 0; p < kc; p++)
+                d[p * mr + i] = si[p];
+        }
+    } else if (rs == 1) {
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t i = 0; i < m; i++)
+                d[p * mr + i] = s[p * cs + i];
+    } else {
+        return false;
+    }
+    if (m < mr)
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t i = m; i < mr; i++)
+                d[p * mr + i] = 0.0f;
+    return true;
+}
+
 static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run, int mr,
                    int64_t i0, int64_t mc, int64_t p0, int64_t kc)
 {
@@ -140,6 +166,9 @@ static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run, i
     for (int64_t r = 0; r < mc; r += mr, dst += (size_t)(mr * kc) * es) {
         int64_t m = mc - r < mr ? mc - r : mr;
         const char *src = (const char *)a->p + ((i0 + r) * a->rs + p0 * a->cs) * (int64_t)ses;
+        if (run == run_f32 && es == sizeof(float) &&
+            pack_panel_f32((float *)dst, (const float *)src, a->rs, a->cs, mr, m, kc))
+            continue;
         if (a->rs == 1)                                  /* A^T stored row-major */
             for (int64_t p = 0; p < kc; p++)
                 run(dst + (size_t)(p * mr) * es, 1, src + p * a->cs * (int64_t)ses, 1, m);
@@ -161,6 +190,9 @@ static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run, i
     for (int64_t r = 0; r < nc; r += nr, dst += (size_t)(nr * kc) * es) {
         int64_t n = nc - r < nr ? nc - r : nr;
         const char *src = (const char *)b->p + (p0 * b->rs + (j0 + r) * b->cs) * (int64_t)ses;
+        if (run == run_f32 && es == sizeof(float) && b->cs != 1 &&
+            pack_panel_f32((float *)dst, (const float *)src, b->cs, b->rs, nr, n, kc))
+            continue;
         if (b->cs == 1 || b->rs != 1)
             for (int64_t p = 0; p < kc; p++)
                 run(dst + (size_t)(p * nr) * es, 1, src + p * b->rs * (int64_t)ses, b->cs, n);
@@ -249,7 +281,8 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
                     for (int64_t ir = 0; ir < mc; ir += mr) {
                         int m = (int)(mc - ir < mr ? mc - ir : mr);
                         char *c = (char *)g->c + ((ic + ir) * g->ldc + jc + jr) * (int64_t)es;
-                        k->fn(kc, abuf + (size_t)(ir * kc) * es, bp, c, g->ldc, m, n, acc);
+                        k->fn(kc, abuf + (size_t)(ir * kc) * es, bp, nr, c, g->ldc, m, n,
+                              acc);
                         if (last && epi)
                             epilogue(g->cdt, c, g->ldc, m, n,
                                      g->bias ? (const char *)g->bias + (jc + jr) * (int64_t)es
@@ -302,6 +335,50 @@ static void choose_grid(gemm_ctx *x, int threads)
     x->cols = (np + x->tn - 1) / x->tn * x->k->nr;
 }
 
+/* ---- the small-product path ------------------------------------------------------------- */
+
+/* A product under EM_GEMM_SMALL_MNK multiply-adds, on the calling thread: no blocking, no
+ * hand-off, and B read in place when its rows are contiguous in the compute dtype (the
+ * micro-kernel walks them with B's own row stride); only the right-edge columns that do not
+ * fill a whole NR-wide tile, or a B in any other layout, are packed. A is packed one MR-row
+ * micro-panel at a time (a few KiB, hot in L1), and each panel meets every column tile of B
+ * while it is there; the epilogue runs on each tile as it is stored. */
+static int gemm_small(const gemm_ctx *x)
+{
+    const em_gemm_args *g = x->g;
+    const em_gemm_kernel *k = x->k;
+    size_t es = x->es;
+    int64_t mr = k->mr, nr = k->nr, K = g->K;
+    bool direct = g->b.cs == 1 && g->b.dt == g->cdt;
+    int64_t nfull = direct ? g->N / nr * nr : 0;    /* columns read in place */
+    int64_t npack = (g->N - nfull + nr - 1) / nr * nr;
+    size_t asz = ((size_t)(mr * K) * es + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
+    int slot;
+    char *abuf = buf_get(asz + (size_t)(npack * K) * es, &slot);
+    if (!abuf)
+        return EM_ERR_NOMEM;
+    char *bbuf = abuf + asz;
+    if (nfull < g->N)
+        pack_b(bbuf, es, &g->b, x->run_b, k->nr, 0, K, nfull, g->N - nfull);
+    bool epi = g->bias || g->relu;
+    for (int64_t ir = 0; ir < g->M; ir += mr) {
+        int m = (int)(g->M - ir < mr ? g->M - ir : mr);
+        pack_a(abuf, es, &g->a, x->run_a, k->mr, ir, m, 0, K);
+        for (int64_t jr = 0; jr < g->N; jr += nr) {
+            int n = (int)(g->N - jr < nr ? g->N - jr : nr);
+            const char *bp = jr < nfull ? (const char *)g->b.p + jr * (int64_t)es
+                                        : bbuf + (size_t)((jr - nfull) * K) * es;
+            char *c = (char *)g->c + (ir * g->ldc + jr) * (int64_t)es;
+            k->fn(K, abuf, bp, jr < nfull ? g->b.rs : nr, c, g->ldc, m, n, false);
+            if (epi)
+                epilogue(g->cdt, c, g->ldc, m, n,
+                         g->bias ? (const char *)g->bias + jr * (int64_t)es : NULL, g->relu);
+        }
+    }
+    buf_put(abuf, slot);
+    return EM_OK;
+}
+
 /* K = 0: C is the bias (or zeros), through the epilogue. */
 static void gemm_empty(const em_gemm_args *g, size_t es)
 {
@@ -331,6 +408,11 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
         return EM_OK;
     }
     int64_t mnk = g->M * g->N * g->K;
+    if (mnk < EM_GEMM_SMALL_MNK && g->K <= 2 * x.k->kc) {
+        if (gemm_small(&x) != EM_OK)
+            atomic_store(&x.failed, 1);
+        goto done;
+    }
     if (mnk < EM_GEMM_SERIAL_MNK)
         threads = 1;
     else if (threads > 1 && mnk >= (int64_t)threads * PARTS_PER_THREAD * 4 * EM_GEMM_SERIAL_MNK)
@@ -341,6 +423,7 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
         gemm_parts(&x, 0, 1);
     else
         em_cpu__parallel_for(parts, 1, gemm_parts, &x);
+done:
     if (atomic_load(&x.failed))
         return em_set_error(EM_ERR_NOMEM, "cpu: matmul: out of memory for packing buffers "
                             "(%lld x %lld x %lld)", (long long)g->M, (long long)g->K,

@@ -16,8 +16,8 @@
 
 /* Each loop below is fully unrolled, so the accumulator arrays are scalarised into registers
  * (a loop with a variable index would put them on the stack). */
-static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc,
-                        int m, int n, bool acc)
+static void sgemm_14x32(int64_t kc, const void *av, const void *bv, int64_t ldb, void *cv,
+                        int64_t ldc, int m, int n, bool acc)
 {
     const float *a = av, *b = bv;
     float *c = cv;
@@ -39,7 +39,7 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, in
             r1[i] = _mm512_fmadd_ps(ai, b1, r1[i]);
         }
         a += MR;
-        b += 32;
+        b += ldb;
     }
     __mmask16 k0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
     __mmask16 k1 = n >= 32 ? (__mmask16)0xffff
@@ -58,8 +58,8 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, in
     }
 }
 
-static void dgemm_14x16(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc,
-                        int m, int n, bool acc)
+static void dgemm_14x16(int64_t kc, const void *av, const void *bv, int64_t ldb, void *cv,
+                        int64_t ldc, int m, int n, bool acc)
 {
     const double *a = av, *b = bv;
     double *c = cv;
@@ -80,7 +80,7 @@ static void dgemm_14x16(int64_t kc, const void *av, const void *bv, void *cv, in
             r1[i] = _mm512_fmadd_pd(ai, b1, r1[i]);
         }
         a += MR;
-        b += 16;
+        b += ldb;
     }
     __mmask8 k0 = n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
     __mmask8 k1 = n >= 16 ? (__mmask8)0xff : n > 8 ? (__mmask8)((1u << (n - 8)) - 1) : (__mmask8)0;
