@@ -23,6 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "cpu.h"
 #include "gemm.h"
 
@@ -139,8 +143,31 @@ static run_fn run_for(em_dtype dt)
 static bool pack_panel_f32(float *d, const float *s, int64_t rs, int64_t cs, int mr, int64_t m,
                              int64_t kc)
 {
-    if (cs == 1) {
-        for (int64_t i = 0; i < m; i++) {
+    if (cs == 1) {                      /* a transpose: 4 x 4 blocks in SSE registers */
+        int64_t i = 0;
+#if defined(__SSE2__)
+        for (; i + 4 <= m; i += 4) {
+            const float *s0 = s + i * rs, *s1 = s0 + rs, *s2 = s1 + rs, *s3 = s2 + rs;
+            int64_t p = 0;
+            for (; p + 4 <= kc; p += 4) {
+                __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s1 + p);
+                __m128 r2 = _mm_loadu_ps(s2 + p), r3 = _mm_loadu_ps(s3 + p);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(d + p * mr + i, r0);
+                _mm_storeu_ps(d + (p + 1) * mr + i, r1);
+                _mm_storeu_ps(d + (p + 2) * mr + i, r2);
+                _mm_storeu_ps(d + (p + 3) * mr + i, r3);
+            }
+            for (; p < kc; p++) {
+                float *dp = d + p * mr + i;
+                dp[0] = s0[p];
+                dp[1] = s1[p];
+                dp[2] = s2[p];
+                dp[3] = s3[p];
+            }
+        }
+#endif
+        for (; i < m; i++) {
             const float *si = s + i * rs;
             for (int64_t p = 0; p < kc; p++)
                 d[p * mr + i] = si[p];
