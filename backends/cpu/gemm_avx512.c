@@ -5,8 +5,9 @@
  * 28 ZMM accumulators: per step of k, two vector loads of B's micro-panel and 14 broadcasts of
  * A's feed 28 FMAs, so with 32 registers nothing spills and the FMA ports stay the bottleneck.
  * Edge tiles use masked loads and stores (rows past m are skipped), so no edge copy is needed.
- * C's tile is prefetched before the loop and A's micro-panel (streamed from L2) eight steps
- * ahead; B's micro-panel stays in L1. Not here: packing and blocking (gemm.c).
+ * C's tile (both cache lines of each row) is prefetched before the loop and A's micro-panel
+ * (streamed from L2) eight steps ahead; B's rows stay in L1 (a packed micro-panel, or B's own
+ * rows on the small-product path). Not here: packing and blocking (gemm.c).
  */
 #include <immintrin.h>
 
@@ -26,8 +27,10 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, int64_t ldb,
     for (int i = 0; i < MR; i++) {
         r0[i] = _mm512_setzero_ps();
         r1[i] = _mm512_setzero_ps();
-        if (i < m)
+        if (i < m) {                    /* the row's two cache lines (if n > 16) */
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+        }
     }
     for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
@@ -68,8 +71,10 @@ static void dgemm_14x16(int64_t kc, const void *av, const void *bv, int64_t ldb,
     for (int i = 0; i < MR; i++) {
         r0[i] = _mm512_setzero_pd();
         r1[i] = _mm512_setzero_pd();
-        if (i < m)
+        if (i < m) {
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * ldc + 8), _MM_HINT_T0);
+        }
     }
     for (int64_t p = 0; p < kc; p++) {
         __m512d b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
