@@ -17,7 +17,8 @@
  * (a row split packs all of B in every part, a column split all of A). Big products get
  * PARTS_PER_THREAD parts per thread, claimed dynamically, so that a thread the OS preempts
  * (a shared machine) does not hold the others up; the extra packing is a few percent at most.
- * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread.
+ * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread, and those of them
+ * (or of any one-thread run) under EM_GEMM_SMALL_MNK skip the blocking: gemm_small below.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -364,7 +365,7 @@ static void choose_grid(gemm_ctx *x, int threads)
 
 /* ---- the small-product path ------------------------------------------------------------- */
 
-/* A product under EM_GEMM_SMALL_MNK multiply-adds, on the calling thread: no blocking, no
+/* A product under EM_GEMM_SMALL_MNK multiply-adds that runs on one thread: no blocking, no
  * hand-off, and B read in place when its rows are contiguous in the compute dtype (the
  * micro-kernel walks them with B's own row stride); only the right-edge columns that do not
  * fill a whole NR-wide tile, or a B in any other layout, are packed. A is packed one MR-row
@@ -435,7 +436,8 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
         return EM_OK;
     }
     int64_t mnk = g->M * g->N * g->K;
-    if (mnk < EM_GEMM_SMALL_MNK && g->K <= 2 * x.k->kc) {
+    if ((mnk < EM_GEMM_SERIAL_MNK || threads <= 1) && mnk < EM_GEMM_SMALL_MNK &&
+        g->K <= 2 * x.k->kc) {
         if (gemm_small(&x) != EM_OK)
             atomic_store(&x.failed, 1);
         goto done;
