@@ -32,6 +32,7 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, int64_t ldb,
             _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
         }
     }
+#pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
         _mm_prefetch((const char *)(a + 8 * MR), _MM_HINT_T0);
