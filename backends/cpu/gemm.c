@@ -339,8 +339,12 @@ static void gemm_parts(void *arg, int64_t begin, int64_t end)
 
 #define PARTS_PER_THREAD 4
 
+/* One packed element costs about as much time as this many multiply-adds in a micro-kernel
+ * (packing moves ~1-2 elements a cycle; an AVX-512 f32 kernel does 32 multiply-adds a cycle). */
+#define PACK_WEIGHT 16
+
 /* The tm x tn grid (tm * tn <= threads) with the least work per part: its multiply-adds plus
- * the elements it packs. */
+ * the elements it packs, weighted by PACK_WEIGHT. */
 static void choose_grid(gemm_ctx *x, int threads)
 {
     const em_gemm_args *g = x->g;
@@ -352,7 +356,7 @@ static void choose_grid(gemm_ctx *x, int threads)
             if (a > mp || b > np)
                 continue;
             int64_t rows = (mp + a - 1) / a * x->k->mr, cols = (np + b - 1) / b * x->k->nr;
-            int64_t cost = rows * cols * g->K + g->K * (rows + cols);
+            int64_t cost = rows * cols * g->K + PACK_WEIGHT * g->K * (rows + cols);
             if (best < 0 || cost < best) {
                 best = cost;
                 x->tm = a;
