@@ -4,7 +4,8 @@
  * AVX-512F in cpuid and the ZMM state enabled by the OS (xgetbv). Each kernel keeps its tile in
  * 28 ZMM accumulators: per step of k, two vector loads of B's micro-panel and 14 broadcasts of
  * A's feed 28 FMAs, so with 32 registers nothing spills and the FMA ports stay the bottleneck.
- * Edge tiles use masked loads and stores (rows past m are skipped), so no edge copy is needed.
+ * Edge tiles use masked loads and stores (rows past m are skipped), so no edge copy is needed;
+ * an f32 tile at most 16 columns wide runs a half-width loop (half the FMAs).
  * C's tile (both cache lines of each row) is prefetched before the loop and A's micro-panel
  * (streamed from L2) eight steps ahead; B's rows stay in L1 (a packed micro-panel, or B's own
  * rows on the small-product path). Not here: packing and blocking (gemm.c).
@@ -31,6 +32,19 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, int64_t ldb,
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
         }
+    }
+    if (n <= 16) {                      /* a half-width tile: half the FMAs, r1 stays 0 */
+#pragma GCC unroll 4
+        for (int64_t p = 0; p < kc; p++) {
+            __m512 b0 = _mm512_loadu_ps(b);
+            _mm_prefetch((const char *)(a + 8 * MR), _MM_HINT_T0);
+#pragma GCC unroll 14
+            for (int i = 0; i < MR; i++)
+                r0[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, r0[i]);
+            a += MR;
+            b += ldb;
+        }
+        kc = 0;
     }
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
