@@ -1,8 +1,10 @@
 #!/bin/sh
 # tests/dist/run.sh - the 'dist' suite's cases, each under tools/mpirun.sh and bounded by
 # `timeout` (a hang fails the test instead of stalling CI). Exit 77 (skip) without mpirun.
-#   run.sh collectives|timeout|equivalence-sgd|equivalence-adam|train|train-failure|train-kill
-# Environment (set by meson): MPIRUN, EMBER, DIST_COLLECTIVES, DDP_EQUIVALENCE, DIGITS_CSV.
+#   run.sh collectives|timeout|equivalence-sgd|equivalence-adam|unused-find|unused-refuse|
+#          train|train-failure|train-kill
+# Environment (set by meson): MPIRUN, EMBER, DIST_COLLECTIVES, DDP_EQUIVALENCE, DDP_UNUSED,
+# DIGITS_CSV.
 set -u
 case_name=$1
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not installed (openmpi-bin)"; exit 77; }
@@ -79,6 +81,13 @@ equivalence-sgd|equivalence-adam)
     else opt="Adam(lr=0.01)"; fi
     for n in 2 4; do
         timeout 240 "$MPIRUN" -np $n "$DDP_EQUIVALENCE" "$opt" 3 || fail "$opt on $n ranks"
+    done ;;
+unused-find|unused-refuse)
+    # a parameter without a gradient on some ranks (and, for find, on all): a short collective
+    # timeout turns a mismatch into a failure instead of a 300 s wait
+    for n in 2 4; do
+        EMBER_DIST_TIMEOUT=20 timeout 120 "$MPIRUN" -x EMBER_DIST_TIMEOUT -np $n "$DDP_UNUSED" \
+            "${case_name#unused-}" || fail "$case_name on $n ranks"
     done ;;
 train)
     # 2 ranks x batch 16 (2 epochs, then --resume to 3) against 1 process x batch 32.

@@ -23,14 +23,15 @@ const char *train_dist_banner(void)
     return buf;
 }
 
-int train_dist_setup(em_module *model, em_dataloader *train_dl, em_ddp **ddp)
+int train_dist_setup(em_module *model, em_dataloader *train_dl, bool find_unused,
+                     em_ddp **ddp)
 {
     *ddp = NULL;
     if (em_dist_size() == 1)
         return 0;
     if (em_dataloader_set_shard(train_dl, em_dist_rank(), em_dist_size(), EM_SHARD_PAD) < 0)
         return cli_fail("train loader shard");
-    if (!(*ddp = em_ddp_new(model, NULL)))
+    if (!(*ddp = em_ddp_new(model, &(em_ddp_opts){.find_unused_parameters = find_unused})))
         return cli_fail("DistributedDataParallel");
     return 0;
 }
