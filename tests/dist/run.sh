@@ -2,7 +2,7 @@
 # tests/dist/run.sh - the 'dist' suite's cases, each under tools/mpirun.sh and bounded by
 # `timeout` (a hang fails the test instead of stalling CI). Exit 77 (skip) without mpirun.
 #   run.sh collectives|timeout|equivalence-sgd|equivalence-adam|unused-find|unused-refuse|
-#          train|train-failure|train-kill
+#          train|train-failure|train-kill|eval
 # Environment (set by meson): MPIRUN, EMBER, DIST_COLLECTIVES, DDP_EQUIVALENCE, DDP_UNUSED,
 # DIGITS_CSV.
 set -u
@@ -146,6 +146,40 @@ train-kill)
     rc=$?
     tail -5 "$work/log"
     [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "status $rc after kill -9 of rank 1" ;;
+eval)
+    # `ember eval` on 2 and 3 ranks prints once the figures of the whole test set (361 samples:
+    # uneven shards), the same as one process; a bad checkpoint on rank 1 ends the job.
+    write_config "$work/c.ini" 16 "SGD(lr=0.1, momentum=0.9)" "$DIGITS_CSV"
+    timeout 120 "$EMBER" train "$work/c.ini" --out "$work/run" --epochs 1 --quiet --no-plot \
+        > "$work/train.log" 2>&1 || { cat "$work/train.log"; fail "training the checkpoint"; }
+    ck="$work/run/last.safetensors"
+    timeout 60 "$EMBER" eval "$work/c.ini" --checkpoint "$ck" > "$work/one" 2>&1 \
+        || { cat "$work/one"; fail "eval in one process"; }
+    for n in 2 3; do
+        timeout 100 "$MPIRUN" -np $n "$EMBER" eval "$work/c.ini" --checkpoint "$ck" \
+            --plot "$work/confusion.svg" > "$work/many" 2>&1 \
+            || { cat "$work/many"; fail "eval on $n ranks"; }
+        cat "$work/many"
+        [ "$(grep -c '^test samples: 361$' "$work/many")" = 1 ] \
+            || fail "$n ranks: 'test samples: 361' not printed exactly once"
+        [ "$(grep -c '^wrote ' "$work/many")" = 1 ] || fail "$n ranks: the plot not written once"
+        # the same figures as one process (the loss within rounding of its last digit)
+        grep -v -e '^test loss' -e '^wrote ' "$work/many" > "$work/a"
+        grep -v '^test loss' "$work/one" > "$work/b"
+        diff "$work/b" "$work/a" || fail "$n ranks: figures differ from one process"
+        l1=$(sed -n 's/^test loss: //p' "$work/one")
+        ln=$(sed -n 's/^test loss: //p' "$work/many")
+        awk -v a="$l1" -v b="$ln" 'BEGIN { d = a - b; exit !(d <= 1e-4 && d >= -1e-4) }' \
+            || fail "$n ranks: test loss $ln, one process $l1"
+    done
+    echo "not a checkpoint" > "$work/bad.safetensors"
+    timeout 100 "$MPIRUN" -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then k=$3; else k=$2; fi
+        exec "$0" eval "$1" --checkpoint "$k"' "$EMBER" "$work/c.ini" "$ck" \
+        "$work/bad.safetensors" > "$work/log" 2>&1
+    rc=$?
+    cat "$work/log"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "bad checkpoint on rank 1: status $rc"
+    grep -q "rank 1 of 2" "$work/log" || fail "the message does not name rank 1" ;;
 *)
     fail "unknown case $case_name" ;;
 esac

@@ -34,9 +34,9 @@ int train_dist_shard_eval(em_dataloader *dl);
 /* In-place sums over every rank. */
 int train_dist_sum(double *v, int n);
 int train_dist_sum_i64(int64_t *v, int64_t n);
-/* Ends `ember train`: a failure on any rank ends the whole job (the other ranks would wait in
- * their next collective), else em_shutdown(). Returns rc. */
-int train_dist_end(int rc);
+/* Ends `ember <cmd>` (train, eval): a failure on any rank ends the whole job (the other
+ * ranks would wait in their next collective), else em_shutdown(). Returns rc. */
+int train_dist_end(const char *cmd, int rc);
 
 /* Prints "ember: <what>: <em_last_error()>" to stderr and returns 1. */
 int cli_fail(const char *what);

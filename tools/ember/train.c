@@ -515,7 +515,7 @@ int cmd_train(int argc, char **argv)
     if (!rc)
         rc = train_finish(&c, &opt, &s);
     objects_free(&o);
-    return train_dist_end(rc);
+    return train_dist_end("train", rc);
 }
 
 /* ---- eval ---------------------------------------------------------------------------------- */
@@ -532,7 +532,9 @@ const cli_cmd cli_eval = {
     .name = "eval", .synopsis = "CONFIG --checkpoint FILE [OPTION]...",
     .summary = "test loss, accuracy and confusion matrix of a checkpoint",
     .about = "Builds CONFIG's model and test split (the same split as `ember train`), loads\n"
-             "the checkpoint, and prints the test loss, accuracy and confusion matrix.",
+             "the checkpoint, and prints the test loss, accuracy and confusion matrix.\n"
+             "Under mpirun each rank tests its shard of the test set; rank 0 prints the\n"
+             "figures of the whole set.",
     .opts = k_eval_opts, .nopts = 3, .min_positional = 1, .max_positional = 1,
     .positional_name = "CONFIG (the training config the checkpoint came from)",
     .examples = "ember eval examples/digits.ini \\\n"
@@ -586,7 +588,7 @@ int cmd_eval(int argc, char **argv)
         r.confusion = r.classes ? calloc((size_t)(r.classes * r.classes), sizeof *r.confusion) : NULL;
         rc = evaluate(o.model, o.loss, o.d.test, &c, dev, &r, r.confusion != NULL);
     }
-    if (!rc) {
+    if (!rc && train_dist_is_root()) {   /* the figures are already the whole set's */
         printf("test samples: %lld\ntest loss: %.4f\ntest accuracy: %.2f%%\n", (long long)r.n,
                r.loss, 100 * r.accuracy);
         if (r.confusion && r.classes <= 100)
@@ -607,6 +609,5 @@ int cmd_eval(int argc, char **argv)
     }
     free(r.confusion);
     objects_free(&o);
-    em_shutdown();
-    return rc;
+    return train_dist_end("eval", rc);
 }

@@ -1,4 +1,5 @@
-/* tools/ember/train_dist.c - what `ember train` does differently when launched by mpirun.
+/* tools/ember/train_dist.c - what `ember train` and `ember eval` do differently when
+ * launched by mpirun.
  *
  * With a process group of size N (ember/dist.h): the model is wrapped in
  * DistributedDataParallel, the training loader takes this rank's shard of each epoch (padded
@@ -65,11 +66,11 @@ int train_dist_sum_i64(int64_t *v, int64_t n)
     return rc < 0 ? cli_fail("all_reduce of the confusion matrix") : 0;
 }
 
-int train_dist_end(int rc)
+int train_dist_end(const char *cmd, int rc)
 {
     if (rc != 0 && em_dist_size() > 1) {
         char msg[96];
-        snprintf(msg, sizeof msg, "ember train failed (status %d); ending the job", rc);
+        snprintf(msg, sizeof msg, "ember %s failed (status %d); ending the job", cmd, rc);
         em_dist_abort(rc, msg);
     }
     em_shutdown();
