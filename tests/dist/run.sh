@@ -2,7 +2,7 @@
 # tests/dist/run.sh - the 'dist' suite's cases, each under tools/mpirun.sh and bounded by
 # `timeout` (a hang fails the test instead of stalling CI). Exit 77 (skip) without mpirun.
 #   run.sh collectives|timeout|equivalence-sgd|equivalence-adam|unused-find|unused-refuse|
-#          train|train-failure|train-kill|eval
+#          train|train-resume|train-interrupt|train-failure|train-kill|eval
 # Environment (set by meson): MPIRUN, EMBER, DIST_COLLECTIVES, DDP_EQUIVALENCE, DDP_UNUSED,
 # DIGITS_CSV.
 set -u
@@ -35,9 +35,9 @@ INI
 }
 
 # Largest difference between the tensors of two safetensors files (float32 only), relative to
-# each tensor's largest magnitude; at most 1e-5.
+# each tensor's largest magnitude; at most $3 (default 1e-5).
 compare_weights() {
-    python3 - "$1" "$2" <<'PY'
+    python3 - "$1" "$2" "${3:-1e-5}" <<'PY'
 import json, struct, sys
 def load(p):
     b = open(p, 'rb').read()
@@ -57,7 +57,7 @@ assert a.keys() == b.keys(), (a.keys(), b.keys())
 worst = max(max(abs(x - y) for x, y in zip(a[k], b[k])) / max(max(map(abs, b[k])), 1e-12)
             for k in a)
 print('max difference relative to each tensor\'s largest weight: %.3g' % worst)
-sys.exit(0 if worst <= 1e-5 else 1)
+sys.exit(0 if worst <= float(sys.argv[3]) else 1)
 PY
 }
 
@@ -117,6 +117,53 @@ print('metrics agree:', b)
 PY
     compare_weights "$work/two/last.safetensors" "$work/one/last.safetensors" \
         || fail "final weights differ" ;;
+train-resume)
+    # 2 ranks: 1 epoch then --resume to 2 is bit for bit the uninterrupted 2-epoch run
+    # (metrics, weights and optimizer state), which only rank 0 wrote.
+    write_config "$work/c.ini" 16 "Adam(lr=0.01)" "$DIGITS_CSV"
+    timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/c.ini" --out "$work/straight" --epochs 2 \
+        --quiet --no-plot > "$work/log" 2>&1 || { cat "$work/log"; fail "2 epochs"; }
+    timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/c.ini" --out "$work/resumed" --epochs 1 \
+        --quiet --no-plot >> "$work/log" 2>&1 || { cat "$work/log"; fail "1 epoch"; }
+    timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/c.ini" --out "$work/resumed" --epochs 2 \
+        --resume --quiet --no-plot >> "$work/log" 2>&1 || { cat "$work/log"; fail "--resume"; }
+    cat "$work/log"
+    [ "$(grep -c '^epoch 2/2' "$work/log")" = 2 ] || fail "epoch 2 not printed once per run"
+    cut -d, -f1-4 "$work/straight/metrics.csv" > "$work/a"
+    cut -d, -f1-4 "$work/resumed/metrics.csv" > "$work/b"
+    diff "$work/a" "$work/b" || fail "metrics of the resumed run differ"
+    compare_weights "$work/resumed/last.safetensors" "$work/straight/last.safetensors" 0 \
+        || fail "weights of the resumed run differ"
+    compare_weights "$work/resumed/last.optim.safetensors" \
+        "$work/straight/last.optim.safetensors" 0 || fail "optimizer state differs" ;;
+train-interrupt)
+    # SIGINT to rank 1 alone (as srun forwards Ctrl-C, at whatever step each rank is): every
+    # rank finishes the epoch, rank 0 saves it, the job ends with 130, and --resume goes on.
+    write_config "$work/c.ini" 16 "SGD(lr=0.1)" "$DIGITS_CSV"
+    EMBER_DIST_TIMEOUT=30 timeout 100 "$MPIRUN" -x EMBER_DIST_TIMEOUT -np 2 sh -c \
+        'echo $$ > "$1.$OMPI_COMM_WORLD_RANK"; exec "$0" train "$2" --out "$3" --epochs 100000 \
+        --quiet --no-plot' "$EMBER" "$work/pid" "$work/c.ini" "$work/out" > "$work/log" 2>&1 &
+    job=$!
+    for i in $(seq 200); do
+        [ -s "$work/out/state.txt" ] && [ -f "$work/pid.1" ] && break
+        sleep 0.1
+    done
+    [ -f "$work/pid.1" ] || fail "rank 1 did not start"
+    kill -INT "$(cat "$work/pid.1")"
+    wait $job
+    rc=$?
+    tail -4 "$work/log"
+    [ $rc -ne 124 ] || fail "the job hung"
+    [ $rc -ne 0 ] || fail "status 0 after an interrupt"
+    grep -q "^interrupted: stopped after epoch" "$work/log" || fail "no interrupt message"
+    if grep -q -e "MPI_ERR" -e "ending the job" "$work/log"; then fail "the ranks fell out of step"; fi
+    done_epochs=$(sed -n 's/^epochs_done=//p' "$work/out/state.txt")
+    [ "$(tail -1 "$work/out/metrics.csv" | cut -d, -f1)" = "$done_epochs" ] \
+        || fail "state.txt ($done_epochs epochs) and metrics.csv disagree"
+    timeout 100 "$MPIRUN" -np 2 "$EMBER" train "$work/c.ini" --out "$work/out" \
+        --epochs $((done_epochs + 1)) --resume --quiet --no-plot > "$work/log2" 2>&1 \
+        || { cat "$work/log2"; fail "--resume after the interrupt"; }
+    grep -q "^epoch $((done_epochs + 1))/" "$work/log2" || fail "the resumed epoch not run" ;;
 train-failure)
     # rank 1 reads a bad data file: the whole job ends, naming the rank.
     write_config "$work/good.ini" 16 "SGD(lr=0.1)" "$DIGITS_CSV"

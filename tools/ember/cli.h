@@ -35,7 +35,8 @@ int train_dist_shard_eval(em_dataloader *dl);
 int train_dist_sum(double *v, int n);
 int train_dist_sum_i64(int64_t *v, int64_t n);
 /* Ends `ember <cmd>` (train, eval): a failure on any rank ends the whole job (the other
- * ranks would wait in their next collective), else em_shutdown(). Returns rc. */
+ * ranks would wait in their next collective), else em_shutdown(). rc 130 (an interrupt the
+ * ranks agreed on) ends normally. Returns rc. */
 int train_dist_end(const char *cmd, int rc);
 
 /* Prints "ember: <what>: <em_last_error()>" to stderr and returns 1. */

@@ -7,7 +7,9 @@
  * model, optimizer), run_dir_open (the run folder), train_resume, train_loop (epochs,
  * checkpoints), train_finish. Paths inside the config are relative to the config file; output
  * paths and paths on the command line are relative to the current directory. Ctrl-C saves
- * the last checkpoint and exits cleanly.
+ * the last checkpoint and exits cleanly; under mpirun, where ranks see a SIGINT at different
+ * steps (srun forwards it to every rank; mpirun itself ends the job), the ranks agree on it
+ * at the end of the epoch, which they all finish and checkpoint first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -266,6 +268,10 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
+/* Whether to leave the epoch now: one process stops at once; ranks finish the epoch in step
+ * (a rank leaving early would break the order of the collectives) and agree at its end. */
+static bool stop_in_epoch(void) { return interrupted && em_dist_size() == 1; }
+
 /* One epoch of the train loop; returns the mean training loss (NAN with *rc set on error). */
 static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar, int *rc)
 {
@@ -276,7 +282,7 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar
     snprintf(label, sizeof label, "epoch %d/%d", epoch, c->epochs);
     progress_start(bar, bar->on);
     em_tensor *x, *y;
-    while (!interrupted && em_dataloader_next(o->dl, &x, &y)) {
+    while (!stop_in_epoch() && em_dataloader_next(o->dl, &x, &y)) {
         em_scope_begin();
         em_zero_grad(o->opt);
         em_tensor *out = em_forward(o->model, x);
@@ -297,13 +303,15 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar
         done++;
         progress_update(bar, label, done, nb, seen, loss_sum / (double)seen);
     }
-    if (!interrupted && em_last_status() < 0) {
+    if (!stop_in_epoch() && em_last_status() < 0) {
         *rc = cli_fail("train loader");
         return NAN;
     }
-    double sums[2] = {loss_sum, (double)seen};
-    if ((*rc = train_dist_sum(sums, 2)) != 0)
+    double sums[3] = {loss_sum, (double)seen, interrupted ? 1 : 0};
+    if ((*rc = train_dist_sum(sums, 3)) != 0)
         return NAN;
+    if (sums[2] > 0)
+        interrupted = 1;   /* some rank was: every rank stops after this epoch */
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
@@ -433,7 +441,7 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
         progress_clear(&bar);
         if (rc)
             break;
-        if (interrupted) {
+        if (stop_in_epoch()) {
             rc = root && (save_checkpoint(c, "last", o->model, o->opt) ||
                           run_state_save(c, epoch, s->best));
             if (root)
@@ -460,6 +468,14 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
         if (!rc)
             rc = train_checkpoint(c, o, s, epoch, train_loss, &r, lr, secs);
         free(r.confusion);
+        if (!rc && interrupted) {   /* several ranks: the epoch was finished and saved */
+            if (root)
+                printf("interrupted: stopped after epoch %d, saved in %s/; continue with "
+                       "--resume%s%s\n",
+                       epoch + 1, c->out_dir, c->out_given ? " --out " : "",
+                       c->out_given ? c->out_dir : "");
+            rc = 130;
+        }
     }
     sigaction(SIGINT, &old, NULL);
     return rc;

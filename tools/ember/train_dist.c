@@ -68,7 +68,7 @@ int train_dist_sum_i64(int64_t *v, int64_t n)
 
 int train_dist_end(const char *cmd, int rc)
 {
-    if (rc != 0 && em_dist_size() > 1) {
+    if (rc != 0 && rc != 130 && em_dist_size() > 1) {   /* 130: an agreed interrupt */
         char msg[96];
         snprintf(msg, sizeof msg, "ember %s failed (status %d); ending the job", cmd, rc);
         em_dist_abort(rc, msg);
