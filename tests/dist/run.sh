@@ -2,9 +2,9 @@
 # tests/dist/run.sh - the 'dist' suite's cases, each under tools/mpirun.sh and bounded by
 # `timeout` (a hang fails the test instead of stalling CI). Exit 77 (skip) without mpirun.
 #   run.sh collectives|timeout|equivalence-sgd|equivalence-adam|unused-find|unused-refuse|
-#          train|train-resume|train-interrupt|train-failure|train-kill|eval
+#          train|train-resume|train-interrupt|train-failure|train-kill|eval|fashion-mnist
 # Environment (set by meson): MPIRUN, EMBER, DIST_COLLECTIVES, DDP_EQUIVALENCE, DDP_UNUSED,
-# DIGITS_CSV.
+# DIGITS_CSV, FASHION_INI.
 set -u
 case_name=$1
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not installed (openmpi-bin)"; exit 77; }
@@ -227,6 +227,21 @@ eval)
     cat "$work/log"
     [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "bad checkpoint on rank 1: status $rc"
     grep -q "rank 1 of 2" "$work/log" || fail "the message does not name rank 1" ;;
+fashion-mnist)
+    # examples/fashion-mnist.ini for 2 epochs on 1 rank and on 2 ranks (batch_size per rank, so
+    # twice the global batch): 2 ranks reach the 1-rank test accuracy within 1 point.
+    [ -d /usr/share/datasets/fashion-mnist ] \
+        || { echo "SKIP: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"; exit 77; }
+    timeout 200 "$EMBER" train "$FASHION_INI" --epochs 2 --out "$work/one" --quiet --no-plot \
+        > "$work/log" 2>&1 || { cat "$work/log"; fail "1 rank"; }
+    timeout 200 "$MPIRUN" -np 2 -x EMBER_NUM_THREADS=1 "$EMBER" train "$FASHION_INI" --epochs 2 \
+        --out "$work/two" --quiet --no-plot >> "$work/log" 2>&1 \
+        || { cat "$work/log"; fail "2 ranks"; }
+    cat "$work/log"
+    a1=$(tail -1 "$work/one/metrics.csv" | cut -d, -f4)
+    a2=$(tail -1 "$work/two/metrics.csv" | cut -d, -f4)
+    awk -v a="$a1" -v b="$a2" 'BEGIN { exit !(b >= a - 0.01) }' \
+        || fail "2 ranks reached test accuracy $a2, 1 rank $a1" ;;
 *)
     fail "unknown case $case_name" ;;
 esac
