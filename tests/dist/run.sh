@@ -156,7 +156,9 @@ train-interrupt)
     [ $rc -ne 124 ] || fail "the job hung"
     [ $rc -ne 0 ] || fail "status 0 after an interrupt"
     grep -q "^interrupted: stopped after epoch" "$work/log" || fail "no interrupt message"
-    if grep -q -e "MPI_ERR" -e "ending the job" "$work/log"; then fail "the ranks fell out of step"; fi
+    if grep -q -e "MPI_ERR" -e "ending the job" "$work/log"; then
+        fail "the ranks fell out of step"
+    fi
     done_epochs=$(sed -n 's/^epochs_done=//p' "$work/out/state.txt")
     [ "$(tail -1 "$work/out/metrics.csv" | cut -d, -f1)" = "$done_epochs" ] \
         || fail "state.txt ($done_epochs epochs) and metrics.csv disagree"
@@ -230,8 +232,10 @@ eval)
 fashion-mnist)
     # examples/fashion-mnist.ini for 2 epochs on 1 rank and on 2 ranks (batch_size per rank, so
     # twice the global batch): 2 ranks reach the 1-rank test accuracy within 1 point.
-    [ -d /usr/share/datasets/fashion-mnist ] \
-        || { echo "SKIP: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"; exit 77; }
+    if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+        echo "SKIP: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+        exit 77
+    fi
     timeout 200 "$EMBER" train "$FASHION_INI" --epochs 2 --out "$work/one" --quiet --no-plot \
         > "$work/log" 2>&1 || { cat "$work/log"; fail "1 rank"; }
     timeout 200 "$MPIRUN" -np 2 -x EMBER_NUM_THREADS=1 "$EMBER" train "$FASHION_INI" --epochs 2 \
