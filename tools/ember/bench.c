@@ -362,8 +362,9 @@ static const cli_opt k_opts[] = {
     [O_QUICK] = {"quick", 'q', NULL, "fewer repetitions, smaller sizes (seconds, not a\n"
                                 "minute)"},
     [O_TRAIN] = {"train", 't', NULL, "only the training-step and data-epoch figures"},
-    [O_DIST] = {"dist", 0, NULL, "under mpirun: all-reduce against MPI_Allreduce, and\n"
-                                 "data-parallel training throughput"},
+    [O_DIST] = {"dist", 0, NULL, "under mpirun (mpirun -np 2 ember bench --dist):\n"
+                                 "all-reduce against MPI_Allreduce, and data-parallel\n"
+                                 "training throughput"},
     [O_DEVICE] = {"device", 'd', "DEV", "run on DEV (cpu, cuda:0, opencl:0): on a device, its\n"
                                          "transfer and kernel figures, then the training steps"},
     [O_CONFIG] = {"config", 'c', "FILE", "read FILE as the runtime config"},
@@ -375,8 +376,7 @@ const cli_cmd cli_bench = {
              "f32 matmul against OpenBLAS called directly, autograd overhead and training\n"
              "steps, side by side in one run. Medians of repeated runs.",
     .opts = k_opts, .nopts = 5,
-    .examples = "ember bench --quick\nember bench --train --quick\n"
-                "mpirun -np 2 ember bench --dist",
+    .examples = "ember bench --quick\nember bench --train --quick",
 };
 
 int cmd_bench(int argc, char **argv)

@@ -468,7 +468,8 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
         if (!rc)
             rc = train_checkpoint(c, o, s, epoch, train_loss, &r, lr, secs);
         free(r.confusion);
-        if (!rc && interrupted) {   /* several ranks: the epoch was finished and saved */
+        /* several ranks: the epoch was finished and saved (one process stops in the next) */
+        if (!rc && interrupted && em_dist_size() > 1) {
             if (root)
                 printf("interrupted: stopped after epoch %d, saved in %s/; continue with "
                        "--resume%s%s\n",
