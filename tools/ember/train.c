@@ -491,10 +491,11 @@ static void train_announce(const run_cfg *c, const train_opts *opt, const object
         return;
     if (!opt->quiet)
         train_config_print(c, opt, stdout, cli_terminal_width());
-    printf("training on %s: %lld training and %lld test samples, %d epochs%s\n"
+    printf("training on %s: %lld training and %lld test samples, %d epoch%s%s\n"
            "writing to %s/\n",
            em_device_str(dev, db, sizeof db), (long long)em_dataset_len(o->d.train),
-           (long long)em_dataset_len(o->d.test), c->epochs, train_dist_banner(), c->out_dir);
+           (long long)em_dataset_len(o->d.test), c->epochs, c->epochs == 1 ? "" : "s",
+           train_dist_banner(), c->out_dir);
     fflush(stdout);
 }
 
