@@ -191,7 +191,7 @@ static inline uint8_t em_cpu__d2u8(double v) { return (uint8_t)em_cpu__d2i64(v);
 
 /* ---- kernel families: each registers its kernels on backend "cpu" ------------ */
 
-/* alloc.c: host memory with a cache of large blocks */
+/* memory.c: host memory with a cache of large blocks */
 void *em_cpu__alloc(size_t nbytes);
 void em_cpu__free(void *p, size_t nbytes);
 void em_cpu__memory_stats(em_memory_stats *out);
@@ -204,7 +204,7 @@ int em_cpu__register_binary(em_registry *reg);      /* binary.c: arithmetic, com
 int em_cpu__register_reduce(em_registry *reg);      /* reduce.c: sum, amax, argmax */
 int em_cpu__register_matmul(em_registry *reg);      /* matmul.c */
 int em_cpu__register_index(em_registry *reg);       /* index.c: gather, scatter_add */
-int em_cpu__register_loss(em_registry *reg);        /* loss.c: fused cross_entropy */
+int em_cpu__register_rows(em_registry *reg);        /* rows.c: fused cross_entropy */
 int em_cpu__register_optim(em_registry *reg);       /* optim.c: fused optimizer updates */
 
 #endif

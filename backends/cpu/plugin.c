@@ -1,7 +1,7 @@
 /* backends/cpu/plugin.c - the CPU backend plugin: descriptor, backend vtable, registration.
  *
  * Registers backend "cpu" (one device, host memory) and a kernel for every primitive in
- * docs/primitives.md. Memory comes from alloc.c (small buffers from malloc, large ones
+ * docs/primitives.md. Memory comes from memory.c (small buffers from malloc, large ones
  * from a bounded cache of freed blocks).
  * The thread count is read once at init (em_config_threads()) and used by the kernel thread
  * pool; the GEMM micro-kernel is picked once at init from the CPU's feature bits (gemm.h).
@@ -14,7 +14,7 @@
 #include "cpu.h"
 #include "gemm.h"
 
-/* ---- memory (alloc.c) ----------------------------------------------------------------------- */
+/* ---- memory (memory.c) ---------------------------------------------------------------------- */
 
 static int check_dev(int dev)
 {
@@ -222,7 +222,7 @@ static int cpu_init(em_registry *reg)
     int (*const families[])(em_registry *) = {
         em_cpu__register_copy,   em_cpu__register_unary,  em_cpu__register_binary,
         em_cpu__register_reduce, em_cpu__register_matmul, em_cpu__register_index,
-        em_cpu__register_loss,
+        em_cpu__register_rows,
         em_cpu__register_optim,
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {

@@ -1,4 +1,4 @@
-/* backends/cpu/loss.c - fused cross_entropy and cross_entropy_backward over (N, C) logits.
+/* backends/cpu/rows.c - fused cross_entropy and cross_entropy_backward over (N, C) logits.
  *
  *   forward:  loss_i = w[t_i] (lse_i - x_i[t_i]),  lse_i = m_i + log(sum_j exp(x_ij - m_i))
  *   backward: dx_ij = s_i (exp(x_ij - lse_i) - [j == t_i]),  s_i = w[t_i] g_i (/ sum of the
@@ -259,7 +259,7 @@ static int k_cross_entropy_backward(void *bctx, const em_kcall *c)
     return EM_OK;
 }
 
-int em_cpu__register_loss(em_registry *reg)
+int em_cpu__register_rows(em_registry *reg)
 {
     int rc = em_register_kernel(reg, "cpu", "cross_entropy", k_cross_entropy, 0,
                                 EM_DTYPES_FLOAT);
