@@ -1,7 +1,7 @@
 /* backends/opencl/matmul.c - batched matrix products: out[B..., M, N] = a[B..., M, K] @
  * b[B..., K, N] for every claimed dtype.
  *
- * Three kernels (sources.c), all reading a and b through their strides (transposed and
+ * Three kernels (kernels/matmul.cl), all reading a and b through their strides (transposed and
  * broadcast views cost no copy), walking the batch decoded from up to 6 batch dims, and
  * summing k in order:
  *   mm_tiled (GPUs, accelerators): a 16 x 16 work-group computes a 64 x 64 tile of the
@@ -20,7 +20,7 @@
 
 enum { K_MM_TILED, K_MM_SMALL, K_MM_REG };
 
-/* The block of mm_reg: rows and columns per work-item (RM, CN in sources.c). */
+/* The block of mm_reg: rows and columns per work-item (RM, CN in kernels/matmul.cl). */
 #define MM_RM 8
 #define MM_CN 16
 

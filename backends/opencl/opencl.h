@@ -36,8 +36,8 @@ typedef enum em_ocl_family {
     EM_OCL_AMAX,       /* the same for amax (one source, EM_RED_MAX 1), argmax_* */
     EM_OCL_MATMUL,     /* mm_tiled, mm_reg, mm_small */
     EM_OCL_INDEX,      /* gather_s, scatter_s */
-    EM_OCL_ROWS,       /* sm_rows, sm_cols, ce_fwd, ce_comb, ce_wsum, ce_bwd (sources_rows.c) */
-    EM_OCL_OPTIM,      /* sgd_step, adam_step, rmsprop_step (sources_optim.c) */
+    EM_OCL_ROWS,       /* sm_rows, sm_cols, ce_fwd, ce_comb, ce_wsum, ce_bwd (kernels/rows.cl) */
+    EM_OCL_OPTIM,      /* sgd_step, adam_step, rmsprop_step (kernels/optim.cl) */
     EM_OCL_FAMILY_COUNT
 } em_ocl_family;
 
@@ -138,16 +138,13 @@ void em_ocl__pool_release(em_ocl_device *d);
 cl_mem em_ocl__scratch(em_ocl_device *d, size_t nbytes);
 void em_ocl__scratch_free(em_ocl_device *d, cl_mem m, size_t nbytes);
 
-/* ---- programs and launches (program.c, sources.c) ------------------------------------------- */
+/* ---- programs and launches (program.c, kernels/) -------------------------------------------- */
 
-/* The OpenCL C text of a family, and of the helpers every family shares (sources.c), as
- * NULL-terminated lists of pieces. */
-const char *const *em_ocl__family_source(em_ocl_family fam);
-const char *const *em_ocl__common_source(void);
-/* The row family's text (sources_rows.c), which em_ocl__family_source returns for it. */
-const char *const *em_ocl__rows_source(void);
-/* The optimizer family's text (sources_optim.c). */
-const char *const *em_ocl__optim_source(void);
+/* The OpenCL C text of each family and of the helpers every family shares (common.cl), as
+ * NUL-terminated strings: kernels/NAME.cl embedded at build time by kernels/embed.py. */
+extern const char em_ocl__cl_common[], em_ocl__cl_copy[], em_ocl__cl_random[],
+    em_ocl__cl_unary[], em_ocl__cl_binary[], em_ocl__cl_reduce[], em_ocl__cl_matmul[],
+    em_ocl__cl_index[], em_ocl__cl_rows[], em_ocl__cl_optim[];
 
 /* The kernel `name` (slot `slot`) of family `fam` compiled for (dt, dt2) on device d,
  * building the program at first use. NULL with the error set (build log included) on

@@ -1,5 +1,5 @@
 /* backends/opencl/optim.c - fused optimizer updates: sgd_step, adam_step, rmsprop_step in one
- * kernel each (source: sources_optim.c), for float32 and float64.
+ * kernel each (source: kernels/optim.cl), for float32 and float64.
  *
  * The core hands the state over contiguous and of the parameter's dtype (em_op_def.updates)
  * and the kernel writes it in place. The parameter is updated in the output buffer, which is

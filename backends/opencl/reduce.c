@@ -27,7 +27,7 @@
 enum { K_RED_WI, K_RED_WG, K_RED_WGP, K_RED_COMB, K_ARGMAX_WI, K_ARGMAX_WG, K_RED_TILE,
        K_ARGMAX_TILE };
 
-/* Bytes of the accumulator the kernels use for dtype dt (ACC in sources.c). */
+/* Bytes of the accumulator the kernels use for dtype dt (ACC in kernels/reduce.cl). */
 static size_t acc_size(em_dtype dt, bool sum)
 {
     if (sum)

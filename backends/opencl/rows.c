@@ -1,6 +1,6 @@
 /* backends/opencl/rows.c - fused kernels over the rows of a tensor: softmax and log_softmax
  * along any dim, cross_entropy and cross_entropy_backward over (N, C) logits (OpenCL C in
- * sources_rows.c).
+ * kernels/rows.cl).
  *
  * The core has composites for all four (five to ten launches and as many temporaries); here
  * each is one launch, plus one small single-work-group launch for cross_entropy's "mean" and
