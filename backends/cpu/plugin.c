@@ -240,13 +240,6 @@ static void cpu_shutdown(void)
     em_cpu__empty_cache();
 }
 
-static const em_plugin cpu_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "cpu", EMBER_VERSION_STRING,
-    "CPU backend: host memory, threaded kernels, packed GEMM", cpu_init, cpu_shutdown);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void)
-{
-    return &cpu_plugin;
-}
+    "CPU backend: host memory, threaded kernels, packed GEMM", cpu_init, cpu_shutdown)

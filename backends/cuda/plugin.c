@@ -222,14 +222,7 @@ static void cu_shutdown(void)
     memset(s, 0, sizeof *s);
 }
 
-static const em_plugin cu_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "cuda", EMBER_VERSION_STRING,
     "CUDA backend: NVIDIA GPUs, caching allocator, CUDA kernels and cuBLAS matmul",
-    cu_init, cu_shutdown);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void)
-{
-    return &cu_plugin;
-}
+    cu_init, cu_shutdown)

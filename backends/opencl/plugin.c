@@ -399,14 +399,7 @@ static void ocl_shutdown(void)
     memset(s, 0, sizeof *s);
 }
 
-static const em_plugin ocl_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "opencl", EMBER_VERSION_STRING,
     "OpenCL backend: every OpenCL GPU/CPU/accelerator device, pooled buffers, OpenCL C kernels",
-    ocl_init, ocl_shutdown);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void)
-{
-    return &ocl_plugin;
-}
+    ocl_init, ocl_shutdown)
