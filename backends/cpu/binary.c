@@ -226,7 +226,7 @@ enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
 
 static int run_binary(const em_kcall *c, const binary_op *op)
 {
-    int rc = em_cpu__check_call(c, op->name, 2, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     em_dtype dt = c->in[0].dtype;
@@ -296,7 +296,7 @@ WHERE_LOOP(where_8, uint64_t)
 static int k_where(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "where", 3, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
     em_dtype dt = c->in[0].dtype;

@@ -226,7 +226,7 @@ static bool broadcasts(const em_ktensor *dst, const em_ktensor *src)
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "copy", 1, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 1, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *dst = &c->out[0], *src = &c->in[0];
@@ -294,7 +294,7 @@ static void store_double(em_dtype dt, double v, void *out)
 static int k_fill(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "fill", 0, 1, 1);
+    int rc = em_kcall_check(c, "cpu", 0, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];
@@ -376,7 +376,7 @@ static void rand_range(void *arg, int64_t begin, int64_t end)
 static int k_random(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "random", 0, 1, 7);
+    int rc = em_kcall_check(c, "cpu", 0, 1, 7);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];

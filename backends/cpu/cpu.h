@@ -167,9 +167,6 @@ static inline char *em_cpu__data(const em_ktensor *t)
     return (char *)t->buf + t->offset * (int64_t)em_cpu__elsize(t->dtype);
 }
 
-/* Checks the argument counts of a call; sets the error naming the op. */
-int em_cpu__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs);
-
 /* Float to integer as PyTorch does on x86: truncation toward zero; NaN and out-of-range
  * values give the type's minimum (what cvttsd2si returns); u8 goes through int64 and
  * wraps. */

@@ -8,16 +8,6 @@
  */
 #include "cpu.h"
 
-int em_cpu__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
-{
-    if (c->nin != nin || c->nout != nout || c->nattrs < nattrs)
-        return em_set_error(EM_ERR_INVALID,
-                            "cpu: %s: expected %d inputs, %d outputs and %d attributes, got "
-                            "%d, %d and %d", op, nin, nout, nattrs, c->nin, c->nout,
-                            c->nattrs);
-    return EM_OK;
-}
-
 /* Aligns input `k` to the output's dims: stride 0 where the input has size 1 or no dim. */
 static int align_operand(em_cpu_iter *it, int k, const em_ktensor *out, const em_ktensor *t,
                          const char *op)

@@ -310,7 +310,7 @@ static int mm_int(const mm_call *m)
 static int k_matmul(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "matmul", 2, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *out = &c->out[0];
@@ -362,7 +362,7 @@ static int k_matmul(void *bctx, const em_kcall *c)
  * x: (*, in), w: (out, in), bias: (out), y: (*, out) of x's dtype. */
 static int linear(const em_kcall *c, const char *op, bool relu)
 {
-    int rc = em_cpu__check_call(c, op, 3, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *x = &c->in[0], *w = &c->in[1], *bias = &c->in[2], *out = &c->out[0];

@@ -182,7 +182,7 @@ UPDATE_LOOPS(rms, RMS_BODY, maximize, decay, centered, momentum)
  * kernel was not registered for. */
 static bool job_init(update_job *j, const em_kcall *c, const char *op, int nin, int nattrs)
 {
-    if (em_cpu__check_call(c, op, nin, 1, nattrs) < 0)
+    if (em_kcall_check(c, "cpu", nin, 1, nattrs) < 0)
         return false;
     em_dtype dt = c->in[0].dtype;
     if (dt != EM_F32 && dt != EM_F64) {

@@ -161,22 +161,12 @@ static int cpu_device_info(void *ctx, int dev, em_device_info *out)
     int rc = check_dev(dev);
     if (rc != EM_OK)
         return rc;
-    em_device_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    info.threads = em_cpu__pool_threads();
-    snprintf(info.name, sizeof info.name, "%s (%d threads)", cpu_model, info.threads);
+    out->threads = em_cpu__pool_threads();
+    snprintf(out->name, sizeof out->name, "%s (%d threads)", cpu_model, out->threads);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    info.total_memory = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
-    info.free_memory = free_memory();
-    em_cpu__gemm_describe(info.kernels, sizeof info.kernels);
-    /* Fill no more than the caller's struct holds (an older core's is smaller). */
-    size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size
-                                                                   : sizeof info;
-    size_t keep = out->struct_size;
-    memcpy(out, &info, n);
-    if (keep)
-        out->struct_size = keep;
+    out->total_memory = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+    out->free_memory = free_memory();
+    em_cpu__gemm_describe(out->kernels, sizeof out->kernels);
     return EM_OK;
 }
 

@@ -411,7 +411,7 @@ static bool split_reduction(const red_plan *pl, int64_t threads, int64_t *nparts
 
 static int run_reduce(const em_kcall *c, const char *op, const red_ops *table, bool to_i64)
 {
-    int rc = em_cpu__check_call(c, op, 1, 1, 2);
+    int rc = em_kcall_check(c, "cpu", 1, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
@@ -588,7 +588,7 @@ static void argmax_parts(void *arg, int64_t b, int64_t e)
 static int k_argmax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "argmax", 1, 1, 2);
+    int rc = em_kcall_check(c, "cpu", 1, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];

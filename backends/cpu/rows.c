@@ -107,7 +107,7 @@ typedef struct ce_job {
 
 static int ce_setup(ce_job *j, const em_kcall *c, const char *op, int nin)
 {
-    int rc = em_cpu__check_call(c, op, nin, 1, 2);
+    int rc = em_kcall_check(c, "cpu", nin, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *x = &c->in[0];

@@ -23,7 +23,7 @@
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "copy", 1, 1, 0);
+    int rc = em_kcall_check(c, "cuda", 1, 1, 0);
     if (rc != EM_OK)
         return rc;
     void *st = stream_of(c, "copy");
@@ -40,7 +40,7 @@ static int k_copy(void *bctx, const em_kcall *c)
 static int k_fill(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "fill", 0, 1, 1);
+    int rc = em_kcall_check(c, "cuda", 0, 1, 1);
     if (rc != EM_OK)
         return rc;
     void *st = stream_of(c, "fill");
@@ -55,7 +55,7 @@ static int k_fill(void *bctx, const em_kcall *c)
 static int k_random(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "random", 0, 1, 7);
+    int rc = em_kcall_check(c, "cuda", 0, 1, 7);
     if (rc != EM_OK)
         return rc;
     void *st = stream_of(c, "random");
@@ -85,7 +85,7 @@ static const char *const binary_names[EM_CU_BINARY_COUNT] = {
 static int run_unary(int op, const em_kcall *c)
 {
     const char *name = unary_names[op];
-    int rc = check(c, name, 1, 1, 0);
+    int rc = em_kcall_check(c, "cuda", 1, 1, 0);
     if (rc != EM_OK)
         return rc;
     void *st = stream_of(c, name);
@@ -102,7 +102,7 @@ static int run_unary(int op, const em_kcall *c)
 static int run_binary(int op, const em_kcall *c)
 {
     const char *name = binary_names[op];
-    int rc = check(c, name, 2, 1, 0);
+    int rc = em_kcall_check(c, "cuda", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     if (c->in[0].dtype != c->in[1].dtype)
@@ -159,7 +159,7 @@ BINARY(ge, EM_CU_GE)
 static int k_where(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "where", 3, 1, 0);
+    int rc = em_kcall_check(c, "cuda", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
     if (c->in[2].dtype != EM_BOOL || c->in[0].dtype != c->in[1].dtype)
@@ -182,7 +182,7 @@ static int k_where(void *bctx, const em_kcall *c)
 static int run_reduce(void *bctx, int kind, const em_kcall *c)
 {
     const char *name = kind == EM_CU_SUM ? "sum" : "amax";
-    int rc = check(c, name, 1, 1, 2);
+    int rc = em_kcall_check(c, "cuda", 1, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0];
@@ -241,7 +241,7 @@ static int k_amax(void *bctx, const em_kcall *c)
 static int k_argmax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "argmax", 1, 1, 2);
+    int rc = em_kcall_check(c, "cuda", 1, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0];
@@ -278,7 +278,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
 static int k_gather(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "gather", 2, 1, 1);
+    int rc = em_kcall_check(c, "cuda", 2, 1, 1);
     if (rc != EM_OK)
         return rc;
     void *st = stream_of(c, "gather");
@@ -308,7 +308,7 @@ static bool deterministic(void)
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "scatter_add", 3, 1, 1);
+    int rc = em_kcall_check(c, "cuda", 3, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *o = &c->out[0];
@@ -471,7 +471,7 @@ static bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs,
 static int k_matmul(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "matmul", 2, 1, 0);
+    int rc = em_kcall_check(c, "cuda", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *o = &c->out[0];

@@ -14,7 +14,7 @@
 static int run_softmax(int log_softmax, const em_kcall *c)
 {
     const char *name = log_softmax ? "log_softmax" : "softmax";
-    int rc = check(c, name, 1, 1, 1);
+    int rc = em_kcall_check(c, "cuda", 1, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0];
@@ -57,7 +57,7 @@ static int k_log_softmax(void *bctx, const em_kcall *c)
 static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
 {
     const char *name = backward ? "cross_entropy_backward" : "cross_entropy";
-    int rc = check(c, name, backward ? 4 : 3, 1, 2);
+    int rc = em_kcall_check(c, "cuda", backward ? 4 : 3, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *x = &c->in[0];

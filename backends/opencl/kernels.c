@@ -16,15 +16,6 @@
 
 /* ---- shared helpers ------------------------------------------------------------------------- */
 
-int em_ocl__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
-{
-    if (c->nin != nin || c->nout != nout || c->nattrs < nattrs)
-        return em_set_error(EM_ERR_INVALID, "opencl: %s: expected %d inputs, %d outputs and %d "
-                            "attributes, got %d, %d and %d", op, nin, nout, nattrs, c->nin,
-                            c->nout, c->nattrs);
-    return EM_OK;
-}
-
 void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops,
                        const int64_t *const *strides)
 {
@@ -167,7 +158,7 @@ int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "copy", 1, 1, 0);
+    int rc = em_kcall_check(c, "opencl", 1, 1, 0);
     if (rc != EM_OK)
         return rc;
     em_ocl_device *d = call_device(c, "copy");
@@ -205,7 +196,7 @@ static void value_bits(em_dtype dt, double v, void *out)
 static int k_fill(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "fill", 0, 1, 1);
+    int rc = em_kcall_check(c, "opencl", 0, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];
@@ -244,7 +235,7 @@ enum { K_RAND_UNIFORM, K_RAND_NORMAL, K_RAND_INT };
 static int k_random(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "random", 0, 1, 7);
+    int rc = em_kcall_check(c, "opencl", 0, 1, 7);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];
@@ -323,7 +314,7 @@ enum { U_NEG, U_ABS, U_RELU, U_EXP, U_LOG, U_SQRT, U_SIN, U_COS, U_TANH, U_SIGMO
 static int run_unary(const em_kcall *c, int id)
 {
     const ew_op *op = &unary_ops[id];
-    int rc = em_ocl__check_call(c, op->name, 1, 1, 0);
+    int rc = em_kcall_check(c, "opencl", 1, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0];
@@ -397,7 +388,7 @@ enum { K_WHERE_C = 2 * B_COUNT, K_WHERE_S };
 static int run_binary(const em_kcall *c, int id)
 {
     const ew_op *op = &binary_ops[id];
-    int rc = em_ocl__check_call(c, op->name, 2, 1, 0);
+    int rc = em_kcall_check(c, "opencl", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1];
@@ -455,7 +446,7 @@ BIN_KERNEL(ge, B_GE)
 static int k_where(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "where", 3, 1, 0);
+    int rc = em_kcall_check(c, "opencl", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1], *cd = &c->in[2];
@@ -503,7 +494,7 @@ enum { K_GATHER, K_SCATTER };
 static int k_gather(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "gather", 2, 1, 1);
+    int rc = em_kcall_check(c, "opencl", 2, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *out = &c->out[0];
@@ -535,7 +526,7 @@ static int k_gather(void *bctx, const em_kcall *c)
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "scatter_add", 3, 1, 1);
+    int rc = em_kcall_check(c, "opencl", 3, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *out = &c->out[0];

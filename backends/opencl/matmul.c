@@ -27,7 +27,7 @@ enum { K_MM_TILED, K_MM_SMALL, K_MM_REG };
 static int k_matmul(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "matmul", 2, 1, 0);
+    int rc = em_kcall_check(c, "opencl", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *out = &c->out[0];

@@ -201,9 +201,6 @@ typedef struct em_ocl_iter {
 void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops,
                        const int64_t *const *strides);
 
-/* Checks the argument counts of a call; sets the error naming the op. */
-int em_ocl__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs);
-
 /* Bytes per element of a dtype; 0 if unknown. */
 static inline size_t em_ocl__elsize(em_dtype dt)
 {

@@ -41,7 +41,7 @@ typedef struct job {
 
 static int job_init(job *j, const em_kcall *c, const char *op, int nin, int nattrs)
 {
-    int rc = em_ocl__check_call(c, op, nin, 1, nattrs);
+    int rc = em_kcall_check(c, "opencl", nin, 1, nattrs);
     if (rc != EM_OK)
         return rc;
     j->dt = c->in[0].dtype;

@@ -304,20 +304,10 @@ static int ocl_device_info(void *ctx, int dev, em_device_info *out)
         return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
                             em_ocl__state.ndev);
     em_ocl_device *d = &em_ocl__state.dev[dev];
-    em_device_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    snprintf(info.name, sizeof info.name, "%s", d->name);
-    info.total_memory = d->global_mem;
-    info.free_memory = free_memory(d);
-    info.threads = (int)d->compute_units;
-    /* Fill no more than the caller's struct holds (an older core's is smaller). */
-    size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size
-                                                                   : sizeof info;
-    size_t keep = out->struct_size;
-    memcpy(out, &info, n);
-    if (keep)
-        out->struct_size = keep;
+    snprintf(out->name, sizeof out->name, "%s", d->name);
+    out->total_memory = d->global_mem;
+    out->free_memory = free_memory(d);
+    out->threads = (int)d->compute_units;
     return EM_OK;
 }
 

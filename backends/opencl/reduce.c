@@ -76,7 +76,7 @@ static int64_t target_groups(const em_ocl_device *d)
 
 static int run_reduce(const em_kcall *c, const char *op, bool sum)
 {
-    int rc = em_ocl__check_call(c, op, 1, 1, 2);
+    int rc = em_kcall_check(c, "opencl", 1, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
@@ -194,7 +194,7 @@ static int k_amax(void *bctx, const em_kcall *c)
 static int k_argmax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "argmax", 1, 1, 2);
+    int rc = em_kcall_check(c, "opencl", 1, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];

@@ -106,7 +106,7 @@ static int launch_rows(em_ocl_device *d, em_dtype dt, bool wi, int slot_wi, cons
 static int run_softmax(const em_kcall *c, bool log_softmax)
 {
     const char *name = log_softmax ? "log_softmax" : "softmax";
-    int rc = em_ocl__check_call(c, name, 1, 1, 1);
+    int rc = em_kcall_check(c, "opencl", 1, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
@@ -170,7 +170,7 @@ typedef struct ce_call {
 
 static int ce_setup(ce_call *ce, const em_kcall *c, const char *name, int nin)
 {
-    int rc = em_ocl__check_call(c, name, nin, 1, 2);
+    int rc = em_kcall_check(c, "opencl", nin, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *x = &c->in[0];

@@ -134,6 +134,8 @@ typedef struct em_backend_ops {
     bool host_accessible;      /* buffers are host pointers (the CPU backend) */
 
     int (*device_count)(void *ctx);
+    /* The core hands `out` zeroed, struct_size set, and never smaller than the struct the
+     * plugin was compiled with (a plugin of a newer minor is refused): fill its fields. */
     int (*device_info)(void *ctx, int dev, em_device_info *out);
     /* optional: why the backend cannot be used (no driver, no device); NULL when usable. */
     const char *(*unavailable_reason)(void *ctx);
