@@ -300,8 +300,8 @@ static int k_where(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     em_dtype dt = c->in[0].dtype;
-    if (c->in[1].dtype != dt || c->out[0].dtype != dt || em_cpu__elsize(dt) == 0 ||
-        em_cpu__elsize(c->in[2].dtype) != 1)
+    if (c->in[1].dtype != dt || c->out[0].dtype != dt || em_dtype_size(dt) == 0 ||
+        em_dtype_size(c->in[2].dtype) != 1)
         return em_set_error(EM_ERR_INVALID, "cpu: where: expected (a, b, cond) with a and "
                             "b of the output's dtype and a bool cond");
     const em_ktensor *ts[4] = {&c->out[0], &c->in[0], &c->in[1], &c->in[2]};
@@ -310,7 +310,7 @@ static int k_where(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     em_cpu_loop_fn fn;
-    switch (em_cpu__elsize(dt)) {
+    switch (em_dtype_size(dt)) {
     case 1: fn = where_1; break;
     case 2: fn = where_2; break;
     case 4: fn = where_4; break;

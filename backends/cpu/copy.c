@@ -202,7 +202,7 @@ static void copy_transpose(const em_cpu_iter *it)
 static void copy_reshape(const em_ktensor *dst, const em_ktensor *src, em_cpu_loop_fn fn)
 {
     int64_t zero[2] = {0, 0};
-    size_t ds = em_cpu__elsize(dst->dtype), ss = em_cpu__elsize(src->dtype);
+    size_t ds = em_dtype_size(dst->dtype), ss = em_dtype_size(src->dtype);
     for (int64_t k = 0; k < dst->numel; k++) {
         char *p[2] = {(char *)dst->buf + em_kt_offset(dst, k) * (int64_t)ds,
                       (char *)src->buf + em_kt_offset(src, k) * (int64_t)ss};
@@ -232,7 +232,7 @@ static int k_copy(void *bctx, const em_kcall *c)
     const em_ktensor *dst = &c->out[0], *src = &c->in[0];
     if (!dtype_ok(dst->dtype) || !dtype_ok(src->dtype))
         return em_set_error(EM_ERR_INVALID, "cpu: copy: bad dtype");
-    em_cpu_loop_fn fn = dst->dtype == src->dtype ? move_loop(em_cpu__elsize(dst->dtype))
+    em_cpu_loop_fn fn = dst->dtype == src->dtype ? move_loop(em_dtype_size(dst->dtype))
                                                  : cast_loops[src->dtype][dst->dtype];
     if (!broadcasts(dst, src)) {
         if (src->numel != dst->numel)
@@ -300,12 +300,12 @@ static int k_fill(void *bctx, const em_kcall *c)
     const em_ktensor *out = &c->out[0];
     if (!dtype_ok(out->dtype))
         return em_set_error(EM_ERR_INVALID, "cpu: fill: bad dtype");
-    fill_ctx f = {em_cpu__data(out), em_cpu__elsize(out->dtype), 0};
+    fill_ctx f = {em_cpu__data(out), em_dtype_size(out->dtype), 0};
     store_double(out->dtype, c->attrs[0].f, &f.bits);   /* into its first bytes */
     if (f.bits == 0) {
         /* memset is the fastest fill there is; still split big ones across threads. */
         f.elsize = 1;
-        em_cpu__parallel_for(out->numel * (int64_t)em_cpu__elsize(out->dtype),
+        em_cpu__parallel_for(out->numel * (int64_t)em_dtype_size(out->dtype),
                              EM_CPU_GRAIN_CHEAP * 8, fill_range, &f);
         return EM_OK;
     }
@@ -385,7 +385,7 @@ static int k_random(void *bctx, const em_kcall *c)
     rand_ctx r = {
         .out = em_cpu__data(out),
         .dt = out->dtype,
-        .elsize = em_cpu__elsize(out->dtype),
+        .elsize = em_dtype_size(out->dtype),
         .dist = (int)c->attrs[0].i,
         .seed = (uint64_t)c->attrs[1].i,
         .offset = (uint64_t)c->attrs[2].i,

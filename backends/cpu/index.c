@@ -74,7 +74,7 @@ static int k_gather(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     em_cpu_loop_fn fn;
-    switch (em_cpu__elsize(a->dtype)) {
+    switch (em_dtype_size(a->dtype)) {
     case 1: fn = gather_1; break;
     case 2: fn = gather_2; break;
     case 4: fn = gather_4; break;
@@ -156,7 +156,7 @@ static int copy_input(const em_ktensor *out, const em_ktensor *a)
     if (rc != EM_OK)
         return rc;
     em_cpu_loop_fn fn;
-    switch (em_cpu__elsize(a->dtype)) {
+    switch (em_dtype_size(a->dtype)) {
     case 1: fn = copy_1; break;
     case 2: fn = copy_2; break;
     case 4: fn = copy_4; break;

@@ -295,7 +295,7 @@ static bool plan_build(red_plan *pl, const em_ktensor *in, const em_attr *axes,
     if (pl->nr == 0)                   /* only size-1 axes reduced: one step of nothing */
         pl->r[pl->nr++] = (red_dim){1, 0};
     pl->in = em_cpu__data(in);
-    pl->elsize = (int64_t)em_cpu__elsize(in->dtype);
+    pl->elsize = (int64_t)em_dtype_size(in->dtype);
     return true;
 }
 
@@ -426,7 +426,7 @@ static int run_reduce(const em_kcall *c, const char *op, const red_ops *table, b
     if (!plan_build(&pl, in, &c->attrs[0], op))
         return EM_ERR_INVALID;
     const red_ops *ops = &table[dt];
-    red_task t = {&pl, ops, em_cpu__data(out), (int64_t)em_cpu__elsize(out->dtype), 0, NULL};
+    red_task t = {&pl, ops, em_cpu__data(out), (int64_t)em_dtype_size(out->dtype), 0, NULL};
     if (in->numel == 0) {              /* sum over an empty dim: the identity */
         double acc[SLICE];
         for (int64_t o = 0; o < out->numel; o += SLICE) {
@@ -601,7 +601,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
         return em_set_error(EM_ERR_INVALID, "cpu: argmax: dim %lld out of range",
                             (long long)dim);
     argmax_task t = {&argmax_table[dt], em_cpu__data(in), (int64_t *)em_cpu__data(out),
-                     (int64_t)em_cpu__elsize(dt), 1, 1, 1, 0, NULL};
+                     (int64_t)em_dtype_size(dt), 1, 1, 1, 0, NULL};
     int64_t outer = 1;
     for (int d = 0; d < in->ndim; d++) {
         if (d < dim)

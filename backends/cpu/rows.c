@@ -112,7 +112,7 @@ static int ce_setup(ce_job *j, const em_kcall *c, const char *op, int nin)
         return rc;
     const em_ktensor *x = &c->in[0];
     *j = (ce_job){.c = c, .n = x->shape[0], .nc = x->shape[1], .ignore = c->attrs[0].i,
-                  .dt = x->dtype, .es = em_cpu__elsize(x->dtype),
+                  .dt = x->dtype, .es = em_dtype_size(x->dtype),
                   .t = (const int64_t *)em_cpu__data(&c->in[1]),
                   .none = c->attrs[1].i == EM_REDUCTION_NONE};
     for (int64_t i = 0; i < j->n; i++)

@@ -1,5 +1,6 @@
 /* backends/cuda/kcall.h - unpacking an em_kcall for the launchers of kernels.h: shapes and
- * operands, the device's stream, and a launcher's status as an Ember error. Static inline: shared by ops.c and rows.c, private to backends/cuda/.
+ * operands, the device's stream, and a launcher's status as an Ember error. Static inline:
+ * shared by ops.c and rows.c, private to backends/cuda/.
  */
 #ifndef EMBER_BACKENDS_CUDA_KCALL_H
 #define EMBER_BACKENDS_CUDA_KCALL_H

@@ -16,45 +16,25 @@
 
 /* ---- shared helpers ------------------------------------------------------------------------- */
 
+_Static_assert(EM_OCL_MAX_OPS <= EM_STRIDED_MAX_OPS, "em_strided holds every operand");
+
 void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops,
                        const int64_t *const *strides)
 {
-    int64_t sh[EM_MAX_DIMS], st[EM_OCL_MAX_OPS][EM_MAX_DIMS];
-    int nd = 0;
-    it->numel = 1;
-    for (int d = 0; d < ndim; d++) {
-        it->numel *= shape[d];
-        if (shape[d] == 1)
-            continue;
-        bool merge = nd > 0;
-        for (int k = 0; merge && k < nops; k++)
-            merge = st[k][nd - 1] == strides[k][d] * shape[d];
-        if (merge) {
-            sh[nd - 1] *= shape[d];
-            for (int k = 0; k < nops; k++)
-                st[k][nd - 1] = strides[k][d];
-            continue;
-        }
-        sh[nd] = shape[d];
-        for (int k = 0; k < nops; k++)
-            st[k][nd] = strides[k][d];
-        nd++;
-    }
-    if (nd == 0) {                     /* one element */
-        nd = 1;
-        sh[0] = 1;
-        for (int k = 0; k < nops; k++)
-            st[k][0] = 1;
-    }
-    it->ndim = nd;
+    /* Cannot fail: callers pass at most EM_OCL_MAX_OPS operands, tensors at most
+     * EM_MAX_DIMS dims. */
+    em_strided m;
+    (void)em_strided_init(&m, ndim, shape, nops, strides);
+    it->ndim = m.ndim;
     it->nops = nops;
-    it->contiguous = nd == 1;
+    it->numel = m.numel;
+    it->contiguous = m.ndim == 1;
     for (int d = 0; d < 8; d++)
-        it->shape.s[d] = d < nd ? sh[d] : 1;
+        it->shape.s[d] = d < m.ndim ? m.shape[d] : 1;
     for (int k = 0; k < nops; k++) {
         for (int d = 0; d < 8; d++)
-            it->strides[k].s[d] = d < nd ? st[k][d] : 0;
-        it->contiguous = it->contiguous && st[k][0] == 1;
+            it->strides[k].s[d] = d < m.ndim ? m.strides[k][d] : 0;
+        it->contiguous = it->contiguous && (m.strides[k][0] == 1 || m.shape[0] == 1);
     }
 }
 
@@ -120,7 +100,7 @@ static int copy_reshape(em_ocl_device *d, const em_ktensor *dst, const em_ktenso
 
 int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
 {
-    if (em_ocl__elsize(dst->dtype) == 0 || em_ocl__elsize(src->dtype) == 0)
+    if (em_dtype_size(dst->dtype) == 0 || em_dtype_size(src->dtype) == 0)
         return em_set_error(EM_ERR_INVALID, "opencl: copy: bad dtype");
     if (dst->numel == 0)
         return EM_OK;
@@ -135,7 +115,7 @@ int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
     const int64_t *st[2] = {dst->strides, sst};
     em_ocl_iter it;
     em_ocl__iter_init(&it, dst->ndim, dst->shape, 2, st);
-    size_t es = em_ocl__elsize(dst->dtype);
+    size_t es = em_dtype_size(dst->dtype);
     cl_mem om = dst->buf, am = src->buf;
     cl_long oo = dst->offset, ao = src->offset, n = it.numel;
     if (it.contiguous && dst->dtype == src->dtype)
@@ -200,7 +180,7 @@ static int k_fill(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];
-    size_t es = em_ocl__elsize(out->dtype);
+    size_t es = em_dtype_size(out->dtype);
     if (es == 0)
         return em_set_error(EM_ERR_INVALID, "opencl: fill: bad dtype");
     em_ocl_device *d = call_device(c, "fill");
@@ -240,7 +220,7 @@ static int k_random(void *bctx, const em_kcall *c)
         return rc;
     const em_ktensor *out = &c->out[0];
     em_dtype dt = out->dtype;
-    if (em_ocl__elsize(dt) == 0)
+    if (em_dtype_size(dt) == 0)
         return em_set_error(EM_ERR_INVALID, "opencl: random: bad dtype");
     em_ocl_device *d = call_device(c, "random");
     if (!d)
@@ -451,8 +431,8 @@ static int k_where(void *bctx, const em_kcall *c)
         return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1], *cd = &c->in[2];
     em_dtype dt = a->dtype;
-    if (b->dtype != dt || out->dtype != dt || em_ocl__elsize(dt) == 0 ||
-        em_ocl__elsize(cd->dtype) != 1)
+    if (b->dtype != dt || out->dtype != dt || em_dtype_size(dt) == 0 ||
+        em_dtype_size(cd->dtype) != 1)
         return em_set_error(EM_ERR_INVALID, "opencl: where: expected (a, b, cond) with a and "
                             "b of the output's dtype and a bool cond");
     em_ocl_device *d = call_device(c, "where");

@@ -201,23 +201,11 @@ typedef struct em_ocl_iter {
 void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops,
                        const int64_t *const *strides);
 
-/* Bytes per element of a dtype; 0 if unknown. */
-static inline size_t em_ocl__elsize(em_dtype dt)
-{
-    switch (dt) {
-    case EM_F64: case EM_I64: return 8;
-    case EM_F32: case EM_I32: return 4;
-    case EM_F16: case EM_BF16: return 2;
-    case EM_U8: case EM_BOOL: return 1;
-    default: return 0;
-    }
-}
-
 /* A dtype of the same element size that gather and plain moves use (u8, f16, f32, f64 hold
  * 1, 2, 4, 8 bytes), so those programs are built once per size rather than per dtype. */
 static inline em_dtype em_ocl__bits_dtype(em_dtype dt)
 {
-    switch (em_ocl__elsize(dt)) {
+    switch (em_dtype_size(dt)) {
     case 1: return EM_U8;
     case 2: return EM_F16;
     case 4: return EM_I32;

@@ -51,7 +51,7 @@ static int job_init(job *j, const em_kcall *c, const char *op, int nin, int natt
     if (!(j->d = em_ocl__kernel_device(c, op)))
         return em_last_status();
     const em_ktensor *p = &c->in[0], *out = &c->out[0];
-    size_t es = em_ocl__elsize(j->dt);
+    size_t es = em_dtype_size(j->dt);
     if (out->buf != p->buf || out->offset != p->offset) {
         rc = em_ocl__copy_bytes(j->d, out->buf, (size_t)out->offset * es, p->buf,
                                 (size_t)p->offset * es, (size_t)out->numel * es);

@@ -32,7 +32,7 @@ static size_t acc_size(em_dtype dt, bool sum)
 {
     if (sum)
         return em_dtype_is_float(dt) ? (dt == EM_F64 ? 8 : 4) : 8;
-    return dt == EM_F16 || dt == EM_BF16 ? 4 : em_ocl__elsize(dt);
+    return dt == EM_F16 || dt == EM_BF16 ? 4 : em_dtype_size(dt);
 }
 
 /* Kernel-ready groups: kept (K) and reduced (R) dims of the input. */
@@ -81,7 +81,7 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
-    if (em_ocl__elsize(dt) == 0)
+    if (em_dtype_size(dt) == 0)
         return em_set_error(EM_ERR_INVALID, "opencl: %s: bad dtype", op);
     em_dtype want = sum && !em_dtype_is_float(dt) ? EM_I64 : dt;
     if (out->dtype != want)
@@ -90,7 +90,7 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum)
     em_ocl_device *d = em_ocl__kernel_device(c, op);
     if (!d)
         return em_last_status();
-    size_t oes = em_ocl__elsize(out->dtype);
+    size_t oes = em_dtype_size(out->dtype);
     if (in->numel == 0) {              /* sum over an empty dim: the identity, 0 */
         uint64_t zero = 0;
         cl_int err = clEnqueueFillBuffer(d->queue, (cl_mem)out->buf, &zero, oes,
@@ -199,7 +199,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
-    if (em_ocl__elsize(dt) == 0 || dt == EM_BOOL || out->dtype != EM_I64)
+    if (em_dtype_size(dt) == 0 || dt == EM_BOOL || out->dtype != EM_I64)
         return em_set_error(EM_ERR_UNSUPPORTED, "opencl: argmax: unsupported dtype");
     int64_t dim = c->attrs[0].i;
     if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
@@ -238,7 +238,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
     size_t L = em_ocl__pow2_wg(d, EM_OCL_AMAX, dt, K_ARGMAX_WG, "argmax_wg", 256);
     if (L == 0)
         return em_last_status();
-    size_t vs = dt == EM_F16 || dt == EM_BF16 ? 4 : em_ocl__elsize(dt);
+    size_t vs = dt == EM_F16 || dt == EM_BF16 ? 4 : em_dtype_size(dt);
     cl_int chunked = d->cpu_paths;
     size_t global = (size_t)nout * L;
     em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),

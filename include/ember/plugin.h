@@ -641,10 +641,12 @@ typedef struct em_strided {
 /* Coalesces nops operands (at most EM_STRIDED_MAX_OPS) sharing shape[ndim] (ndim at most
  * EM_MAX_DIMS), strides[k] being operand k's. A single element ends as one dim of size 1 with
  * stride 0 in every operand. Returns EM_OK, or EM_ERR_INVALID after em_set_error() when nops
- * or ndim is out of range. Thread-safe. */
+ * or ndim is out of range (*it then walks nothing: ndim 0, numel 0). Thread-safe. */
 static inline int em_strided_init(em_strided *it, int ndim, const int64_t *shape, int nops,
                                   const int64_t *const *strides)
 {
+    it->ndim = it->nops = 0;
+    it->numel = 0;
     if (nops < 1 || nops > EM_STRIDED_MAX_OPS || ndim < 0 || ndim > EM_MAX_DIMS)
         return em_set_error(EM_ERR_INVALID, "em_strided_init: %d operands of %d dims (at most "
                             "%d of %d)", nops, ndim, EM_STRIDED_MAX_OPS, EM_MAX_DIMS);
