@@ -299,18 +299,13 @@ static int k_where(void *bctx, const em_kcall *c)
     int rc = em_kcall_check(c, "cpu", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
-    em_dtype dt = c->in[0].dtype;
-    if (c->in[1].dtype != dt || c->out[0].dtype != dt || em_dtype_size(dt) == 0 ||
-        em_dtype_size(c->in[2].dtype) != 1)
-        return em_set_error(EM_ERR_INVALID, "cpu: where: expected (a, b, cond) with a and "
-                            "b of the output's dtype and a bool cond");
     const em_ktensor *ts[4] = {&c->out[0], &c->in[0], &c->in[1], &c->in[2]};
     em_cpu_iter it;
     rc = em_cpu__iter_init(&it, "where", 4, ts);
     if (rc != EM_OK)
         return rc;
     em_cpu_loop_fn fn;
-    switch (em_dtype_size(dt)) {
+    switch (em_dtype_size(c->in[0].dtype)) {
     case 1: fn = where_1; break;
     case 2: fn = where_2; break;
     case 4: fn = where_4; break;

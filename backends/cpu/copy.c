@@ -85,11 +85,6 @@ static const em_cpu_loop_fn cast_loops[EM_DTYPE_COUNT][EM_DTYPE_COUNT] = {
     [EM_U8] = {CAST_TABLE_ROW(u8)},     [EM_BOOL] = {CAST_TABLE_ROW(bool)},
 };
 
-static bool dtype_ok(em_dtype dt)
-{
-    return dt > EM_DTYPE_UNSPEC && dt < EM_DTYPE_COUNT;
-}
-
 /* ---- same-dtype copies move bytes ------------------------------------------------- */
 
 #define MOVE_LOOP(name, T)                                                               \
@@ -230,8 +225,6 @@ static int k_copy(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     const em_ktensor *dst = &c->out[0], *src = &c->in[0];
-    if (!dtype_ok(dst->dtype) || !dtype_ok(src->dtype))
-        return em_set_error(EM_ERR_INVALID, "cpu: copy: bad dtype");
     em_cpu_loop_fn fn = dst->dtype == src->dtype ? move_loop(em_dtype_size(dst->dtype))
                                                  : cast_loops[src->dtype][dst->dtype];
     if (!broadcasts(dst, src)) {
@@ -298,8 +291,6 @@ static int k_fill(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];
-    if (!dtype_ok(out->dtype))
-        return em_set_error(EM_ERR_INVALID, "cpu: fill: bad dtype");
     fill_ctx f = {em_cpu__data(out), em_dtype_size(out->dtype), 0};
     store_double(out->dtype, c->attrs[0].f, &f.bits);   /* into its first bytes */
     if (f.bits == 0) {
@@ -380,8 +371,6 @@ static int k_random(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];
-    if (!dtype_ok(out->dtype))
-        return em_set_error(EM_ERR_INVALID, "cpu: random: bad dtype");
     rand_ctx r = {
         .out = em_cpu__data(out),
         .dt = out->dtype,

@@ -315,10 +315,6 @@ static int k_matmul(void *bctx, const em_kcall *c)
         return rc;
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *out = &c->out[0];
     int nd = out->ndim;
-    if (nd < 2 || a->ndim < 2 || b->ndim < 2 || a->ndim > nd || b->ndim > nd ||
-        a->dtype != out->dtype || b->dtype != out->dtype)
-        return em_set_error(EM_ERR_INVALID, "cpu: matmul: expected a [B..., M, K] and b "
-                            "[B..., K, N] of the output's dtype");
     mm_call m = {
         .dt = out->dtype,
         .M = a->shape[a->ndim - 2], .K = a->shape[a->ndim - 1], .N = b->shape[b->ndim - 1],

@@ -181,8 +181,6 @@ static int k_fill(void *bctx, const em_kcall *c)
         return rc;
     const em_ktensor *out = &c->out[0];
     size_t es = em_dtype_size(out->dtype);
-    if (es == 0)
-        return em_set_error(EM_ERR_INVALID, "opencl: fill: bad dtype");
     em_ocl_device *d = call_device(c, "fill");
     if (!d)
         return em_last_status();
@@ -220,8 +218,6 @@ static int k_random(void *bctx, const em_kcall *c)
         return rc;
     const em_ktensor *out = &c->out[0];
     em_dtype dt = out->dtype;
-    if (em_dtype_size(dt) == 0)
-        return em_set_error(EM_ERR_INVALID, "opencl: random: bad dtype");
     em_ocl_device *d = call_device(c, "random");
     if (!d)
         return em_last_status();
@@ -431,10 +427,6 @@ static int k_where(void *bctx, const em_kcall *c)
         return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1], *cd = &c->in[2];
     em_dtype dt = a->dtype;
-    if (b->dtype != dt || out->dtype != dt || em_dtype_size(dt) == 0 ||
-        em_dtype_size(cd->dtype) != 1)
-        return em_set_error(EM_ERR_INVALID, "opencl: where: expected (a, b, cond) with a and "
-                            "b of the output's dtype and a bool cond");
     em_ocl_device *d = call_device(c, "where");
     if (!d)
         return em_last_status();

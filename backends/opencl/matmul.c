@@ -33,13 +33,7 @@ static int k_matmul(void *bctx, const em_kcall *c)
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *out = &c->out[0];
     em_dtype dt = a->dtype;
     int nd = out->ndim;
-    if (b->dtype != dt || out->dtype != dt || em_dtype_size(dt) == 0 || nd < 2 ||
-        a->ndim != nd || b->ndim != nd)
-        return em_set_error(EM_ERR_INVALID, "opencl: matmul: expected [B..., M, K] @ [B..., K, "
-                            "N] of one dtype with equal batch dims");
     int64_t M = out->shape[nd - 2], N = out->shape[nd - 1], K = a->shape[nd - 1];
-    if (a->shape[nd - 2] != M || b->shape[nd - 2] != K || b->shape[nd - 1] != N)
-        return em_set_error(EM_ERR_INVALID, "opencl: matmul: inner dims do not match");
     em_ocl_device *d = em_ocl__kernel_device(c, "matmul");
     if (!d)
         return em_last_status();

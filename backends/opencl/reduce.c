@@ -81,12 +81,6 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
-    if (em_dtype_size(dt) == 0)
-        return em_set_error(EM_ERR_INVALID, "opencl: %s: bad dtype", op);
-    em_dtype want = sum && !em_dtype_is_float(dt) ? EM_I64 : dt;
-    if (out->dtype != want)
-        return em_set_error(EM_ERR_INVALID, "opencl: %s: output dtype %s, expected %s", op,
-                            em_dtype_name(out->dtype), em_dtype_name(want));
     em_ocl_device *d = em_ocl__kernel_device(c, op);
     if (!d)
         return em_last_status();
