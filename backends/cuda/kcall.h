@@ -43,6 +43,14 @@ static inline void *stream_of(const em_kcall *c, const char *op)
     return d ? d->stream : NULL;
 }
 
+/* The stream of the call's device after em_kcall_check(c, "cuda", nin, nout, nattrs), or NULL
+ * with the error set. */
+static inline void *kcall_stream(const em_kcall *c, const char *op, int nin, int nout,
+                                 int nattrs)
+{
+    return em_kcall_check(c, "cuda", nin, nout, nattrs) < 0 ? NULL : stream_of(c, op);
+}
+
 static inline int launched(int rc, const char *op, em_dtype dt)
 {
     if (rc == 0)

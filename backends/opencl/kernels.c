@@ -38,11 +38,6 @@ void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops
     }
 }
 
-static em_ocl_device *call_device(const em_kcall *c, const char *op)
-{
-    return em_ocl__kernel_device(c, op);
-}
-
 /* ---- copy ----------------------------------------------------------------------------------- */
 
 enum { K_COPY_C, K_COPY_S };
@@ -138,10 +133,7 @@ int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_kcall_check(c, "opencl", 1, 1, 0);
-    if (rc != EM_OK)
-        return rc;
-    em_ocl_device *d = call_device(c, "copy");
+    em_ocl_device *d = em_ocl__kernel_device(c, "copy", 1, 1, 0);
     return d ? em_ocl__copy(d, &c->out[0], &c->in[0]) : em_last_status();
 }
 
@@ -176,12 +168,9 @@ static void value_bits(em_dtype dt, double v, void *out)
 static int k_fill(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_kcall_check(c, "opencl", 0, 1, 1);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0];
     size_t es = em_dtype_size(out->dtype);
-    em_ocl_device *d = call_device(c, "fill");
+    em_ocl_device *d = em_ocl__kernel_device(c, "fill", 0, 1, 1);
     if (!d)
         return em_last_status();
     uint64_t bits = 0;
@@ -213,12 +202,9 @@ enum { K_RAND_UNIFORM, K_RAND_NORMAL, K_RAND_INT };
 static int k_random(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_kcall_check(c, "opencl", 0, 1, 7);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0];
     em_dtype dt = out->dtype;
-    em_ocl_device *d = call_device(c, "random");
+    em_ocl_device *d = em_ocl__kernel_device(c, "random", 0, 1, 7);
     if (!d)
         return em_last_status();
     int dist = (int)c->attrs[0].i;
@@ -290,16 +276,9 @@ enum { U_NEG, U_ABS, U_RELU, U_EXP, U_LOG, U_SQRT, U_SIN, U_COS, U_TANH, U_SIGMO
 static int run_unary(const em_kcall *c, int id)
 {
     const ew_op *op = &unary_ops[id];
-    int rc = em_kcall_check(c, "opencl", 1, 1, 0);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0];
     em_dtype dt = a->dtype;
-    if (dt <= EM_DTYPE_UNSPEC || dt >= EM_DTYPE_COUNT || !(op->dtypes & EM_DTYPE_BIT(dt)) ||
-        out->dtype != dt)
-        return em_set_error(EM_ERR_UNSUPPORTED, "opencl: %s: unsupported dtype %s", op->name,
-                            em_dtype_name(dt));
-    em_ocl_device *d = call_device(c, op->name);
+    em_ocl_device *d = em_ocl__kernel_device(c, op->name, 1, 1, 0);
     if (!d)
         return em_last_status();
     const int64_t *st[2] = {out->strides, a->strides};
@@ -364,17 +343,9 @@ enum { K_WHERE_C = 2 * B_COUNT, K_WHERE_S };
 static int run_binary(const em_kcall *c, int id)
 {
     const ew_op *op = &binary_ops[id];
-    int rc = em_kcall_check(c, "opencl", 2, 1, 0);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1];
     em_dtype dt = a->dtype;
-    if (dt <= EM_DTYPE_UNSPEC || dt >= EM_DTYPE_COUNT || !(op->dtypes & EM_DTYPE_BIT(dt)) ||
-        b->dtype != dt || out->dtype != (op->out_bool ? EM_BOOL : dt))
-        return em_set_error(EM_ERR_UNSUPPORTED, "opencl: %s: unsupported dtypes %s, %s -> %s",
-                            op->name, em_dtype_name(dt), em_dtype_name(b->dtype),
-                            em_dtype_name(out->dtype));
-    em_ocl_device *d = call_device(c, op->name);
+    em_ocl_device *d = em_ocl__kernel_device(c, op->name, 2, 1, 0);
     if (!d)
         return em_last_status();
     const int64_t *st[3] = {out->strides, a->strides, b->strides};
@@ -422,12 +393,9 @@ BIN_KERNEL(ge, B_GE)
 static int k_where(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_kcall_check(c, "opencl", 3, 1, 0);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1], *cd = &c->in[2];
     em_dtype dt = a->dtype;
-    em_ocl_device *d = call_device(c, "where");
+    em_ocl_device *d = em_ocl__kernel_device(c, "where", 3, 1, 0);
     if (!d)
         return em_last_status();
     const int64_t *st[4] = {out->strides, a->strides, b->strides, cd->strides};
@@ -466,14 +434,11 @@ enum { K_GATHER, K_SCATTER };
 static int k_gather(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_kcall_check(c, "opencl", 2, 1, 1);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *out = &c->out[0];
-    int dim = (int)c->attrs[0].i;
-    em_ocl_device *d = call_device(c, "gather");
+    em_ocl_device *d = em_ocl__kernel_device(c, "gather", 2, 1, 1);
     if (!d)
         return em_last_status();
+    int dim = (int)c->attrs[0].i;
     int64_t ast[EM_MAX_DIMS];
     for (int k = 0; k < idx->ndim; k++)
         ast[k] = k == dim ? 0 : a->strides[k];
@@ -498,15 +463,13 @@ static int k_gather(void *bctx, const em_kcall *c)
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_kcall_check(c, "opencl", 3, 1, 1);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *out = &c->out[0];
-    int dim = (int)c->attrs[0].i;
-    em_ocl_device *d = call_device(c, "scatter_add");
+    em_ocl_device *d = em_ocl__kernel_device(c, "scatter_add", 3, 1, 1);
     if (!d)
         return em_last_status();
-    if ((rc = em_ocl__copy(d, out, a)) != EM_OK || idx->numel == 0)
+    int dim = (int)c->attrs[0].i;
+    int rc = em_ocl__copy(d, out, a);
+    if (rc != EM_OK || idx->numel == 0)
         return rc;
     int64_t shape[EM_MAX_DIMS];
     for (int k = 0; k < idx->ndim; k++)

@@ -27,16 +27,13 @@ enum { K_MM_TILED, K_MM_SMALL, K_MM_REG };
 static int k_matmul(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_kcall_check(c, "opencl", 2, 1, 0);
-    if (rc != EM_OK)
-        return rc;
+    em_ocl_device *d = em_ocl__kernel_device(c, "matmul", 2, 1, 0);
+    if (!d)
+        return em_last_status();
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *out = &c->out[0];
     em_dtype dt = a->dtype;
     int nd = out->ndim;
     int64_t M = out->shape[nd - 2], N = out->shape[nd - 1], K = a->shape[nd - 1];
-    em_ocl_device *d = em_ocl__kernel_device(c, "matmul");
-    if (!d)
-        return em_last_status();
 
     /* Batch dims, coalesced over (out, a, b). */
     const int64_t *st[3] = {out->strides, a->strides, b->strides};

@@ -107,7 +107,10 @@ extern em_ocl_state em_ocl__state;
 /* The device for index `dev`, created on first use; NULL with the error set (naming `what`)
  * when the index is bad or the context cannot be created. */
 em_ocl_device *em_ocl__device(int dev, const char *what);
-em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op);
+/* The device of a kernel call, after em_kcall_check(c, "opencl", nin, nout, nattrs) and a check
+ * that the device has every operand's dtype; NULL with the error set. */
+em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op, int nin, int nout,
+                                     int nattrs);
 
 /* The name of an OpenCL status code ("CL_OUT_OF_RESOURCES"), or "CL_ERROR(<n>)". */
 const char *em_ocl__errstr(cl_int err);

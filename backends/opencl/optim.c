@@ -41,15 +41,13 @@ typedef struct job {
 
 static int job_init(job *j, const em_kcall *c, const char *op, int nin, int nattrs)
 {
-    int rc = em_kcall_check(c, "opencl", nin, 1, nattrs);
-    if (rc != EM_OK)
-        return rc;
+    if (!(j->d = em_ocl__kernel_device(c, op, nin, 1, nattrs)))
+        return em_last_status();
     j->dt = c->in[0].dtype;
     if (j->dt != EM_F32 && j->dt != EM_F64)
         return em_set_error(EM_ERR_UNSUPPORTED, "opencl: %s has no kernel for %s", op,
                             em_dtype_name(j->dt));
-    if (!(j->d = em_ocl__kernel_device(c, op)))
-        return em_last_status();
+    int rc;
     const em_ktensor *p = &c->in[0], *out = &c->out[0];
     size_t es = em_dtype_size(j->dt);
     if (out->buf != p->buf || out->offset != p->offset) {

@@ -230,8 +230,11 @@ em_ocl_device *em_ocl__device(int dev, const char *what)
 /* The device of a kernel call, after checking that it supports every dtype the call uses
  * (kernels claim all dtypes before devices are enumerated): an unsupported one is
  * EM_ERR_UNSUPPORTED, which callers and the conformance runner treat as "no kernel". */
-em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op)
+em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op, int nin, int nout,
+                                     int nattrs)
 {
+    if (em_kcall_check(c, "opencl", nin, nout, nattrs) < 0)
+        return NULL;
     em_ocl_device *d = em_ocl__device(c->device, op);
     if (!d)
         return NULL;

@@ -76,14 +76,12 @@ static int64_t target_groups(const em_ocl_device *d)
 
 static int run_reduce(const em_kcall *c, const char *op, bool sum)
 {
-    int rc = em_kcall_check(c, "opencl", 1, 1, 2);
-    if (rc != EM_OK)
-        return rc;
-    const em_ktensor *in = &c->in[0], *out = &c->out[0];
-    em_dtype dt = in->dtype;
-    em_ocl_device *d = em_ocl__kernel_device(c, op);
+    em_ocl_device *d = em_ocl__kernel_device(c, op, 1, 1, 2);
     if (!d)
         return em_last_status();
+    const em_ktensor *in = &c->in[0], *out = &c->out[0];
+    em_dtype dt = in->dtype;
+    int rc;
     size_t oes = em_dtype_size(out->dtype);
     if (in->numel == 0) {              /* sum over an empty dim: the identity, 0 */
         uint64_t zero = 0;
@@ -188,12 +186,12 @@ static int k_amax(void *bctx, const em_kcall *c)
 static int k_argmax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_kcall_check(c, "opencl", 1, 1, 2);
-    if (rc != EM_OK)
-        return rc;
+    em_ocl_device *d = em_ocl__kernel_device(c, "argmax", 1, 1, 2);
+    if (!d)
+        return em_last_status();
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
-    if (em_dtype_size(dt) == 0 || dt == EM_BOOL || out->dtype != EM_I64)
+    if (dt == EM_BOOL)
         return em_set_error(EM_ERR_UNSUPPORTED, "opencl: argmax: unsupported dtype");
     int64_t dim = c->attrs[0].i;
     if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
@@ -210,9 +208,6 @@ static int k_argmax(void *bctx, const em_kcall *c)
     }
     if (D == 0)
         return em_set_error(EM_ERR_INVALID, "opencl: argmax: empty dim");
-    em_ocl_device *d = em_ocl__kernel_device(c, "argmax");
-    if (!d)
-        return em_last_status();
     cl_mem om = out->buf, am = in->buf;
     cl_long oo = out->offset, ao = in->offset, nout = outer * inner, cD = D, cin = inner;
     bool many = D < 1024 || nout >= target_groups(d) * 64;
