@@ -141,8 +141,5 @@ static int init(em_registry *reg)
     return EM_OK;
 }
 
-static const em_plugin desc = EM_PLUGIN_DESCRIPTOR_INIT("mockdev", "0",
-                                                        "two fake devices for tests", init, NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-const em_plugin *ember_plugin(void) { return &desc; }
+EM_PLUGIN_DEFINE("mockdev", "0",
+    "two fake devices for tests", init, NULL)
