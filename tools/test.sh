@@ -84,7 +84,7 @@ echo "== fuzz harnesses over their corpora"
 tools/fuzz.sh all 15 | tee build/fuzz.log || stage_rc=1
 
 echo "== unit tests under valgrind"
-tools/valgrind.sh build | tee build/valgrind.log
+tools/valgrind.sh build | tee build/valgrind.log || stage_rc=1
 
 echo "== examples and the ember tool"
 e2e_rc=0

@@ -84,10 +84,6 @@ void em_cpu__iter_run(const em_cpu_iter *it, int64_t grain, em_cpu_loop_fn fn,
 
 /* ---- dtype helpers ----------------------------------------------------------- */
 
-/* Bytes per element: em_dtype_size under the name gemm.c still uses; new code calls
- * em_dtype_size. */
-static inline size_t em_cpu__elsize(em_dtype dt) { return em_dtype_size(dt); }
-
 /* f16 <-> f32 as numeric.h's em_f16_to_f32/em_f32_to_f16 (round to nearest even, the same
  * NaN), bit for bit on every input (checked exhaustively), but written without branches so
  * that loops over them vectorise; numeric.h's versions stay the reference for other
@@ -156,7 +152,7 @@ static inline float em_cpu__expf(float x)
 /* Address of a tensor's first element (offset applied). */
 static inline char *em_cpu__data(const em_ktensor *t)
 {
-    return (char *)t->buf + t->offset * (int64_t)em_cpu__elsize(t->dtype);
+    return (char *)t->buf + t->offset * (int64_t)em_dtype_size(t->dtype);
 }
 
 /* Float to integer as PyTorch does on x86: truncation toward zero; NaN and out-of-range

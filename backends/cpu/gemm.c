@@ -190,7 +190,7 @@ static bool pack_panel_f32(float *d, const float *s, int64_t rs, int64_t cs, int
 static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run, int mr,
                    int64_t i0, int64_t mc, int64_t p0, int64_t kc)
 {
-    size_t ses = em_cpu__elsize(a->dt);
+    size_t ses = em_dtype_size(a->dt);
     for (int64_t r = 0; r < mc; r += mr, dst += (size_t)(mr * kc) * es) {
         int64_t m = mc - r < mr ? mc - r : mr;
         const char *src = (const char *)a->p + ((i0 + r) * a->rs + p0 * a->cs) * (int64_t)ses;
@@ -214,7 +214,7 @@ static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run, i
 static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run, int nr,
                    int64_t p0, int64_t kc, int64_t j0, int64_t nc)
 {
-    size_t ses = em_cpu__elsize(b->dt);
+    size_t ses = em_dtype_size(b->dt);
     for (int64_t r = 0; r < nc; r += nr, dst += (size_t)(nr * kc) * es) {
         int64_t n = nc - r < nr ? nc - r : nr;
         const char *src = (const char *)b->p + (p0 * b->rs + (j0 + r) * b->cs) * (int64_t)ses;

@@ -160,14 +160,16 @@ static void atfork_parent(void)
     pthread_mutex_unlock(&pool.submit);
 }
 
-/* The child has only the forking thread: forget the parent's workers (their stacks and the
- * threads array are the parent's memory, reclaimed at exec or exit) and start afresh. The
+/* The child has only the forking thread: forget the parent's workers (their stacks are
+ * mappings reclaimed at exec or exit; the threads array is the child's copy, freed here:
+ * glibc's fork has unlocked malloc before child handlers run) and start afresh. The
  * locks and condition variables are made anew rather than unlocked: the copied condition
  * variables still count the parent's sleeping workers as waiters, and a signal meant for a
  * new worker could go to one of those phantoms (a child that hung so was caught by
  * tests/cpu/test_threadpool.c). */
 static void atfork_child(void)
 {
+    free(pool.threads);
     pool.threads = NULL;
     pool.nworkers = 0;
     pool.sleepers = 0;
