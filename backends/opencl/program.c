@@ -236,7 +236,7 @@ static char *program_text(const em_ocl_device *d, em_ocl_family fam, em_dtype dt
     sb_printf(&s, "/* ember opencl: %s for %s%s%s */\n", family_name(fam), em_dtype_name(dt),
               dt2 ? " -> " : "", dt2 ? em_dtype_name(dt2) : "");
     /* No contraction of a * b + c into fma: results stay those of the CPU backend (GCC under
-     * -std=c11 does not contract either). Matmul is the exception: OpenBLAS uses FMA too. */
+     * -std=c11 does not contract either). Matmul is the exception: the CPU's GEMM uses FMA too. */
     sb_printf(&s, "#pragma OPENCL FP_CONTRACT %s\n", fam == EM_OCL_MATMUL ? "ON" : "OFF");
     if (d->fp64)
         sb_printf(&s, "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n"

@@ -373,8 +373,9 @@ const cli_cmd cli_bench = {
     .name = "bench", .synopsis = "[OPTION]...",
     .summary = "dispatch, bandwidth, matmul, autograd, training steps",
     .about = "Measures dispatch overhead, elementwise bandwidth against a STREAM-style loop,\n"
-             "f32 matmul against OpenBLAS called directly, autograd overhead and training\n"
-             "steps, side by side in one run. Medians of repeated runs.",
+             "f32 matmul as a fraction of the CPU's FMA peak (naming the GEMM kernel),\n"
+             "autograd overhead and training steps, side by side in one run. Medians of\n"
+             "repeated runs.",
     .opts = k_opts, .nopts = 5,
     .examples = "ember bench --quick\nember bench --train --quick",
 };
