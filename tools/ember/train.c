@@ -272,6 +272,11 @@ static void on_sigint(int sig)
  * (a rank leaving early would break the order of the collectives) and agree at its end. */
 static bool stop_in_epoch(void) { return interrupted && em_dist_size() == 1; }
 
+/* Under mpirun: set when the ranks have agreed (in an epoch's sums) that one was interrupted.
+ * Ranks stop on this, never on their own flag, which a signal may set on one rank between
+ * the epoch's sums and its end (in the evaluation or the checkpoint). */
+static bool stop_agreed;
+
 /* One epoch of the train loop; returns the mean training loss (NAN with *rc set on error). */
 static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar, int *rc)
 {
@@ -311,7 +316,7 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar
     if ((*rc = train_dist_sum(sums, 3)) != 0)
         return NAN;
     if (sums[2] > 0)
-        interrupted = 1;   /* some rank was: every rank stops after this epoch */
+        stop_agreed = true;   /* some rank was: every rank stops after this epoch */
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
@@ -469,7 +474,7 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
             rc = train_checkpoint(c, o, s, epoch, train_loss, &r, lr, secs);
         free(r.confusion);
         /* several ranks: the epoch was finished and saved (one process stops in the next) */
-        if (!rc && interrupted && em_dist_size() > 1) {
+        if (!rc && stop_agreed) {
             if (root)
                 printf("interrupted: stopped after epoch %d, saved in %s/; continue with "
                        "--resume%s%s\n",
