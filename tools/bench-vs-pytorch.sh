@@ -46,6 +46,10 @@ for a in "$@"; do
     esac
 done
 rounds=${BENCH_ROUNDS:-$((quick ? 1 : 3))}
+if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bench-vs-pytorch: BENCH_ROUNDS must be a positive integer, not '$rounds'" >&2
+    exit 2
+fi
 ember=$build/tools/ember
 if [ ! -x "$ember" ]; then
     echo "bench-vs-pytorch: $ember not found: build Ember first (tools/setup.sh $build)" >&2
@@ -58,7 +62,7 @@ venv=$build/torch-venv
 install_pypi_torch() {
     local spec=${TORCH_PIP_SPEC:-torch>=2,<3}
     echo "bench-vs-pytorch: installing $spec from PyPI into $venv (about 4.4 GB: see this" \
-         "script's header)" >&2
+         "script's header; pip then says triton and cuda-bindings are missing, on purpose)" >&2
     python3 -m venv "$venv" >&2 || { echo "python3 -m venv failed (apt-get install" \
                                           "python3-venv)" >&2; return 1; }
     local pip=("$venv/bin/pip" install -q --disable-pip-version-check --retries 1 --timeout 30)
