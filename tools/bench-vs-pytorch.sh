@@ -25,11 +25,13 @@
 #
 # Threads: Ember runs with its own thread count (EMBER_NUM_THREADS, else every CPU). Each PyTorch
 # runs in every split of intra-op threads (torch.set_num_threads) x BLAS threads (OpenBLAS's or
-# MKL's own pool) over {1, CPUs}: on 2 CPUs 1x1, 1x2, 2x1 and the oversubscribed default 2x2;
-# the table keeps the best split per case, and lists the others.
+# MKL's own pool) over {1, Ember's threads}: on 2 CPUs 1x1, 1x2, 2x1 and the oversubscribed
+# default 2x2; the table keeps the best split per case, and lists the others.
 #
-# Alternation: each round runs `ember bench --train --quick` once, then tools/bench_torch.py
-# --quick for every PyTorch and split; the table takes each side's median over the rounds.
+# Alternation: each round runs, for each PyTorch, `ember bench --train --quick` and then
+# tools/bench_torch.py --quick in every split; the table takes each side's median over all its
+# runs. A PyTorch run over BENCH_TORCH_TIMEOUT seconds (default 900; oversubscribed splits on a
+# busy machine can take that long) is stopped, keeping the cases it finished.
 # Cases: the training steps (3-64-128-10 at batch 64, 784-256-128-10 at batch 64 and 256; SGD
 # momentum and Adam) and one epoch of ggml mnist-train's 784-500-10 AdamW at batch 1000
 # (Fashion-MNIST when installed, else synthetic data of its shape, as the epoch line says):
@@ -81,14 +83,15 @@ EOF
 }
 
 pythons=() labels=() why=()
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import torch; torch.zeros(1)' 2>/dev/null; then
+works='import torch; torch.zeros(1)'   # an empty torch/ folder imports as a namespace package
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$works" 2>/dev/null; then
     pythons+=("$venv/bin/python") labels+=(pypi)
-elif install_pypi_torch && "$venv/bin/python" -c 'import torch; torch.zeros(1)' >&2; then
+elif install_pypi_torch && "$venv/bin/python" -c "$works" >&2; then
     pythons+=("$venv/bin/python") labels+=(pypi)
 else
     why+=("PyTorch 2.x could not be installed from PyPI into $venv")
 fi
-if /usr/bin/python3 -c 'import torch; torch.zeros(1)' 2>/dev/null; then
+if /usr/bin/python3 -c "$works" 2>/dev/null; then
     pythons+=(/usr/bin/python3) labels+=(debian)
 else
     why+=("/usr/bin/python3 has no torch (apt-get install python3-torch)")
@@ -99,30 +102,39 @@ if [ ${#pythons[@]} -eq 0 ]; then
 fi
 
 cpus=$(nproc)
+threads=${EMBER_NUM_THREADS:-$cpus}
 splits=("1x1")
-[ "$cpus" -gt 1 ] && splits+=("1x$cpus" "${cpus}x1" "${cpus}x$cpus")
+[ "$threads" -gt 1 ] && splits+=("1x$threads" "${threads}x1" "${threads}x$threads")
 runs=$(mktemp -d)
 trap 'rm -rf "$runs"' EXIT
 versions=""
 for i in "${!pythons[@]}"; do
-    versions+="${versions:+, }$("${pythons[$i]}" -c 'import torch; print(torch.__version__)') (${labels[$i]})"
+    v=$("${pythons[$i]}" -c 'import torch; print(torch.__version__)')
+    versions+="${versions:+, }$v (${labels[$i]})"
 done
 gemm=$("$ember" info | grep -m1 -o 'GEMM.*' || echo "GEMM: not named by ember info")
 cpu=$(awk -F': ' '/^model name/ && !n {n = $2} /^cpu family/ && !f {f = $2}
-                 /^model\t/ && !m {m = $2} END {print n " (family " f ", model " m ")"}' /proc/cpuinfo)
+                 /^model\t/ && !m {m = $2}
+                 END {print n " (family " f ", model " m ")"}' /proc/cpuinfo)
 echo "$cpu, $cpus CPUs; $(date -u '+%F %H:%M UTC')"
-echo "$("$ember" info | head -1), ${EMBER_NUM_THREADS:-$cpus} threads; $gemm"
+echo "$("$ember" info | head -1), $threads threads; $gemm"
 echo "PyTorch $versions; splits tried (intra x BLAS threads): ${splits[*]};" \
      "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}; $rounds round(s)"
 
+limit=${BENCH_TORCH_TIMEOUT:-900}
 for r in $(seq "$rounds"); do
-    echo "round $r of $rounds: ember, then ${labels[*]} in ${#splits[@]} splits" >&2
-    "$ember" bench --train --quick >"$runs/ember.$r"
     for i in "${!pythons[@]}"; do
+        echo "round $r of $rounds: ember, then ${labels[$i]} torch in splits ${splits[*]}" >&2
+        "$ember" bench --train --quick >"$runs/ember.$r.$i"
         for s in "${splits[@]}"; do
             out="$runs/torch.${labels[$i]}.$s.$r"
-            if ! "${pythons[$i]}" tools/bench_torch.py --quick --intra "${s%x*}" --blas "${s#*x}" \
-                    >"$out" 2>"$out.err"; then
+            rc=0
+            timeout "$limit" "${pythons[$i]}" tools/bench_torch.py --quick --intra "${s%x*}" \
+                --blas "${s#*x}" >"$out" 2>"$out.err" || rc=$?
+            if [ "$rc" -eq 124 ]; then
+                echo "bench-vs-pytorch: ${labels[$i]} torch in split $s stopped after $limit s" \
+                     "(BENCH_TORCH_TIMEOUT); the cases it finished are kept" >&2
+            elif [ "$rc" -ne 0 ]; then
                 echo "bench-vs-pytorch: ${labels[$i]} torch failed in split $s:" \
                      "$(tail -1 "$out.err")" >&2
                 rm -f "$out"
@@ -132,5 +144,5 @@ for r in $(seq "$rounds"); do
     done
 done
 note() { sed -n 's/^  adamw-epoch.*(\(.*\))$/\1/p' "$@" | sort -u | paste -sd';'; }
-echo "epoch data: ember: $(note "$runs/ember.1"); pytorch: $(note "$runs"/torch.*.1)"
+echo "epoch data: ember: $(note "$runs"/ember.1.*); pytorch: $(note "$runs"/torch.*.1)"
 "${pythons[0]}" tools/bench_torch.py --table "$runs"

@@ -16,8 +16,8 @@ bench_torch.py [--quick] [--intra N] [--blas N]
     set_num_threads would otherwise tie to --intra); both default to the CPU count.
 
 bench_torch.py --table DIR
-    Reads the runs tools/bench-vs-pytorch.sh saved in DIR (ember.R and torch.LABEL.SPLIT.R, R
-    the round) and prints, for each case and PyTorch build: Ember's median over the rounds,
+    Reads the runs tools/bench-vs-pytorch.sh saved in DIR (ember.R.I and torch.LABEL.SPLIT.R, R
+    the round) and prints, for each case and PyTorch build: Ember's median over its runs,
     PyTorch's median in its best thread split, the ratio (PyTorch time / Ember time: above 1
     means Ember is faster) and that split. Needs no torch.
 """
@@ -41,7 +41,8 @@ def set_threads(intra, blas):
     blas_name, blas_threads = torch.__config__.show(), None
     if "BLAS_INFO=mkl" in blas_name:
         cpu = ctypes.CDLL(os.path.join(libdir, "libtorch_cpu.so"))
-        if hasattr(cpu, "MKL_Set_Num_Threads_Local"):  # C interface (the lowercase one is Fortran's)
+        # MKL's C interface (the lowercase mkl_set_num_threads_local takes a pointer)
+        if hasattr(cpu, "MKL_Set_Num_Threads_Local"):
             cpu.MKL_Set_Num_Threads_Local(ctypes.c_int(blas))
             blas_threads = cpu.MKL_Get_Max_Threads()
         blas_name = "MKL"
@@ -187,7 +188,10 @@ def table(folder):
                 last = [ln for ln in f if ln.startswith("torch ")]
             if last:
                 versions[label] = last[-1].split(",")[0]
-    for label in sorted({k[0] for k in torch_runs}):
+    def fmt(v, case):
+        return f"{v:.3f}" if case.endswith("(s)") else f"{v:.1f}"
+
+    for label in sorted({k[0] for k in torch_runs}, reverse=True):  # pypi (2.x) first
         print(f"\n{versions.get(label, label)} ({label}):")
         print(f"  {'case':<36} {'ember':>10} {'pytorch':>10} {'ratio':>7}  best split "
               "(intra x BLAS threads)")
@@ -195,16 +199,17 @@ def table(folder):
             runs = torch_runs.get((label, case))
             e = statistics.median(ember[case])
             if not runs:
-                print(f"  {case:<36} {e:10.4g} {'-':>10} {'-':>7}")
+                print(f"  {case:<36} {fmt(e, case):>10} {'-':>10} {'-':>7}")
                 continue
             best = min(runs, key=lambda s: statistics.median(runs[s]))
             t = statistics.median(runs[best])
-            others = ", ".join(f"{s} {statistics.median(v):.4g}" for s, v in sorted(runs.items())
-                               if s != best)
-            print(f"  {case:<36} {e:10.4g} {t:10.4g} {t / e:6.2f}x  {best} (others: {others})")
-    rounds = max((len(v) for v in ember.values()), default=0)
-    print(f"\nmedians over {rounds} round(s); ratio = PyTorch time / Ember time (above 1: Ember "
-          "is faster); us per step, s per epoch")
+            others = ", ".join(f"{s} {fmt(statistics.median(v), case)}"
+                               for s, v in sorted(runs.items()) if s != best)
+            print(f"  {case:<36} {fmt(e, case):>10} {fmt(t, case):>10} {t / e:6.2f}x  {best} "
+                  f"(others: {others or 'none'})")
+    runs = max((len(v) for v in ember.values()), default=0)
+    print(f"\nmedians over {runs} Ember run(s) and each split's runs; ratio = PyTorch time / "
+          "Ember time (above 1: Ember is faster); us per step, s per epoch")
 
 
 if __name__ == "__main__":
