@@ -29,9 +29,10 @@ fi
 if [ ! -f "$build/build.ninja" ]; then
     tools/setup.sh build >/dev/null   # the other build dependencies
     CC=clang meson setup "$build" -Dfuzz=true -Dtests=false -Dopencl=disabled -Dcuda=disabled \
-        -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized >/dev/null
+        -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized \
+        -Dwerror=true >/dev/null
 fi
-ninja -C "$build" >/dev/null
+ninja -C "$build"
 
 export EMBER_CONFIG= ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

@@ -161,10 +161,13 @@ __attribute__((constructor)) static void find_real_io(void)
 {
     void *warm[2];
     backtrace(warm, 2);   /* loads the unwinder now, so that tracing a fault allocates nothing */
-    real_write = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
-    real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    real_rename = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+    /* dlsym's object pointers copied into function pointers (ISO C has no cast between them). */
+    void *sym[4] = {dlsym(RTLD_NEXT, "write"), dlsym(RTLD_NEXT, "fsync"),
+                    dlsym(RTLD_NEXT, "fdatasync"), dlsym(RTLD_NEXT, "rename")};
+    memcpy(&real_write, &sym[0], sizeof real_write);
+    memcpy(&real_fsync, &sym[1], sizeof real_fsync);
+    memcpy(&real_fdatasync, &sym[2], sizeof real_fdatasync);
+    memcpy(&real_rename, &sym[3], sizeof real_rename);
     if (!real_write || !real_fsync || !real_fdatasync || !real_rename) {
         fputs("inject: cannot find libc's write/fsync/fdatasync/rename\n", stderr);
         abort();

@@ -55,7 +55,8 @@ static void first_line(const char *path, char *out, size_t n)
 static void verdict(shared *sh, int outcome, const char *fmt, const char *a, const char *b)
 {
     sh->outcome = outcome;
-    snprintf(sh->msg, sizeof sh->msg, fmt, a, b);
+    if (snprintf(sh->msg, sizeof sh->msg, fmt, a, b) >= (int)sizeof sh->msg)
+        memcpy(sh->msg + sizeof sh->msg - 4, "...", 4);   /* cut short: say so */
 }
 
 /* Keeps the failed call's stack as file + offset pairs, for the parent to name. */
@@ -229,9 +230,10 @@ static int run_child(const fault_target *t, fault_kind kind, long n, bool persis
         char printed[MSG_MAX];
         first_line(errpath, printed, sizeof printed);
         int sig = WTERMSIG(status);
-        snprintf(sh->msg, sizeof sh->msg, "%s (signal %d, %s)%s%s",
-                 sig == SIGALRM ? "hung" : "crashed", sig, strsignal(sig),
-                 printed[0] ? "; stderr: " : "", printed);
+        if (snprintf(sh->msg, sizeof sh->msg, "%s (signal %d, %s)%s%s",
+                     sig == SIGALRM ? "hung" : "crashed", sig, strsignal(sig),
+                     printed[0] ? "; stderr: " : "", printed) >= (int)sizeof sh->msg)
+            memcpy(sh->msg + sizeof sh->msg - 4, "...", 4);   /* cut short: say so */
         sh->outcome = PROBLEM;
     }
     return sh->outcome;
