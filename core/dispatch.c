@@ -34,9 +34,14 @@ int em_register_op(em_registry *reg, const em_op_def *def)
     size_t len = strlen(def->name);
     if (len == 0 || len >= sizeof ops[0]->name)
         return em_set_error(EM_ERR_INVALID, "em_register_op: bad op name '%s'", def->name);
-    if (def->nin < 0 || def->nin > 8 || def->nattrs < 0 || def->nattrs > 16)
-        return em_set_error(EM_ERR_INVALID, "em_register_op: '%s': bad input/attr count",
-                            def->name);
+    if (def->nin < 0 || def->nin > EM_MAX_OP_INPUTS)
+        return em_set_error(EM_ERR_INVALID, "em_register_op: '%s' has %d inputs; an op takes "
+                                            "0 to EM_MAX_OP_INPUTS = %d",
+                            def->name, def->nin, EM_MAX_OP_INPUTS);
+    if (def->nattrs < 0 || def->nattrs > EM_MAX_OP_ATTRS)
+        return em_set_error(EM_ERR_INVALID, "em_register_op: '%s' has %d attributes; an op "
+                                            "takes 0 to EM_MAX_OP_ATTRS = %d",
+                            def->name, def->nattrs, EM_MAX_OP_ATTRS);
     if (!def->infer && !(def->flags & EM_OP_SAME_AS_INPUT))
         return em_set_error(EM_ERR_INVALID,
                             "em_register_op: '%s' needs an infer function or EM_OP_SAME_AS_INPUT",
@@ -253,7 +258,7 @@ static int call_kernel(const em_op_rec *op, const em_kernel_rec *k, em_backend *
                        int nin, em_ktensor *kin, int nout, em_ktensor *kout,
                        const em_attr *attrs)
 {
-    em_tensor *tmp[8] = {0};
+    em_tensor *tmp[EM_MAX_OP_INPUTS] = {0};
     int rc = EM_OK;
     if (!(k->flags & EM_KERNEL_STRIDED)) {
         const em_kernel_rec *copy = &ops[EM__OP_COPY]->kernels[be->id];
@@ -300,7 +305,7 @@ int em__run_kernel(int id, int nin, em_tensor *const *in, int nout, em_tensor *c
         k = NULL;
     if (!k)
         return no_kernel(op, be->id, k || id != EM__OP_COPY ? anchor->dtype : out[0]->dtype);
-    em_ktensor kin[8], kout[4];
+    em_ktensor kin[EM_MAX_OP_INPUTS], kout[4];
     for (int i = 0; i < nin; i++)
         em__ktensor(in[i], &kin[i]);
     for (int i = 0; i < nout; i++)
@@ -391,9 +396,10 @@ static bool is_half(em_dtype dt) { return dt == EM_F16 || dt == EM_BF16; }
 static em_tensor *run_composite(const em_op_rec *op, int nin, em_tensor *const *in,
                                 const em_attr *attrs)
 {
-    if (!(op->def.flags & EM_OP_COMPOSITE_F32) || nin < 1 || nin > 8 || !is_half(in[0]->dtype))
+    if (!(op->def.flags & EM_OP_COMPOSITE_F32) || nin < 1 || nin > EM_MAX_OP_INPUTS ||
+        !is_half(in[0]->dtype))
         return op->def.composite(nin, in, attrs);
-    em_tensor *wide[8] = {0}, *r = NULL, *out = NULL;
+    em_tensor *wide[EM_MAX_OP_INPUTS] = {0}, *r = NULL, *out = NULL;
     int made = 0;
     for (; made < nin; made++) {
         wide[made] = is_half(in[made]->dtype) ? em_to_dtype(in[made], EM_F32) : in[made];
@@ -632,7 +638,7 @@ static em_tensor *fallback_to_cpu(em_op_rec *op, int nin, em_tensor *const *in,
                 op->name, in[0]->storage->be->ops->name);
     em_backend *cpu = em__cpu_backend();
     em_device cpu_dev = {cpu->id, 0};
-    em_tensor *host[8] = {0}, *r = NULL, *back = NULL;
+    em_tensor *host[EM_MAX_OP_INPUTS] = {0}, *r = NULL, *back = NULL;
     for (int i = 0; i < nin; i++)
         if (!(host[i] = em_to(in[i], cpu_dev)))
             goto done;

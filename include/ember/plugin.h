@@ -239,11 +239,18 @@ typedef int (*em_backward_fn)(int nin, em_tensor *const *inputs, em_tensor *outp
  * recorded, so a composite-only op is differentiable for free. */
 typedef em_tensor *(*em_composite_fn)(int nin, em_tensor *const *in, const em_attr *attrs);
 
+/* Limits the core enforces (since 1.3 named here; the values are those of 1.0):
+ * em_register_op refuses an op with more inputs or attributes, em_register_backend a backend
+ * past the last slot, each with an error that names the limit. */
+#define EM_MAX_OP_INPUTS 8    /* em_op_def.nin, em_conformance_case.nin */
+#define EM_MAX_OP_ATTRS 16    /* em_op_def.nattrs, em_conformance_case.nattrs */
+#define EM_MAX_BACKENDS 15    /* backends registered at one time, the CPU included */
+
 typedef struct em_op_def {
     size_t struct_size;
     const char *name;           /* unique, interned at registration */
-    int nin;                    /* number of tensor inputs */
-    int nattrs;
+    int nin;                    /* number of tensor inputs, at most EM_MAX_OP_INPUTS */
+    int nattrs;                 /* at most EM_MAX_OP_ATTRS */
     const em_attr_decl *attrs;  /* nattrs declarations, in positional order */
     unsigned flags;             /* EM_OP_* */
     em_infer_fn infer;          /* may be NULL with EM_OP_SAME_AS_INPUT */
@@ -442,7 +449,7 @@ EM_API int em_register_scheduler(em_registry *reg, const em_scheduler_ops *ops);
  * Tolerances default to torch.testing.assert_close's for the dtype. Cases are copied at
  * registration; nothing here needs to outlive init. */
 
-#define EM_CONF_MAX_INPUTS 8
+#define EM_CONF_MAX_INPUTS EM_MAX_OP_INPUTS
 
 typedef struct em_conf_input {
     int ndim;

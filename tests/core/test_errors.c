@@ -280,6 +280,35 @@ Test(errors, a_null_input_with_no_pending_error_names_the_argument)
     em_release(a);
 }
 
+/* An op of EM_MAX_OP_INPUTS inputs whose output is its input 0's shape; registered by a test. */
+static em_tensor *wide_op_composite(int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    (void)nin, (void)attrs;
+    return em_neg(in[0]);
+}
+
+static em_op_def wide_op_def(const char *name, int nin, int nattrs)
+{
+    return (em_op_def){.struct_size = sizeof(em_op_def), .name = name, .nin = nin,
+                       .nattrs = nattrs, .flags = EM_OP_SAME_AS_INPUT,
+                       .composite = wide_op_composite};
+}
+
+Test(errors, an_op_past_the_input_or_attribute_limit_is_refused_naming_the_limit)
+{
+    em_op_def def = wide_op_def("too_many_inputs", EM_MAX_OP_INPUTS + 1, 0);
+    cr_assert_eq(em_register_op(NULL, &def), EM_ERR_INVALID);
+    cr_assert(strstr(em_last_error(), "'too_many_inputs' has 9 inputs") &&
+                  strstr(em_last_error(), "EM_MAX_OP_INPUTS = 8"),
+              "%s", em_last_error());
+    def = wide_op_def("too_many_attrs", 1, EM_MAX_OP_ATTRS + 1);
+    cr_assert_eq(em_register_op(NULL, &def), EM_ERR_INVALID);
+    cr_assert(strstr(em_last_error(), "'too_many_attrs' has 17 attributes") &&
+                  strstr(em_last_error(), "EM_MAX_OP_ATTRS = 16"),
+              "%s", em_last_error());
+    cr_assert_lt(em_op_lookup("too_many_inputs"), 0);
+}
+
 /* ---- in place ------------------------------------------------------------------------------- */
 
 Test(errors, in_place_on_a_leaf_that_requires_grad_is_refused)
