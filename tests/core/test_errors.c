@@ -294,6 +294,30 @@ static em_op_def wide_op_def(const char *name, int nin, int nattrs)
                        .composite = wide_op_composite};
 }
 
+Test(errors, a_null_input_past_the_second_is_named_by_its_own_position)
+{
+    em_op_def def = wide_op_def("wide_op", EM_MAX_OP_INPUTS, 0);
+    cr_assert_geq(em_register_op(NULL, &def), 0, "%s", em_last_error());
+    em_tensor *a = EMT_OK(em_ones(EM_SHAPE(2), NULL));
+    em_tensor *in[EM_MAX_OP_INPUTS];
+    for (int i = 0; i < EM_MAX_OP_INPUTS; i++)
+        in[i] = a;
+    for (int i = 2; i < EM_MAX_OP_INPUTS; i++) {
+        in[i] = NULL;
+        char want[64];
+        snprintf(want, sizeof want, "wide_op: argument 'input %d' is NULL", i);
+        em_clear_error();
+        EMT_ASSERT_FAILS(em_op_call("wide_op", EM_MAX_OP_INPUTS, in, 0, NULL), want);
+        in[i] = a;
+    }
+    em_tensor *r = EMT_OK(em_op_call("wide_op", EM_MAX_OP_INPUTS, in, 0, NULL));
+    em_tensor *total = EMT_OK(em_sum(r, 0, NULL, false));
+    cr_assert_float_eq(em_item(total), -2.0, 0.0);
+    em_release(total);
+    em_release(r);
+    em_release(a);
+}
+
 Test(errors, an_op_past_the_input_or_attribute_limit_is_refused_naming_the_limit)
 {
     em_op_def def = wide_op_def("too_many_inputs", EM_MAX_OP_INPUTS + 1, 0);
