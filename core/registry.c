@@ -231,6 +231,11 @@ const char *em_device_kernels(em_device d)
 
 /* ---- memory ---------------------------------------------------------------------------- */
 
+/* em_memory_stats as plugins built for ABI 1.0 to 1.2 know it: no struct_size in front. */
+typedef struct memory_stats_1_2 {
+    size_t allocated, reserved, peak;
+} memory_stats_1_2;
+
 static bool stats(const char *fn, em_device d, em_memory_stats *st)
 {
     d = em__resolve_device(d);
@@ -238,6 +243,16 @@ static bool stats(const char *fn, em_device d, em_memory_stats *st)
     if (em__device_check(fn, d) < 0)
         return false;
     em_backend *be = em__backend(d.backend);
+    if (be->owner && be->owner->abi_minor < 3) {
+        memory_stats_1_2 old = {0};
+        if (be->ops->memory_stats(be->ctx, d.index, (em_memory_stats *)&old) != EM_OK)
+            return false;
+        st->allocated = old.allocated;
+        st->reserved = old.reserved;
+        st->peak = old.peak;
+        return true;
+    }
+    st->struct_size = sizeof *st;
     return be->ops->memory_stats(be->ctx, d.index, st) == EM_OK;
 }
 

@@ -112,7 +112,11 @@ typedef struct em_device_info {
     char kernels[192];
 } em_device_info;
 
+/* memory_stats gets this table zeroed, with struct_size set by the core to the size it knows
+ * (since 1.3; a plugin built for 1.0 to 1.2 is handed the old layout, which starts at
+ * `allocated`). Fill the fields by name; never write past struct_size. */
 typedef struct em_memory_stats {
+    size_t struct_size;        /* since 1.3: sizeof(em_memory_stats) as the core knows it */
     size_t allocated;          /* bytes in live buffers */
     size_t reserved;           /* bytes held from the system, cache included */
     size_t peak;               /* max of allocated since start or reset */
