@@ -196,7 +196,8 @@ int em__module_attach_optimizer(em_module *m, em_optimizer *o)
 
 /* ---- for implementations ------------------------------------------------------------------- */
 
-void *em_module_state(em_module *m) { return m ? m->state : NULL; }
+void *em_module_private(em_module *m) { return m ? m->state : NULL; }
+void *em_module_state(em_module *m) { return em_module_private(m); }   /* deprecated alias */
 const em_args *em_module_args(const em_module *m) { return m ? m->args : NULL; }
 
 static void invalidate(em_module *m)

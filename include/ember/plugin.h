@@ -356,7 +356,7 @@ EM_API int em_register_kernel(em_registry *reg, const char *backend, const char 
 
 
 /* A module type. The core allocates the module with state_size zeroed bytes of private state
- * (em_module_state), binds the spec's arguments against `params`, calls init, and frees the
+ * (em_module_private), binds the spec's arguments against `params`, calls init, and frees the
  * state after destroy. Parameters, buffers and children are registered with the functions
  * below and owned by the core from then on. */
 typedef struct em_module_ops {
@@ -383,7 +383,14 @@ EM_API int em_register_module(em_registry *reg, const em_module_ops *ops);
 /* For module implementations. Names are local ("weight"); the core prefixes children's names
  * ("0.weight"). add_parameter makes t a leaf that requires grad (floating dtypes) and takes a
  * reference; add_buffer takes a reference; both return EM_OK or a negative status. */
-EM_API void *em_module_state(em_module *m);
+EM_API void *em_module_private(em_module *m);   /* the state_size bytes; NULL for NULL */
+/* Deprecated since 1.3, removed in 1.4: the old name of em_module_private, which read like the
+ * state_dict functions of module.h (em_module_state_tensor and friends). */
+EM_API void *em_module_state(em_module *m)
+#ifdef __GNUC__
+    __attribute__((deprecated("use em_module_private")))
+#endif
+    ;
 EM_API const em_args *em_module_args(const em_module *m);
 EM_API int em_module_add_parameter(em_module *m, const char *name, em_tensor *t);
 EM_API int em_module_add_buffer(em_module *m, const char *name, em_tensor *t);
