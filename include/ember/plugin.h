@@ -45,14 +45,8 @@
 extern "C" {
 #endif
 
-/* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
- * type's struct_size covers it), EM_OP_COMPOSITE_F32, and the core ops cross_entropy and
- * cross_entropy_backward; 1.2 added em_backend_ops.dlpack_device_type and the
- * locale-independent em_strtod/em_snprintf/em_float_repr; 1.3 added em_op_def.updates and
- * the fused optimizer updates (the ops sgd_step, adam_step and rmsprop_step, em_sgd_step_ and
- * the like in ops.h), em_device_info.kernels, the core op linear_relu and
- * em_module_record_output, and communicators (em_comm_ops, em_register_communicator). A
- * plugin built for an older minor loads into a newer core; one built for a newer minor is
+/* The ABI version. A minor version only adds (docs/abi.md lists what each one added); a
+ * plugin built for an older minor loads into a newer core, one built for a newer minor is
  * refused. */
 #define EMBER_ABI_MAJOR 1
 #define EMBER_ABI_MINOR 3
