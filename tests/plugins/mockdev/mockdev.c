@@ -159,8 +159,15 @@ static int init(em_registry *reg)
 }
 
 #ifdef MOCK_ABI_1_2
-static const em_plugin desc = {sizeof(em_plugin), 1, 2, "mockdev_1_2", "0",
-                               "two fake devices for tests, built for ABI 1.2", init, NULL};
+static const em_plugin desc = {
+    .struct_size = sizeof(em_plugin),
+    .abi_major = 1,
+    .abi_minor = 2,
+    .name = "mockdev_1_2",
+    .version = "0",
+    .description = "two fake devices for tests, built for ABI 1.2",
+    .init = init,
+};
 #else
 static const em_plugin desc = EM_PLUGIN_DESCRIPTOR_INIT("mockdev", "0",
                                                         "two fake devices for tests", init, NULL);
