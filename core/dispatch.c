@@ -35,12 +35,14 @@ int em_register_op(em_registry *reg, const em_op_def *def)
     if (len == 0 || len >= sizeof ops[0]->name)
         return em_set_error(EM_ERR_INVALID, "em_register_op: bad op name '%s'", def->name);
     if (def->nin < 0 || def->nin > EM_MAX_OP_INPUTS)
-        return em_set_error(EM_ERR_INVALID, "em_register_op: '%s' has %d inputs; an op takes "
-                                            "0 to EM_MAX_OP_INPUTS = %d",
+        return em_set_error(EM_ERR_INVALID,
+                            "em_register_op: '%s' has %d inputs; an op takes "
+                            "0 to EM_MAX_OP_INPUTS = %d",
                             def->name, def->nin, EM_MAX_OP_INPUTS);
     if (def->nattrs < 0 || def->nattrs > EM_MAX_OP_ATTRS)
-        return em_set_error(EM_ERR_INVALID, "em_register_op: '%s' has %d attributes; an op "
-                                            "takes 0 to EM_MAX_OP_ATTRS = %d",
+        return em_set_error(EM_ERR_INVALID,
+                            "em_register_op: '%s' has %d attributes; an op "
+                            "takes 0 to EM_MAX_OP_ATTRS = %d",
                             def->name, def->nattrs, EM_MAX_OP_ATTRS);
     if (!def->infer && !(def->flags & EM_OP_SAME_AS_INPUT))
         return em_set_error(EM_ERR_INVALID,
@@ -477,8 +479,7 @@ static int validate_inputs(const em_op_rec *op, int nin, em_tensor *const *in, e
     for (int i = 1; i < nin; i++)
         if (in[i]->storage->be != in[0]->storage->be || in[i]->storage->dev != in[0]->storage->dev)
             return device_mismatch(op, in[0], in[i]);
-    if (out && (out->storage->be != in[0]->storage->be ||
-                out->storage->dev != in[0]->storage->dev))
+    if (out && (out->storage->be != in[0]->storage->be || out->storage->dev != in[0]->storage->dev))
         return device_mismatch(op, out, in[0]);
     return EM_OK;
 }
@@ -515,8 +516,8 @@ static int promote_inputs(const em_op_rec *op, int nin, em_tensor *const *in, em
 /* Step 3 (broadcast): the output's description and the kernel's views of the inputs, broadcast
  * to the output's shape for EM_OP_BROADCAST ops (strides in bstrides), then the op's infer. */
 static int describe_output(const em_op_rec *op, int nin, em_tensor *const *args,
-                           const em_attr *attrs, em_out_desc *od,
-                           int64_t (*bstrides)[EM_MAX_DIMS], em_ktensor *kin)
+                           const em_attr *attrs, em_out_desc *od, int64_t (*bstrides)[EM_MAX_DIMS],
+                           em_ktensor *kin)
 {
     if (op->def.flags & EM_OP_BROADCAST) {
         if (!broadcast_shape(op, nin, args, &od->ndim, od->shape))
@@ -568,8 +569,7 @@ static const em_kernel_rec *pick_kernel(const em_op_rec *op, int nin, em_tensor 
 /* Without a kernel: the composite (recording one node when the op has its own backward
  * formula), else the CPU fallback where configured, else the "no kernel" error. */
 static em_tensor *run_without_kernel(em_op_rec *op, int nin, em_tensor *const *in,
-                                     const em_attr *attrs, em_tensor *out, bool track,
-                                     em_dtype cdt)
+                                     const em_attr *attrs, em_tensor *out, bool track, em_dtype cdt)
 {
     em_backend *be = in[0]->storage->be;
     if (!op->def.composite) {
@@ -607,8 +607,9 @@ static em_tensor *run_kernel_into(em_op_rec *op, const em_kernel_rec *k, int nin
     em_backend *be = in[0]->storage->be;
     int dev = in[0]->storage->dev;
     bool direct = !out || (od->dtype == out->dtype && em_is_contiguous(out));
-    em_tensor *dst = out && direct ? out : em__tensor_alloc((em_device){be->id, dev}, od->dtype,
-                                                            od->ndim, od->shape);
+    em_tensor *dst = out && direct ? out
+                                   : em__tensor_alloc((em_device){be->id, dev}, od->dtype, od->ndim,
+                                                      od->shape);
     if (!dst)
         return NULL;
     if (dst == out)
@@ -634,8 +635,7 @@ static em_tensor *run_kernel_into(em_op_rec *op, const em_kernel_rec *k, int nin
 
 /* The steps every op shares: validate, promote, broadcast (and infer), pick the kernel, run it,
  * record for autograd. `out` non-NULL: the in-place form, which writes into out. */
-em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *attrs,
-                        em_tensor *out)
+em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *attrs, em_tensor *out)
 {
     em_op_rec *op = ops[id];
     if (validate_inputs(op, nin, in, out) < 0)
@@ -645,8 +645,9 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
         for (int i = 0; i < nin; i++)
             track |= in[i]->requires_grad;
     if (track && op->def.updates) {
-        em_set_error(EM_ERR_INVALID, "%s: updates its inputs in place and cannot be recorded by "
-                                     "autograd; call it with grad mode off",
+        em_set_error(EM_ERR_INVALID,
+                     "%s: updates its inputs in place and cannot be recorded by "
+                     "autograd; call it with grad mode off",
                      op->name);
         return NULL;
     }

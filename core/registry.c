@@ -53,8 +53,9 @@ int em_register_backend(em_registry *reg, const em_backend_ops *ops, void *ctx)
         return em_set_error(EM_ERR_INVALID, "backend '%s' is already registered by %s",
                             ops->name, dup->owner ? dup->owner->path : "the core");
     if (nbackends == EM__MAX_BACKENDS)
-        return em_set_error(EM_ERR_INVALID, "backend '%s': too many backends (at most "
-                                            "EM_MAX_BACKENDS = %d)",
+        return em_set_error(EM_ERR_INVALID,
+                            "backend '%s': too many backends (at most "
+                            "EM_MAX_BACKENDS = %d)",
                             ops->name, EM_MAX_BACKENDS);
     em_backend *be = &backends[nbackends];
     be->id = nbackends++;

@@ -289,8 +289,11 @@ static em_tensor *wide_op_composite(int nin, em_tensor *const *in, const em_attr
 
 static em_op_def wide_op_def(const char *name, int nin, int nattrs)
 {
-    return (em_op_def){.struct_size = sizeof(em_op_def), .name = name, .nin = nin,
-                       .nattrs = nattrs, .flags = EM_OP_SAME_AS_INPUT,
+    return (em_op_def){.struct_size = sizeof(em_op_def),
+                       .name = name,
+                       .nin = nin,
+                       .nattrs = nattrs,
+                       .flags = EM_OP_SAME_AS_INPUT,
                        .composite = wide_op_composite};
 }
 
