@@ -2,8 +2,10 @@
 # tools/check-format.sh - checks that the C lines changed since a base commit follow
 # .clang-format. Only changed lines are judged (git clang-format), so the check never asks for
 # a reformat of code nobody touched; where clang-format would only move line breaks, the hand
-# layout stands (see below). Needs python3 (the judge) besides clang-format. Usage: tools/check-format.sh [BASE]  (default: main, else
-# HEAD~1). Exit 0 when clean, 1 with the diff to apply, 77 when clang-format is not installed.
+# layout stands (see below). Needs python3 (the judge) besides clang-format.
+# Usage: tools/check-format.sh [BASE]  (default: the merge base with main, else HEAD~1).
+# Exit 0 when clean, 1 with the diff to apply, 77 (skipped, with the reason) when clang-format
+# or the base commit is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v clang-format >/dev/null 2>&1 || ! git clang-format -h >/dev/null 2>&1; then
