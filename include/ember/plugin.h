@@ -359,7 +359,8 @@ typedef struct em_module_ops {
     int nparams;
     const em_param_decl *params;
     size_t state_size;
-    int ninputs;                       /* 1 for layers, 2 for losses (output, target) */
+    int ninputs;                       /* 1 for layers, 2 for losses (output, target); at
+                                          most EM_MAX_OP_INPUTS */
     /* Creates parameters, buffers and children from the bound arguments. */
     int (*init)(em_module *m, const em_args *args);
     /* Returns a new tensor (or NULL after em_set_error). Written in ops: autograd records it. */

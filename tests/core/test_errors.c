@@ -336,6 +336,32 @@ Test(errors, an_op_past_the_input_or_attribute_limit_is_refused_naming_the_limit
     cr_assert_lt(em_op_lookup("too_many_inputs"), 0);
 }
 
+static int wide_module_init(em_module *m, const em_args *args)
+{
+    (void)m, (void)args;
+    return EM_OK;
+}
+
+static em_tensor *wide_module_forward(em_module *m, int nin, em_tensor *const *in)
+{
+    (void)m, (void)nin;
+    return em_neg(in[0]);
+}
+
+Test(errors, a_module_type_past_the_input_limit_is_refused_naming_the_limit)
+{
+    /* static: the registry keeps a pointer to the table */
+    static em_module_ops ops = {.struct_size = sizeof ops, .name = "WideModule",
+                         .ninputs = EM_MAX_OP_INPUTS + 1, .init = wide_module_init,
+                         .forward = wide_module_forward};
+    cr_assert_eq(em_register_module(NULL, &ops), EM_ERR_INVALID);
+    cr_assert(strstr(em_last_error(), "'WideModule' takes 9 inputs") &&
+                  strstr(em_last_error(), "EM_MAX_OP_INPUTS = 8"),
+              "%s", em_last_error());
+    ops.ninputs = EM_MAX_OP_INPUTS;
+    cr_assert_eq(em_register_module(NULL, &ops), EM_OK, "%s", em_last_error());
+}
+
 /* ---- in place ------------------------------------------------------------------------------- */
 
 Test(errors, in_place_on_a_leaf_that_requires_grad_is_refused)
