@@ -6,9 +6,15 @@
  * A bucket owns a flat contiguous CPU buffer: when the last of its gradients has been
  * accumulated, the gradients are copied into it and an asynchronous all-reduce (average)
  * starts while backward goes on; em_ddp_finish waits and copies the averages back into .grad.
- * Not here: PyTorch's find_unused_parameters (a parameter without a gradient is refused),
- * gradient-as-bucket-view (the copy in and out costs two memory passes per step).
+ * Buckets start strictly in order, as PyTorch's reducer starts them: a rank whose backward
+ * skipped a parameter must not issue its all-reduces in another order than the others.
+ * A parameter without a gradient counts as zeros in its bucket; em_ddp_finish starts the
+ * buckets backward left incomplete and either refuses the step (the default) or, with
+ * find_unused_parameters, all-reduces a map of who used what so that a parameter no rank used
+ * keeps its .grad untouched. Not here: gradient-as-bucket-view (the copy in and out costs two
+ * memory passes per step).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +22,7 @@
 #include "internal.h"
 
 #define DEFAULT_BUCKET_BYTES ((size_t)25 << 20)
+#define MAX_NAMED_UNUSED 6      /* parameter names listed in the error; the rest are counted */
 
 typedef struct ddp_bucket {
     int first, count;            /* slice of em_ddp.params (reverse order) */
@@ -33,7 +40,8 @@ typedef struct ddp_param {
     const char *name;            /* borrowed */
     int bucket;
     int64_t offset;              /* elements into the bucket's flat buffer */
-    bool seen;
+    bool seen;                   /* counted in its bucket's `ready` in this backward */
+    bool used;                   /* a gradient since the last synchronised step (no_sync too) */
 } ddp_param;
 
 struct em_ddp {
@@ -41,7 +49,9 @@ struct em_ddp {
     int np, nb;
     ddp_param *params;
     ddp_bucket *buckets;
-    bool sync;
+    int next;                    /* the next bucket to start: they start in order */
+    bool sync, find_unused;
+    em_tensor *users;            /* find_unused: int32 [np], how many ranks used params[i] */
     double wait_s, overlap_s;
 };
 
@@ -52,20 +62,41 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Copies bucket b's gradients into its flat buffer (zeros for a parameter without one) and
+ * starts its all-reduce. */
 static int launch(em_ddp *d, ddp_bucket *b)
 {
     char *base = em_data_ptr(b->flat);
     size_t es = em_dtype_size(b->dtype);
     for (int i = b->first; i < b->first + b->count; i++) {
         ddp_param *p = &d->params[i];
-        em_tensor *g = em_grad(p->t);
+        em_tensor *g = p->used ? em_grad(p->t) : NULL;
         size_t nbytes = (size_t)em_numel(p->t) * es;
-        if (em_copy_to_host(g, base + (size_t)p->offset * es, nbytes) < 0)
+        char *dst = base + (size_t)p->offset * es;
+        if (!g)
+            memset(dst, 0, nbytes);   /* 0.0 in every floating dtype */
+        else if (em_copy_to_host(g, dst, nbytes) < 0)
             return em_last_status();
     }
     b->work = em_dist_all_reduce_start(b->flat, EM_REDUCE_AVG);
     b->launched_at = now_s();
     return b->work ? EM_OK : em_last_status();
+}
+
+/* Starts the complete buckets from d->next on, in order, so that every rank issues the same
+ * all-reduces in the same order whatever order its backward produced the gradients in. A
+ * bucket that fails to start is left without work (em_ddp_finish reports it); the next ones
+ * still start, so that the other ranks' all-reduces find their partners. */
+static int launch_ready(em_ddp *d)
+{
+    int rc = EM_OK;
+    while (d->next < d->nb && d->buckets[d->next].ready == d->buckets[d->next].count) {
+        int k = d->next++;
+        if (launch(d, &d->buckets[k]) < 0 && rc == EM_OK)
+            rc = em_set_error(em_last_status(), "DistributedDataParallel: bucket %d: %s", k,
+                              em_last_error());
+    }
+    return rc;
 }
 
 /* Runs on the backward thread after p's gradient was accumulated. A failure to launch is kept
@@ -75,12 +106,13 @@ static void on_grad(em_tensor *t, void *ctx)
     (void)t;
     ddp_param *p = ctx;
     em_ddp *d = p->d;
+    p->used = true;
     if (!d->sync || p->seen)
         return;
     p->seen = true;
-    ddp_bucket *b = &d->buckets[p->bucket];
-    if (++b->ready == b->count && launch(d, b) < 0)
-        em_warn("DistributedDataParallel: bucket %d: %s", p->bucket, em_last_error());
+    d->buckets[p->bucket].ready++;
+    if (launch_ready(d) < 0)
+        em_warn("%s", em_last_error());
     em__dist_progress();
 }
 
@@ -145,15 +177,24 @@ static em_ddp *ddp_new_body(em_module *m, const em_ddp_opts *opts)
     }
     d->m = m;
     d->sync = true;
+    d->find_unused = opts && opts->find_unused_parameters;
     for (int i = n - 1; i >= 0; i--) {   /* reverse order, trainable parameters only */
         em_tensor *t = em_module_param(m, i);
         if (t && em_requires_grad(t))
-            d->params[d->np++] = (ddp_param){d, t, em_module_param_name(m, i), 0, 0, false};
+            d->params[d->np++] =
+                (ddp_param){.d = d, .t = t, .name = em_module_param_name(m, i)};
     }
     size_t cap = opts && opts->bucket_bytes ? opts->bucket_bytes : DEFAULT_BUCKET_BYTES;
     int rc = broadcast_state(m);
     if (rc == EM_OK)
         rc = build_buckets(d, cap);
+    if (rc == EM_OK && d->find_unused) {
+        int64_t n_users = d->np ? d->np : 1;
+        em_backend *cpu = em__cpu_backend();
+        d->users = cpu ? em__tensor_alloc((em_device){cpu->id, 0}, EM_I32, 1, &n_users) : NULL;
+        if (!d->users)
+            rc = em_last_status() < 0 ? em_last_status() : EM_ERR_DEVICE;
+    }
     int hooked = 0;
     for (; rc == EM_OK && hooked < d->np; hooked++)
         rc = em_register_post_accumulate_grad_hook(d->params[hooked].t, on_grad,
@@ -171,16 +212,69 @@ em_ddp *em_ddp_new(em_module *m, const em_ddp_opts *opts)
     EM_UNSCOPED(em_ddp *, ddp_new_body(m, opts));
 }
 
-static void reset_step(em_ddp *d)
+/* Forgets this backward's bucket progress; with clear_used also which parameters got a
+ * gradient (after a synchronised step; not when no_sync turns on or off). */
+static void reset_step(em_ddp *d, bool clear_used)
 {
-    for (int i = 0; i < d->np; i++)
+    for (int i = 0; i < d->np; i++) {
         d->params[i].seen = false;
+        if (clear_used)
+            d->params[i].used = false;
+    }
     for (int k = 0; k < d->nb; k++)
         d->buckets[k].ready = 0;
+    d->next = 0;
 }
 
-/* Writes bucket b's averages back into the gradients. */
-static int scatter_back(em_ddp *d, ddp_bucket *b)
+/* The error for parameters that got no gradient, naming them and the way to allow it. */
+static int refuse_unused(const em_ddp *d)
+{
+    int n = 0;
+    for (int i = 0; i < d->np; i++)
+        n += !d->params[i].used;
+    if (n == 0)
+        return EM_OK;
+    em_strbuf sb = {0};
+    if (n == 1)
+        em__sb_printf(&sb, "parameter");
+    else
+        em__sb_printf(&sb, "%d parameters", n);
+    /* registration order (d->params is reversed), as the user wrote the model */
+    for (int i = d->np - 1, listed = 0; i >= 0 && listed < MAX_NAMED_UNUSED; i--)
+        if (!d->params[i].used)
+            em__sb_printf(&sb, "%s'%s'", listed++ ? ", " : " ", d->params[i].name);
+    if (n > MAX_NAMED_UNUSED)
+        em__sb_printf(&sb, " and %d more", n - MAX_NAMED_UNUSED);
+    char *names = em__sb_take(&sb);
+    int rc = em_set_error(EM_ERR_STATE,
+                          "DistributedDataParallel: %s received no gradient in this step "
+                          "(took no part in the loss); set find_unused_parameters "
+                          "(em_ddp_opts, or [train] find_unused_parameters = true) to count "
+                          "the missing gradients as zeros",
+                          names ? names : "a parameter");
+    free(names);
+    return rc;
+}
+
+/* Gives p the gradient src (a CPU view of a bucket) when backward gave it none. The
+ * parameter's autograd record exists: it holds this handle's hook. */
+static int set_grad(ddp_param *p, em_tensor *src)
+{
+    EM_ASSERT(p->t->ag && !p->t->ag->grad);
+    em_tensor *g = em_zeros_like(p->t);
+    em_tensor *r = g ? em_copy_(g, src) : NULL;
+    em_release(r);
+    if (!r) {
+        em_release(g);
+        return em_last_status();
+    }
+    p->t->ag->grad = g;
+    return EM_OK;
+}
+
+/* Writes bucket b's averages back into the gradients; with users (find_unused), a parameter
+ * no rank used keeps the .grad it had. */
+static int scatter_back(em_ddp *d, ddp_bucket *b, const int32_t *users)
 {
     char *base = em_data_ptr(b->flat);
     size_t es = em_dtype_size(b->dtype);
@@ -188,16 +282,33 @@ static int scatter_back(em_ddp *d, ddp_bucket *b)
     bool g = em_set_grad_enabled(false);
     for (int i = b->first; rc == EM_OK && i < b->first + b->count; i++) {
         ddp_param *p = &d->params[i];
+        if (users && users[i] == 0)
+            continue;
         em_tensor *src = em_tensor_from_blob(base + (size_t)p->offset * es, b->dtype,
                                              em_ndim(p->t), em_shape(p->t), NULL, NULL);
-        em_tensor *r = src ? em_copy_(em_grad(p->t), src) : NULL;
-        if (!r)
+        em_tensor *grad = em_grad(p->t);
+        if (!src) {
             rc = em_last_status();
-        em_release(r);
+        } else if (grad) {
+            em_tensor *r = em_copy_(grad, src);
+            rc = r ? EM_OK : em_last_status();
+            em_release(r);
+        } else {
+            rc = set_grad(p, src);
+        }
         em_release(src);
     }
     em_set_grad_enabled(g);
     return rc;
+}
+
+/* find_unused: starts the all-reduce of how many ranks used each parameter. */
+static em_dist_work *start_users(em_ddp *d)
+{
+    int32_t *u = em_data_ptr(d->users);
+    for (int i = 0; i < d->np; i++)
+        u[i] = d->params[i].used;
+    return em_dist_all_reduce_start(d->users, EM_REDUCE_SUM);
 }
 
 static int ddp_finish_body(em_ddp *d)
@@ -207,14 +318,18 @@ static int ddp_finish_body(em_ddp *d)
     if (!d->sync)
         return EM_OK;
     double t0 = now_s();
-    int rc = EM_OK;
-    for (int i = 0; rc == EM_OK && i < d->np; i++)
-        if (!d->params[i].seen)
-            rc = em_set_error(EM_ERR_STATE,
-                              "DistributedDataParallel: parameter '%s' received no gradient "
-                              "in this backward; every parameter must take part in the loss "
-                              "(unused parameters are not supported)",
-                              d->params[i].name);
+    int rc = d->find_unused ? EM_OK : refuse_unused(d);
+    /* Buckets backward left incomplete (a parameter without a gradient, zeros in its place)
+     * start now, in order, on every rank alike: even a refused step all-reduces every bucket,
+     * so that a rank that did get every gradient is not left waiting. */
+    for (int k = d->next; k < d->nb; k++)
+        d->buckets[k].ready = d->buckets[k].count;
+    int lr = launch_ready(d);
+    if (rc == EM_OK)
+        rc = lr;
+    em_dist_work *uw = d->find_unused ? start_users(d) : NULL;
+    if (d->find_unused && !uw && rc == EM_OK)
+        rc = em_last_status();
     for (int k = 0; k < d->nb; k++) {
         ddp_bucket *b = &d->buckets[k];
         if (rc == EM_OK && !b->work)
@@ -222,16 +337,22 @@ static int ddp_finish_body(em_ddp *d)
                                             "launched (an error in a gradient hook)", k);
         if (!b->work)
             continue;
-        d->overlap_s += t0 - b->launched_at;
+        d->overlap_s += fmax(0, t0 - b->launched_at);
         int w = em_dist_wait(b->work);
         b->work = NULL;
         if (rc == EM_OK && w < 0)
             rc = w;
-        if (rc == EM_OK)
-            rc = scatter_back(d, b);
     }
+    if (uw) {
+        int w = em_dist_wait(uw);
+        if (rc == EM_OK && w < 0)
+            rc = w;
+    }
+    const int32_t *users = d->find_unused ? em_data_ptr(d->users) : NULL;
+    for (int k = 0; rc == EM_OK && k < d->nb; k++)
+        rc = scatter_back(d, &d->buckets[k], users);
     d->wait_s += now_s() - t0;
-    reset_step(d);
+    reset_step(d, true);
     return rc;
 }
 
@@ -245,7 +366,7 @@ int em_ddp_set_sync(em_ddp *d, bool on)
     if (!d)
         return em__null_arg("em_ddp_set_sync", "d");
     d->sync = on;
-    reset_step(d);
+    reset_step(d, false);
     return EM_OK;
 }
 
@@ -270,6 +391,7 @@ static void ddp_free_body(em_ddp *d)
             em_dist_wait(d->buckets[k].work);
         em_release(d->buckets[k].flat);
     }
+    em_release(d->users);
     free(d->buckets);
     free(d->params);
     free(d);

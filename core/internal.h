@@ -118,6 +118,9 @@ int em__backend_count(void);
 int em__device_check(const char *fn, em_device d);
 /* Resolves {0, 0} (unspecified) to the default device. */
 em_device em__resolve_device(em_device d);
+/* The backend's device_info for the checked device d, into *out: zeroed and struct_size set
+ * first, as plugin.h promises the backend. Returns EM_OK or the backend's negative status. */
+int em__device_info(em_device d, em_device_info *out);
 
 /* ---- ops and dispatch -------------------------------------------------------- */
 

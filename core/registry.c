@@ -202,17 +202,20 @@ int em_device_count(const char *name)
     return be->ops->device_count(be->ctx);
 }
 
+int em__device_info(em_device d, em_device_info *out)
+{
+    em_backend *be = em__backend(d.backend);
+    memset(out, 0, sizeof *out);
+    out->struct_size = sizeof *out;
+    return be->ops->device_info(be->ctx, d.index, out);
+}
+
 /* The backend's device_info for d in this thread's buffer, or NULL (error set). */
 static const em_device_info *device_info(const char *fn, em_device d)
 {
     static _Thread_local em_device_info info;
     d = em__resolve_device(d);
-    if (em__device_check(fn, d) < 0)
-        return NULL;
-    em_backend *be = em__backend(d.backend);
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    if (be->ops->device_info(be->ctx, d.index, &info) < 0)
+    if (em__device_check(fn, d) < 0 || em__device_info(d, &info) < 0)
         return NULL;
     info.kernels[sizeof info.kernels - 1] = '\0';
     return &info;

@@ -234,11 +234,8 @@ int em_device_props_get(em_device d, em_device_props *out)
     int rc = em__device_check("em_device_props_get", d);
     if (rc < 0)
         return rc;
-    em_backend *be = em__backend(d.backend);
     em_device_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    if ((rc = be->ops->device_info(be->ctx, d.index, &info)) < 0)
+    if ((rc = em__device_info(d, &info)) < 0)
         return rc;
     memset(out, 0, sizeof *out);
     memcpy(out->name, info.name, sizeof out->name);

@@ -28,11 +28,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if [ ! -f "$build/build.ninja" ]; then
     tools/setup.sh build >/dev/null   # the other build dependencies
-    CC=clang meson setup "$build" -Dfuzz=true -Dtests=false -Dopencl=disabled -Dcuda=disabled \
+    CC=clang meson setup "$build" -Dfuzz=true -Dtests=disabled -Dopencl=disabled -Dcuda=disabled \
         -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized \
         -Dwerror=true >/dev/null
 fi
-ninja -C "$build"
+if ! ninja -C "$build" >"$build/ninja.log" 2>&1; then
+    grep -E -B2 -A6 'error|FAILED' "$build/ninja.log" | head -40
+    echo "the fuzz harnesses did not build (log: $build/ninja.log)"
+    echo "fuzz: 0 passed, 1 failed"
+    exit 1
+fi
 
 export EMBER_CONFIG= ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tools/gpu-check.sh - the CUDA backend on a machine with an NVIDIA GPU: builds with
 # -Dcuda=enabled, shows the device, runs the CUDA tests (the GPU ones run here instead of
-# skipping), `ember conformance --backend cuda`, `ember bench` on cuda, and the same training
-# step in PyTorch on the GPU when torch with CUDA is importable. Prints everything; exits
+# skipping), `ember conformance --backend cuda` (the fused optimizer updates included), `ember
+# bench` on cuda, `ember train` on the GPU (alone and under mpirun with the nccl
+# communicator), and the same training step in PyTorch on the GPU when torch with CUDA is
+# importable. Prints everything; exits
 # non-zero if the build, the tests or conformance fail.
 # Usage: tools/gpu-check.sh [BUILD_DIR]   (default build-gpu)
 set -uo pipefail
@@ -44,6 +46,19 @@ section "conformance --backend cuda"
 
 section "bench --device cuda (device figures, then the training steps on the GPU)"
 timeout 300 "$build"/tools/ember bench --device cuda --quick || status=1
+
+section "ember train on the GPU (digits, 3 epochs)"
+"$build"/tools/ember train examples/digits.ini --device cuda --epochs 3 --no-plot \
+    --out "$build"/gpu-run --force || status=1
+
+section "nccl communicator under mpirun (one rank: a single GPU cannot host two NCCL ranks)"
+if [ -x tools/mpirun.sh ] && command -v mpirun >/dev/null; then
+    EMBER_DIST=nccl tools/mpirun.sh -np 1 "$build"/tools/ember info | grep -E -A3 '^communicators' || true
+    EMBER_DIST=nccl timeout 300 tools/mpirun.sh -np 1 "$build"/tools/ember train examples/digits.ini \
+        --device cuda --epochs 2 --no-plot --out "$build"/gpu-run-nccl --force || status=1
+else
+    echo "skipped: mpirun not installed (openmpi-bin)"
+fi
 
 section "PyTorch on the GPU: the same MLP training step"
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then

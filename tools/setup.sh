@@ -14,10 +14,12 @@ need=()
 # cairo is optional (PNG pictures from `ember plot`); installed here so that CI tests them.
 # libdlpack-dev: em_to_dlpack/em_from_dlpack; python3-numpy: the NumPy interop test.
 # clang-format: tools/check-format.sh (git clang-format), the format stage of tools/test.sh.
+# Open MPI: the mpi communicator plugin and the 'dist' test suite; dataset-fashion-mnist
+# (30 MB): examples/fashion-mnist.ini and the test that 2 ranks reach 1 rank's accuracy.
 for pkg in meson ninja-build pkg-config gcc libcriterion-dev zlib1g-dev \
            libjansson-dev valgrind ocl-icd-opencl-dev opencl-headers pocl-opencl-icd locales \
            libdlpack-dev python3-numpy libcairo2-dev \
-           libopenmpi-dev openmpi-bin clang-format; do
+           libopenmpi-dev openmpi-bin dataset-fashion-mnist clang-format; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 sudo_cmd=""

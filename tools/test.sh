@@ -47,11 +47,17 @@ ninja -C build-asan
 # tracer at exit (google/sanitizers#1322). Ember's plugins use no dynamic TLS
 # (tests/plugins_tls.sh), so this only stops the runtime scanning PoCL's and LLVM's blocks.
 asan() {
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_tls_get_addr=0 \
+    ASAN_OPTIONS=detect_leaks=${leaks:-1}:abort_on_error=1:intercept_tls_get_addr=0 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     LSAN_OPTIONS=suppressions=$PWD/tools/sanitizers/lsan.supp:print_suppressions=0 "$@"
 }
-asan meson test -C build-asan --print-errorlogs --num-processes 2
+asan meson test -C build-asan --no-suite dist --print-errorlogs --num-processes 2
+# The ranks under mpirun without leak checks: Open MPI 4.1 unloads its components at
+# MPI_Finalize, so their allocations (PMIx, hwloc, the MCA components) show up as leaks from
+# unknown modules that no suppression can name. Address errors and UBSan still stop them;
+# the communicator code's own leaks are checked by test_dist above and under valgrind.
+leaks=0 asan meson test -C build-asan --suite dist --logbase testlog-dist \
+    --print-errorlogs --num-processes 2
 
 echo "== threaded suites under ThreadSanitizer"
 # The CPU pool on two workers, the DataLoader's prefetch thread, plugin loading and the CPU
@@ -98,7 +104,8 @@ e2e_rc=0
 tools/e2e.sh build | tee build/e2e.log || e2e_rc=$?
 
 # One closing line over everything: Criterion's per-test counts from every run, plus e2e.
-logs=(build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt)
+logs=(build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt
+      build-asan/meson-logs/testlog-dist.txt)
 if [ -f build/meson-logs/testlog-opencl.txt ]; then
     logs+=(build/meson-logs/testlog-opencl.txt)
 fi

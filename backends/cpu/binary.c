@@ -226,7 +226,7 @@ enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
 
 static int run_binary(const em_kcall *c, const binary_op *op)
 {
-    int rc = em_cpu__check_call(c, op->name, 2, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     em_dtype dt = c->in[0].dtype;
@@ -296,21 +296,16 @@ WHERE_LOOP(where_8, uint64_t)
 static int k_where(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "where", 3, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
-    em_dtype dt = c->in[0].dtype;
-    if (c->in[1].dtype != dt || c->out[0].dtype != dt || em_cpu__elsize(dt) == 0 ||
-        em_cpu__elsize(c->in[2].dtype) != 1)
-        return em_set_error(EM_ERR_INVALID, "cpu: where: expected (a, b, cond) with a and "
-                            "b of the output's dtype and a bool cond");
     const em_ktensor *ts[4] = {&c->out[0], &c->in[0], &c->in[1], &c->in[2]};
     em_cpu_iter it;
     rc = em_cpu__iter_init(&it, "where", 4, ts);
     if (rc != EM_OK)
         return rc;
     em_cpu_loop_fn fn;
-    switch (em_cpu__elsize(dt)) {
+    switch (em_dtype_size(c->in[0].dtype)) {
     case 1: fn = where_1; break;
     case 2: fn = where_2; break;
     case 4: fn = where_4; break;

@@ -85,11 +85,6 @@ static const em_cpu_loop_fn cast_loops[EM_DTYPE_COUNT][EM_DTYPE_COUNT] = {
     [EM_U8] = {CAST_TABLE_ROW(u8)},     [EM_BOOL] = {CAST_TABLE_ROW(bool)},
 };
 
-static bool dtype_ok(em_dtype dt)
-{
-    return dt > EM_DTYPE_UNSPEC && dt < EM_DTYPE_COUNT;
-}
-
 /* ---- same-dtype copies move bytes ------------------------------------------------- */
 
 #define MOVE_LOOP(name, T)                                                               \
@@ -202,7 +197,7 @@ static void copy_transpose(const em_cpu_iter *it)
 static void copy_reshape(const em_ktensor *dst, const em_ktensor *src, em_cpu_loop_fn fn)
 {
     int64_t zero[2] = {0, 0};
-    size_t ds = em_cpu__elsize(dst->dtype), ss = em_cpu__elsize(src->dtype);
+    size_t ds = em_dtype_size(dst->dtype), ss = em_dtype_size(src->dtype);
     for (int64_t k = 0; k < dst->numel; k++) {
         char *p[2] = {(char *)dst->buf + em_kt_offset(dst, k) * (int64_t)ds,
                       (char *)src->buf + em_kt_offset(src, k) * (int64_t)ss};
@@ -226,13 +221,11 @@ static bool broadcasts(const em_ktensor *dst, const em_ktensor *src)
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "copy", 1, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 1, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *dst = &c->out[0], *src = &c->in[0];
-    if (!dtype_ok(dst->dtype) || !dtype_ok(src->dtype))
-        return em_set_error(EM_ERR_INVALID, "cpu: copy: bad dtype");
-    em_cpu_loop_fn fn = dst->dtype == src->dtype ? move_loop(em_cpu__elsize(dst->dtype))
+    em_cpu_loop_fn fn = dst->dtype == src->dtype ? move_loop(em_dtype_size(dst->dtype))
                                                  : cast_loops[src->dtype][dst->dtype];
     if (!broadcasts(dst, src)) {
         if (src->numel != dst->numel)
@@ -294,18 +287,16 @@ static void store_double(em_dtype dt, double v, void *out)
 static int k_fill(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "fill", 0, 1, 1);
+    int rc = em_kcall_check(c, "cpu", 0, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];
-    if (!dtype_ok(out->dtype))
-        return em_set_error(EM_ERR_INVALID, "cpu: fill: bad dtype");
-    fill_ctx f = {em_cpu__data(out), em_cpu__elsize(out->dtype), 0};
+    fill_ctx f = {em_cpu__data(out), em_dtype_size(out->dtype), 0};
     store_double(out->dtype, c->attrs[0].f, &f.bits);   /* into its first bytes */
     if (f.bits == 0) {
         /* memset is the fastest fill there is; still split big ones across threads. */
         f.elsize = 1;
-        em_cpu__parallel_for(out->numel * (int64_t)em_cpu__elsize(out->dtype),
+        em_cpu__parallel_for(out->numel * (int64_t)em_dtype_size(out->dtype),
                              EM_CPU_GRAIN_CHEAP * 8, fill_range, &f);
         return EM_OK;
     }
@@ -376,16 +367,14 @@ static void rand_range(void *arg, int64_t begin, int64_t end)
 static int k_random(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "random", 0, 1, 7);
+    int rc = em_kcall_check(c, "cpu", 0, 1, 7);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *out = &c->out[0];
-    if (!dtype_ok(out->dtype))
-        return em_set_error(EM_ERR_INVALID, "cpu: random: bad dtype");
     rand_ctx r = {
         .out = em_cpu__data(out),
         .dt = out->dtype,
-        .elsize = em_cpu__elsize(out->dtype),
+        .elsize = em_dtype_size(out->dtype),
         .dist = (int)c->attrs[0].i,
         .seed = (uint64_t)c->attrs[1].i,
         .offset = (uint64_t)c->attrs[2].i,

@@ -84,17 +84,9 @@ void em_cpu__iter_run(const em_cpu_iter *it, int64_t grain, em_cpu_loop_fn fn,
 
 /* ---- dtype helpers ----------------------------------------------------------- */
 
-/* Bytes per element of a dtype (bool is one byte holding 0 or 1); 0 if unknown. */
-static inline size_t em_cpu__elsize(em_dtype dt)
-{
-    switch (dt) {
-    case EM_F64: case EM_I64: return 8;
-    case EM_F32: case EM_I32: return 4;
-    case EM_F16: case EM_BF16: return 2;
-    case EM_U8: case EM_BOOL: return 1;
-    default: return 0;
-    }
-}
+/* Bytes per element: em_dtype_size under the name gemm.c still uses; new code calls
+ * em_dtype_size. */
+static inline size_t em_cpu__elsize(em_dtype dt) { return em_dtype_size(dt); }
 
 /* f16 <-> f32 as numeric.h's em_f16_to_f32/em_f32_to_f16 (round to nearest even, the same
  * NaN), bit for bit on every input (checked exhaustively), but written without branches so
@@ -167,9 +159,6 @@ static inline char *em_cpu__data(const em_ktensor *t)
     return (char *)t->buf + t->offset * (int64_t)em_cpu__elsize(t->dtype);
 }
 
-/* Checks the argument counts of a call; sets the error naming the op. */
-int em_cpu__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs);
-
 /* Float to integer as PyTorch does on x86: truncation toward zero; NaN and out-of-range
  * values give the type's minimum (what cvttsd2si returns); u8 goes through int64 and
  * wraps. */
@@ -191,7 +180,7 @@ static inline uint8_t em_cpu__d2u8(double v) { return (uint8_t)em_cpu__d2i64(v);
 
 /* ---- kernel families: each registers its kernels on backend "cpu" ------------ */
 
-/* alloc.c: host memory with a cache of large blocks */
+/* memory.c: host memory with a cache of large blocks */
 void *em_cpu__alloc(size_t nbytes);
 void em_cpu__free(void *p, size_t nbytes);
 void em_cpu__memory_stats(em_memory_stats *out);
@@ -204,7 +193,7 @@ int em_cpu__register_binary(em_registry *reg);      /* binary.c: arithmetic, com
 int em_cpu__register_reduce(em_registry *reg);      /* reduce.c: sum, amax, argmax */
 int em_cpu__register_matmul(em_registry *reg);      /* matmul.c */
 int em_cpu__register_index(em_registry *reg);       /* index.c: gather, scatter_add */
-int em_cpu__register_loss(em_registry *reg);        /* loss.c: fused cross_entropy */
+int em_cpu__register_rows(em_registry *reg);        /* rows.c: fused cross_entropy */
 int em_cpu__register_optim(em_registry *reg);       /* optim.c: fused optimizer updates */
 
 #endif

@@ -17,11 +17,16 @@
  * (a row split packs all of B in every part, a column split all of A). Big products get
  * PARTS_PER_THREAD parts per thread, claimed dynamically, so that a thread the OS preempts
  * (a shared machine) does not hold the others up; the extra packing is a few percent at most.
- * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread.
+ * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread, and those of them
+ * (or of any one-thread run) under EM_GEMM_SMALL_MNK skip the blocking: gemm_small below.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "cpu.h"
 #include "gemm.h"
@@ -133,6 +138,55 @@ static run_fn run_for(em_dtype dt)
 
 /* A[i0 .. i0+mc, p0 .. p0+kc) into MR-row micro-panels: panel r holds rows r*MR.., column p at
  * dst + (r * kc + p) * MR, rows past mc zero. */
+/* One f32 micro-panel, d[p * mr + i] = s[i * rs + p * cs] for i < m, p < kc, rows m..mr
+ * zero: the two common layouts (rs or cs is 1) without a call per row or per element; false
+ * for any other. A's MR-row panels use it as is, B's NR-column panels with rs and cs swapped. */
+static bool pack_panel_f32(float *d, const float *s, int64_t rs, int64_t cs, int mr, int64_t m,
+                             int64_t kc)
+{
+    if (cs == 1) {                      /* a transpose: 4 x 4 blocks in SSE registers */
+        int64_t i = 0;
+#if defined(__SSE2__)
+        for (; i + 4 <= m; i += 4) {
+            const float *s0 = s + i * rs, *s1 = s0 + rs, *s2 = s1 + rs, *s3 = s2 + rs;
+            int64_t p = 0;
+            for (; p + 4 <= kc; p += 4) {
+                __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s1 + p);
+                __m128 r2 = _mm_loadu_ps(s2 + p), r3 = _mm_loadu_ps(s3 + p);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(d + p * mr + i, r0);
+                _mm_storeu_ps(d + (p + 1) * mr + i, r1);
+                _mm_storeu_ps(d + (p + 2) * mr + i, r2);
+                _mm_storeu_ps(d + (p + 3) * mr + i, r3);
+            }
+            for (; p < kc; p++) {
+                float *dp = d + p * mr + i;
+                dp[0] = s0[p];
+                dp[1] = s1[p];
+                dp[2] = s2[p];
+                dp[3] = s3[p];
+            }
+        }
+#endif
+        for (; i < m; i++) {
+            const float *si = s + i * rs;
+            for (int64_t p = 0; p < kc; p++)
+                d[p * mr + i] = si[p];
+        }
+    } else if (rs == 1) {
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t i = 0; i < m; i++)
+                d[p * mr + i] = s[p * cs + i];
+    } else {
+        return false;
+    }
+    if (m < mr)
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t i = m; i < mr; i++)
+                d[p * mr + i] = 0.0f;
+    return true;
+}
+
 static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run, int mr,
                    int64_t i0, int64_t mc, int64_t p0, int64_t kc)
 {
@@ -140,6 +194,9 @@ static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run, i
     for (int64_t r = 0; r < mc; r += mr, dst += (size_t)(mr * kc) * es) {
         int64_t m = mc - r < mr ? mc - r : mr;
         const char *src = (const char *)a->p + ((i0 + r) * a->rs + p0 * a->cs) * (int64_t)ses;
+        if (run == run_f32 && es == sizeof(float) &&
+            pack_panel_f32((float *)dst, (const float *)src, a->rs, a->cs, mr, m, kc))
+            continue;
         if (a->rs == 1)                                  /* A^T stored row-major */
             for (int64_t p = 0; p < kc; p++)
                 run(dst + (size_t)(p * mr) * es, 1, src + p * a->cs * (int64_t)ses, 1, m);
@@ -161,6 +218,9 @@ static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run, i
     for (int64_t r = 0; r < nc; r += nr, dst += (size_t)(nr * kc) * es) {
         int64_t n = nc - r < nr ? nc - r : nr;
         const char *src = (const char *)b->p + (p0 * b->rs + (j0 + r) * b->cs) * (int64_t)ses;
+        if (run == run_f32 && es == sizeof(float) && b->cs != 1 &&
+            pack_panel_f32((float *)dst, (const float *)src, b->cs, b->rs, nr, n, kc))
+            continue;
         if (b->cs == 1 || b->rs != 1)
             for (int64_t p = 0; p < kc; p++)
                 run(dst + (size_t)(p * nr) * es, 1, src + p * b->rs * (int64_t)ses, b->cs, n);
@@ -249,7 +309,8 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
                     for (int64_t ir = 0; ir < mc; ir += mr) {
                         int m = (int)(mc - ir < mr ? mc - ir : mr);
                         char *c = (char *)g->c + ((ic + ir) * g->ldc + jc + jr) * (int64_t)es;
-                        k->fn(kc, abuf + (size_t)(ir * kc) * es, bp, c, g->ldc, m, n, acc);
+                        k->fn(kc, abuf + (size_t)(ir * kc) * es, bp, nr, c, g->ldc, m, n,
+                              acc);
                         if (last && epi)
                             epilogue(g->cdt, c, g->ldc, m, n,
                                      g->bias ? (const char *)g->bias + (jc + jr) * (int64_t)es
@@ -278,8 +339,12 @@ static void gemm_parts(void *arg, int64_t begin, int64_t end)
 
 #define PARTS_PER_THREAD 4
 
+/* One packed element costs about as much time as this many multiply-adds in a micro-kernel
+ * (packing moves ~1-2 elements a cycle; an AVX-512 f32 kernel does 32 multiply-adds a cycle). */
+#define PACK_WEIGHT 16
+
 /* The tm x tn grid (tm * tn <= threads) with the least work per part: its multiply-adds plus
- * the elements it packs. */
+ * the elements it packs, weighted by PACK_WEIGHT. */
 static void choose_grid(gemm_ctx *x, int threads)
 {
     const em_gemm_args *g = x->g;
@@ -291,7 +356,7 @@ static void choose_grid(gemm_ctx *x, int threads)
             if (a > mp || b > np)
                 continue;
             int64_t rows = (mp + a - 1) / a * x->k->mr, cols = (np + b - 1) / b * x->k->nr;
-            int64_t cost = rows * cols * g->K + g->K * (rows + cols);
+            int64_t cost = rows * cols * g->K + PACK_WEIGHT * g->K * (rows + cols);
             if (best < 0 || cost < best) {
                 best = cost;
                 x->tm = a;
@@ -300,6 +365,50 @@ static void choose_grid(gemm_ctx *x, int threads)
         }
     x->rows = (mp + x->tm - 1) / x->tm * x->k->mr;
     x->cols = (np + x->tn - 1) / x->tn * x->k->nr;
+}
+
+/* ---- the small-product path ------------------------------------------------------------- */
+
+/* A product under EM_GEMM_SMALL_MNK multiply-adds that runs on one thread: no blocking, no
+ * hand-off, and B read in place when its rows are contiguous in the compute dtype (the
+ * micro-kernel walks them with B's own row stride); only the right-edge columns that do not
+ * fill a whole NR-wide tile, or a B in any other layout, are packed. A is packed one MR-row
+ * micro-panel at a time (a few KiB, hot in L1), and each panel meets every column tile of B
+ * while it is there; the epilogue runs on each tile as it is stored. */
+static int gemm_small(const gemm_ctx *x)
+{
+    const em_gemm_args *g = x->g;
+    const em_gemm_kernel *k = x->k;
+    size_t es = x->es;
+    int64_t mr = k->mr, nr = k->nr, K = g->K;
+    bool direct = g->b.cs == 1 && g->b.dt == g->cdt;
+    int64_t nfull = direct ? g->N / nr * nr : 0;    /* columns read in place */
+    int64_t npack = (g->N - nfull + nr - 1) / nr * nr;
+    size_t asz = ((size_t)(mr * K) * es + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
+    int slot;
+    char *abuf = buf_get(asz + (size_t)(npack * K) * es, &slot);
+    if (!abuf)
+        return EM_ERR_NOMEM;
+    char *bbuf = abuf + asz;
+    if (nfull < g->N)
+        pack_b(bbuf, es, &g->b, x->run_b, k->nr, 0, K, nfull, g->N - nfull);
+    bool epi = g->bias || g->relu;
+    for (int64_t ir = 0; ir < g->M; ir += mr) {
+        int m = (int)(g->M - ir < mr ? g->M - ir : mr);
+        pack_a(abuf, es, &g->a, x->run_a, k->mr, ir, m, 0, K);
+        for (int64_t jr = 0; jr < g->N; jr += nr) {
+            int n = (int)(g->N - jr < nr ? g->N - jr : nr);
+            const char *bp = jr < nfull ? (const char *)g->b.p + jr * (int64_t)es
+                                        : bbuf + (size_t)((jr - nfull) * K) * es;
+            char *c = (char *)g->c + (ir * g->ldc + jr) * (int64_t)es;
+            k->fn(K, abuf, bp, jr < nfull ? g->b.rs : nr, c, g->ldc, m, n, false);
+            if (epi)
+                epilogue(g->cdt, c, g->ldc, m, n,
+                         g->bias ? (const char *)g->bias + jr * (int64_t)es : NULL, g->relu);
+        }
+    }
+    buf_put(abuf, slot);
+    return EM_OK;
 }
 
 /* K = 0: C is the bias (or zeros), through the epilogue. */
@@ -331,6 +440,12 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
         return EM_OK;
     }
     int64_t mnk = g->M * g->N * g->K;
+    if ((mnk < EM_GEMM_SERIAL_MNK || threads <= 1) && mnk < EM_GEMM_SMALL_MNK &&
+        g->K <= 2 * x.k->kc) {
+        if (gemm_small(&x) != EM_OK)
+            atomic_store(&x.failed, 1);
+        goto done;
+    }
     if (mnk < EM_GEMM_SERIAL_MNK)
         threads = 1;
     else if (threads > 1 && mnk >= (int64_t)threads * PARTS_PER_THREAD * 4 * EM_GEMM_SERIAL_MNK)
@@ -341,6 +456,7 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
         gemm_parts(&x, 0, 1);
     else
         em_cpu__parallel_for(parts, 1, gemm_parts, &x);
+done:
     if (atomic_load(&x.failed))
         return em_set_error(EM_ERR_NOMEM, "cpu: matmul: out of memory for packing buffers "
                             "(%lld x %lld x %lld)", (long long)g->M, (long long)g->K,

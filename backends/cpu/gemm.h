@@ -21,11 +21,13 @@
 #define EM_GEMM_MAX_NR 32
 
 /* C[0..m, 0..n) = (acc ? C : 0) + sum_p a[p] (x) b[p] over kc steps, where a is a packed
- * MR-row micro-panel (kc columns of MR values) and b a packed NR-column micro-panel (kc rows of
- * NR values), both in the kernel's dtype; C is row-major with row stride ldc (elements). m <=
- * MR and n <= NR: tiles at the matrix edges are partial, the panels are zero-padded. */
-typedef void (*em_gemm_ukernel_fn)(int64_t kc, const void *a, const void *b, void *c,
-                                   int64_t ldc, int m, int n, bool acc);
+ * MR-row micro-panel (kc columns of MR values) and b holds kc rows of NR values, row p at
+ * b + p * ldb (a packed NR-column micro-panel has ldb = NR; the small-product path passes B's
+ * own rows), both in the kernel's dtype; C is row-major with row stride ldc (elements). m <=
+ * MR and n <= NR: tiles at the matrix edges are partial, the panels are zero-padded, and all
+ * NR values of each of b's rows are readable. */
+typedef void (*em_gemm_ukernel_fn)(int64_t kc, const void *a, const void *b, int64_t ldb,
+                                   void *c, int64_t ldc, int m, int n, bool acc);
 
 /* Writes the m x n corner of a full micro-tile (row stride nr) into C, adding C's old values
  * if acc: the edge path of kernels that cannot mask their stores. */
@@ -102,6 +104,11 @@ typedef struct em_gemm_args {
 int em_cpu__gemm(const em_gemm_args *g, int threads);
 /* Multiply-adds below which a product stays on the calling thread. */
 #define EM_GEMM_SERIAL_MNK ((int64_t)96 * 96 * 96)
+/* Multiply-adds below which a product that runs on one thread (under EM_GEMM_SERIAL_MNK, or
+ * threads = 1) takes the small-product path (gemm.c: no blocking, B read in place where it
+ * can be). Measured on one thread (AVX-512), that path matched or beat the blocked loops at
+ * every size up to 192^3 (by 7-15% for a row-major B); past that B leaves L2. */
+#define EM_GEMM_SMALL_MNK ((int64_t)192 * 192 * 192)
 /* Frees the cached packing buffers (plugin shutdown; no product may be running). */
 void em_cpu__gemm_shutdown(void);
 

@@ -11,8 +11,8 @@
 
 #define MR 6
 
-static void sgemm_6x16(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc, int m,
-                       int n, bool acc)
+static void sgemm_6x16(int64_t kc, const void *av, const void *bv, int64_t ldb,
+                       void *cv, int64_t ldc, int m, int n, bool acc)
 {
     const float *a = av, *b = bv;
     float *c = cv;
@@ -31,7 +31,7 @@ static void sgemm_6x16(int64_t kc, const void *av, const void *bv, void *cv, int
             r1[i] = _mm256_fmadd_ps(ai, b1, r1[i]);
         }
         a += MR;
-        b += 16;
+        b += ldb;
     }
     if (m == MR && n == 16) {
 #pragma GCC unroll 6
@@ -55,8 +55,8 @@ static void sgemm_6x16(int64_t kc, const void *av, const void *bv, void *cv, int
     em_gemm__tile_store_f32(t, 16, c, ldc, m, n, acc);
 }
 
-static void dgemm_6x8(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc, int m,
-                      int n, bool acc)
+static void dgemm_6x8(int64_t kc, const void *av, const void *bv, int64_t ldb,
+                      void *cv, int64_t ldc, int m, int n, bool acc)
 {
     const double *a = av, *b = bv;
     double *c = cv;
@@ -75,7 +75,7 @@ static void dgemm_6x8(int64_t kc, const void *av, const void *bv, void *cv, int6
             r1[i] = _mm256_fmadd_pd(ai, b1, r1[i]);
         }
         a += MR;
-        b += 8;
+        b += ldb;
     }
     if (m == MR && n == 8) {
 #pragma GCC unroll 6

@@ -4,9 +4,11 @@
  * AVX-512F in cpuid and the ZMM state enabled by the OS (xgetbv). Each kernel keeps its tile in
  * 28 ZMM accumulators: per step of k, two vector loads of B's micro-panel and 14 broadcasts of
  * A's feed 28 FMAs, so with 32 registers nothing spills and the FMA ports stay the bottleneck.
- * Edge tiles use masked loads and stores (rows past m are skipped), so no edge copy is needed.
- * C's tile is prefetched before the loop and A's micro-panel (streamed from L2) eight steps
- * ahead; B's micro-panel stays in L1. Not here: packing and blocking (gemm.c).
+ * Edge tiles use masked loads and stores (rows past m are skipped), so no edge copy is needed;
+ * an f32 tile at most 16 columns wide runs a half-width loop (half the FMAs).
+ * C's tile (both cache lines of each row) is prefetched before the loop and A's micro-panel
+ * (streamed from L2) eight steps ahead; B's rows stay in L1 (a packed micro-panel, or B's own
+ * rows on the small-product path). Not here: packing and blocking (gemm.c).
  */
 #include <immintrin.h>
 
@@ -16,8 +18,8 @@
 
 /* Each loop below is fully unrolled, so the accumulator arrays are scalarised into registers
  * (a loop with a variable index would put them on the stack). */
-static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc,
-                        int m, int n, bool acc)
+static void sgemm_14x32(int64_t kc, const void *av, const void *bv, int64_t ldb, void *cv,
+                        int64_t ldc, int m, int n, bool acc)
 {
     const float *a = av, *b = bv;
     float *c = cv;
@@ -26,9 +28,25 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, in
     for (int i = 0; i < MR; i++) {
         r0[i] = _mm512_setzero_ps();
         r1[i] = _mm512_setzero_ps();
-        if (i < m)
+        if (i < m) {                    /* the row's two cache lines (if n > 16) */
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+        }
     }
+    if (n <= 16) {                      /* a half-width tile: half the FMAs, r1 stays 0 */
+#pragma GCC unroll 4
+        for (int64_t p = 0; p < kc; p++) {
+            __m512 b0 = _mm512_loadu_ps(b);
+            _mm_prefetch((const char *)(a + 8 * MR), _MM_HINT_T0);
+#pragma GCC unroll 14
+            for (int i = 0; i < MR; i++)
+                r0[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, r0[i]);
+            a += MR;
+            b += ldb;
+        }
+        kc = 0;
+    }
+#pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
         _mm_prefetch((const char *)(a + 8 * MR), _MM_HINT_T0);
@@ -39,7 +57,7 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, in
             r1[i] = _mm512_fmadd_ps(ai, b1, r1[i]);
         }
         a += MR;
-        b += 32;
+        b += ldb;
     }
     __mmask16 k0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
     __mmask16 k1 = n >= 32 ? (__mmask16)0xffff
@@ -58,8 +76,8 @@ static void sgemm_14x32(int64_t kc, const void *av, const void *bv, void *cv, in
     }
 }
 
-static void dgemm_14x16(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc,
-                        int m, int n, bool acc)
+static void dgemm_14x16(int64_t kc, const void *av, const void *bv, int64_t ldb, void *cv,
+                        int64_t ldc, int m, int n, bool acc)
 {
     const double *a = av, *b = bv;
     double *c = cv;
@@ -68,8 +86,10 @@ static void dgemm_14x16(int64_t kc, const void *av, const void *bv, void *cv, in
     for (int i = 0; i < MR; i++) {
         r0[i] = _mm512_setzero_pd();
         r1[i] = _mm512_setzero_pd();
-        if (i < m)
+        if (i < m) {
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * ldc + 8), _MM_HINT_T0);
+        }
     }
     for (int64_t p = 0; p < kc; p++) {
         __m512d b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
@@ -80,7 +100,7 @@ static void dgemm_14x16(int64_t kc, const void *av, const void *bv, void *cv, in
             r1[i] = _mm512_fmadd_pd(ai, b1, r1[i]);
         }
         a += MR;
-        b += 16;
+        b += ldb;
     }
     __mmask8 k0 = n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
     __mmask8 k1 = n >= 16 ? (__mmask8)0xff : n > 8 ? (__mmask8)((1u << (n - 8)) - 1) : (__mmask8)0;

@@ -10,24 +10,24 @@
 #define NR_S 16
 #define NR_D 8
 
-static void sgemm_4x16(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc, int m,
-                       int n, bool acc)
+static void sgemm_4x16(int64_t kc, const void *av, const void *bv, int64_t ldb,
+                       void *cv, int64_t ldc, int m, int n, bool acc)
 {
     const float *a = av, *b = bv;
     float t[MR * NR_S] = {0};
-    for (int64_t p = 0; p < kc; p++, a += MR, b += NR_S)
+    for (int64_t p = 0; p < kc; p++, a += MR, b += ldb)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR_S; j++)
                 t[i * NR_S + j] += a[i] * b[j];
     em_gemm__tile_store_f32(t, NR_S, cv, ldc, m, n, acc);
 }
 
-static void dgemm_4x8(int64_t kc, const void *av, const void *bv, void *cv, int64_t ldc, int m,
-                      int n, bool acc)
+static void dgemm_4x8(int64_t kc, const void *av, const void *bv, int64_t ldb,
+                      void *cv, int64_t ldc, int m, int n, bool acc)
 {
     const double *a = av, *b = bv;
     double t[MR * NR_D] = {0};
-    for (int64_t p = 0; p < kc; p++, a += MR, b += NR_D)
+    for (int64_t p = 0; p < kc; p++, a += MR, b += ldb)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR_D; j++)
                 t[i * NR_D + j] += a[i] * b[j];

@@ -60,7 +60,7 @@ GATHER_LOOP(gather_8, uint64_t)
 static int k_gather(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "gather", 2, 1, 1);
+    int rc = em_kcall_check(c, "cpu", 2, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1];
@@ -74,7 +74,7 @@ static int k_gather(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     em_cpu_loop_fn fn;
-    switch (em_cpu__elsize(a->dtype)) {
+    switch (em_dtype_size(a->dtype)) {
     case 1: fn = gather_1; break;
     case 2: fn = gather_2; break;
     case 4: fn = gather_4; break;
@@ -156,7 +156,7 @@ static int copy_input(const em_ktensor *out, const em_ktensor *a)
     if (rc != EM_OK)
         return rc;
     em_cpu_loop_fn fn;
-    switch (em_cpu__elsize(a->dtype)) {
+    switch (em_dtype_size(a->dtype)) {
     case 1: fn = copy_1; break;
     case 2: fn = copy_2; break;
     case 4: fn = copy_4; break;
@@ -169,7 +169,7 @@ static int copy_input(const em_ktensor *out, const em_ktensor *a)
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "scatter_add", 3, 1, 1);
+    int rc = em_kcall_check(c, "cpu", 3, 1, 1);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *out = &c->out[0];

@@ -6,17 +6,9 @@
  * Broadcast inputs keep stride 0, so nothing is ever materialised. Not a TensorIterator: no
  * dim reordering for strided outputs, no type promotion (the core did that).
  */
-#include "cpu.h"
+#include <string.h>
 
-int em_cpu__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
-{
-    if (c->nin != nin || c->nout != nout || c->nattrs < nattrs)
-        return em_set_error(EM_ERR_INVALID,
-                            "cpu: %s: expected %d inputs, %d outputs and %d attributes, got "
-                            "%d, %d and %d", op, nin, nout, nattrs, c->nin, c->nout,
-                            c->nattrs);
-    return EM_OK;
-}
+#include "cpu.h"
 
 /* Aligns input `k` to the output's dims: stride 0 where the input has size 1 or no dim. */
 static int align_operand(em_cpu_iter *it, int k, const em_ktensor *out, const em_ktensor *t,
@@ -41,52 +33,36 @@ bad:
                         op, k);
 }
 
+_Static_assert(EM_CPU_MAX_OPS <= EM_STRIDED_MAX_OPS, "em_strided holds every operand");
+
 int em_cpu__iter_init(em_cpu_iter *it, const char *op, int nops, const em_ktensor *const *ts)
 {
     const em_ktensor *out = ts[0];
     if (nops > EM_CPU_MAX_OPS || out->ndim > EM_MAX_DIMS)
         return em_set_error(EM_ERR_INVALID, "cpu: %s: too many operands or dims", op);
     it->nops = nops;
-    it->numel = out->numel;
+    const int64_t *strides[EM_CPU_MAX_OPS];
     for (int k = 0; k < nops; k++) {
         it->base[k] = em_cpu__data(ts[k]);
-        it->elsize[k] = em_cpu__elsize(ts[k]->dtype);
+        it->elsize[k] = em_dtype_size(ts[k]->dtype);
         if (k == 0) {
             for (int d = 0; d < out->ndim; d++)
                 it->strides[0][d] = out->strides[d];
         } else if (align_operand(it, k, out, ts[k], op) != EM_OK) {
             return EM_ERR_INVALID;
         }
+        strides[k] = it->strides[k];
     }
-
-    /* Drop size-1 dims; merge dim d into the previous kept one when, in every operand,
-     * stepping the outer dim once equals stepping the inner one shape[d] times. */
-    int nd = 0;
-    for (int d = 0; d < out->ndim; d++) {
-        int64_t size = out->shape[d];
-        if (size == 1)
-            continue;
-        bool merge = nd > 0;
-        for (int k = 0; k < nops && merge; k++)
-            merge = it->strides[k][nd - 1] == it->strides[k][d] * size;
-        if (merge) {
-            it->shape[nd - 1] *= size;
-            for (int k = 0; k < nops; k++)
-                it->strides[k][nd - 1] = it->strides[k][d];
-        } else {
-            it->shape[nd] = size;
-            for (int k = 0; k < nops; k++)
-                it->strides[k][nd] = it->strides[k][d];
-            nd++;
-        }
-    }
-    if (nd == 0) {                         /* a single element */
-        it->shape[0] = 1;
-        for (int k = 0; k < nops; k++)
-            it->strides[k][0] = 0;
-        nd = 1;
-    }
-    it->ndim = nd;
+    /* Drop size-1 dims and merge dims contiguous with each other in every operand. */
+    em_strided m;
+    int rc = em_strided_init(&m, out->ndim, out->shape, nops, strides);
+    if (rc < 0)
+        return rc;
+    it->ndim = m.ndim;
+    it->numel = m.numel;
+    memcpy(it->shape, m.shape, sizeof it->shape);
+    for (int k = 0; k < nops; k++)
+        memcpy(it->strides[k], m.strides[k], sizeof it->strides[k]);
     return EM_OK;
 }
 

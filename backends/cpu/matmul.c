@@ -180,7 +180,7 @@ static const void *bias_values(const em_ktensor *bias, em_dtype cdt, void **tmp)
     if (!d)
         return NULL;
     for (int64_t j = 0; j < n; j++) {
-        const char *x = p + j * s * (int64_t)em_cpu__elsize(bias->dtype);
+        const char *x = p + j * s * (int64_t)em_dtype_size(bias->dtype);
         double v = bias->dtype == EM_F64   ? *(const double *)x
                    : bias->dtype == EM_F32 ? *(const float *)x
                    : bias->dtype == EM_F16 ? em_cpu__h2f(*(const uint16_t *)x)
@@ -310,15 +310,11 @@ static int mm_int(const mm_call *m)
 static int k_matmul(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "matmul", 2, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *out = &c->out[0];
     int nd = out->ndim;
-    if (nd < 2 || a->ndim < 2 || b->ndim < 2 || a->ndim > nd || b->ndim > nd ||
-        a->dtype != out->dtype || b->dtype != out->dtype)
-        return em_set_error(EM_ERR_INVALID, "cpu: matmul: expected a [B..., M, K] and b "
-                            "[B..., K, N] of the output's dtype");
     mm_call m = {
         .dt = out->dtype,
         .M = a->shape[a->ndim - 2], .K = a->shape[a->ndim - 1], .N = b->shape[b->ndim - 1],
@@ -326,7 +322,7 @@ static int k_matmul(void *bctx, const em_kcall *c)
         .a = em_cpu__data(a), .b = em_cpu__data(b), .out = em_cpu__data(out),
         .ars = a->strides[a->ndim - 2], .acs = a->strides[a->ndim - 1],
         .brs = b->strides[b->ndim - 2], .bcs = b->strides[b->ndim - 1],
-        .es = (int64_t)em_cpu__elsize(out->dtype),
+        .es = (int64_t)em_dtype_size(out->dtype),
     };
     if (b->shape[b->ndim - 2] != m.K || out->shape[nd - 2] != m.M ||
         out->shape[nd - 1] != m.N || !batch_strides(a, out, m.as) ||
@@ -362,7 +358,7 @@ static int k_matmul(void *bctx, const em_kcall *c)
  * x: (*, in), w: (out, in), bias: (out), y: (*, out) of x's dtype. */
 static int linear(const em_kcall *c, const char *op, bool relu)
 {
-    int rc = em_cpu__check_call(c, op, 3, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *x = &c->in[0], *w = &c->in[1], *bias = &c->in[2], *out = &c->out[0];
@@ -379,7 +375,7 @@ static int linear(const em_kcall *c, const char *op, bool relu)
         .a = em_cpu__data(x), .b = em_cpu__data(w), .out = em_cpu__data(out),
         .ars = nd >= 2 ? x->strides[nd - 2] : 0, .acs = x->strides[nd - 1],
         .brs = w->strides[1], .bcs = w->strides[0],
-        .es = (int64_t)em_cpu__elsize(x->dtype),
+        .es = (int64_t)em_dtype_size(x->dtype),
     };
     for (int d = 0; d < m.nb; d++) {
         m.bshape[d] = x->shape[d];

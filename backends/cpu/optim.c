@@ -182,7 +182,7 @@ UPDATE_LOOPS(rms, RMS_BODY, maximize, decay, centered, momentum)
  * kernel was not registered for. */
 static bool job_init(update_job *j, const em_kcall *c, const char *op, int nin, int nattrs)
 {
-    if (em_cpu__check_call(c, op, nin, 1, nattrs) < 0)
+    if (em_kcall_check(c, "cpu", nin, 1, nattrs) < 0)
         return false;
     em_dtype dt = c->in[0].dtype;
     if (dt != EM_F32 && dt != EM_F64) {
@@ -194,7 +194,7 @@ static bool job_init(update_job *j, const em_kcall *c, const char *op, int nin, 
     const void *p = em_cpu__data(&c->in[0]);
     j->out = em_cpu__data(&c->out[0]);
     if (j->out != p)
-        memcpy(j->out, p, (size_t)c->out[0].numel * em_cpu__elsize(dt));
+        memcpy(j->out, p, (size_t)c->out[0].numel * em_dtype_size(dt));
     j->g = em_cpu__data(&c->in[1]);
     void **state[3] = {&j->s0, &j->s1, &j->s2};
     for (int i = 2; i < nin; i++)

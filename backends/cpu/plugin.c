@@ -1,7 +1,7 @@
 /* backends/cpu/plugin.c - the CPU backend plugin: descriptor, backend vtable, registration.
  *
  * Registers backend "cpu" (one device, host memory) and a kernel for every primitive in
- * docs/primitives.md. Memory comes from alloc.c (small buffers from malloc, large ones
+ * docs/primitives.md. Memory comes from memory.c (small buffers from malloc, large ones
  * from a bounded cache of freed blocks).
  * The thread count is read once at init (em_config_threads()) and used by the kernel thread
  * pool; the GEMM micro-kernel is picked once at init from the CPU's feature bits (gemm.h).
@@ -14,7 +14,7 @@
 #include "cpu.h"
 #include "gemm.h"
 
-/* ---- memory (alloc.c) ----------------------------------------------------------------------- */
+/* ---- memory (memory.c) ---------------------------------------------------------------------- */
 
 static int check_dev(int dev)
 {
@@ -161,22 +161,12 @@ static int cpu_device_info(void *ctx, int dev, em_device_info *out)
     int rc = check_dev(dev);
     if (rc != EM_OK)
         return rc;
-    em_device_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    info.threads = em_cpu__pool_threads();
-    snprintf(info.name, sizeof info.name, "%s (%d threads)", cpu_model, info.threads);
+    out->threads = em_cpu__pool_threads();
+    snprintf(out->name, sizeof out->name, "%s (%d threads)", cpu_model, out->threads);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    info.total_memory = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
-    info.free_memory = free_memory();
-    em_cpu__gemm_describe(info.kernels, sizeof info.kernels);
-    /* Fill no more than the caller's struct holds (an older core's is smaller). */
-    size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size
-                                                                   : sizeof info;
-    size_t keep = out->struct_size;
-    memcpy(out, &info, n);
-    if (keep)
-        out->struct_size = keep;
+    out->total_memory = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+    out->free_memory = free_memory();
+    em_cpu__gemm_describe(out->kernels, sizeof out->kernels);
     return EM_OK;
 }
 
@@ -222,7 +212,7 @@ static int cpu_init(em_registry *reg)
     int (*const families[])(em_registry *) = {
         em_cpu__register_copy,   em_cpu__register_unary,  em_cpu__register_binary,
         em_cpu__register_reduce, em_cpu__register_matmul, em_cpu__register_index,
-        em_cpu__register_loss,
+        em_cpu__register_rows,
         em_cpu__register_optim,
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
@@ -240,13 +230,6 @@ static void cpu_shutdown(void)
     em_cpu__empty_cache();
 }
 
-static const em_plugin cpu_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "cpu", EMBER_VERSION_STRING,
-    "CPU backend: host memory, threaded kernels, packed GEMM", cpu_init, cpu_shutdown);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void)
-{
-    return &cpu_plugin;
-}
+    "CPU backend: host memory, threaded kernels, packed GEMM", cpu_init, cpu_shutdown)

@@ -295,7 +295,7 @@ static bool plan_build(red_plan *pl, const em_ktensor *in, const em_attr *axes,
     if (pl->nr == 0)                   /* only size-1 axes reduced: one step of nothing */
         pl->r[pl->nr++] = (red_dim){1, 0};
     pl->in = em_cpu__data(in);
-    pl->elsize = (int64_t)em_cpu__elsize(in->dtype);
+    pl->elsize = (int64_t)em_dtype_size(in->dtype);
     return true;
 }
 
@@ -409,24 +409,18 @@ static bool split_reduction(const red_plan *pl, int64_t threads, int64_t *nparts
     return n >= 2;
 }
 
-static int run_reduce(const em_kcall *c, const char *op, const red_ops *table, bool to_i64)
+static int run_reduce(const em_kcall *c, const char *op, const red_ops *table)
 {
-    int rc = em_cpu__check_call(c, op, 1, 1, 2);
+    int rc = em_kcall_check(c, "cpu", 1, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
-    if (dt <= EM_DTYPE_UNSPEC || dt >= EM_DTYPE_COUNT)
-        return em_set_error(EM_ERR_INVALID, "cpu: %s: bad dtype", op);
-    em_dtype want = to_i64 && !em_dtype_is_float(dt) ? EM_I64 : dt;
-    if (out->dtype != want)
-        return em_set_error(EM_ERR_INVALID, "cpu: %s: output dtype %s, expected %s", op,
-                            em_dtype_name(out->dtype), em_dtype_name(want));
     red_plan pl;
     if (!plan_build(&pl, in, &c->attrs[0], op))
         return EM_ERR_INVALID;
     const red_ops *ops = &table[dt];
-    red_task t = {&pl, ops, em_cpu__data(out), (int64_t)em_cpu__elsize(out->dtype), 0, NULL};
+    red_task t = {&pl, ops, em_cpu__data(out), (int64_t)em_dtype_size(out->dtype), 0, NULL};
     if (in->numel == 0) {              /* sum over an empty dim: the identity */
         double acc[SLICE];
         for (int64_t o = 0; o < out->numel; o += SLICE) {
@@ -466,13 +460,13 @@ static int run_reduce(const em_kcall *c, const char *op, const red_ops *table, b
 static int k_sum(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    return run_reduce(c, "sum", sum_ops, true);
+    return run_reduce(c, "sum", sum_ops);
 }
 
 static int k_amax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    return run_reduce(c, "amax", max_ops, false);
+    return run_reduce(c, "amax", max_ops);
 }
 
 /* ---- argmax along one dim (contiguous input) ---------------------------------------------- */
@@ -588,7 +582,7 @@ static void argmax_parts(void *arg, int64_t b, int64_t e)
 static int k_argmax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_cpu__check_call(c, "argmax", 1, 1, 2);
+    int rc = em_kcall_check(c, "cpu", 1, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
@@ -601,7 +595,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
         return em_set_error(EM_ERR_INVALID, "cpu: argmax: dim %lld out of range",
                             (long long)dim);
     argmax_task t = {&argmax_table[dt], em_cpu__data(in), (int64_t *)em_cpu__data(out),
-                     (int64_t)em_cpu__elsize(dt), 1, 1, 1, 0, NULL};
+                     (int64_t)em_dtype_size(dt), 1, 1, 1, 0, NULL};
     int64_t outer = 1;
     for (int d = 0; d < in->ndim; d++) {
         if (d < dim)

@@ -107,7 +107,7 @@ enum { OP_NEG, OP_ABS, OP_RELU, OP_EXP, OP_LOG, OP_SQRT, OP_SIN, OP_COS, OP_TANH
 
 static int run_unary(const em_kcall *c, const unary_op *op)
 {
-    int rc = em_cpu__check_call(c, op->name, 1, 1, 0);
+    int rc = em_kcall_check(c, "cpu", 1, 1, 0);
     if (rc != EM_OK)
         return rc;
     em_dtype dt = c->in[0].dtype;

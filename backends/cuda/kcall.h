@@ -1,6 +1,6 @@
 /* backends/cuda/kcall.h - unpacking an em_kcall for the launchers of kernels.h: shapes and
- * operands, argument-count checks, the device's stream, and a launcher's status as an Ember
- * error. Static inline: shared by ops.c and rows.c, private to backends/cuda/.
+ * operands, the device's stream, and a launcher's status as an Ember error. Static inline:
+ * shared by ops.c and rows.c, private to backends/cuda/.
  */
 #ifndef EMBER_BACKENDS_CUDA_KCALL_H
 #define EMBER_BACKENDS_CUDA_KCALL_H
@@ -32,24 +32,23 @@ static inline void to_arg(em_cu_arg *a, const em_ktensor *t)
         a->strides[d] = t->strides[d];
 }
 
-static inline int check(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
-{
-    if (c->nin != nin || c->nout != nout || c->nattrs < nattrs)
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: expected %d inputs, %d outputs and %d "
-                            "attributes, got %d, %d and %d", op, nin, nout, nattrs, c->nin,
-                            c->nout, c->nattrs);
-    for (int i = 0; i < nin; i++)
-        if (c->in[i].ndim > EM_CU_MAX_DIMS)
-            return em_set_error(EM_ERR_UNSUPPORTED, "cuda: %s: more than %d dims", op,
-                                EM_CU_MAX_DIMS);
-    return EM_OK;
-}
+/* A tensor has at most EM_MAX_DIMS dims and the launch structs hold as many, so no kernel
+ * checks ndim. */
+_Static_assert(EM_CU_MAX_DIMS == EM_MAX_DIMS, "em_cu_shape holds every tensor's dims");
 
 /* The stream of the call's device, or NULL with the error set. */
 static inline void *stream_of(const em_kcall *c, const char *op)
 {
     em_cuda_device *d = em_cuda__device(c->device, op);
     return d ? d->stream : NULL;
+}
+
+/* The stream of the call's device after em_kcall_check(c, "cuda", nin, nout, nattrs), or NULL
+ * with the error set. */
+static inline void *kcall_stream(const em_kcall *c, const char *op, int nin, int nout,
+                                 int nattrs)
+{
+    return em_kcall_check(c, "cuda", nin, nout, nattrs) < 0 ? NULL : stream_of(c, op);
 }
 
 static inline int launched(int rc, const char *op, em_dtype dt)

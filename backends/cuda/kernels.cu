@@ -495,19 +495,8 @@ inline int split_parts(int64_t kept, int64_t red)
 
 } // namespace
 
-static int elsize(int dt)
-{
-    switch (dt) {
-    case EM_F64: case EM_I64: return 8;
-    case EM_F32: case EM_I32: return 4;
-    case EM_F16: case EM_BF16: return 2;
-    case EM_U8: case EM_BOOL: return 1;
-    default: return 0;
-    }
-}
-
 #define DISPATCH_SIZE(dt, F)                                                                  \
-    switch (elsize(dt)) {                                                                    \
+    switch (em_dtype_size((em_dtype)(dt))) {                                                 \
     case 8: F(uint64_t); break;                                                              \
     case 4: F(uint32_t); break;                                                              \
     case 2: F(uint16_t); break;                                                              \
@@ -519,7 +508,7 @@ static int elsize(int dt)
 extern "C" int em_cu_copy(void *stream, const em_cu_shape *s, const em_cu_arg *dst,
                           const em_cu_arg *src)
 {
-    if (!elsize(dst->dtype) || !elsize(src->dtype))
+    if (!em_dtype_size((em_dtype)dst->dtype) || !em_dtype_size((em_dtype)src->dtype))
         return EM_CU_UNSUPPORTED;
     if (dst->dtype == src->dtype) {
 #define F(T) move_k<T><<<LAUNCH(s->numel)>>>(*s, *dst, *src)
@@ -533,7 +522,7 @@ extern "C" int em_cu_copy(void *stream, const em_cu_shape *s, const em_cu_arg *d
 
 extern "C" int em_cu_fill(void *stream, int64_t n, const em_cu_arg *out, double value)
 {
-    if (!elsize(out->dtype))
+    if (!em_dtype_size((em_dtype)out->dtype))
         return EM_CU_UNSUPPORTED;
     fill_k<<<LAUNCH(n)>>>(n, *out, value);
     return done();
@@ -543,7 +532,7 @@ extern "C" int em_cu_random(void *stream, int64_t n, const em_cu_arg *out, int d
                             uint64_t seed, uint64_t offset, double a, double b, int64_t low,
                             int64_t high)
 {
-    if (!elsize(out->dtype))
+    if (!em_dtype_size((em_dtype)out->dtype))
         return EM_CU_UNSUPPORTED;
     int bits = out->dtype == EM_F16 ? 11 : out->dtype == EM_BF16 ? 8 : 24;
     random_k<<<LAUNCH(n)>>>(n, *out, dist, seed, offset, a, b, low, high, bits);

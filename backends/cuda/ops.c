@@ -23,10 +23,7 @@
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "copy", 1, 1, 0);
-    if (rc != EM_OK)
-        return rc;
-    void *st = stream_of(c, "copy");
+    void *st = kcall_stream(c, "copy", 1, 1, 0);
     if (!st)
         return em_last_status();
     em_cu_shape s;
@@ -40,10 +37,7 @@ static int k_copy(void *bctx, const em_kcall *c)
 static int k_fill(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "fill", 0, 1, 1);
-    if (rc != EM_OK)
-        return rc;
-    void *st = stream_of(c, "fill");
+    void *st = kcall_stream(c, "fill", 0, 1, 1);
     if (!st)
         return em_last_status();
     em_cu_arg out;
@@ -55,10 +49,7 @@ static int k_fill(void *bctx, const em_kcall *c)
 static int k_random(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "random", 0, 1, 7);
-    if (rc != EM_OK)
-        return rc;
-    void *st = stream_of(c, "random");
+    void *st = kcall_stream(c, "random", 0, 1, 7);
     if (!st)
         return em_last_status();
     const em_attr *a = c->attrs;
@@ -85,10 +76,7 @@ static const char *const binary_names[EM_CU_BINARY_COUNT] = {
 static int run_unary(int op, const em_kcall *c)
 {
     const char *name = unary_names[op];
-    int rc = check(c, name, 1, 1, 0);
-    if (rc != EM_OK)
-        return rc;
-    void *st = stream_of(c, name);
+    void *st = kcall_stream(c, name, 1, 1, 0);
     if (!st)
         return em_last_status();
     em_cu_shape s;
@@ -102,12 +90,7 @@ static int run_unary(int op, const em_kcall *c)
 static int run_binary(int op, const em_kcall *c)
 {
     const char *name = binary_names[op];
-    int rc = check(c, name, 2, 1, 0);
-    if (rc != EM_OK)
-        return rc;
-    if (c->in[0].dtype != c->in[1].dtype)
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: operands of different dtypes", name);
-    void *st = stream_of(c, name);
+    void *st = kcall_stream(c, name, 2, 1, 0);
     if (!st)
         return em_last_status();
     em_cu_shape s;
@@ -159,12 +142,7 @@ BINARY(ge, EM_CU_GE)
 static int k_where(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "where", 3, 1, 0);
-    if (rc != EM_OK)
-        return rc;
-    if (c->in[2].dtype != EM_BOOL || c->in[0].dtype != c->in[1].dtype)
-        return em_set_error(EM_ERR_INVALID, "cuda: where: expected (a, b, bool cond)");
-    void *st = stream_of(c, "where");
+    void *st = kcall_stream(c, "where", 3, 1, 0);
     if (!st)
         return em_last_status();
     em_cu_shape s;
@@ -182,22 +160,15 @@ static int k_where(void *bctx, const em_kcall *c)
 static int run_reduce(void *bctx, int kind, const em_kcall *c)
 {
     const char *name = kind == EM_CU_SUM ? "sum" : "amax";
-    int rc = check(c, name, 1, 1, 2);
-    if (rc != EM_OK)
-        return rc;
+    void *st = kcall_stream(c, name, 1, 1, 2);
+    if (!st)
+        return em_last_status();
     const em_ktensor *in = &c->in[0];
     const em_attr *axes = &c->attrs[0];
     bool reduced[EM_CU_MAX_DIMS] = {false};
-    for (int i = 0; i < axes->n; i++) {
-        if (axes->ints[i] < 0 || axes->ints[i] >= (in->ndim > 0 ? in->ndim : 1))
-            return em_set_error(EM_ERR_INVALID, "cuda: %s: axis %lld out of range", name,
-                                (long long)axes->ints[i]);
+    for (int i = 0; i < axes->n; i++)          /* non-negative and in range (primitives.md) */
         if (axes->ints[i] < in->ndim)
             reduced[axes->ints[i]] = true;
-    }
-    void *st = stream_of(c, name);
-    if (!st)
-        return em_last_status();
     em_cu_shape kept = {0, 1, {0}}, red = {0, 1, {0}};
     em_cu_arg ink, out;
     int64_t red_strides[EM_CU_MAX_DIMS] = {0};
@@ -222,7 +193,7 @@ static int run_reduce(void *bctx, int kind, const em_kcall *c)
     void *scratch = bytes ? em_cuda__alloc(bctx, c->device, bytes) : NULL;
     if (bytes && !scratch)
         return em_last_status();
-    rc = em_cu_reduce(st, kind, &kept, &ink, &red, red_strides, &out, scratch);
+    int rc = em_cu_reduce(st, kind, &kept, &ink, &red, red_strides, &out, scratch);
     if (scratch)
         em_cuda__free(bctx, c->device, scratch, bytes);
     return launched(rc, name, in->dtype);
@@ -241,17 +212,14 @@ static int k_amax(void *bctx, const em_kcall *c)
 static int k_argmax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "argmax", 1, 1, 2);
-    if (rc != EM_OK)
-        return rc;
-    const em_ktensor *in = &c->in[0];
-    int64_t dim = c->attrs[0].i;
-    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1) || c->out[0].dtype != EM_I64)
-        return em_set_error(EM_ERR_INVALID, "cuda: argmax: dim %lld out of range",
-                            (long long)dim);
-    void *st = stream_of(c, "argmax");
+    void *st = kcall_stream(c, "argmax", 1, 1, 2);
     if (!st)
         return em_last_status();
+    const em_ktensor *in = &c->in[0];
+    int64_t dim = c->attrs[0].i;
+    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
+        return em_set_error(EM_ERR_INVALID, "cuda: argmax: dim %lld out of range",
+                            (long long)dim);
     em_cu_shape kept = {0, 1, {0}};
     em_cu_arg ink, out;
     to_arg(&ink, in);
@@ -278,10 +246,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
 static int k_gather(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "gather", 2, 1, 1);
-    if (rc != EM_OK)
-        return rc;
-    void *st = stream_of(c, "gather");
+    void *st = kcall_stream(c, "gather", 2, 1, 1);
     if (!st)
         return em_last_status();
     const em_ktensor *a = &c->in[0], *idx = &c->in[1];
@@ -308,23 +273,17 @@ static bool deterministic(void)
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "scatter_add", 3, 1, 1);
-    if (rc != EM_OK)
-        return rc;
-    const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *o = &c->out[0];
-    if (src->dtype != a->dtype || src->ndim != a->ndim)
-        return em_set_error(EM_ERR_INVALID, "cuda: scatter_add: src must match a's dtype and "
-                            "number of dims");
-    void *st = stream_of(c, "scatter_add");
+    void *st = kcall_stream(c, "scatter_add", 3, 1, 1);
     if (!st)
         return em_last_status();
+    const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *o = &c->out[0];
     int dim = (int)c->attrs[0].i;
     em_cu_shape s;
     em_cu_arg out, aa, ii, ss;
     to_shape(&s, o);
     to_arg(&out, o);
     to_arg(&aa, a);
-    rc = launched(em_cu_copy(st, &s, &out, &aa), "scatter_add", a->dtype);
+    int rc = launched(em_cu_copy(st, &s, &out, &aa), "scatter_add", a->dtype);
     if (rc != EM_OK || idx->numel == 0)
         return rc;
     to_arg(&ii, idx);
@@ -471,14 +430,11 @@ static bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs,
 static int k_matmul(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = check(c, "matmul", 2, 1, 0);
+    int rc = em_kcall_check(c, "cuda", 2, 1, 0);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *o = &c->out[0];
     int nd = a->ndim;
-    if (nd < 2 || b->ndim != nd || o->ndim != nd || a->dtype != b->dtype)
-        return em_set_error(EM_ERR_INVALID, "cuda: matmul: expected operands of one dtype "
-                            "and rank >= 2");
     em_cuda_device *d = em_cuda__device(c->device, "matmul");
     if (!d)
         return em_last_status();

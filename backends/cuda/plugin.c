@@ -116,28 +116,19 @@ static int cu_device_info(void *ctx, int dev, em_device_info *out)
         return em_set_error(EM_ERR_DEVICE, "cuda: no device %d (there are %d)", dev,
                             em_cuda__state.ndev);
     em_cuda_device *d = &em_cuda__state.dev[dev];
-    em_device_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    snprintf(info.name, sizeof info.name, "%s", d->name);
-    info.total_memory = d->total_mem;
+    snprintf(out->name, sizeof out->name, "%s", d->name);
+    out->total_memory = d->total_mem;
     size_t fr = 0, tot = 0;
     if (cudaSetDevice(dev) == cudaSuccess && cudaMemGetInfo(&fr, &tot) == cudaSuccess) {
-        info.free_memory = fr;
+        out->free_memory = fr;
         if (tot)
-            info.total_memory = tot;
+            out->total_memory = tot;
     } else {
         cudaGetLastError();
     }
-    info.threads = d->sms;
-    info.compute_major = d->cc_major;
-    info.compute_minor = d->cc_minor;
-    size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size
-                                                                   : sizeof info;
-    size_t keep = out->struct_size;
-    memcpy(out, &info, n);
-    if (keep)
-        out->struct_size = keep;
+    out->threads = d->sms;
+    out->compute_major = d->cc_major;
+    out->compute_minor = d->cc_minor;
     return EM_OK;
 }
 
@@ -222,14 +213,7 @@ static void cu_shutdown(void)
     memset(s, 0, sizeof *s);
 }
 
-static const em_plugin cu_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "cuda", EMBER_VERSION_STRING,
     "CUDA backend: NVIDIA GPUs, caching allocator, CUDA kernels and cuBLAS matmul",
-    cu_init, cu_shutdown);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void)
-{
-    return &cu_plugin;
-}
+    cu_init, cu_shutdown)

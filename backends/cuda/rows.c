@@ -14,17 +14,14 @@
 static int run_softmax(int log_softmax, const em_kcall *c)
 {
     const char *name = log_softmax ? "log_softmax" : "softmax";
-    int rc = check(c, name, 1, 1, 1);
-    if (rc != EM_OK)
-        return rc;
-    const em_ktensor *in = &c->in[0];
-    int64_t dim = c->attrs[0].i;
-    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1) || c->out[0].dtype != in->dtype)
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: dim %lld out of range", name,
-                            (long long)dim);
-    void *st = stream_of(c, name);
+    void *st = kcall_stream(c, name, 1, 1, 1);
     if (!st)
         return em_last_status();
+    const em_ktensor *in = &c->in[0];
+    int64_t dim = c->attrs[0].i;
+    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
+        return em_set_error(EM_ERR_INVALID, "cuda: %s: dim %lld out of range", name,
+                            (long long)dim);
     int64_t len = in->ndim > 0 ? in->shape[dim] : 1, inner = 1;
     for (int d = (int)dim + 1; d < in->ndim; d++)
         inner *= in->shape[d];
@@ -57,17 +54,14 @@ static int k_log_softmax(void *bctx, const em_kcall *c)
 static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
 {
     const char *name = backward ? "cross_entropy_backward" : "cross_entropy";
-    int rc = check(c, name, backward ? 4 : 3, 1, 2);
-    if (rc != EM_OK)
-        return rc;
+    void *st = kcall_stream(c, name, backward ? 4 : 3, 1, 2);
+    if (!st)
+        return em_last_status();
     const em_ktensor *x = &c->in[0];
     int red = (int)c->attrs[1].i;
     if (x->ndim != 2 || red < EM_CU_RED_NONE || red > EM_CU_RED_SUM)
         return em_set_error(EM_ERR_INVALID, "cuda: %s: expected (N, C) logits and a reduction, "
                             "got %d dims and reduction %d", name, x->ndim, red);
-    void *st = stream_of(c, name);
-    if (!st)
-        return em_last_status();
     int64_t n = x->shape[0], nc = x->shape[1];
     size_t bytes = em_cu_cross_entropy_scratch(n, red, backward);
     void *scratch = bytes ? em_cuda__alloc(bctx, c->device, bytes) : NULL;
@@ -79,6 +73,7 @@ static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
     to_arg(&aw, &c->in[2]);
     to_arg(&out, &c->out[0]);
     int64_t ignore = c->attrs[0].i;
+    int rc;
     if (backward) {
         to_arg(&ag, &c->in[3]);
         rc = em_cu_cross_entropy_backward(st, red, ignore, n, nc, &ax, &at, &aw, &ag, &out,

@@ -16,60 +16,26 @@
 
 /* ---- shared helpers ------------------------------------------------------------------------- */
 
-int em_ocl__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs)
-{
-    if (c->nin != nin || c->nout != nout || c->nattrs < nattrs)
-        return em_set_error(EM_ERR_INVALID, "opencl: %s: expected %d inputs, %d outputs and %d "
-                            "attributes, got %d, %d and %d", op, nin, nout, nattrs, c->nin,
-                            c->nout, c->nattrs);
-    return EM_OK;
-}
+_Static_assert(EM_OCL_MAX_OPS <= EM_STRIDED_MAX_OPS, "em_strided holds every operand");
 
 void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops,
                        const int64_t *const *strides)
 {
-    int64_t sh[EM_MAX_DIMS], st[EM_OCL_MAX_OPS][EM_MAX_DIMS];
-    int nd = 0;
-    it->numel = 1;
-    for (int d = 0; d < ndim; d++) {
-        it->numel *= shape[d];
-        if (shape[d] == 1)
-            continue;
-        bool merge = nd > 0;
-        for (int k = 0; merge && k < nops; k++)
-            merge = st[k][nd - 1] == strides[k][d] * shape[d];
-        if (merge) {
-            sh[nd - 1] *= shape[d];
-            for (int k = 0; k < nops; k++)
-                st[k][nd - 1] = strides[k][d];
-            continue;
-        }
-        sh[nd] = shape[d];
-        for (int k = 0; k < nops; k++)
-            st[k][nd] = strides[k][d];
-        nd++;
-    }
-    if (nd == 0) {                     /* one element */
-        nd = 1;
-        sh[0] = 1;
-        for (int k = 0; k < nops; k++)
-            st[k][0] = 1;
-    }
-    it->ndim = nd;
+    /* Cannot fail: callers pass at most EM_OCL_MAX_OPS operands, tensors at most
+     * EM_MAX_DIMS dims. */
+    em_strided m;
+    (void)em_strided_init(&m, ndim, shape, nops, strides);
+    it->ndim = m.ndim;
     it->nops = nops;
-    it->contiguous = nd == 1;
+    it->numel = m.numel;
+    it->contiguous = m.ndim == 1;
     for (int d = 0; d < 8; d++)
-        it->shape.s[d] = d < nd ? sh[d] : 1;
+        it->shape.s[d] = d < m.ndim ? m.shape[d] : 1;
     for (int k = 0; k < nops; k++) {
         for (int d = 0; d < 8; d++)
-            it->strides[k].s[d] = d < nd ? st[k][d] : 0;
-        it->contiguous = it->contiguous && st[k][0] == 1;
+            it->strides[k].s[d] = d < m.ndim ? m.strides[k][d] : 0;
+        it->contiguous = it->contiguous && (m.strides[k][0] == 1 || m.shape[0] == 1);
     }
-}
-
-static em_ocl_device *call_device(const em_kcall *c, const char *op)
-{
-    return em_ocl__kernel_device(c, op);
 }
 
 /* ---- copy ----------------------------------------------------------------------------------- */
@@ -129,7 +95,7 @@ static int copy_reshape(em_ocl_device *d, const em_ktensor *dst, const em_ktenso
 
 int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
 {
-    if (em_ocl__elsize(dst->dtype) == 0 || em_ocl__elsize(src->dtype) == 0)
+    if (em_dtype_size(dst->dtype) == 0 || em_dtype_size(src->dtype) == 0)
         return em_set_error(EM_ERR_INVALID, "opencl: copy: bad dtype");
     if (dst->numel == 0)
         return EM_OK;
@@ -144,7 +110,7 @@ int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
     const int64_t *st[2] = {dst->strides, sst};
     em_ocl_iter it;
     em_ocl__iter_init(&it, dst->ndim, dst->shape, 2, st);
-    size_t es = em_ocl__elsize(dst->dtype);
+    size_t es = em_dtype_size(dst->dtype);
     cl_mem om = dst->buf, am = src->buf;
     cl_long oo = dst->offset, ao = src->offset, n = it.numel;
     if (it.contiguous && dst->dtype == src->dtype)
@@ -167,10 +133,7 @@ int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "copy", 1, 1, 0);
-    if (rc != EM_OK)
-        return rc;
-    em_ocl_device *d = call_device(c, "copy");
+    em_ocl_device *d = em_ocl__kernel_device(c, "copy", 1, 1, 0);
     return d ? em_ocl__copy(d, &c->out[0], &c->in[0]) : em_last_status();
 }
 
@@ -205,14 +168,9 @@ static void value_bits(em_dtype dt, double v, void *out)
 static int k_fill(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "fill", 0, 1, 1);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0];
-    size_t es = em_ocl__elsize(out->dtype);
-    if (es == 0)
-        return em_set_error(EM_ERR_INVALID, "opencl: fill: bad dtype");
-    em_ocl_device *d = call_device(c, "fill");
+    size_t es = em_dtype_size(out->dtype);
+    em_ocl_device *d = em_ocl__kernel_device(c, "fill", 0, 1, 1);
     if (!d)
         return em_last_status();
     uint64_t bits = 0;
@@ -244,14 +202,9 @@ enum { K_RAND_UNIFORM, K_RAND_NORMAL, K_RAND_INT };
 static int k_random(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "random", 0, 1, 7);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0];
     em_dtype dt = out->dtype;
-    if (em_ocl__elsize(dt) == 0)
-        return em_set_error(EM_ERR_INVALID, "opencl: random: bad dtype");
-    em_ocl_device *d = call_device(c, "random");
+    em_ocl_device *d = em_ocl__kernel_device(c, "random", 0, 1, 7);
     if (!d)
         return em_last_status();
     int dist = (int)c->attrs[0].i;
@@ -323,16 +276,9 @@ enum { U_NEG, U_ABS, U_RELU, U_EXP, U_LOG, U_SQRT, U_SIN, U_COS, U_TANH, U_SIGMO
 static int run_unary(const em_kcall *c, int id)
 {
     const ew_op *op = &unary_ops[id];
-    int rc = em_ocl__check_call(c, op->name, 1, 1, 0);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0];
     em_dtype dt = a->dtype;
-    if (dt <= EM_DTYPE_UNSPEC || dt >= EM_DTYPE_COUNT || !(op->dtypes & EM_DTYPE_BIT(dt)) ||
-        out->dtype != dt)
-        return em_set_error(EM_ERR_UNSUPPORTED, "opencl: %s: unsupported dtype %s", op->name,
-                            em_dtype_name(dt));
-    em_ocl_device *d = call_device(c, op->name);
+    em_ocl_device *d = em_ocl__kernel_device(c, op->name, 1, 1, 0);
     if (!d)
         return em_last_status();
     const int64_t *st[2] = {out->strides, a->strides};
@@ -397,17 +343,9 @@ enum { K_WHERE_C = 2 * B_COUNT, K_WHERE_S };
 static int run_binary(const em_kcall *c, int id)
 {
     const ew_op *op = &binary_ops[id];
-    int rc = em_ocl__check_call(c, op->name, 2, 1, 0);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1];
     em_dtype dt = a->dtype;
-    if (dt <= EM_DTYPE_UNSPEC || dt >= EM_DTYPE_COUNT || !(op->dtypes & EM_DTYPE_BIT(dt)) ||
-        b->dtype != dt || out->dtype != (op->out_bool ? EM_BOOL : dt))
-        return em_set_error(EM_ERR_UNSUPPORTED, "opencl: %s: unsupported dtypes %s, %s -> %s",
-                            op->name, em_dtype_name(dt), em_dtype_name(b->dtype),
-                            em_dtype_name(out->dtype));
-    em_ocl_device *d = call_device(c, op->name);
+    em_ocl_device *d = em_ocl__kernel_device(c, op->name, 2, 1, 0);
     if (!d)
         return em_last_status();
     const int64_t *st[3] = {out->strides, a->strides, b->strides};
@@ -455,16 +393,9 @@ BIN_KERNEL(ge, B_GE)
 static int k_where(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "where", 3, 1, 0);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1], *cd = &c->in[2];
     em_dtype dt = a->dtype;
-    if (b->dtype != dt || out->dtype != dt || em_ocl__elsize(dt) == 0 ||
-        em_ocl__elsize(cd->dtype) != 1)
-        return em_set_error(EM_ERR_INVALID, "opencl: where: expected (a, b, cond) with a and "
-                            "b of the output's dtype and a bool cond");
-    em_ocl_device *d = call_device(c, "where");
+    em_ocl_device *d = em_ocl__kernel_device(c, "where", 3, 1, 0);
     if (!d)
         return em_last_status();
     const int64_t *st[4] = {out->strides, a->strides, b->strides, cd->strides};
@@ -503,14 +434,11 @@ enum { K_GATHER, K_SCATTER };
 static int k_gather(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "gather", 2, 1, 1);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *out = &c->out[0];
-    int dim = (int)c->attrs[0].i;
-    em_ocl_device *d = call_device(c, "gather");
+    em_ocl_device *d = em_ocl__kernel_device(c, "gather", 2, 1, 1);
     if (!d)
         return em_last_status();
+    int dim = (int)c->attrs[0].i;
     int64_t ast[EM_MAX_DIMS];
     for (int k = 0; k < idx->ndim; k++)
         ast[k] = k == dim ? 0 : a->strides[k];
@@ -535,15 +463,13 @@ static int k_gather(void *bctx, const em_kcall *c)
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "scatter_add", 3, 1, 1);
-    if (rc != EM_OK)
-        return rc;
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *out = &c->out[0];
-    int dim = (int)c->attrs[0].i;
-    em_ocl_device *d = call_device(c, "scatter_add");
+    em_ocl_device *d = em_ocl__kernel_device(c, "scatter_add", 3, 1, 1);
     if (!d)
         return em_last_status();
-    if ((rc = em_ocl__copy(d, out, a)) != EM_OK || idx->numel == 0)
+    int dim = (int)c->attrs[0].i;
+    int rc = em_ocl__copy(d, out, a);
+    if (rc != EM_OK || idx->numel == 0)
         return rc;
     int64_t shape[EM_MAX_DIMS];
     for (int k = 0; k < idx->ndim; k++)

@@ -1,7 +1,7 @@
 /* backends/opencl/matmul.c - batched matrix products: out[B..., M, N] = a[B..., M, K] @
  * b[B..., K, N] for every claimed dtype.
  *
- * Three kernels (sources.c), all reading a and b through their strides (transposed and
+ * Three kernels (kernels/matmul.cl), all reading a and b through their strides (transposed and
  * broadcast views cost no copy), walking the batch decoded from up to 6 batch dims, and
  * summing k in order:
  *   mm_tiled (GPUs, accelerators): a 16 x 16 work-group computes a 64 x 64 tile of the
@@ -20,29 +20,20 @@
 
 enum { K_MM_TILED, K_MM_SMALL, K_MM_REG };
 
-/* The block of mm_reg: rows and columns per work-item (RM, CN in sources.c). */
+/* The block of mm_reg: rows and columns per work-item (RM, CN in kernels/matmul.cl). */
 #define MM_RM 8
 #define MM_CN 16
 
 static int k_matmul(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "matmul", 2, 1, 0);
-    if (rc != EM_OK)
-        return rc;
+    em_ocl_device *d = em_ocl__kernel_device(c, "matmul", 2, 1, 0);
+    if (!d)
+        return em_last_status();
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *out = &c->out[0];
     em_dtype dt = a->dtype;
     int nd = out->ndim;
-    if (b->dtype != dt || out->dtype != dt || em_ocl__elsize(dt) == 0 || nd < 2 ||
-        a->ndim != nd || b->ndim != nd)
-        return em_set_error(EM_ERR_INVALID, "opencl: matmul: expected [B..., M, K] @ [B..., K, "
-                            "N] of one dtype with equal batch dims");
     int64_t M = out->shape[nd - 2], N = out->shape[nd - 1], K = a->shape[nd - 1];
-    if (a->shape[nd - 2] != M || b->shape[nd - 2] != K || b->shape[nd - 1] != N)
-        return em_set_error(EM_ERR_INVALID, "opencl: matmul: inner dims do not match");
-    em_ocl_device *d = em_ocl__kernel_device(c, "matmul");
-    if (!d)
-        return em_last_status();
 
     /* Batch dims, coalesced over (out, a, b). */
     const int64_t *st[3] = {out->strides, a->strides, b->strides};

@@ -36,8 +36,8 @@ typedef enum em_ocl_family {
     EM_OCL_AMAX,       /* the same for amax (one source, EM_RED_MAX 1), argmax_* */
     EM_OCL_MATMUL,     /* mm_tiled, mm_reg, mm_small */
     EM_OCL_INDEX,      /* gather_s, scatter_s */
-    EM_OCL_ROWS,       /* sm_rows, sm_cols, ce_fwd, ce_comb, ce_wsum, ce_bwd (sources_rows.c) */
-    EM_OCL_OPTIM,      /* sgd_step, adam_step, rmsprop_step (sources_optim.c) */
+    EM_OCL_ROWS,       /* sm_rows, sm_cols, ce_fwd, ce_comb, ce_wsum, ce_bwd (kernels/rows.cl) */
+    EM_OCL_OPTIM,      /* sgd_step, adam_step, rmsprop_step (kernels/optim.cl) */
     EM_OCL_FAMILY_COUNT
 } em_ocl_family;
 
@@ -107,7 +107,10 @@ extern em_ocl_state em_ocl__state;
 /* The device for index `dev`, created on first use; NULL with the error set (naming `what`)
  * when the index is bad or the context cannot be created. */
 em_ocl_device *em_ocl__device(int dev, const char *what);
-em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op);
+/* The device of a kernel call, after em_kcall_check(c, "opencl", nin, nout, nattrs) and a check
+ * that the device has every operand's dtype; NULL with the error set. */
+em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op, int nin, int nout,
+                                     int nattrs);
 
 /* The name of an OpenCL status code ("CL_OUT_OF_RESOURCES"), or "CL_ERROR(<n>)". */
 const char *em_ocl__errstr(cl_int err);
@@ -138,16 +141,13 @@ void em_ocl__pool_release(em_ocl_device *d);
 cl_mem em_ocl__scratch(em_ocl_device *d, size_t nbytes);
 void em_ocl__scratch_free(em_ocl_device *d, cl_mem m, size_t nbytes);
 
-/* ---- programs and launches (program.c, sources.c) ------------------------------------------- */
+/* ---- programs and launches (program.c, kernels/) -------------------------------------------- */
 
-/* The OpenCL C text of a family, and of the helpers every family shares (sources.c), as
- * NULL-terminated lists of pieces. */
-const char *const *em_ocl__family_source(em_ocl_family fam);
-const char *const *em_ocl__common_source(void);
-/* The row family's text (sources_rows.c), which em_ocl__family_source returns for it. */
-const char *const *em_ocl__rows_source(void);
-/* The optimizer family's text (sources_optim.c). */
-const char *const *em_ocl__optim_source(void);
+/* The OpenCL C text of each family and of the helpers every family shares (common.cl), as
+ * NUL-terminated strings: kernels/NAME.cl embedded at build time by kernels/embed.py. */
+extern const char em_ocl__cl_common[], em_ocl__cl_copy[], em_ocl__cl_random[],
+    em_ocl__cl_unary[], em_ocl__cl_binary[], em_ocl__cl_reduce[], em_ocl__cl_matmul[],
+    em_ocl__cl_index[], em_ocl__cl_rows[], em_ocl__cl_optim[];
 
 /* The kernel `name` (slot `slot`) of family `fam` compiled for (dt, dt2) on device d,
  * building the program at first use. NULL with the error set (build log included) on
@@ -204,26 +204,11 @@ typedef struct em_ocl_iter {
 void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops,
                        const int64_t *const *strides);
 
-/* Checks the argument counts of a call; sets the error naming the op. */
-int em_ocl__check_call(const em_kcall *c, const char *op, int nin, int nout, int nattrs);
-
-/* Bytes per element of a dtype; 0 if unknown. */
-static inline size_t em_ocl__elsize(em_dtype dt)
-{
-    switch (dt) {
-    case EM_F64: case EM_I64: return 8;
-    case EM_F32: case EM_I32: return 4;
-    case EM_F16: case EM_BF16: return 2;
-    case EM_U8: case EM_BOOL: return 1;
-    default: return 0;
-    }
-}
-
 /* A dtype of the same element size that gather and plain moves use (u8, f16, f32, f64 hold
  * 1, 2, 4, 8 bytes), so those programs are built once per size rather than per dtype. */
 static inline em_dtype em_ocl__bits_dtype(em_dtype dt)
 {
-    switch (em_ocl__elsize(dt)) {
+    switch (em_dtype_size(dt)) {
     case 1: return EM_U8;
     case 2: return EM_F16;
     case 4: return EM_I32;

@@ -1,5 +1,5 @@
 /* backends/opencl/optim.c - fused optimizer updates: sgd_step, adam_step, rmsprop_step in one
- * kernel each (source: sources_optim.c), for float32 and float64.
+ * kernel each (source: kernels/optim.cl), for float32 and float64.
  *
  * The core hands the state over contiguous and of the parameter's dtype (em_op_def.updates)
  * and the kernel writes it in place. The parameter is updated in the output buffer, which is
@@ -41,17 +41,15 @@ typedef struct job {
 
 static int job_init(job *j, const em_kcall *c, const char *op, int nin, int nattrs)
 {
-    int rc = em_ocl__check_call(c, op, nin, 1, nattrs);
-    if (rc != EM_OK)
-        return rc;
+    if (!(j->d = em_ocl__kernel_device(c, op, nin, 1, nattrs)))
+        return em_last_status();
     j->dt = c->in[0].dtype;
     if (j->dt != EM_F32 && j->dt != EM_F64)
         return em_set_error(EM_ERR_UNSUPPORTED, "opencl: %s has no kernel for %s", op,
                             em_dtype_name(j->dt));
-    if (!(j->d = em_ocl__kernel_device(c, op)))
-        return em_last_status();
+    int rc;
     const em_ktensor *p = &c->in[0], *out = &c->out[0];
-    size_t es = em_ocl__elsize(j->dt);
+    size_t es = em_dtype_size(j->dt);
     if (out->buf != p->buf || out->offset != p->offset) {
         rc = em_ocl__copy_bytes(j->d, out->buf, (size_t)out->offset * es, p->buf,
                                 (size_t)p->offset * es, (size_t)out->numel * es);

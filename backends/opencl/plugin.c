@@ -230,8 +230,11 @@ em_ocl_device *em_ocl__device(int dev, const char *what)
 /* The device of a kernel call, after checking that it supports every dtype the call uses
  * (kernels claim all dtypes before devices are enumerated): an unsupported one is
  * EM_ERR_UNSUPPORTED, which callers and the conformance runner treat as "no kernel". */
-em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op)
+em_ocl_device *em_ocl__kernel_device(const em_kcall *c, const char *op, int nin, int nout,
+                                     int nattrs)
 {
+    if (em_kcall_check(c, "opencl", nin, nout, nattrs) < 0)
+        return NULL;
     em_ocl_device *d = em_ocl__device(c->device, op);
     if (!d)
         return NULL;
@@ -304,20 +307,10 @@ static int ocl_device_info(void *ctx, int dev, em_device_info *out)
         return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
                             em_ocl__state.ndev);
     em_ocl_device *d = &em_ocl__state.dev[dev];
-    em_device_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    snprintf(info.name, sizeof info.name, "%s", d->name);
-    info.total_memory = d->global_mem;
-    info.free_memory = free_memory(d);
-    info.threads = (int)d->compute_units;
-    /* Fill no more than the caller's struct holds (an older core's is smaller). */
-    size_t n = out->struct_size && out->struct_size < sizeof info ? out->struct_size
-                                                                   : sizeof info;
-    size_t keep = out->struct_size;
-    memcpy(out, &info, n);
-    if (keep)
-        out->struct_size = keep;
+    snprintf(out->name, sizeof out->name, "%s", d->name);
+    out->total_memory = d->global_mem;
+    out->free_memory = free_memory(d);
+    out->threads = (int)d->compute_units;
     return EM_OK;
 }
 
@@ -399,14 +392,7 @@ static void ocl_shutdown(void)
     memset(s, 0, sizeof *s);
 }
 
-static const em_plugin ocl_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "opencl", EMBER_VERSION_STRING,
     "OpenCL backend: every OpenCL GPU/CPU/accelerator device, pooled buffers, OpenCL C kernels",
-    ocl_init, ocl_shutdown);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void)
-{
-    return &ocl_plugin;
-}
+    ocl_init, ocl_shutdown)

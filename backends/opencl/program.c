@@ -1,8 +1,8 @@
 /* backends/opencl/program.c - OpenCL programs: per-dtype sources, one build per device, the
  * kernel cache and the launch helper every kernel wrapper goes through.
  *
- * A program is a family's source (sources.c) preceded by a prelude generated here: the type
- * macros of the dtype it is built for (T_ST storage type, T_CT compute type, T_LD/T_SV to
+ * A program is a family's source (kernels/NAME.cl) preceded by a prelude generated here: the
+ * type macros of the dtype it is built for (T_ST storage type, T_CT compute type, T_LD/T_SV to
  * convert between them, ...), and for copy those of the destination dtype (D_*). So the
  * source of each family is written once and "templated" by the preprocessor of the OpenCL
  * compiler, the way the CPU backend's macros stamp out typed loops. Programs are built at
@@ -107,7 +107,12 @@ int em_ocl__fail(const char *what, const char *call, cl_int err)
     if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY ||
         err == CL_OUT_OF_RESOURCES || err == CL_INVALID_BUFFER_SIZE)
         status = EM_ERR_NOMEM;
-    return em_set_error(status, "opencl: %s: %s failed: %s", what, call, em_ocl__errstr(err));
+    /* say it in words too: callers and people look for "out of ... memory" */
+    const char *words = err == CL_OUT_OF_HOST_MEMORY ? " (out of host memory)"
+                        : status == EM_ERR_NOMEM     ? " (out of device memory)"
+                                                     : "";
+    return em_set_error(status, "opencl: %s: %s failed: %s%s", what, call, em_ocl__errstr(err),
+                        words);
 }
 
 /* ---- the prelude: type macros per dtype ----------------------------------------------------- */
@@ -206,6 +211,16 @@ static void type_macros(strbuf *s, const char *P, em_dtype dt)
     }
 }
 
+/* The OpenCL C text of a family (kernels/NAME.cl); sum and amax share reduce.cl. */
+static const char *family_source(em_ocl_family fam)
+{
+    static const char *const texts[EM_OCL_FAMILY_COUNT] = {
+        em_ocl__cl_copy,   em_ocl__cl_random, em_ocl__cl_unary, em_ocl__cl_binary,
+        em_ocl__cl_reduce, em_ocl__cl_reduce, em_ocl__cl_matmul, em_ocl__cl_index,
+        em_ocl__cl_rows,   em_ocl__cl_optim};
+    return fam < EM_OCL_FAMILY_COUNT ? texts[fam] : "";
+}
+
 static const char *family_name(em_ocl_family fam)
 {
     static const char *const names[EM_OCL_FAMILY_COUNT] = {
@@ -235,10 +250,7 @@ static char *program_text(const em_ocl_device *d, em_ocl_family fam, em_dtype dt
         type_macros(&s, "D", dt2);
         sb_printf(&s, "#define EM_SAME %d\n", dt == dt2);
     }
-    for (const char *const *t = em_ocl__common_source(); *t; t++)
-        sb_printf(&s, "%s", *t);
-    for (const char *const *t = em_ocl__family_source(fam); *t; t++)
-        sb_printf(&s, "%s", *t);
+    sb_printf(&s, "%s%s", em_ocl__cl_common, family_source(fam));
     if (s.oom) {
         free(s.p);
         return NULL;

@@ -27,12 +27,12 @@
 enum { K_RED_WI, K_RED_WG, K_RED_WGP, K_RED_COMB, K_ARGMAX_WI, K_ARGMAX_WG, K_RED_TILE,
        K_ARGMAX_TILE };
 
-/* Bytes of the accumulator the kernels use for dtype dt (ACC in sources.c). */
+/* Bytes of the accumulator the kernels use for dtype dt (ACC in kernels/reduce.cl). */
 static size_t acc_size(em_dtype dt, bool sum)
 {
     if (sum)
         return em_dtype_is_float(dt) ? (dt == EM_F64 ? 8 : 4) : 8;
-    return dt == EM_F16 || dt == EM_BF16 ? 4 : em_ocl__elsize(dt);
+    return dt == EM_F16 || dt == EM_BF16 ? 4 : em_dtype_size(dt);
 }
 
 /* Kernel-ready groups: kept (K) and reduced (R) dims of the input. */
@@ -76,21 +76,13 @@ static int64_t target_groups(const em_ocl_device *d)
 
 static int run_reduce(const em_kcall *c, const char *op, bool sum)
 {
-    int rc = em_ocl__check_call(c, op, 1, 1, 2);
-    if (rc != EM_OK)
-        return rc;
-    const em_ktensor *in = &c->in[0], *out = &c->out[0];
-    em_dtype dt = in->dtype;
-    if (em_ocl__elsize(dt) == 0)
-        return em_set_error(EM_ERR_INVALID, "opencl: %s: bad dtype", op);
-    em_dtype want = sum && !em_dtype_is_float(dt) ? EM_I64 : dt;
-    if (out->dtype != want)
-        return em_set_error(EM_ERR_INVALID, "opencl: %s: output dtype %s, expected %s", op,
-                            em_dtype_name(out->dtype), em_dtype_name(want));
-    em_ocl_device *d = em_ocl__kernel_device(c, op);
+    em_ocl_device *d = em_ocl__kernel_device(c, op, 1, 1, 2);
     if (!d)
         return em_last_status();
-    size_t oes = em_ocl__elsize(out->dtype);
+    const em_ktensor *in = &c->in[0], *out = &c->out[0];
+    em_dtype dt = in->dtype;
+    int rc;
+    size_t oes = em_dtype_size(out->dtype);
     if (in->numel == 0) {              /* sum over an empty dim: the identity, 0 */
         uint64_t zero = 0;
         cl_int err = clEnqueueFillBuffer(d->queue, (cl_mem)out->buf, &zero, oes,
@@ -194,12 +186,12 @@ static int k_amax(void *bctx, const em_kcall *c)
 static int k_argmax(void *bctx, const em_kcall *c)
 {
     (void)bctx;
-    int rc = em_ocl__check_call(c, "argmax", 1, 1, 2);
-    if (rc != EM_OK)
-        return rc;
+    em_ocl_device *d = em_ocl__kernel_device(c, "argmax", 1, 1, 2);
+    if (!d)
+        return em_last_status();
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
-    if (em_ocl__elsize(dt) == 0 || dt == EM_BOOL || out->dtype != EM_I64)
+    if (dt == EM_BOOL)
         return em_set_error(EM_ERR_UNSUPPORTED, "opencl: argmax: unsupported dtype");
     int64_t dim = c->attrs[0].i;
     if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
@@ -216,9 +208,6 @@ static int k_argmax(void *bctx, const em_kcall *c)
     }
     if (D == 0)
         return em_set_error(EM_ERR_INVALID, "opencl: argmax: empty dim");
-    em_ocl_device *d = em_ocl__kernel_device(c, "argmax");
-    if (!d)
-        return em_last_status();
     cl_mem om = out->buf, am = in->buf;
     cl_long oo = out->offset, ao = in->offset, nout = outer * inner, cD = D, cin = inner;
     bool many = D < 1024 || nout >= target_groups(d) * 64;
@@ -238,7 +227,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
     size_t L = em_ocl__pow2_wg(d, EM_OCL_AMAX, dt, K_ARGMAX_WG, "argmax_wg", 256);
     if (L == 0)
         return em_last_status();
-    size_t vs = dt == EM_F16 || dt == EM_BF16 ? 4 : em_ocl__elsize(dt);
+    size_t vs = dt == EM_F16 || dt == EM_BF16 ? 4 : em_dtype_size(dt);
     cl_int chunked = d->cpu_paths;
     size_t global = (size_t)nout * L;
     em_ocl_arg args[] = {EM_OCL_ARG(om), EM_OCL_ARG(oo), EM_OCL_ARG(am), EM_OCL_ARG(ao),

@@ -1,6 +1,6 @@
 /* backends/opencl/rows.c - fused kernels over the rows of a tensor: softmax and log_softmax
  * along any dim, cross_entropy and cross_entropy_backward over (N, C) logits (OpenCL C in
- * sources_rows.c).
+ * kernels/rows.cl).
  *
  * The core has composites for all four (five to ten launches and as many temporaries); here
  * each is one launch, plus one small single-work-group launch for cross_entropy's "mean" and
@@ -106,9 +106,9 @@ static int launch_rows(em_ocl_device *d, em_dtype dt, bool wi, int slot_wi, cons
 static int run_softmax(const em_kcall *c, bool log_softmax)
 {
     const char *name = log_softmax ? "log_softmax" : "softmax";
-    int rc = em_ocl__check_call(c, name, 1, 1, 1);
-    if (rc != EM_OK)
-        return rc;
+    em_ocl_device *d = em_ocl__kernel_device(c, name, 1, 1, 1);
+    if (!d)
+        return em_last_status();
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
     int64_t dim = c->attrs[0].i;
@@ -118,9 +118,6 @@ static int run_softmax(const em_kcall *c, bool log_softmax)
     if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
         return em_set_error(EM_ERR_INVALID, "opencl: %s: dim %lld out of range", name,
                             (long long)dim);
-    em_ocl_device *d = em_ocl__kernel_device(c, name);
-    if (!d)
-        return em_last_status();
     int64_t len = in->ndim > 0 ? in->shape[dim] : 1, inner = 1;
     for (int k = (int)dim + 1; k < in->ndim; k++)
         inner *= in->shape[k];
@@ -170,9 +167,9 @@ typedef struct ce_call {
 
 static int ce_setup(ce_call *ce, const em_kcall *c, const char *name, int nin)
 {
-    int rc = em_ocl__check_call(c, name, nin, 1, 2);
-    if (rc != EM_OK)
-        return rc;
+    ce->d = em_ocl__kernel_device(c, name, nin, 1, 2);
+    if (!ce->d)
+        return em_last_status();
     const em_ktensor *x = &c->in[0];
     int64_t red = c->attrs[1].i;
     if (x->ndim != 2 || !em_dtype_is_float(x->dtype) || c->in[1].dtype != EM_I64 ||
@@ -180,9 +177,6 @@ static int ce_setup(ce_call *ce, const em_kcall *c, const char *name, int nin)
         return em_set_error(EM_ERR_INVALID, "opencl: %s: expected float (N, C) logits, int64 "
                             "targets, weights of the logits' dtype and a reduction, got %d "
                             "dims and reduction %lld", name, x->ndim, (long long)red);
-    ce->d = em_ocl__kernel_device(c, name);
-    if (!ce->d)
-        return em_last_status();
     ce->dt = x->dtype;
     ce->x = x->buf;
     ce->t = c->in[1].buf;

@@ -175,13 +175,6 @@ static int softplus_init(em_registry *reg)
     return register_cases(reg);
 }
 
-static const em_plugin softplus_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "softplus", "0.1.0", "softplus(x, beta, threshold): CPU kernel, composite, backward",
-    softplus_init, NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void)
-{
-    return &softplus_plugin;
-}
+    softplus_init, NULL)

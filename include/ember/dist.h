@@ -90,20 +90,31 @@ typedef struct em_ddp em_ddp;
 
 typedef struct em_ddp_opts {
     size_t bucket_bytes;    /* 0: 25 MiB, PyTorch's default bucket_cap_mb */
+    /* PyTorch's find_unused_parameters. false (the default): a parameter that gets no
+     * gradient in a step is an error of em_ddp_finish. true: its gradient counts as zeros in
+     * the average (so every rank still all-reduces every bucket), and one more small
+     * all-reduce per step tells which parameters no rank used: those keep the .grad they had
+     * (none after em_zero_grad), so optimizers skip them as a single process would. */
+    bool find_unused_parameters;
 } em_ddp_opts;
 
 /* Wraps m for data-parallel training (PyTorch's DistributedDataParallel): broadcasts m's
  * parameters and buffers from rank 0, then groups the parameters in reverse order into
  * buckets of about bucket_bytes; during each backward a bucket's all-reduce (average) starts as
- * soon as the last of its gradients is accumulated, overlapping the rest of backward.
+ * soon as the last of its gradients is accumulated and every bucket before it has started
+ * (buckets start in the same order on every rank), overlapping the rest of backward.
  * Call em_ddp_finish after backward and before the optimizer step. m is borrowed and must
  * outlive the handle; its parameters must not change (moving m to another device after
  * wrapping is not supported). Works with size 1 (no communication). NULL on failure. */
 EM_API em_ddp *em_ddp_new(em_module *m, const em_ddp_opts *opts);
-/* Waits for every bucket and writes the averaged gradients into the parameters' .grad, so any
- * optimizer works unchanged. Refuses (EM_ERR_STATE, naming the parameter) when a parameter got
- * no gradient in this backward: every parameter must take part in the loss (Ember does not
- * implement PyTorch's find_unused_parameters). A no-op while synchronisation is off. */
+/* Starts the buckets that backward did not complete, waits for every bucket and writes the
+ * averaged gradients into the parameters' .grad, so any optimizer works unchanged. A
+ * parameter that got no gradient since the last synchronised step: with
+ * find_unused_parameters its gradient counts as zeros (a parameter some rank used gets the
+ * average, created if it had no .grad); without, EM_ERR_STATE naming the parameters, after
+ * the buckets were still all-reduced (zeros in their place) so that the other ranks are not
+ * left waiting; the gradients are then left as backward made them. A no-op while
+ * synchronisation is off. */
 EM_API int em_ddp_finish(em_ddp *d);
 /* PyTorch's no_sync(): with on = false, backward passes accumulate gradients locally without
  * communication; the first backward after turning it back on averages the accumulated sum. */

@@ -131,6 +131,8 @@ typedef struct em_backend_ops {
     bool host_accessible;      /* buffers are host pointers (the CPU backend) */
 
     int (*device_count)(void *ctx);
+    /* The core hands `out` zeroed, struct_size set, and never smaller than the struct the
+     * plugin was compiled with (a plugin of a newer minor is refused): fill its fields. */
     int (*device_info)(void *ctx, int dev, em_device_info *out);
     /* optional: why the backend cannot be used (no driver, no device); NULL when usable. */
     const char *(*unavailable_reason)(void *ctx);
@@ -598,6 +600,94 @@ static inline int64_t em_kt_offset(const em_ktensor *t, int64_t linear)
         off += i * t->strides[d];
     }
     return off;
+}
+
+/* ---- helpers for backends and plugins (header-only, since 1.3) -------------------------- */
+
+/* Defines the exported entry point: `EM_PLUGIN_DEFINE("cpu", EMBER_VERSION_STRING, "CPU
+ * backend", cpu_init, cpu_shutdown)` at file scope, once per plugin, gives
+ * `const em_plugin *ember_plugin(void)` default visibility (the rest of a plugin built with
+ * -fvisibility=hidden stays hidden) and returns a static descriptor. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EM_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define EM_PLUGIN_EXPORT
+#endif
+#define EM_PLUGIN_DEFINE(name_, version_, desc_, init_, shutdown_)                              \
+    EM_PLUGIN_EXPORT const em_plugin *ember_plugin(void);                                      \
+    const em_plugin *ember_plugin(void)                                                         \
+    {                                                                                           \
+        static const em_plugin em_plugin_descriptor_ =                                          \
+            EM_PLUGIN_DESCRIPTOR_INIT(name_, version_, desc_, init_, shutdown_);               \
+        return &em_plugin_descriptor_;                                                          \
+    }
+
+/* Checks that a kernel got the inputs, outputs and attributes it reads: `who` names the
+ * backend ("cpu"). The core passes the counts of the op's definition, so this only fails when
+ * a kernel is registered under an op of another shape; it then returns EM_ERR_INVALID after
+ * em_set_error() naming the op and both counts. Thread-safe. */
+static inline int em_kcall_check(const em_kcall *c, const char *who, int nin, int nout,
+                                 int nattrs)
+{
+    if (c->nin == nin && c->nout == nout && c->nattrs >= nattrs)
+        return EM_OK;
+    return em_set_error(EM_ERR_INVALID, "%s: %s: expected %d inputs, %d outputs and %d "
+                        "attributes, got %d, %d and %d", who, em_op_name(c->op), nin, nout,
+                        nattrs, c->nin, c->nout, c->nattrs);
+}
+
+/* Operands of one shape walked with the fewest dims, for elementwise kernels: dims of size 1
+ * are dropped and a dim is merged into the one outside it when, in every operand, stepping
+ * the outer dim once equals stepping the inner one shape[d] times. So a contiguous tensor is
+ * one flat run and a scalar broadcast over it one run of stride 0. */
+#define EM_STRIDED_MAX_OPS 4
+
+typedef struct em_strided {
+    int ndim;                                       /* >= 1; one element: shape {1} */
+    int nops;
+    int64_t numel;
+    int64_t shape[EM_MAX_DIMS];                     /* innermost last */
+    int64_t strides[EM_STRIDED_MAX_OPS][EM_MAX_DIMS];   /* in elements, per operand */
+} em_strided;
+
+/* Coalesces nops operands (at most EM_STRIDED_MAX_OPS) sharing shape[ndim] (ndim at most
+ * EM_MAX_DIMS), strides[k] being operand k's. A single element ends as one dim of size 1 with
+ * stride 0 in every operand. Returns EM_OK, or EM_ERR_INVALID after em_set_error() when nops
+ * or ndim is out of range (*it then walks nothing: ndim 0, numel 0). Thread-safe. */
+static inline int em_strided_init(em_strided *it, int ndim, const int64_t *shape, int nops,
+                                  const int64_t *const *strides)
+{
+    it->ndim = it->nops = 0;
+    it->numel = 0;
+    if (nops < 1 || nops > EM_STRIDED_MAX_OPS || ndim < 0 || ndim > EM_MAX_DIMS)
+        return em_set_error(EM_ERR_INVALID, "em_strided_init: %d operands of %d dims (at most "
+                            "%d of %d)", nops, ndim, EM_STRIDED_MAX_OPS, EM_MAX_DIMS);
+    int nd = 0;
+    it->nops = nops;
+    it->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        int64_t size = shape[d];
+        it->numel *= size;
+        if (size == 1)
+            continue;
+        bool merge = nd > 0;
+        for (int k = 0; k < nops && merge; k++)
+            merge = it->strides[k][nd - 1] == strides[k][d] * size;
+        if (merge)
+            it->shape[nd - 1] *= size;
+        else
+            it->shape[nd++] = size;
+        for (int k = 0; k < nops; k++)
+            it->strides[k][nd - 1] = strides[k][d];
+    }
+    if (nd == 0) {
+        it->shape[0] = 1;
+        for (int k = 0; k < nops; k++)
+            it->strides[k][0] = 0;
+        nd = 1;
+    }
+    it->ndim = nd;
+    return EM_OK;
 }
 
 #ifdef __cplusplus

@@ -26,11 +26,7 @@ static int data_init(em_registry *reg)
     return rc;
 }
 
-static const em_plugin data_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "data", EMBER_VERSION_STRING,
     "dataset types: CSV (delimited text), MNIST and FashionMNIST (IDX files, gzip'd or not)",
-    data_init, NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void) { return &data_plugin; }
+    data_init, NULL)

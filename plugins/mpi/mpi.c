@@ -436,11 +436,6 @@ static const em_comm_ops mpi_ops = {
 
 static int plugin_init(em_registry *reg) { return em_register_communicator(reg, &mpi_ops, &g_state); }
 
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-const em_plugin *ember_plugin(void)
-{
-    static const em_plugin desc = EM_PLUGIN_DESCRIPTOR_INIT(
-        "mpi", "0.1", "communicator over MPI (host buffers; device tensors staged)",
-        plugin_init, NULL);
-    return &desc;
-}
+EM_PLUGIN_DEFINE(
+    "mpi", "0.1", "communicator over MPI (host buffers; device tensors staged)",
+    plugin_init, NULL)

@@ -316,11 +316,6 @@ static int plugin_init(em_registry *reg)
     return em_register_communicator(reg, &nccl_ops, &g_state);
 }
 
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-const em_plugin *ember_plugin(void)
-{
-    static const em_plugin desc = EM_PLUGIN_DESCRIPTOR_INIT(
-        "nccl", "0.1", "communicator over NCCL for CUDA tensors (bootstrapped through MPI)",
-        plugin_init, NULL);
-    return &desc;
-}
+EM_PLUGIN_DEFINE(
+    "nccl", "0.1", "communicator over NCCL for CUDA tensors (bootstrapped through MPI)",
+    plugin_init, NULL)

@@ -181,14 +181,7 @@ static int nn_init(em_registry *reg)
     return EM_OK;
 }
 
-static const em_plugin nn_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "nn", EMBER_VERSION_STRING,
     "layers (Linear, Conv2d, BatchNorm1d, Sequential...) and losses (CrossEntropyLoss...)",
-    nn_init, NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void)
-{
-    return &nn_plugin;
-}
+    nn_init, NULL)

@@ -20,12 +20,8 @@ static int optim_init(em_registry *reg)
     return rc;
 }
 
-static const em_plugin optim_plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "optim", EMBER_VERSION_STRING,
     "optimizers (SGD, Adam, AdamW, RMSprop) and lr schedulers (StepLR, MultiStepLR, "
     "CosineAnnealingLR, LinearLR)",
-    optim_init, NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void) { return &optim_plugin; }
+    optim_init, NULL)

@@ -148,7 +148,8 @@ Test(dist, ddp_of_one_process_keeps_gradients_and_refuses_a_parameter_without_on
     cr_assert_eq(em_ddp_bucket_count(d), 3, "buckets of <= 40 bytes: [2.bias 2.weight], "
                                             "[0.bias], [0.weight]");
     cr_assert_lt(em_ddp_finish(d), 0, "finish without a backward must refuse");
-    EMT_ASSERT_ERROR("parameter '2.bias' received no gradient");
+    EMT_ASSERT_ERROR("4 parameters '0.weight', '0.bias', '2.weight', '2.bias' received no "
+                     "gradient in this step");
     em_tensor *x = EMT_OK(em_ones(2, (int64_t[]){5, 3}, NULL));
     em_tensor *y = em_sum_all(em_forward(m, x));
     cr_assert_eq(em_backward(y, NULL, false), EM_OK, "%s", em_last_error());
@@ -158,6 +159,85 @@ Test(dist, ddp_of_one_process_keeps_gradients_and_refuses_a_parameter_without_on
     cr_assert_float_eq(after, before, 1e-6, "the average over one rank is the gradient");
     cr_assert_eq(em_ddp_set_sync(d, false), EM_OK);
     cr_assert_eq(em_ddp_finish(d), EM_OK, "no_sync: finish is a no-op");
+    em_ddp_free(d);
+    em_scope_end();
+    em_module_free(m);
+}
+
+/* A step whose loss uses only the first layer's weight: y = sum(w * w), dy/dw = 2w. */
+static void backward_through_first_weight(em_module *m)
+{
+    em_tensor *w = em_module_get(m, "0.weight");
+    cr_assert_eq(em_backward(em_sum_all(em_mul(w, w)), NULL, false), EM_OK, "%s",
+                 em_last_error());
+}
+
+static double grad_sum(em_module *m, const char *name)
+{
+    em_tensor *g = em_grad(em_module_get(m, name));
+    cr_assert_not_null(g, "%s has no gradient", name);
+    return em_item(em_sum_all(g));
+}
+
+Test(dist, ddp_refuses_a_parameter_the_loss_did_not_use_and_says_how_to_allow_it)
+{
+    em_scope_begin();
+    em_module *m = em_module_new("Sequential(Linear(3, 4), ReLU(), Linear(4, 2))");
+    cr_assert_not_null(m, "%s", em_last_error());
+    em_ddp *d = em_ddp_new(m, &(em_ddp_opts){.bucket_bytes = 40});
+    cr_assert_not_null(d, "%s", em_last_error());
+    double want = 2 * em_item(em_sum_all(em_module_get(m, "0.weight")));
+    backward_through_first_weight(m);
+    cr_assert_lt(em_ddp_finish(d), 0);
+    EMT_ASSERT_ERROR("DistributedDataParallel: 3 parameters '0.bias', '2.weight', '2.bias' "
+                     "received no gradient in this step (took no part in the loss); set "
+                     "find_unused_parameters (em_ddp_opts, or [train] find_unused_parameters "
+                     "= true) to count the missing gradients as zeros");
+    cr_assert_float_eq(grad_sum(m, "0.weight"), want, 1e-5, "a refused step keeps the grads");
+    em_ddp_free(d);
+    em_scope_end();
+    em_module_free(m);
+}
+
+Test(dist, ddp_with_find_unused_parameters_leaves_a_parameter_no_rank_used_without_grad)
+{
+    em_scope_begin();
+    em_module *m = em_module_new("Sequential(Linear(3, 4), ReLU(), Linear(4, 2))");
+    cr_assert_not_null(m, "%s", em_last_error());
+    em_ddp *d = em_ddp_new(m, &(em_ddp_opts){.bucket_bytes = 40,
+                                            .find_unused_parameters = true});
+    cr_assert_not_null(d, "%s", em_last_error());
+    double want = 2 * em_item(em_sum_all(em_module_get(m, "0.weight")));
+    for (int step = 0; step < 2; step++) {   /* the second step starts from a clean slate */
+        for (int i = 0; i < em_module_param_count(m); i++)
+            em_grad_clear(em_module_param(m, i));
+        backward_through_first_weight(m);
+        cr_assert_eq(em_ddp_finish(d), EM_OK, "%s", em_last_error());
+        cr_assert_float_eq(grad_sum(m, "0.weight"), want, 1e-5, "step %d", step);
+        cr_assert_null(em_grad(em_module_get(m, "0.bias")), "no rank used 0.bias");
+        cr_assert_null(em_grad(em_module_get(m, "2.weight")), "no rank used 2.weight");
+    }
+    em_ddp_free(d);
+    em_scope_end();
+    em_module_free(m);
+}
+
+Test(dist, ddp_counts_a_gradient_accumulated_under_no_sync_as_used)
+{
+    em_scope_begin();
+    em_module *m = em_module_new("Sequential(Linear(3, 4), ReLU(), Linear(4, 2))");
+    cr_assert_not_null(m, "%s", em_last_error());
+    em_ddp *d = em_ddp_new(m, &(em_ddp_opts){.bucket_bytes = 40});
+    cr_assert_not_null(d, "%s", em_last_error());
+    cr_assert_eq(em_ddp_set_sync(d, false), EM_OK);
+    em_tensor *x = EMT_OK(em_ones(2, (int64_t[]){5, 3}, NULL));
+    cr_assert_eq(em_backward(em_sum_all(em_forward(m, x)), NULL, false), EM_OK, "%s",
+                 em_last_error());
+    double bias = grad_sum(m, "2.bias");
+    cr_assert_eq(em_ddp_set_sync(d, true), EM_OK);
+    backward_through_first_weight(m);   /* the synchronised step uses 0.weight only */
+    cr_assert_eq(em_ddp_finish(d), EM_OK, "%s", em_last_error());
+    cr_assert_float_eq(grad_sum(m, "2.bias"), bias, 1e-5, "the accumulated grad is averaged");
     em_ddp_free(d);
     em_scope_end();
     em_module_free(m);

@@ -274,6 +274,39 @@ Test(gemm, batches_with_and_without_broadcast)
     em_release(wb); em_release(big); em_release(bigb); em_release(at); em_release(bt);
 }
 
+/* Products on both sides of the small-product path's limits (under 96^3 multiply-adds, or
+ * 192^3 on one thread; K up to two KC slices), with column counts just under, at and past each
+ * kernel's tile width (B read in place for whole tiles, the rest packed), B's rows wider than
+ * the product (a narrowed B), transposed operands, f64 and Linear's bias. */
+Test(gemm, small_products_on_both_sides_of_the_threshold_match)
+{
+    static const int64_t shapes[][3] = {
+        {95, 96, 96}, {97, 96, 96}, {14, 383, 160}, {14, 385, 160}, {13, 7, 31}, {15, 9, 33},
+        {29, 64, 32}, {28, 64, 16}, {6, 50, 17}, {4, 3, 15}, {1, 1, 65}, {64, 3, 64},
+        {64, 128, 10}, {10, 64, 128}, {191, 192, 192}, {193, 192, 192},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        char what[96];
+        snprintf(what, sizeof what, "small %lldx%lldx%lld", (long long)M, (long long)K,
+                 (long long)N);
+        plain(EM_F32, M, K, N, what);
+        plain(EM_F64, M, K, N, what);
+        em_tensor *a = rand_tensor(EM_F32, 2, (int64_t[]){M, K});
+        em_tensor *at0 = rand_tensor(EM_F32, 2, (int64_t[]){K, M}), *at = em_t(at0);
+        em_tensor *bt0 = rand_tensor(EM_F32, 2, (int64_t[]){N, K}), *bt = em_t(bt0);
+        em_tensor *wide = rand_tensor(EM_F32, 2, (int64_t[]){K, N + 7});
+        em_tensor *bn = em_narrow(wide, 1, 5, N);
+        check_matmul(at, bn, what);
+        check_matmul(a, bt, what);
+        em_tensor *bias = rand_tensor(EM_F32, 1, (int64_t[]){N});
+        em_tensor *y = em_linear(a, bt0, bias);
+        check_product(a, bt, bias, y, what);
+        em_release(a); em_release(at0); em_release(at); em_release(bt0); em_release(bt);
+        em_release(wide); em_release(bn); em_release(bias); em_release(y);
+    }
+}
+
 Test(gemm, half_precision_accumulates_in_float32)
 {
     em_dtype dts[] = {EM_F16, EM_BF16};

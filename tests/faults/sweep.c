@@ -52,11 +52,17 @@ static void first_line(const char *path, char *out, size_t n)
     fclose(f);
 }
 
+/* Ends a message that snprintf (which returned n) cut short with "...". */
+static void mark_cut(char *msg, size_t size, int n)
+{
+    if (n >= (int)size)
+        memcpy(msg + size - 4, "...", 4);
+}
+
 static void verdict(shared *sh, int outcome, const char *fmt, const char *a, const char *b)
 {
     sh->outcome = outcome;
-    if (snprintf(sh->msg, sizeof sh->msg, fmt, a, b) >= (int)sizeof sh->msg)
-        memcpy(sh->msg + sizeof sh->msg - 4, "...", 4);   /* cut short: say so */
+    mark_cut(sh->msg, sizeof sh->msg, snprintf(sh->msg, sizeof sh->msg, fmt, a, b));
 }
 
 /* Keeps the failed call's stack as file + offset pairs, for the parent to name. */
@@ -230,10 +236,10 @@ static int run_child(const fault_target *t, fault_kind kind, long n, bool persis
         char printed[MSG_MAX];
         first_line(errpath, printed, sizeof printed);
         int sig = WTERMSIG(status);
-        if (snprintf(sh->msg, sizeof sh->msg, "%s (signal %d, %s)%s%s",
-                     sig == SIGALRM ? "hung" : "crashed", sig, strsignal(sig),
-                     printed[0] ? "; stderr: " : "", printed) >= (int)sizeof sh->msg)
-            memcpy(sh->msg + sizeof sh->msg - 4, "...", 4);   /* cut short: say so */
+        mark_cut(sh->msg, sizeof sh->msg,
+                 snprintf(sh->msg, sizeof sh->msg, "%s (signal %d, %s)%s%s",
+                          sig == SIGALRM ? "hung" : "crashed", sig, strsignal(sig),
+                          printed[0] ? "; stderr: " : "", printed));
         sh->outcome = PROBLEM;
     }
     return sh->outcome;

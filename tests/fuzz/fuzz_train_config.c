@@ -1,24 +1,15 @@
 /* tests/fuzz/fuzz_train_config.c - libFuzzer harness for `ember train`'s config reading: the
- * input is loaded as the config file (core/config.c), then tools/ember/train.c's own reading
- * of [data], [model] and [train] runs on it (key check with did-you-mean, numbers, booleans,
- * output folder), and every spec it names is parsed. train.c is compiled into the harness,
- * so its static functions are the ones `ember` runs. Links the core's objects statically and
- * loads no plugin. */
+ * input is loaded as the config file (core/config.c), then tools/ember/train_config.c's
+ * reading of [data], [model] and [train] runs on it (key check with did-you-mean, numbers,
+ * booleans, output folder), and every spec it names is parsed. train_config.c and util.c are
+ * compiled into the harness (tests/fuzz/meson.build), so they are the code `ember` runs.
+ * Links the core's objects statically and loads no plugin. */
 #include "fuzz_common.h"
 #include "internal.h"
-
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "../../tools/ember/train.c"
+#include "train.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* main.c's helper, which train.c calls on errors. */
-int cli_fail(const char *what)
-{
-    fprintf(stderr, "ember: %s: %s\n", what, em_last_error());
-    return 1;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -49,9 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     run_cfg c;
     memset(&c, 0, sizeof c);
-    if (load_cfg(&c, path, NULL) == 0) {
+    train_opts o = {.config = path};
+    if (train_config_load(&c, &o) == 0) {
         FUZZ_CHECK(c.dataset && c.model && c.optimizer && c.batch_size >= 1 && c.epochs >= 1,
-                   "load_cfg accepted an incomplete config");
+                   "train_config_load accepted an incomplete config");
         parse_spec("data.dataset", c.dataset);
         parse_spec("data.test_dataset", c.test_dataset);
         parse_spec("model.spec", c.model);

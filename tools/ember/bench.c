@@ -357,11 +357,14 @@ static void bench_matmul(int reps, int max_n, bool quick)
     }
 }
 
-enum { O_QUICK, O_TRAIN, O_DEVICE, O_CONFIG };
+enum { O_QUICK, O_TRAIN, O_DIST, O_DEVICE, O_CONFIG };
 static const cli_opt k_opts[] = {
     [O_QUICK] = {"quick", 'q', NULL, "fewer repetitions, smaller sizes (seconds, not a\n"
                                 "minute)"},
     [O_TRAIN] = {"train", 't', NULL, "only the training-step and data-epoch figures"},
+    [O_DIST] = {"dist", 0, NULL, "under mpirun (mpirun -np 2 ember bench --dist):\n"
+                                 "all-reduce against MPI_Allreduce, and data-parallel\n"
+                                 "training throughput"},
     [O_DEVICE] = {"device", 'd', "DEV", "run on DEV (cpu, cuda:0, opencl:0): on a device, its\n"
                                          "transfer and kernel figures, then the training steps"},
     [O_CONFIG] = {"config", 'c', "FILE", "read FILE as the runtime config"},
@@ -372,7 +375,7 @@ const cli_cmd cli_bench = {
     .about = "Measures dispatch overhead, elementwise bandwidth against a STREAM-style loop,\n"
              "f32 matmul against OpenBLAS called directly, autograd overhead and training\n"
              "steps, side by side in one run. Medians of repeated runs.",
-    .opts = k_opts, .nopts = 4,
+    .opts = k_opts, .nopts = 5,
     .examples = "ember bench --quick\nember bench --train --quick",
 };
 
@@ -393,6 +396,13 @@ int cmd_bench(int argc, char **argv)
             em_shutdown();
             return cli_fail("--device");
         }
+    }
+    /* --dist (under mpirun or alone): all-reduce bandwidth and data-parallel training only;
+     * rank 0 prints */
+    if (cli_has(&a, O_DIST)) {
+        int rc = bench_dist(quick);
+        em_shutdown();
+        return rc;
     }
     char db[32];
     const char *kern = em_device_kernels(em_default_device());

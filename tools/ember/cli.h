@@ -26,16 +26,18 @@ bool train_dist_is_root(void);
 /* ", 2 ranks (mpi), batch_size per rank" for the opening line; "" for one process. */
 const char *train_dist_banner(void);
 /* Shards the training loader and wraps the model in DistributedDataParallel (*ddp stays NULL
- * for one process). */
-int train_dist_setup(em_module *model, em_dataloader *train_dl, em_ddp **ddp);
+ * for one process); find_unused: [train] find_unused_parameters. */
+int train_dist_setup(em_module *model, em_dataloader *train_dl, bool find_unused,
+                     em_ddp **ddp);
 /* The test loader's unpadded shard, so reduced sums cover the test set exactly once. */
 int train_dist_shard_eval(em_dataloader *dl);
 /* In-place sums over every rank. */
 int train_dist_sum(double *v, int n);
 int train_dist_sum_i64(int64_t *v, int64_t n);
-/* Ends `ember train`: a failure on any rank ends the whole job (the other ranks would wait in
- * their next collective), else em_shutdown(). Returns rc. */
-int train_dist_end(int rc);
+/* Ends `ember <cmd>` (train, eval): a failure on any rank ends the whole job (the other
+ * ranks would wait in their next collective), else em_shutdown(). rc 130 (an interrupt the
+ * ranks agreed on) ends normally. Returns rc. */
+int train_dist_end(const char *cmd, int rc);
 
 /* Prints "ember: <what>: <em_last_error()>" to stderr and returns 1. */
 int cli_fail(const char *what);

@@ -7,7 +7,9 @@
  * model, optimizer), run_dir_open (the run folder), train_resume, train_loop (epochs,
  * checkpoints), train_finish. Paths inside the config are relative to the config file; output
  * paths and paths on the command line are relative to the current directory. Ctrl-C saves
- * the last checkpoint and exits cleanly.
+ * the last checkpoint and exits cleanly; under mpirun, where ranks see a SIGINT at different
+ * steps (srun forwards it to every rank; mpirun itself ends the job), the ranks agree on it
+ * at the end of the epoch, which they all finish and checkpoint first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -253,7 +255,7 @@ static int build(const run_cfg *c, objects *o, em_device dev, bool with_optimize
     if (!(o->dl = em_dataloader_new(o->d.train, c->batch_size, c->shuffle, c->seed)) ||
         em_dataloader_set_device(o->dl, dev) < 0)
         return cli_fail("train loader");
-    return train_dist_setup(o->model, o->dl, &o->ddp);
+    return train_dist_setup(o->model, o->dl, c->find_unused, &o->ddp);
 }
 
 
@@ -266,6 +268,10 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
+/* Whether to leave the epoch now: one process stops at once; ranks finish the epoch in step
+ * (a rank leaving early would break the order of the collectives) and agree at its end. */
+static bool stop_in_epoch(void) { return interrupted && em_dist_size() == 1; }
+
 /* One epoch of the train loop; returns the mean training loss (NAN with *rc set on error). */
 static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar, int *rc)
 {
@@ -276,7 +282,7 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar
     snprintf(label, sizeof label, "epoch %d/%d", epoch, c->epochs);
     progress_start(bar, bar->on);
     em_tensor *x, *y;
-    while (!interrupted && em_dataloader_next(o->dl, &x, &y)) {
+    while (!stop_in_epoch() && em_dataloader_next(o->dl, &x, &y)) {
         em_scope_begin();
         em_zero_grad(o->opt);
         em_tensor *out = em_forward(o->model, x);
@@ -297,13 +303,15 @@ static double train_epoch(const run_cfg *c, objects *o, int epoch, progress *bar
         done++;
         progress_update(bar, label, done, nb, seen, loss_sum / (double)seen);
     }
-    if (!interrupted && em_last_status() < 0) {
+    if (!stop_in_epoch() && em_last_status() < 0) {
         *rc = cli_fail("train loader");
         return NAN;
     }
-    double sums[2] = {loss_sum, (double)seen};
-    if ((*rc = train_dist_sum(sums, 2)) != 0)
+    double sums[3] = {loss_sum, (double)seen, interrupted ? 1 : 0};
+    if ((*rc = train_dist_sum(sums, 3)) != 0)
         return NAN;
+    if (sums[2] > 0)
+        interrupted = 1;   /* some rank was: every rank stops after this epoch */
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
@@ -433,7 +441,7 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
         progress_clear(&bar);
         if (rc)
             break;
-        if (interrupted) {
+        if (stop_in_epoch()) {
             rc = root && (save_checkpoint(c, "last", o->model, o->opt) ||
                           run_state_save(c, epoch, s->best));
             if (root)
@@ -460,6 +468,15 @@ static int train_loop(const run_cfg *c, objects *o, loop_state *s)
         if (!rc)
             rc = train_checkpoint(c, o, s, epoch, train_loss, &r, lr, secs);
         free(r.confusion);
+        /* several ranks: the epoch was finished and saved (one process stops in the next) */
+        if (!rc && interrupted && em_dist_size() > 1) {
+            if (root)
+                printf("interrupted: stopped after epoch %d, saved in %s/; continue with "
+                       "--resume%s%s\n",
+                       epoch + 1, c->out_dir, c->out_given ? " --out " : "",
+                       c->out_given ? c->out_dir : "");
+            rc = 130;
+        }
     }
     sigaction(SIGINT, &old, NULL);
     return rc;
@@ -474,10 +491,11 @@ static void train_announce(const run_cfg *c, const train_opts *opt, const object
         return;
     if (!opt->quiet)
         train_config_print(c, opt, stdout, cli_terminal_width());
-    printf("training on %s: %lld training and %lld test samples, %d epochs%s\n"
+    printf("training on %s: %lld training and %lld test samples, %d epoch%s%s\n"
            "writing to %s/\n",
            em_device_str(dev, db, sizeof db), (long long)em_dataset_len(o->d.train),
-           (long long)em_dataset_len(o->d.test), c->epochs, train_dist_banner(), c->out_dir);
+           (long long)em_dataset_len(o->d.test), c->epochs, c->epochs == 1 ? "" : "s",
+           train_dist_banner(), c->out_dir);
     fflush(stdout);
 }
 
@@ -515,7 +533,7 @@ int cmd_train(int argc, char **argv)
     if (!rc)
         rc = train_finish(&c, &opt, &s);
     objects_free(&o);
-    return train_dist_end(rc);
+    return train_dist_end("train", rc);
 }
 
 /* ---- eval ---------------------------------------------------------------------------------- */
@@ -532,7 +550,9 @@ const cli_cmd cli_eval = {
     .name = "eval", .synopsis = "CONFIG --checkpoint FILE [OPTION]...",
     .summary = "test loss, accuracy and confusion matrix of a checkpoint",
     .about = "Builds CONFIG's model and test split (the same split as `ember train`), loads\n"
-             "the checkpoint, and prints the test loss, accuracy and confusion matrix.",
+             "the checkpoint, and prints the test loss, accuracy and confusion matrix.\n"
+             "Under mpirun each rank tests its shard of the test set; rank 0 prints the\n"
+             "figures of the whole set.",
     .opts = k_eval_opts, .nopts = 3, .min_positional = 1, .max_positional = 1,
     .positional_name = "CONFIG (the training config the checkpoint came from)",
     .examples = "ember eval examples/digits.ini \\\n"
@@ -586,7 +606,7 @@ int cmd_eval(int argc, char **argv)
         r.confusion = r.classes ? calloc((size_t)(r.classes * r.classes), sizeof *r.confusion) : NULL;
         rc = evaluate(o.model, o.loss, o.d.test, &c, dev, &r, r.confusion != NULL);
     }
-    if (!rc) {
+    if (!rc && train_dist_is_root()) {   /* the figures are already the whole set's */
         printf("test samples: %lld\ntest loss: %.4f\ntest accuracy: %.2f%%\n", (long long)r.n,
                r.loss, 100 * r.accuracy);
         if (r.confusion && r.classes <= 100)
@@ -607,6 +627,5 @@ int cmd_eval(int argc, char **argv)
     }
     free(r.confusion);
     objects_free(&o);
-    em_shutdown();
-    return rc;
+    return train_dist_end("eval", rc);
 }

@@ -31,6 +31,7 @@ typedef struct run_cfg {
     char out_dir[PATH_MAX];  /* where this run writes (run_dir.c decides) */
     bool out_given;          /* --out or [train] out_dir: exactly that folder */
     bool quiet;
+    bool find_unused;        /* [train] find_unused_parameters (DistributedDataParallel) */
 } run_cfg;
 
 /* train_config.c: em_init_layered(config) done by the caller; reads every key (a typo is an

@@ -18,7 +18,7 @@ static const key_rule known_keys[] = {
     {"data.batch_size", false}, {"data.shuffle", false},
     {"model.spec", true},     {"model.loss", false},        {"train.optimizer", true},
     {"train.scheduler", false}, {"train.epochs", false},    {"train.seed", false},
-    {"train.out_dir", false},
+    {"train.out_dir", false}, {"train.find_unused_parameters", false},
 };
 #define NKEYS (int)(sizeof known_keys / sizeof known_keys[0])
 
@@ -137,6 +137,10 @@ int train_config_load(run_cfg *c, const train_opts *o)
         snprintf(c->out_dir, sizeof c->out_dir, "runs/%s", c->name);
         c->out_given = false;
     }
+    c->find_unused = false;
+    if ((v = value_of("train.find_unused_parameters", NULL, &src)) &&
+        !parse_bool(v, &c->find_unused))
+        return bad_value("train.find_unused_parameters", "expected true or false", v, src);
     c->quiet = o->quiet;
     return 0;
 }

@@ -1,4 +1,5 @@
-/* tools/ember/train_dist.c - what `ember train` does differently when launched by mpirun.
+/* tools/ember/train_dist.c - what `ember train` and `ember eval` do differently when
+ * launched by mpirun.
  *
  * With a process group of size N (ember/dist.h): the model is wrapped in
  * DistributedDataParallel, the training loader takes this rank's shard of each epoch (padded
@@ -23,14 +24,15 @@ const char *train_dist_banner(void)
     return buf;
 }
 
-int train_dist_setup(em_module *model, em_dataloader *train_dl, em_ddp **ddp)
+int train_dist_setup(em_module *model, em_dataloader *train_dl, bool find_unused,
+                     em_ddp **ddp)
 {
     *ddp = NULL;
     if (em_dist_size() == 1)
         return 0;
     if (em_dataloader_set_shard(train_dl, em_dist_rank(), em_dist_size(), EM_SHARD_PAD) < 0)
         return cli_fail("train loader shard");
-    if (!(*ddp = em_ddp_new(model, NULL)))
+    if (!(*ddp = em_ddp_new(model, &(em_ddp_opts){.find_unused_parameters = find_unused})))
         return cli_fail("DistributedDataParallel");
     return 0;
 }
@@ -64,11 +66,11 @@ int train_dist_sum_i64(int64_t *v, int64_t n)
     return rc < 0 ? cli_fail("all_reduce of the confusion matrix") : 0;
 }
 
-int train_dist_end(int rc)
+int train_dist_end(const char *cmd, int rc)
 {
-    if (rc != 0 && em_dist_size() > 1) {
+    if (rc != 0 && rc != 130 && em_dist_size() > 1) {   /* 130: an agreed interrupt */
         char msg[96];
-        snprintf(msg, sizeof msg, "ember train failed (status %d); ending the job", rc);
+        snprintf(msg, sizeof msg, "ember %s failed (status %d); ending the job", cmd, rc);
         em_dist_abort(rc, msg);
     }
     em_shutdown();

@@ -159,9 +159,6 @@ static int init(em_registry *reg)
     return EM_OK;
 }
 
-static const em_plugin desc = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "faulty", "0", "a backend with planted bugs, for the conformance suite's own test", init,
-    NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-const em_plugin *ember_plugin(void) { return &desc; }
+    NULL)

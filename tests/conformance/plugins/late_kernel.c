@@ -44,8 +44,5 @@ static int init(em_registry *reg)
     return EM_OK;
 }
 
-static const em_plugin desc = EM_PLUGIN_DESCRIPTOR_INIT(
-    "late_kernel", "0", "a kernel for a backend that loads later", init, NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-const em_plugin *ember_plugin(void) { return &desc; }
+EM_PLUGIN_DEFINE(
+    "late_kernel", "0", "a kernel for a backend that loads later", init, NULL)

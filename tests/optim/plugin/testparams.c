@@ -104,10 +104,6 @@ static const em_module_ops tp_ops = {
 
 static int init(em_registry *reg) { return em_register_module(reg, &tp_ops); }
 
-static const em_plugin plugin = EM_PLUGIN_DESCRIPTOR_INIT(
+EM_PLUGIN_DEFINE(
     "optim-test", EMBER_VERSION_STRING, "TestParams, a module type for the optim tests", init,
-    NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-
-const em_plugin *ember_plugin(void) { return &plugin; }
+    NULL)

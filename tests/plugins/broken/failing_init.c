@@ -39,8 +39,5 @@ static int init(em_registry *reg)
     return em_set_error(EM_ERR_PLUGIN, "failing_init: the device firmware is missing");
 }
 
-static const em_plugin desc = EM_PLUGIN_DESCRIPTOR_INIT("failing_init", "0",
-                                                        "fails on purpose", init, NULL);
-
-__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
-const em_plugin *ember_plugin(void) { return &desc; }
+EM_PLUGIN_DEFINE("failing_init", "0",
+    "fails on purpose", init, NULL)

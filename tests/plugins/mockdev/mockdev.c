@@ -168,10 +168,10 @@ static const em_plugin desc = {
     .description = "two fake devices for tests, built for ABI 1.2",
     .init = init,
 };
-#else
-static const em_plugin desc = EM_PLUGIN_DESCRIPTOR_INIT("mockdev", "0",
-                                                        "two fake devices for tests", init, NULL);
-#endif
 
 __attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
 const em_plugin *ember_plugin(void) { return &desc; }
+#else
+EM_PLUGIN_DEFINE("mockdev", "0",
+    "two fake devices for tests", init, NULL)
+#endif

@@ -1,8 +1,8 @@
-/* tests/fault/test_alloc_failure.c - every allocation that can fail, failing: each call either
+/* tests/faults/test_alloc_failure.c - every allocation that can fail, failing: each call either
  * succeeds or returns a clean error with an out-of-memory message, and leaves its objects as
  * they were; never an abort, a crash or a warning-only degradation.
  *
- * Each test sweeps n = 1, 2, ...: the nth allocation inside the call fails (failmalloc.h),
+ * Each test sweeps n = 1, 2, ...: the nth allocation inside the call fails (inject.h),
  * until a run sees no failure (the call's whole allocation sequence has been covered).
  */
 #include <limits.h>
@@ -13,7 +13,7 @@
 
 #include "helpers.h"
 #include "ember/spec.h"
-#include "failmalloc.h"
+#include "inject.h"
 
 #define SWEEP_MAX 100000
 
@@ -22,7 +22,7 @@
 #define sweep(step, ctx, least) sweep_(#step, step, ctx, least)
 static void sweep_(const char *name, void (*step)(void *, long), void *ctx, long least)
 {
-    long n = failmalloc_sweep(step, ctx, SWEEP_MAX);
+    long n = fault_each(FAULT_ALLOC, step, ctx, SWEEP_MAX);
     cr_assert(n > least && n <= SWEEP_MAX, "%s: the sweep covered %ld allocations", name, n);
     cr_log_info("%s: each of %ld allocations failed in turn", name, n - 1);
 }
@@ -53,9 +53,9 @@ static void parse_step(void *ctx, long n)
                                "b=2, c=3, d=4, e=5, f=\"a long string that needs to grow its "
                                "buffer\"))",
                                NULL);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     if (!s) {
-        cr_assert(failmalloc_fired(), "parse failed with no allocation failing: %s",
+        cr_assert(fired, "parse failed with no allocation failing: %s",
                   em_last_error());
         assert_nomem("em_spec_parse", n);
         return;
@@ -84,9 +84,9 @@ static void bind_step(void *ctx, long n)
 {
     em_clear_error();
     em_args *a = em_args_bind(ctx, 4, sgd_params);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     if (!a) {
-        cr_assert(failmalloc_fired(), "bind failed with no allocation failing: %s",
+        cr_assert(fired, "bind failed with no allocation failing: %s",
                   em_last_error());
         assert_nomem("em_args_bind", n);
         return;
@@ -167,9 +167,9 @@ static void graph_step(void *ctx, long n)
     graph_sweep *s = ctx;
     em_clear_error();
     em_tensor *l = graph_loss(&s->g);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     if (!l) {
-        cr_assert(failmalloc_fired(), "forward failed with no allocation failing: %s",
+        cr_assert(fired, "forward failed with no allocation failing: %s",
                   em_last_error());
         assert_nomem("forward", n);
         return;
@@ -182,16 +182,16 @@ static void graph_step(void *ctx, long n)
 static void backward_step(void *ctx, long n)
 {
     graph_sweep *s = ctx;
-    failmalloc_disarm();
+    fault_disarm();
     em_tensor *l = graph_loss(&s->g);
     cr_assert_not_null(l, "%s", em_last_error());
     em_clear_error();
-    failmalloc_arm(n, false);
+    fault_arm(FAULT_ALLOC, n, false);
     int rc = em_backward(l, NULL, false);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     em_release(l);
     if (rc < 0) {
-        cr_assert(failmalloc_fired(), "backward failed with no allocation failing: %s",
+        cr_assert(fired, "backward failed with no allocation failing: %s",
                   em_last_error());
         assert_nomem("backward", n);
         em_grad_clear(s->g.w);
@@ -203,7 +203,7 @@ static void backward_step(void *ctx, long n)
 
 static void graph_setup(graph_sweep *s)
 {
-    emt_setup();
+    flt_setup();
     em_opts grad = {.dtype = EM_F64, .requires_grad = true};
     s->g.w = em_tensor_from_data((double[]){0.1, -0.2, 0.3, 0.4, -0.5, 0.6}, EM_F64,
                                  EM_SHAPE(3, 2), &grad);
@@ -273,7 +273,7 @@ static void assert_same(const void *a, size_t na, const void *b, size_t nb, cons
 
 static void ckpt_setup(ckpt_case *c)
 {
-    emt_setup();
+    flt_setup();
     flt_mkdir(c->dir, "fault");
     snprintf(c->path, sizeof c->path, "%s/model.safetensors", c->dir);
     snprintf(c->snap, sizeof c->snap, "%s/snapshot.safetensors", c->dir);
@@ -301,11 +301,11 @@ static void save_step(void *ctx, long n)
     ckpt_case *c = ctx;
     em_clear_error();
     int rc = em_module_save(c->other, c->path);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     size_t size;
     void *now;
     if (rc < 0) {
-        cr_assert(failmalloc_fired(), "save failed with no allocation failing: %s",
+        cr_assert(fired, "save failed with no allocation failing: %s",
                   em_last_error());
         assert_nomem("em_module_save", n);
         now = flt_read_all(c->path, &size);
@@ -339,13 +339,13 @@ static void load_step(void *ctx, long n)
     ckpt_case *c = ctx;
     em_clear_error();
     int rc = em_module_load(c->m, c->path);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", em_last_error());
     size_t size;
     void *now = snapshot(c, false, &size);
     if (rc < 0) {
-        cr_assert(failmalloc_fired(), "load failed with no allocation failing: %s", msg);
+        cr_assert(fired, "load failed with no allocation failing: %s", msg);
         assert_nomem_was(rc, msg, "em_module_load", n);
         assert_same(now, size, c->old_bytes, c->old_size, "the module", n);
     } else {
@@ -390,13 +390,13 @@ static void optim_load_step(void *ctx, long n)
     ckpt_case *c = ctx;
     em_clear_error();
     int rc = em_optimizer_load(c->o, c->path);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", em_last_error());
     size_t size;
     void *now = snapshot(c, true, &size);
     if (rc < 0) {
-        cr_assert(failmalloc_fired(), "load failed with no allocation failing: %s", msg);
+        cr_assert(fired, "load failed with no allocation failing: %s", msg);
         assert_nomem_was(rc, msg, "em_optimizer_load", n);
         assert_same(now, size, c->old_bytes, c->old_size, "the optimizer state", n);
     } else {
@@ -430,7 +430,7 @@ Test(alloc_failure, an_optimizer_load_that_runs_out_of_memory_leaves_the_state_u
 /* Freeing a graph whose release keeps many nodes pending at once (x = exp(w) + x, a hundred
  * times: each step leaves an ExpBackward node waiting) must not need memory: it runs in
  * em_release, which cannot fail. */
-Test(alloc_failure, releasing_a_wide_graph_needs_no_memory, .init = emt_setup,
+Test(alloc_failure, releasing_a_wide_graph_needs_no_memory, .init = flt_setup,
      .fini = em_shutdown)
 {
     em_opts grad = {.requires_grad = true};
@@ -444,9 +444,9 @@ Test(alloc_failure, releasing_a_wide_graph_needs_no_memory, .init = emt_setup,
         em_release(x);
         x = s;
     }
-    failmalloc_arm(1, true);
+    fault_arm(FAULT_ALLOC, 1, true);
     em_release(x);
-    failmalloc_disarm();
+    fault_disarm();
     em_release(w);
 }
 
@@ -455,12 +455,12 @@ static void optim_save_step(void *ctx, long n)
     ckpt_case *c = ctx;
     em_clear_error();
     int rc = em_optimizer_save(c->o, c->path);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     size_t size;
     void *now = flt_read_all(c->path, &size);
     cr_assert_not_null(now, "allocation %ld failing: the checkpoint is gone", n);
     if (rc < 0) {
-        cr_assert(failmalloc_fired(), "save failed with no allocation failing: %s",
+        cr_assert(fired, "save failed with no allocation failing: %s",
                   em_last_error());
         assert_nomem("em_optimizer_save", n);
         assert_same(now, size, c->old_bytes, c->old_size, "the old optimizer checkpoint", n);
@@ -504,9 +504,9 @@ static void train_step(void *ctx, long n)
     int rc = l ? em_backward(l, NULL, false) : em_last_status();
     if (rc == EM_OK)
         rc = em_step(c->o);
-    failmalloc_disarm();
+    bool fired = fault_disarm();
     if (rc < 0) {
-        cr_assert(failmalloc_fired(), "the step failed with no allocation failing: %s",
+        cr_assert(fired, "the step failed with no allocation failing: %s",
                   em_last_error());
         assert_nomem("a training step", n);
     }

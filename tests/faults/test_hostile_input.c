@@ -1,6 +1,6 @@
-/* tests/fault/test_hostile_input.c - files that lie about their sizes: a loader checks what a
+/* tests/faults/test_hostile_input.c - files that lie about their sizes: a loader checks what a
  * header claims against what the file really holds before it allocates, so a few bytes of
- * header cannot make it reserve gigabytes. failmalloc.h records the largest request. */
+ * header cannot make it reserve gigabytes. inject.h records the largest request. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include <zlib.h>
 
 #include "helpers.h"
-#include "failmalloc.h"
+#include "inject.h"
 
 /* No allocation while loading a tiny hostile file may exceed this. */
 #define SMALL_REQUEST (64u << 20)
@@ -57,9 +57,10 @@ static void assert_idx_refused(const uint32_t dims[3], bool gz, const char *want
     write_idx("train-images-idx3-ubyte", 3, dims, "12345678", gz);
     char spec[PATH_MAX + 64];
     snprintf(spec, sizeof spec, "MNIST(root=\"%s\")", dir);
-    failmalloc_arm(0, false);
+    fault_arm(FAULT_ALLOC, 0, false);
     em_dataset *d = em_dataset_new(spec);
-    size_t largest = failmalloc_largest();
+    fault_disarm();
+    size_t largest = fault_largest();
     cr_assert_null(d, "dims %u x %u x %u loaded", dims[0], dims[1], dims[2]);
     cr_assert(strstr(em_last_error(), want), "dims %u x %u x %u%s: %s", dims[0], dims[1], dims[2],
               gz ? " (gzip)" : "", em_last_error());

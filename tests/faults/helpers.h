@@ -1,4 +1,4 @@
-/* tests/fault/helpers.h - what the failure-path tests share: a scratch folder and whole-file
+/* tests/faults/helpers.h - what the failure-path tests share: a scratch folder and whole-file
  * reads. Header-only (static inline), on top of tests/core/helpers.h. */
 #ifndef EMBER_TESTS_FAULT_HELPERS_H
 #define EMBER_TESTS_FAULT_HELPERS_H
@@ -8,6 +8,15 @@
 #include <stdlib.h>
 
 #include "../core/helpers.h"
+
+/* emt_setup with the CPU as the default device whatever EMBER_BACKEND says: an allocation made
+ * to fail inside a third-party OpenCL driver tests the driver, not Ember (PoCL crashes on
+ * some), so the allocation-failure tests run their tensors on the CPU. */
+static inline void flt_setup(void)
+{
+    emt_setup();
+    emt_pin_cpu();
+}
 
 /* Makes a fresh scratch folder (dir: PATH_MAX bytes) named after `what`. */
 static inline void flt_mkdir(char *dir, const char *what)

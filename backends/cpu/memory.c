@@ -1,4 +1,4 @@
-/* backends/cpu/alloc.c - host memory for the CPU backend: caches of freed blocks, small ones
+/* backends/cpu/memory.c - host memory for the CPU backend: caches of freed blocks, small ones
  * by size class and large ones by size.
  *
  * Small buffers (under 1 MiB) are 64-byte aligned malloc blocks rounded up to a size class:

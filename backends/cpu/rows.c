@@ -1,4 +1,4 @@
-/* backends/cpu/loss.c - fused cross_entropy and cross_entropy_backward over (N, C) logits.
+/* backends/cpu/rows.c - fused cross_entropy and cross_entropy_backward over (N, C) logits.
  *
  *   forward:  loss_i = w[t_i] (lse_i - x_i[t_i]),  lse_i = m_i + log(sum_j exp(x_ij - m_i))
  *   backward: dx_ij = s_i (exp(x_ij - lse_i) - [j == t_i]),  s_i = w[t_i] g_i (/ sum of the
@@ -107,12 +107,12 @@ typedef struct ce_job {
 
 static int ce_setup(ce_job *j, const em_kcall *c, const char *op, int nin)
 {
-    int rc = em_cpu__check_call(c, op, nin, 1, 2);
+    int rc = em_kcall_check(c, "cpu", nin, 1, 2);
     if (rc != EM_OK)
         return rc;
     const em_ktensor *x = &c->in[0];
     *j = (ce_job){.c = c, .n = x->shape[0], .nc = x->shape[1], .ignore = c->attrs[0].i,
-                  .dt = x->dtype, .es = em_cpu__elsize(x->dtype),
+                  .dt = x->dtype, .es = em_dtype_size(x->dtype),
                   .t = (const int64_t *)em_cpu__data(&c->in[1]),
                   .none = c->attrs[1].i == EM_REDUCTION_NONE};
     for (int64_t i = 0; i < j->n; i++)
@@ -259,7 +259,7 @@ static int k_cross_entropy_backward(void *bctx, const em_kcall *c)
     return EM_OK;
 }
 
-int em_cpu__register_loss(em_registry *reg)
+int em_cpu__register_rows(em_registry *reg)
 {
     int rc = em_register_kernel(reg, "cpu", "cross_entropy", k_cross_entropy, 0,
                                 EM_DTYPES_FLOAT);

@@ -1,4 +1,4 @@
-/* tests/fault/test_saves.c - checkpoint saves that are killed or run out of disk: the file is
+/* tests/faults/test_saves.c - checkpoint saves that are killed or run out of disk: the file is
  * always the old checkpoint or the new one, never a torn one, and no temporary file stays. */
 #include <dirent.h>
 #include <errno.h>
