@@ -545,8 +545,8 @@ static int run_node(em_node *n, bool retain_graph)
                             "grad but cannot be differentiated)",
                             n->name);
     }
-    em_tensor *gin[8] = {0};
-    EM_ASSERT(n->nin <= 8);
+    em_tensor *gin[EM_MAX_OP_INPUTS] = {0};
+    EM_ASSERT(n->nin <= EM_MAX_OP_INPUTS);
     rc = n->backward(n, g, gin);
     em_release(g);
     for (int i = 0; i < n->nin && rc == EM_OK; i++) {

@@ -539,7 +539,7 @@ static int b_plugin(em_node *n, em_tensor *g, em_tensor **gin)
     em_op_rec *op = em__op(n->op);
     if (!op || !op->def.backward)
         return em_set_error(EM_ERR_STATE, "%s: the op's plugin was unloaded", n->name);
-    em_tensor *in[8];
+    em_tensor *in[EM_MAX_OP_INPUTS];
     for (int i = 0; i < n->nin; i++) {
         SAVED(t, i);
         in[i] = t;

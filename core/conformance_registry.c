@@ -40,7 +40,7 @@ int em_register_conformance_case(em_registry *reg, const em_conformance_case *c)
         return em_set_error(EM_ERR_INVALID,
                             "em_register_conformance_case: incomplete case (struct_size %zu)",
                             c ? c->struct_size : (size_t)0);
-    if (c->nin < 0 || c->nin > EM_CONF_MAX_INPUTS || c->nattrs < 0 || c->nattrs > 16 ||
+    if (c->nin < 0 || c->nin > EM_CONF_MAX_INPUTS || c->nattrs < 0 || c->nattrs > EM_MAX_OP_ATTRS ||
         (c->nattrs > 0 && !c->attrs))
         return em_set_error(EM_ERR_INVALID,
                             "em_register_conformance_case: '%s': bad input or attribute count",

@@ -34,9 +34,16 @@ int em_register_op(em_registry *reg, const em_op_def *def)
     size_t len = strlen(def->name);
     if (len == 0 || len >= sizeof ops[0]->name)
         return em_set_error(EM_ERR_INVALID, "em_register_op: bad op name '%s'", def->name);
-    if (def->nin < 0 || def->nin > 8 || def->nattrs < 0 || def->nattrs > 16)
-        return em_set_error(EM_ERR_INVALID, "em_register_op: '%s': bad input/attr count",
-                            def->name);
+    if (def->nin < 0 || def->nin > EM_MAX_OP_INPUTS)
+        return em_set_error(EM_ERR_INVALID,
+                            "em_register_op: '%s' has %d inputs; an op takes "
+                            "0 to EM_MAX_OP_INPUTS = %d",
+                            def->name, def->nin, EM_MAX_OP_INPUTS);
+    if (def->nattrs < 0 || def->nattrs > EM_MAX_OP_ATTRS)
+        return em_set_error(EM_ERR_INVALID,
+                            "em_register_op: '%s' has %d attributes; an op "
+                            "takes 0 to EM_MAX_OP_ATTRS = %d",
+                            def->name, def->nattrs, EM_MAX_OP_ATTRS);
     if (!def->infer && !(def->flags & EM_OP_SAME_AS_INPUT))
         return em_set_error(EM_ERR_INVALID,
                             "em_register_op: '%s' needs an infer function or EM_OP_SAME_AS_INPUT",
@@ -253,7 +260,7 @@ static int call_kernel(const em_op_rec *op, const em_kernel_rec *k, em_backend *
                        int nin, em_ktensor *kin, int nout, em_ktensor *kout,
                        const em_attr *attrs)
 {
-    em_tensor *tmp[8] = {0};
+    em_tensor *tmp[EM_MAX_OP_INPUTS] = {0};
     int rc = EM_OK;
     if (!(k->flags & EM_KERNEL_STRIDED)) {
         const em_kernel_rec *copy = &ops[EM__OP_COPY]->kernels[be->id];
@@ -300,7 +307,7 @@ int em__run_kernel(int id, int nin, em_tensor *const *in, int nout, em_tensor *c
         k = NULL;
     if (!k)
         return no_kernel(op, be->id, k || id != EM__OP_COPY ? anchor->dtype : out[0]->dtype);
-    em_ktensor kin[8], kout[4];
+    em_ktensor kin[EM_MAX_OP_INPUTS], kout[4];
     for (int i = 0; i < nin; i++)
         em__ktensor(in[i], &kin[i]);
     for (int i = 0; i < nout; i++)
@@ -391,9 +398,10 @@ static bool is_half(em_dtype dt) { return dt == EM_F16 || dt == EM_BF16; }
 static em_tensor *run_composite(const em_op_rec *op, int nin, em_tensor *const *in,
                                 const em_attr *attrs)
 {
-    if (!(op->def.flags & EM_OP_COMPOSITE_F32) || nin < 1 || nin > 8 || !is_half(in[0]->dtype))
+    if (!(op->def.flags & EM_OP_COMPOSITE_F32) || nin < 1 || nin > EM_MAX_OP_INPUTS ||
+        !is_half(in[0]->dtype))
         return op->def.composite(nin, in, attrs);
-    em_tensor *wide[8] = {0}, *r = NULL, *out = NULL;
+    em_tensor *wide[EM_MAX_OP_INPUTS] = {0}, *r = NULL, *out = NULL;
     int made = 0;
     for (; made < nin; made++) {
         wide[made] = is_half(in[made]->dtype) ? em_to_dtype(in[made], EM_F32) : in[made];
@@ -457,168 +465,214 @@ static em_tensor *inplace_tracked(em_op_rec *op, int nin, em_tensor *const *in,
     return w;
 }
 
-em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *attrs,
-                        em_tensor *out)
+/* em__dispatch, step 1 (validate): no NULL input, every input and `out` on one device. */
+static int validate_inputs(const em_op_rec *op, int nin, em_tensor *const *in, em_tensor *out)
 {
-    em_op_rec *op = ops[id];
-    unsigned flags = op->def.flags;
     for (int i = 0; i < nin; i++)
         if (!in[i]) {
-            em__null_arg(op->name, i == 0 ? "input 0" : i == 1 ? "input 1" : "input 2");
-            return NULL;
+            char what[24];
+            snprintf(what, sizeof what, "input %d", i);
+            return em__null_arg(op->name, what);
         }
+    if (nin == 0)
+        return em_set_error(EM_ERR_INVALID, "%s: em__dispatch needs inputs", op->name);
     for (int i = 1; i < nin; i++)
         if (in[i]->storage->be != in[0]->storage->be || in[i]->storage->dev != in[0]->storage->dev)
-            return device_mismatch(op, in[0], in[i]), NULL;
-    if (out && nin && (out->storage->be != in[0]->storage->be ||
-                       out->storage->dev != in[0]->storage->dev))
-        return device_mismatch(op, out, in[0]), NULL;
-    if (nin == 0) {
-        em_set_error(EM_ERR_INVALID, "%s: em__dispatch needs inputs", op->name);
+            return device_mismatch(op, in[0], in[i]);
+    if (out && (out->storage->be != in[0]->storage->be || out->storage->dev != in[0]->storage->dev))
+        return device_mismatch(op, out, in[0]);
+    return EM_OK;
+}
+
+/* Step 2 (promote): the compute dtype, the promoted input dtype or a float for float-only
+ * math, and the inputs cast to it where they differ (cast[i] new references, else NULL). */
+static em_dtype compute_dtype(const em_op_rec *op, int nin, em_tensor *const *in)
+{
+    em_dtype cdt = in[0]->dtype;
+    if (op->def.flags & EM_OP_PROMOTE)
+        cdt = em__result_type(nin, in);
+    if ((op->def.flags & EM_OP_INT_TO_FLOAT) && !em_dtype_is_float(cdt))
+        cdt = em__default_float();
+    return cdt;
+}
+
+static int promote_inputs(const em_op_rec *op, int nin, em_tensor *const *in, em_dtype cdt,
+                          em_tensor **cast, em_tensor **args)
+{
+    unsigned flags = op->def.flags;
+    for (int i = 0; i < nin; i++) {
+        args[i] = in[i];
+        bool promote = (flags & (EM_OP_PROMOTE | EM_OP_INT_TO_FLOAT)) &&
+                       (i == 0 || (flags & EM_OP_PROMOTE));
+        if (promote && in[i]->dtype != cdt) {
+            if (!(cast[i] = em_to_dtype(in[i], cdt)))
+                return em_last_status();
+            args[i] = cast[i];
+        }
+    }
+    return EM_OK;
+}
+
+/* Step 3 (broadcast): the output's description and the kernel's views of the inputs, broadcast
+ * to the output's shape for EM_OP_BROADCAST ops (strides in bstrides), then the op's infer. */
+static int describe_output(const em_op_rec *op, int nin, em_tensor *const *args,
+                           const em_attr *attrs, em_out_desc *od, int64_t (*bstrides)[EM_MAX_DIMS],
+                           em_ktensor *kin)
+{
+    if (op->def.flags & EM_OP_BROADCAST) {
+        if (!broadcast_shape(op, nin, args, &od->ndim, od->shape))
+            return em_last_status();
+        for (int i = 0; i < nin; i++)
+            broadcast_view(args[i], od->ndim, od->shape, bstrides[i], &kin[i]);
+    } else {
+        for (int i = 0; i < nin; i++)
+            em__ktensor(args[i], &kin[i]);
+        od->ndim = args[0]->ndim;
+        memcpy(od->shape, args[0]->shape, sizeof od->shape);
+    }
+    od->dtype = (op->def.flags & EM_OP_OUT_BOOL) ? EM_BOOL : args[0]->dtype;
+    if (op->def.infer && op->def.infer(nin, args, attrs, od) < 0)
+        return em_last_status();
+    return EM_OK;
+}
+
+/* In place: the result must have out's shape and be castable to its dtype. */
+static int check_in_place(const em_op_rec *op, const em_out_desc *od, const em_tensor *out)
+{
+    if (od->ndim != out->ndim ||
+        memcmp(od->shape, out->shape, (size_t)od->ndim * sizeof *od->shape) != 0) {
+        char b1[160], b2[160];
+        return em_set_error(EM_ERR_INVALID,
+                            "%s_: result of shape %s cannot be written in place into shape %s",
+                            op->name, em__shape_str(od->ndim, od->shape, b1, sizeof b1),
+                            em__shape_str(out->ndim, out->shape, b2, sizeof b2));
+    }
+    if (!can_cast(od->dtype, out->dtype))
+        return em_set_error(EM_ERR_INVALID,
+                            "%s_: result type %s can't be cast to the desired output type %s",
+                            op->name, em_dtype_name(od->dtype), em_dtype_name(out->dtype));
+    return EM_OK;
+}
+
+/* Step 4 (pick kernel): the backend's kernel for the compute dtype, or NULL when the op must
+ * go through its composite (or the CPU fallback): no kernel for that dtype, or an op that
+ * updates inputs which cannot be handed to the kernel as they are. */
+static const em_kernel_rec *pick_kernel(const em_op_rec *op, int nin, em_tensor *const *in,
+                                        em_dtype cdt)
+{
+    const em_kernel_rec *k = find_kernel(op, in[0]->storage->be->id, cdt);
+    if (k && op->def.updates && !updates_direct(op, nin, in, cdt))
+        k = NULL;
+    return k;
+}
+
+/* Without a kernel: the composite (recording one node when the op has its own backward
+ * formula), else the CPU fallback where configured, else the "no kernel" error. */
+static em_tensor *run_without_kernel(em_op_rec *op, int nin, em_tensor *const *in,
+                                     const em_attr *attrs, em_tensor *out, bool track, em_dtype cdt)
+{
+    em_backend *be = in[0]->storage->be;
+    if (!op->def.composite) {
+        if (em__fallback_cpu && be != em__cpu_backend() && !op->def.updates)
+            return fallback_to_cpu(op, nin, in, attrs, out);
+        no_kernel(op, be->id, cdt);
         return NULL;
     }
+    /* An op with its own backward formula records one node (AddmmBackward0 rather than the
+     * composite's pieces). */
+    bool own = track && em__formula_for(op->id);
+    bool prev = own ? em_set_grad_enabled(false) : true;
+    em_tensor *r = run_composite(op, nin, in, attrs);
+    if (own) {
+        em_set_grad_enabled(prev);
+        if (r && em__autograd_record(op->id, nin, in, attrs, r) < 0) {
+            em_release(r);
+            return NULL;
+        }
+    }
+    if (r && out) {
+        em_tensor *w = em__copy_into(out, r);
+        em_release(r);
+        return w;
+    }
+    return r;
+}
+
+/* Runs kernel k into `out` (or a new tensor) and returns the result, a new reference; the
+ * version counters of what the kernel wrote are bumped. */
+static em_tensor *run_kernel_into(em_op_rec *op, const em_kernel_rec *k, int nin,
+                                  em_tensor *const *in, em_ktensor *kin, const em_attr *attrs,
+                                  const em_out_desc *od, em_tensor *out)
+{
+    em_backend *be = in[0]->storage->be;
+    int dev = in[0]->storage->dev;
+    bool direct = !out || (od->dtype == out->dtype && em_is_contiguous(out));
+    em_tensor *dst = out && direct ? out
+                                   : em__tensor_alloc((em_device){be->id, dev}, od->dtype, od->ndim,
+                                                      od->shape);
+    if (!dst)
+        return NULL;
+    if (dst == out)
+        em_retain(dst);
+    if (dst->numel > 0) {
+        em_ktensor kout;
+        em__ktensor(dst, &kout);
+        if (call_kernel(op, k, be, dev, nin, kin, 1, &kout, attrs) < 0) {
+            em_release(dst);
+            return NULL;
+        }
+        bump_updated(op, nin, in);
+    }
+    if (out && !direct) {
+        em_tensor *w = em__copy_into(out, dst);
+        em_release(dst);
+        return w;
+    }
+    if (out)
+        atomic_fetch_add_explicit(&out->storage->version, 1, memory_order_relaxed);
+    return dst;
+}
+
+/* The steps every op shares: validate, promote, broadcast (and infer), pick the kernel, run it,
+ * record for autograd. `out` non-NULL: the in-place form, which writes into out. */
+em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *attrs, em_tensor *out)
+{
+    em_op_rec *op = ops[id];
+    if (validate_inputs(op, nin, in, out) < 0)
+        return NULL;
     bool track = false;
     if (em__grad_mode())
         for (int i = 0; i < nin; i++)
             track |= in[i]->requires_grad;
     if (track && op->def.updates) {
-        em_set_error(EM_ERR_INVALID, "%s: updates its inputs in place and cannot be recorded by "
-                                     "autograd; call it with grad mode off",
+        em_set_error(EM_ERR_INVALID,
+                     "%s: updates its inputs in place and cannot be recorded by "
+                     "autograd; call it with grad mode off",
                      op->name);
         return NULL;
     }
     if (out && track)
         return inplace_tracked(op, nin, in, attrs, out);
 
-    /* The compute dtype: the promoted input dtype, floats for float-only math. */
-    em_dtype cdt = in[0]->dtype;
-    if (flags & EM_OP_PROMOTE)
-        cdt = em__result_type(nin, in);
-    if ((flags & EM_OP_INT_TO_FLOAT) && !em_dtype_is_float(cdt))
-        cdt = em__default_float();
+    em_dtype cdt = compute_dtype(op, nin, in);
+    const em_kernel_rec *k = pick_kernel(op, nin, in, cdt);
+    if (!k)
+        return run_without_kernel(op, nin, in, attrs, out, track, cdt);
 
-    em_backend *be = in[0]->storage->be;
-    int dev = in[0]->storage->dev;
-    const em_kernel_rec *k = find_kernel(op, be->id, cdt);
-    if (k && op->def.updates && !updates_direct(op, nin, in, cdt))
-        k = NULL;
-    if (!k) {
-        if (op->def.composite) {
-            /* An op with its own backward formula records one node (AddmmBackward0 rather
-             * than the composite's pieces). */
-            bool own = track && em__formula_for(id);
-            bool prev = own ? em_set_grad_enabled(false) : true;
-            em_tensor *r = run_composite(op, nin, in, attrs);
-            if (own) {
-                em_set_grad_enabled(prev);
-                if (r && em__autograd_record(id, nin, in, attrs, r) < 0) {
-                    em_release(r);
-                    return NULL;
-                }
-            }
-            if (r && out) {
-                em_tensor *w = em__copy_into(out, r);
-                em_release(r);
-                return w;
-            }
-            return r;
-        }
-        if (em__fallback_cpu && be != em__cpu_backend() && !op->def.updates)
-            return fallback_to_cpu(op, nin, in, attrs, out);
-        no_kernel(op, be->id, cdt);
-        return NULL;
-    }
-
-    /* Cast inputs to the compute dtype where they differ (new tensors, released below). */
-    em_tensor *cast[8] = {0};
-    em_tensor *args[8];
-    em_tensor *result = NULL;
-    for (int i = 0; i < nin; i++) {
-        args[i] = in[i];
-        bool promote = (flags & (EM_OP_PROMOTE | EM_OP_INT_TO_FLOAT)) &&
-                       (i == 0 || (flags & EM_OP_PROMOTE));
-        if (promote && in[i]->dtype != cdt) {
-            cast[i] = em_to_dtype(in[i], cdt);
-            if (!cast[i])
-                goto done;
-            args[i] = cast[i];
-        }
-    }
-
-    /* Output description. */
+    em_tensor *cast[EM_MAX_OP_INPUTS] = {0}, *args[EM_MAX_OP_INPUTS];
+    int64_t bstrides[EM_MAX_OP_INPUTS][EM_MAX_DIMS];
+    em_ktensor kin[EM_MAX_OP_INPUTS];
     em_out_desc od;
-    int64_t bstrides[8][EM_MAX_DIMS];
-    em_ktensor kin[8];
-    if (flags & EM_OP_BROADCAST) {
-        if (!broadcast_shape(op, nin, args, &od.ndim, od.shape))
-            goto done;
-        for (int i = 0; i < nin; i++)
-            broadcast_view(args[i], od.ndim, od.shape, bstrides[i], &kin[i]);
-        od.dtype = args[0]->dtype;
-    } else {
-        for (int i = 0; i < nin; i++)
-            em__ktensor(args[i], &kin[i]);
-        od.ndim = args[0]->ndim;
-        memcpy(od.shape, args[0]->shape, sizeof od.shape);
-        od.dtype = args[0]->dtype;
-    }
-    if (flags & EM_OP_OUT_BOOL)
-        od.dtype = EM_BOOL;
-    if (op->def.infer && op->def.infer(nin, args, attrs, &od) < 0)
-        goto done;
-
-    /* In place: the result must have out's shape and be castable to its dtype. */
-    bool direct = true;
-    if (out) {
-        if (od.ndim != out->ndim || memcmp(od.shape, out->shape, (size_t)od.ndim * 8) != 0) {
-            char b1[160], b2[160];
-            em_set_error(EM_ERR_INVALID,
-                         "%s_: result of shape %s cannot be written in place into shape %s",
-                         op->name, em__shape_str(od.ndim, od.shape, b1, sizeof b1),
-                         em__shape_str(out->ndim, out->shape, b2, sizeof b2));
-            goto done;
-        }
-        if (!can_cast(od.dtype, out->dtype)) {
-            em_set_error(EM_ERR_INVALID,
-                         "%s_: result type %s can't be cast to the desired output type %s",
-                         op->name, em_dtype_name(od.dtype), em_dtype_name(out->dtype));
-            goto done;
-        }
-        direct = od.dtype == out->dtype && em_is_contiguous(out);
-    }
-
-    em_tensor *dst = NULL;
-    if (out && direct) {
-        dst = out;
-        em_retain(dst);
-    } else {
-        em_device d = {be->id, dev};
-        dst = em__tensor_alloc(d, od.dtype, od.ndim, od.shape);
-        if (!dst)
-            goto done;
-    }
-    if (dst->numel > 0) {
-        em_ktensor kout;
-        em__ktensor(dst, &kout);
-        if (call_kernel(op, k, be, dev, nin, kin, 1, &kout, attrs) < 0) {
-            em_release(dst);
-            goto done;
-        }
-        bump_updated(op, nin, in);
-    }
-    if (out && !direct) {
-        result = em__copy_into(out, dst);
-        em_release(dst);
-    } else {
-        result = dst;
-        if (out)
-            atomic_fetch_add_explicit(&out->storage->version, 1, memory_order_relaxed);
-    }
+    em_tensor *result = NULL;
+    if (promote_inputs(op, nin, in, cdt, cast, args) == EM_OK &&
+        describe_output(op, nin, args, attrs, &od, bstrides, kin) == EM_OK &&
+        (!out || check_in_place(op, &od, out) == EM_OK))
+        result = run_kernel_into(op, k, nin, in, kin, attrs, &od, out);
+    /* Step 5 (record): the node autograd replays backward. */
     if (result && track && em__autograd_record(id, nin, in, attrs, result) < 0) {
         em_release(result);
         result = NULL;
     }
-done:
     for (int i = 0; i < nin; i++)
         em_release(cast[i]);
     return result;
@@ -632,7 +686,7 @@ static em_tensor *fallback_to_cpu(em_op_rec *op, int nin, em_tensor *const *in,
                 op->name, in[0]->storage->be->ops->name);
     em_backend *cpu = em__cpu_backend();
     em_device cpu_dev = {cpu->id, 0};
-    em_tensor *host[8] = {0}, *r = NULL, *back = NULL;
+    em_tensor *host[EM_MAX_OP_INPUTS] = {0}, *r = NULL, *back = NULL;
     for (int i = 0; i < nin; i++)
         if (!(host[i] = em_to(in[i], cpu_dev)))
             goto done;

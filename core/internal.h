@@ -131,7 +131,7 @@ typedef struct em_kernel_rec {
     struct em_plugin_rec *owner;
 } em_kernel_rec;
 
-#define EM__MAX_BACKENDS 16
+#define EM__MAX_BACKENDS (EM_MAX_BACKENDS + 1)   /* slot 0 is unused: id 0 = unspecified */
 
 typedef struct em_op_rec {
     em_op_def def;                    /* copied; def.name points at `name` */

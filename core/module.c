@@ -26,8 +26,13 @@ int em_register_module(em_registry *reg, const em_module_ops *ops)
     if (!ops || ops->struct_size < offsetof(em_module_ops, destroy) || !ops->name || !ops->init ||
         !ops->forward)
         return em_set_error(EM_ERR_INVALID, "em_register_module: incomplete module type");
-    if (ops->ninputs < 1 || ops->ninputs > 8 || ops->nparams < 0 || (ops->nparams && !ops->params))
-        return em_set_error(EM_ERR_INVALID, "em_register_module: '%s': bad inputs or parameters",
+    if (ops->ninputs < 1 || ops->ninputs > EM_MAX_OP_INPUTS)
+        return em_set_error(EM_ERR_INVALID,
+                            "em_register_module: '%s' takes %d inputs; a module takes 1 to "
+                            "EM_MAX_OP_INPUTS = %d",
+                            ops->name, ops->ninputs, EM_MAX_OP_INPUTS);
+    if (ops->nparams < 0 || (ops->nparams && !ops->params))
+        return em_set_error(EM_ERR_INVALID, "em_register_module: '%s': bad parameters",
                             ops->name);
     for (int i = 0; i < ntypes; i++)
         if (!strcmp(types[i].ops->name, ops->name))
@@ -196,7 +201,8 @@ int em__module_attach_optimizer(em_module *m, em_optimizer *o)
 
 /* ---- for implementations ------------------------------------------------------------------- */
 
-void *em_module_state(em_module *m) { return m ? m->state : NULL; }
+void *em_module_private(em_module *m) { return m ? m->state : NULL; }
+void *em_module_state(em_module *m) { return em_module_private(m); }   /* deprecated alias */
 const em_args *em_module_args(const em_module *m) { return m ? m->args : NULL; }
 
 static void invalidate(em_module *m)

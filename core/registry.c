@@ -53,8 +53,10 @@ int em_register_backend(em_registry *reg, const em_backend_ops *ops, void *ctx)
         return em_set_error(EM_ERR_INVALID, "backend '%s' is already registered by %s",
                             ops->name, dup->owner ? dup->owner->path : "the core");
     if (nbackends == EM__MAX_BACKENDS)
-        return em_set_error(EM_ERR_INVALID, "too many backends (at most %d)",
-                            EM__MAX_BACKENDS - 1);
+        return em_set_error(EM_ERR_INVALID,
+                            "backend '%s': too many backends (at most "
+                            "EM_MAX_BACKENDS = %d)",
+                            ops->name, EM_MAX_BACKENDS);
     em_backend *be = &backends[nbackends];
     be->id = nbackends++;
     be->ops = ops;
@@ -233,6 +235,11 @@ const char *em_device_kernels(em_device d)
 
 /* ---- memory ---------------------------------------------------------------------------- */
 
+/* em_memory_stats as plugins built for ABI 1.0 to 1.2 know it: no struct_size in front. */
+typedef struct memory_stats_1_2 {
+    size_t allocated, reserved, peak;
+} memory_stats_1_2;
+
 static bool stats(const char *fn, em_device d, em_memory_stats *st)
 {
     d = em__resolve_device(d);
@@ -240,6 +247,16 @@ static bool stats(const char *fn, em_device d, em_memory_stats *st)
     if (em__device_check(fn, d) < 0)
         return false;
     em_backend *be = em__backend(d.backend);
+    if (be->owner && be->owner->abi_minor < 3) {
+        memory_stats_1_2 old = {0};
+        if (be->ops->memory_stats(be->ctx, d.index, (em_memory_stats *)&old) != EM_OK)
+            return false;
+        st->allocated = old.allocated;
+        st->reserved = old.reserved;
+        st->peak = old.peak;
+        return true;
+    }
+    st->struct_size = sizeof *st;
     return be->ops->memory_stats(be->ctx, d.index, st) == EM_OK;
 }
 

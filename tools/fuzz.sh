@@ -29,7 +29,8 @@ fi
 if [ ! -f "$build/build.ninja" ]; then
     tools/setup.sh build >/dev/null   # the other build dependencies
     CC=clang meson setup "$build" -Dfuzz=true -Dtests=disabled -Dopencl=disabled -Dcuda=disabled \
-        -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized >/dev/null
+        -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debugoptimized \
+        -Dwerror=true >/dev/null
 fi
 if ! ninja -C "$build" >"$build/ninja.log" 2>&1; then
     grep -E -B2 -A6 'error|FAILED' "$build/ninja.log" | head -40

@@ -3,11 +3,24 @@
 # sweep), the unit suite again with tensors on the OpenCL backend by default (when it is built
 # and usable), the unit suite built with AddressSanitizer + UndefinedBehaviorSanitizer, the
 # threaded programs under ThreadSanitizer, each libFuzzer harness briefly over its corpus,
-# valgrind, then the examples end to end.
+# valgrind, then the examples end to end. Every build here treats compiler warnings as errors
+# (EMBER_WERROR=1, meson's werror option), and the changed lines are checked against .clang-format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export EMBER_WERROR=1
 tools/setup.sh build
 export EMBER_CONFIG=
+
+echo "== format of the lines changed since main"
+# Exit 77: clang-format is not installed (the stage says so and is skipped).
+fmt_rc=0
+tools/check-format.sh || fmt_rc=$?
+if [ "$fmt_rc" -ne 0 ] && [ "$fmt_rc" -ne 77 ]; then
+    echo "FAIL format"
+    format_failed=1
+else
+    format_failed=0
+fi
 
 echo "== unit tests"
 meson test -C build --print-errorlogs --num-processes 2
@@ -26,9 +39,9 @@ fi
 echo "== unit tests under ASan + UBSan"
 if [ ! -f build-asan/build.ninja ]; then
     meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-        --buildtype=debug >/dev/null
+        --buildtype=debug -Dwerror=true >/dev/null
 fi
-ninja -C build-asan >/dev/null
+ninja -C build-asan
 # intercept_tls_get_addr=0: the sanitizer runtime's tracking of dynamic TLS (blocks that
 # dlopen'd libraries' thread-locals get) misreads glibc's blocks and crashes LeakSanitizer's
 # tracer at exit (google/sanitizers#1322). Ember's plugins use no dynamic TLS
@@ -52,11 +65,11 @@ echo "== threaded suites under ThreadSanitizer"
 # under TSan. OpenCL is left out (PoCL is not built with TSan).
 if [ ! -f build-tsan/build.ninja ]; then
     meson setup build-tsan -Db_sanitize=thread -Db_lundef=false --buildtype=debug \
-        -Dopencl=disabled -Dcuda=disabled >/dev/null
+        -Dopencl=disabled -Dcuda=disabled -Dwerror=true >/dev/null
 fi
 ninja -C build-tsan backends/cpu/ember_cpu.so plugins/nn/ember_nn.so plugins/optim/ember_optim.so \
-    plugins/data/ember_data.so tools/ember tests/stress_threads tests/data/stress_loader >/dev/null
-stage_rc=0
+    plugins/data/ember_data.so tools/ember tests/stress_threads tests/data/stress_loader
+stage_rc=$format_failed
 tsan_pass=0 tsan_fail=0
 tsan() {
     local name=$1

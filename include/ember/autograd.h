@@ -5,6 +5,11 @@
  * user created, or that do not require grad; only leaves accumulate .grad, unless
  * em_retain_grad() asks a non-leaf to keep its own. Only floating point tensors can require
  * grad. Grad mode is thread-local. The graph is freed by em_backward unless retain_graph.
+ *
+ * Threads: a graph is used by one thread at a time. em_backward, em_grad, em_grad_zero,
+ * em_grad_clear, em_retain_grad and em_requires_grad_ on tensors of one graph (or leaves
+ * shared by two graphs) need external serialisation; graphs with nothing in common may run on
+ * different threads at once.
  */
 #ifndef EMBER_AUTOGRAD_H
 #define EMBER_AUTOGRAD_H
@@ -27,7 +32,10 @@ EM_API em_tensor *em_grad(const em_tensor *t);
 /* Keep the gradient of a non-leaf after backward (a no-op on leaves). */
 EM_API int em_retain_grad(em_tensor *t);
 EM_API bool em_retains_grad(const em_tensor *t);
-EM_API int em_grad_zero(em_tensor *t);    /* t.grad.zero_() (no-op without a grad) */
+/* t.grad.zero_(): zeroes t's grad in place (no-op without a grad). Not to be confused with
+ * em_zero_grad(optimizer) in module.h, which drops the grads of every parameter (t.grad =
+ * None, as em_grad_clear does), as PyTorch's optimizer.zero_grad() does. */
+EM_API int em_grad_zero(em_tensor *t);
 EM_API int em_grad_clear(em_tensor *t);   /* t.grad = None */
 
 /* Back-propagates from t. gradient: NULL for a one-element t (ones), else a tensor of t's

@@ -55,7 +55,7 @@ EM_API int em_dist_communicator_count(void);
 EM_API const char *em_dist_communicator(int i, char *state, size_t size);
 /* Ends the whole job (every rank) with exit status `code`, after printing msg to stderr with
  * this rank's number. Without a communicator: exit(code). Never returns. */
-EM_API _Noreturn void em_dist_abort(int code, const char *msg);
+EM_NORETURN EM_API void em_dist_abort(int code, const char *msg);
 
 /* ---- collectives ------------------------------------------------------------------------------ */
 

@@ -97,7 +97,9 @@ EM_API char *em_module_summary(em_module *m, int ndim, const int64_t *input_shap
 /* Builds an optimizer over m's parameters (those requiring grad when it is built). */
 EM_API em_optimizer *em_optimizer_new(const char *spec, em_module *m);
 EM_API void em_optimizer_free(em_optimizer *o);
-EM_API int em_zero_grad(em_optimizer *o);    /* set_to_none, as PyTorch 2 does */
+/* optimizer.zero_grad(): every parameter's grad set to None (set_to_none, as PyTorch 2 does;
+ * em_grad_clear on each), not zeroed in place as em_grad_zero(t) in autograd.h does. */
+EM_API int em_zero_grad(em_optimizer *o);
 /* One update; runs without recording a graph. All or nothing: on error (negative status,
  * em_last_error() says why) the parameters and the optimizer's state are as they were. */
 EM_API int em_step(em_optimizer *o);

@@ -5,6 +5,14 @@
  * of the same category). Operands must live on one device. Every op returns a new tensor or
  * NULL with em_last_error() set; in-place ops (trailing '_') return their first argument
  * (retained) and bump its version counter.
+ *
+ * Threads: ops may run on several threads at once, on shared inputs too: an op reads its
+ * inputs and writes only its result (the CPU backend's thread pool runs loops from different
+ * threads one after the other; errors, grad mode and scopes are per thread). What the caller
+ * must serialise: an in-place op against any other use of the same storage, and, with grad
+ * mode on, ops that record for autograd on a shared input that requires grad (recording
+ * attaches to the input's autograd state), as em_backward and em_grad on one graph
+ * (autograd.h). One model per thread needs no locking.
  */
 #ifndef EMBER_OPS_H
 #define EMBER_OPS_H

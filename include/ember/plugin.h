@@ -45,15 +45,8 @@
 extern "C" {
 #endif
 
-/* Minor versions add, never change: 1.1 added em_module_ops.extra_repr (read only when a
- * type's struct_size covers it), EM_OP_COMPOSITE_F32, and the core ops cross_entropy and
- * cross_entropy_backward; 1.2 added em_backend_ops.dlpack_device_type and the
- * locale-independent em_strtod/em_snprintf/em_float_repr; 1.3 added em_op_def.updates and
- * the fused optimizer updates (the ops sgd_step, adam_step and rmsprop_step, em_sgd_step_ and
- * the like in ops.h), em_device_info.kernels, the core op linear_relu and
- * em_module_record_output, communicators (em_comm_ops, em_register_communicator), and the
- * header-only backend helpers EM_PLUGIN_DEFINE, em_kcall_check and em_strided_init. A
- * plugin built for an older minor loads into a newer core; one built for a newer minor is
+/* The ABI version. A minor version only adds (docs/abi.md lists what each one added); a
+ * plugin built for an older minor loads into a newer core, one built for a newer minor is
  * refused. */
 #define EMBER_ABI_MAJOR 1
 #define EMBER_ABI_MINOR 3
@@ -113,7 +106,11 @@ typedef struct em_device_info {
     char kernels[192];
 } em_device_info;
 
+/* memory_stats gets this table zeroed, with struct_size set by the core to the size it knows
+ * (since 1.3; a plugin built for 1.0 to 1.2 is handed the old layout, which starts at
+ * `allocated`). Fill the fields by name; never write past struct_size. */
 typedef struct em_memory_stats {
+    size_t struct_size;        /* since 1.3: sizeof(em_memory_stats) as the core knows it */
     size_t allocated;          /* bytes in live buffers */
     size_t reserved;           /* bytes held from the system, cache included */
     size_t peak;               /* max of allocated since start or reset */
@@ -242,11 +239,18 @@ typedef int (*em_backward_fn)(int nin, em_tensor *const *inputs, em_tensor *outp
  * recorded, so a composite-only op is differentiable for free. */
 typedef em_tensor *(*em_composite_fn)(int nin, em_tensor *const *in, const em_attr *attrs);
 
+/* Limits the core enforces (since 1.3 named here; the values are those of 1.0):
+ * em_register_op refuses an op with more inputs or attributes, em_register_backend a backend
+ * past the last slot, each with an error that names the limit. */
+#define EM_MAX_OP_INPUTS 8    /* em_op_def.nin, em_conformance_case.nin */
+#define EM_MAX_OP_ATTRS 16    /* em_op_def.nattrs, em_conformance_case.nattrs */
+#define EM_MAX_BACKENDS 15    /* backends registered at one time, the CPU included */
+
 typedef struct em_op_def {
     size_t struct_size;
     const char *name;           /* unique, interned at registration */
-    int nin;                    /* number of tensor inputs */
-    int nattrs;
+    int nin;                    /* number of tensor inputs, at most EM_MAX_OP_INPUTS */
+    int nattrs;                 /* at most EM_MAX_OP_ATTRS */
     const em_attr_decl *attrs;  /* nattrs declarations, in positional order */
     unsigned flags;             /* EM_OP_* */
     em_infer_fn infer;          /* may be NULL with EM_OP_SAME_AS_INPUT */
@@ -348,7 +352,7 @@ EM_API int em_register_kernel(em_registry *reg, const char *backend, const char 
 
 
 /* A module type. The core allocates the module with state_size zeroed bytes of private state
- * (em_module_state), binds the spec's arguments against `params`, calls init, and frees the
+ * (em_module_private), binds the spec's arguments against `params`, calls init, and frees the
  * state after destroy. Parameters, buffers and children are registered with the functions
  * below and owned by the core from then on. */
 typedef struct em_module_ops {
@@ -357,7 +361,8 @@ typedef struct em_module_ops {
     int nparams;
     const em_param_decl *params;
     size_t state_size;
-    int ninputs;                       /* 1 for layers, 2 for losses (output, target) */
+    int ninputs;                       /* 1 for layers, 2 for losses (output, target); at
+                                          most EM_MAX_OP_INPUTS */
     /* Creates parameters, buffers and children from the bound arguments. */
     int (*init)(em_module *m, const em_args *args);
     /* Returns a new tensor (or NULL after em_set_error). Written in ops: autograd records it. */
@@ -375,7 +380,14 @@ EM_API int em_register_module(em_registry *reg, const em_module_ops *ops);
 /* For module implementations. Names are local ("weight"); the core prefixes children's names
  * ("0.weight"). add_parameter makes t a leaf that requires grad (floating dtypes) and takes a
  * reference; add_buffer takes a reference; both return EM_OK or a negative status. */
-EM_API void *em_module_state(em_module *m);
+EM_API void *em_module_private(em_module *m);   /* the state_size bytes; NULL for NULL */
+/* Deprecated since 1.3, removed in 1.4: the old name of em_module_private, which read like the
+ * state_dict functions of module.h (em_module_state_tensor and friends). */
+EM_API void *em_module_state(em_module *m)
+#ifdef __GNUC__
+    __attribute__((deprecated("use em_module_private")))
+#endif
+    ;
 EM_API const em_args *em_module_args(const em_module *m);
 EM_API int em_module_add_parameter(em_module *m, const char *name, em_tensor *t);
 EM_API int em_module_add_buffer(em_module *m, const char *name, em_tensor *t);
@@ -445,7 +457,7 @@ EM_API int em_register_scheduler(em_registry *reg, const em_scheduler_ops *ops);
  * Tolerances default to torch.testing.assert_close's for the dtype. Cases are copied at
  * registration; nothing here needs to outlive init. */
 
-#define EM_CONF_MAX_INPUTS 8
+#define EM_CONF_MAX_INPUTS EM_MAX_OP_INPUTS
 
 typedef struct em_conf_input {
     int ndim;

@@ -5,6 +5,14 @@
  * em_last_error() set); passing a tensor never transfers ownership. A NULL tensor argument
  * makes a function return NULL and keep the first error, so chains can be checked at the end.
  * Views share storage (and its version counter) with their base.
+ *
+ * Threads: once em_init has returned, any thread may call these functions. em_retain and
+ * em_release are atomic, so threads may share and drop references to one tensor freely.
+ * Reading a tensor from several threads at once (metadata, em_item, em_copy_to_host, printing,
+ * making views) is safe. Writing one (an in-place op, em_requires_grad_, stores through
+ * em_data_ptr) while another thread reads or writes the same storage is a data race that the
+ * caller must serialise, as in PyTorch. The random creators draw from the global generator,
+ * whose use is serialised inside.
  */
 #ifndef EMBER_TENSOR_H
 #define EMBER_TENSOR_H

@@ -20,6 +20,13 @@ extern "C" {
 #define EM_API
 #endif
 
+/* A function that never returns, in C11 and in C++ (which has no _Noreturn). */
+#if defined(__cplusplus)
+#define EM_NORETURN [[noreturn]]
+#else
+#define EM_NORETURN _Noreturn
+#endif
+
 /* ---- versions --------------------------------------------------------- */
 
 #define EMBER_VERSION_MAJOR 0

@@ -54,7 +54,7 @@ typedef struct gelu_state {
 static int gelu_init(em_module *m, const em_args *a)
 {
     const char *mode = em_args_has(a, "approximate") ? em_args_str(a, "approximate") : "none";
-    gelu_state *s = em_module_state(m);
+    gelu_state *s = em_module_private(m);
     if (!strcmp(mode, "tanh"))
         s->tanh_approx = true;
     else if (strcmp(mode, "none") != 0)
@@ -87,7 +87,7 @@ static em_tensor *gelu_tanh(em_tensor *x)
 static em_tensor *gelu_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
-    const gelu_state *s = em_module_state(m);
+    const gelu_state *s = em_module_private(m);
     if (nn__check_float("GELU", "input", in[0]) < 0)
         return NULL;
     if (s->tanh_approx)
@@ -111,7 +111,7 @@ static int softmax_dim(em_module *m, const em_tensor *x)
         return (int)em_args_int(a, "dim");
     int nd = em_ndim(x);
     int dim = nd == 0 || nd == 1 || nd == 3 ? 0 : 1;
-    softmax_state *s = em_module_state(m);
+    softmax_state *s = em_module_private(m);
     if (!s->warned) {
         s->warned = true;
         em_warn("%s: implicit dimension choice has been deprecated; using dim=%d (give dim= "

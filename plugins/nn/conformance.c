@@ -83,15 +83,15 @@ int nn__register_conformance(em_registry *reg)
          .in = {{2, {4, 6}, 0, 0.05, 0.95}, {2, {4, 6}, 0, 0, 1}},
          .flags = EM_CONF_DIFFERENTIABLE, .reference = ref_bce},
         {.op = "im2col", .label = "3x2 window, stride 2x1, padding 1x0, dilation 1x2", .nin = 1,
-         .in = {{4, {2, 3, 6, 5}}}, .nattrs = 6, .attrs = conv_fill0,
+         .in = {{.ndim = 4, .shape = {2, 3, 6, 5}}}, .nattrs = 6, .attrs = conv_fill0,
          .flags = EM_CONF_DIFFERENTIABLE},
         {.op = "im2col", .label = "2x2 pooling windows, fill -inf", .nin = 1,
-         .in = {{4, {1, 2, 6, 6}}}, .nattrs = 6, .attrs = pool},
+         .in = {{.ndim = 4, .shape = {1, 2, 6, 6}}}, .nattrs = 6, .attrs = pool},
         {.op = "col2im", .label = "3x2 window, stride 2x1, padding 1x0, dilation 1x2", .nin = 1,
-         .in = {{4, {2, 3, 6, conv_l}}}, .nattrs = 6, .attrs = conv,
+         .in = {{.ndim = 4, .shape = {2, 3, 6, conv_l}}}, .nattrs = 6, .attrs = conv,
          .flags = EM_CONF_DIFFERENTIABLE},
         {.op = "col2im", .label = "2x2 pooling windows", .nin = 1,
-         .in = {{4, {1, 2, 4, pool_l}}}, .nattrs = 6, .attrs = pool_size},
+         .in = {{.ndim = 4, .shape = {1, 2, 4, pool_l}}}, .nattrs = 6, .attrs = pool_size},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = add(reg, &cases[i]);

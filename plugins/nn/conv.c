@@ -134,7 +134,7 @@ typedef struct conv_state {
 
 static int conv_init(em_module *m, const em_args *a)
 {
-    conv_state *s = em_module_state(m);
+    conv_state *s = em_module_private(m);
     s->in = em_args_int(a, "in_channels");
     s->out = em_args_int(a, "out_channels");
     s->groups = em_args_int(a, "groups");
@@ -178,7 +178,7 @@ static int conv_init(em_module *m, const em_args *a)
 static em_tensor *conv_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
-    conv_state *s = em_module_state(m);
+    conv_state *s = em_module_private(m);
     em_tensor *w = em_module_parameter(m, "weight"), *b = em_module_parameter(m, "bias");
     if (nn__check_param_dtype("Conv2d", in[0], w) < 0)
         return NULL;
@@ -228,7 +228,7 @@ typedef struct pool_state {
 
 static int pool_init(em_module *m, const em_args *a)
 {
-    pool_state *s = em_module_state(m);
+    pool_state *s = em_module_private(m);
     int rc = nn__pair("MaxPool2d", a, "kernel_size", 1, s->w.k);
     if (rc == EM_OK && em_args_has(a, "stride"))
         rc = nn__pair("MaxPool2d", a, "stride", 1, s->w.s);
@@ -257,7 +257,7 @@ static int pool_init(em_module *m, const em_args *a)
 static em_tensor *pool_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
-    pool_state *s = em_module_state(m);
+    pool_state *s = em_module_private(m);
     if (nn__check_float("MaxPool2d", "input", in[0]) < 0)
         return NULL;
     em_tensor *x = batched("MaxPool2d", in[0], 0);

@@ -28,7 +28,7 @@ typedef struct embedding_state {
 
 static int embedding_init(em_module *m, const em_args *a)
 {
-    embedding_state *s = em_module_state(m);
+    embedding_state *s = em_module_private(m);
     int64_t n = em_args_int(a, "num_embeddings"), d = em_args_int(a, "embedding_dim");
     if (n <= 0)
         return em_set_error(EM_ERR_INVALID, "Embedding: num_embeddings must be positive, got %lld",
@@ -101,7 +101,7 @@ static em_tensor *checked_indices(em_tensor *idx, int64_t n)
 static em_tensor *embedding_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
-    const embedding_state *s = em_module_state(m);
+    const embedding_state *s = em_module_private(m);
     em_tensor *w = em_module_parameter(m, "weight");
     int64_t n = em_shape(w)[0], d = em_shape(w)[1];
     if (em_ndim(in[0]) + 1 > EM_MAX_DIMS) {

@@ -34,7 +34,7 @@ typedef struct loss_state {
 static int loss_init_common(em_module *m, const em_args *a)
 {
     const char *type = em_module_type(m);
-    loss_state *s = em_module_state(m);
+    loss_state *s = em_module_private(m);
     const char *r = em_args_has(a, "reduction") ? em_args_str(a, "reduction") : "None";
     if (!strcmp(r, "mean"))
         s->red = RED_MEAN;
@@ -135,7 +135,7 @@ static const em_param_decl reduction_params[] = {{"reduction", EM_PARAM_STRING, 
 static em_tensor *mse_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
-    const loss_state *s = em_module_state(m);
+    const loss_state *s = em_module_private(m);
     bool l1 = em_module_type(m)[0] == 'L';
     em_tensor *t = elementwise_target(em_module_type(m), in[0], in[1]);
     if (!t)
@@ -241,7 +241,7 @@ static int check_unit_interval(em_tensor *x)
 static em_tensor *bce_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
-    const loss_state *s = em_module_state(m);
+    const loss_state *s = em_module_private(m);
     const em_args *a = em_module_args(m);
     em_tensor *t = elementwise_target("BCELoss", in[0], in[1]);
     if (!t)
@@ -276,7 +276,7 @@ static const em_param_decl bce_logits_params[] = {
 static em_tensor *bce_logits_forward(em_module *m, int nin, em_tensor *const *in)
 {
     (void)nin;
-    const loss_state *s = em_module_state(m);
+    const loss_state *s = em_module_private(m);
     const em_args *a = em_module_args(m);
     const char *type = "BCEWithLogitsLoss";
     em_tensor *x = in[0];
@@ -485,7 +485,7 @@ static em_tensor *index_loss(em_module *m, em_tensor *logp, em_tensor *target, d
 {
     const char *type = em_module_type(m);
     const em_args *a = em_module_args(m);
-    const loss_state *s = em_module_state(m);
+    const loss_state *s = em_module_private(m);
     int nd = em_ndim(logp), class_dim = nd == 1 ? 0 : 1;
     int64_t C = em_shape(logp)[class_dim];
     targets tg;
@@ -527,7 +527,7 @@ static em_tensor *prob_loss(em_module *m, em_tensor *logp, em_tensor *target, do
 {
     const char *type = em_module_type(m);
     const em_args *a = em_module_args(m);
-    const loss_state *s = em_module_state(m);
+    const loss_state *s = em_module_private(m);
     int nd = em_ndim(logp), class_dim = nd == 1 ? 0 : 1;
     int64_t C = em_shape(logp)[class_dim];
     if (nn__check_float(type, "a target of class probabilities (the input's shape)", target) < 0)
@@ -597,7 +597,7 @@ static em_tensor *fused_ce(em_module *m, em_tensor *x, em_tensor *t)
 {
     const char *type = em_module_type(m);
     const em_args *a = em_module_args(m);
-    const loss_state *s = em_module_state(m);
+    const loss_state *s = em_module_private(m);
     int64_t want[EM_MAX_DIMS];
     int wnd;
     if (check_index_target(type, a, x, t, em_ndim(x) == 1 ? 0 : 1, want, &wnd) < 0)

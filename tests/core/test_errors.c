@@ -280,6 +280,88 @@ Test(errors, a_null_input_with_no_pending_error_names_the_argument)
     em_release(a);
 }
 
+/* An op of EM_MAX_OP_INPUTS inputs whose output is its input 0's shape; registered by a test. */
+static em_tensor *wide_op_composite(int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    (void)nin, (void)attrs;
+    return em_neg(in[0]);
+}
+
+static em_op_def wide_op_def(const char *name, int nin, int nattrs)
+{
+    return (em_op_def){.struct_size = sizeof(em_op_def),
+                       .name = name,
+                       .nin = nin,
+                       .nattrs = nattrs,
+                       .flags = EM_OP_SAME_AS_INPUT,
+                       .composite = wide_op_composite};
+}
+
+Test(errors, a_null_input_past_the_second_is_named_by_its_own_position)
+{
+    em_op_def def = wide_op_def("wide_op", EM_MAX_OP_INPUTS, 0);
+    cr_assert_geq(em_register_op(NULL, &def), 0, "%s", em_last_error());
+    em_tensor *a = EMT_OK(em_ones(EM_SHAPE(2), NULL));
+    em_tensor *in[EM_MAX_OP_INPUTS];
+    for (int i = 0; i < EM_MAX_OP_INPUTS; i++)
+        in[i] = a;
+    for (int i = 2; i < EM_MAX_OP_INPUTS; i++) {
+        in[i] = NULL;
+        char want[64];
+        snprintf(want, sizeof want, "wide_op: argument 'input %d' is NULL", i);
+        em_clear_error();
+        EMT_ASSERT_FAILS(em_op_call("wide_op", EM_MAX_OP_INPUTS, in, 0, NULL), want);
+        in[i] = a;
+    }
+    em_tensor *r = EMT_OK(em_op_call("wide_op", EM_MAX_OP_INPUTS, in, 0, NULL));
+    em_tensor *total = EMT_OK(em_sum(r, 0, NULL, false));
+    cr_assert_float_eq(em_item(total), -2.0, 0.0);
+    em_release(total);
+    em_release(r);
+    em_release(a);
+}
+
+Test(errors, an_op_past_the_input_or_attribute_limit_is_refused_naming_the_limit)
+{
+    em_op_def def = wide_op_def("too_many_inputs", EM_MAX_OP_INPUTS + 1, 0);
+    cr_assert_eq(em_register_op(NULL, &def), EM_ERR_INVALID);
+    cr_assert(strstr(em_last_error(), "'too_many_inputs' has 9 inputs") &&
+                  strstr(em_last_error(), "EM_MAX_OP_INPUTS = 8"),
+              "%s", em_last_error());
+    def = wide_op_def("too_many_attrs", 1, EM_MAX_OP_ATTRS + 1);
+    cr_assert_eq(em_register_op(NULL, &def), EM_ERR_INVALID);
+    cr_assert(strstr(em_last_error(), "'too_many_attrs' has 17 attributes") &&
+                  strstr(em_last_error(), "EM_MAX_OP_ATTRS = 16"),
+              "%s", em_last_error());
+    cr_assert_lt(em_op_lookup("too_many_inputs"), 0);
+}
+
+static int wide_module_init(em_module *m, const em_args *args)
+{
+    (void)m, (void)args;
+    return EM_OK;
+}
+
+static em_tensor *wide_module_forward(em_module *m, int nin, em_tensor *const *in)
+{
+    (void)m, (void)nin;
+    return em_neg(in[0]);
+}
+
+Test(errors, a_module_type_past_the_input_limit_is_refused_naming_the_limit)
+{
+    /* static: the registry keeps a pointer to the table */
+    static em_module_ops ops = {.struct_size = sizeof ops, .name = "WideModule",
+                         .ninputs = EM_MAX_OP_INPUTS + 1, .init = wide_module_init,
+                         .forward = wide_module_forward};
+    cr_assert_eq(em_register_module(NULL, &ops), EM_ERR_INVALID);
+    cr_assert(strstr(em_last_error(), "'WideModule' takes 9 inputs") &&
+                  strstr(em_last_error(), "EM_MAX_OP_INPUTS = 8"),
+              "%s", em_last_error());
+    ops.ninputs = EM_MAX_OP_INPUTS;
+    cr_assert_eq(em_register_module(NULL, &ops), EM_OK, "%s", em_last_error());
+}
+
 /* ---- in place ------------------------------------------------------------------------------- */
 
 Test(errors, in_place_on_a_leaf_that_requires_grad_is_refused)

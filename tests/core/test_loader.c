@@ -191,6 +191,26 @@ Test(loader, init_and_shutdown_can_repeat)
     }
 }
 
+Test(loader, a_backend_built_for_abi_1_2_reports_memory_in_its_own_layout)
+{
+    /* 1.3 put struct_size in front of em_memory_stats; a 1.2 plugin still fills the old one. */
+    setenv("EMBER_PLUGIN_PATH", MOCK_1_2_PLUGIN_DIR, 1);
+    setenv("EMBER_STRICT", "1", 1);
+    cr_assert_eq(em_init(NULL), EM_OK, "%s", em_last_error());
+    em_plugin_info p = find_plugin("/mockdev_1_2.so");
+    cr_assert(p.ok, "%s", p.error ? p.error : "");
+    cr_assert_eq(p.abi_minor, 2);
+    em_device mock = em_device_parse("mock:1");
+    size_t before = em_memory_allocated(mock);
+    em_tensor *t = em_zeros(EM_SHAPE(256), &(em_opts){.device = mock});
+    cr_assert(t, "%s", em_last_error());
+    cr_assert_eq(em_memory_allocated(mock), before + 256 * sizeof(float));
+    cr_assert_eq(em_memory_reserved(mock), before + 256 * sizeof(float) + 4096);
+    cr_assert_eq(em_max_memory_allocated(mock), before + 256 * sizeof(float));
+    em_release(t);
+    em_shutdown();
+}
+
 Test(loader, a_disabled_plugin_is_found_but_not_initialised)
 {
     setenv("EMBER_PLUGIN_PATH", MOCK_PLUGIN_DIR, 1);

@@ -1,7 +1,11 @@
 /* tests/plugins/mockdev/mockdev.c - a second device for tests: "mock", two devices whose
  * memory the core cannot touch directly (host_accessible = false), with a deliberately small
  * kernel set (copy, fill, and add for f32 only) so that device transfers, device mismatches,
- * missing kernels and the CPU fallback can be tested on a machine without a GPU. */
+ * missing kernels and the CPU fallback can be tested on a machine without a GPU.
+ *
+ * Built a second time with MOCK_ABI_1_2 (tests/plugins/mockdev_1_2/): a plugin that declares
+ * ABI 1.2 and fills em_memory_stats in 1.2's layout (no struct_size), with 4096 bytes more
+ * reserved than allocated, so a core that read the table in 1.3's layout would be caught. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +47,18 @@ static void dealloc(void *ctx, int dev, void *p, size_t n)
     free((char *)p - 16);
 }
 
+#ifdef MOCK_ABI_1_2
+static int stats(void *ctx, int dev, em_memory_stats *s)
+{
+    (void)ctx;
+    struct {
+        size_t allocated, reserved, peak;
+    } *old = (void *)s;   /* what a 1.2 plugin's header said em_memory_stats was */
+    old->allocated = old->peak = atomic_load(&allocated[dev]);
+    old->reserved = old->allocated + 4096;
+    return EM_OK;
+}
+#else
 static int stats(void *ctx, int dev, em_memory_stats *s)
 {
     (void)ctx;
@@ -50,6 +66,7 @@ static int stats(void *ctx, int dev, em_memory_stats *s)
     s->peak = s->allocated;
     return EM_OK;
 }
+#endif
 
 static int h2d(void *ctx, int dev, void *d, size_t o, const void *s, size_t n)
 {
@@ -141,5 +158,20 @@ static int init(em_registry *reg)
     return EM_OK;
 }
 
+#ifdef MOCK_ABI_1_2
+static const em_plugin desc = {
+    .struct_size = sizeof(em_plugin),
+    .abi_major = 1,
+    .abi_minor = 2,
+    .name = "mockdev_1_2",
+    .version = "0",
+    .description = "two fake devices for tests, built for ABI 1.2",
+    .init = init,
+};
+
+__attribute__((visibility("default"))) const em_plugin *ember_plugin(void);
+const em_plugin *ember_plugin(void) { return &desc; }
+#else
 EM_PLUGIN_DEFINE("mockdev", "0",
     "two fake devices for tests", init, NULL)
+#endif
