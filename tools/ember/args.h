@@ -34,6 +34,9 @@ typedef struct cli_cmd {
     const char *examples;  /* command lines, one per line, for --help and the man page */
 } cli_cmd;
 
+/* `.opts` and `.nopts` of a cli_cmd from one option array, so the count cannot drift. */
+#define CLI_OPTS(array) .opts = (array), .nopts = (int)(sizeof(array) / sizeof((array)[0]))
+
 typedef struct cli_args {
     const char *val[CLI_MAX_OPTS];   /* per option: its value; a given flag is "" */
     const char *pos[CLI_MAX_POSITIONAL];

@@ -335,10 +335,12 @@ static void bench_matmul(int reps, int max_n, bool quick)
     double p1 = fma_peak(&k, 1, reps < 5 ? reps : 5, iters);
     double pn = nt > 1 ? fma_peak(&k, nt, reps < 5 ? reps : 5, iters) : p1;
     const char *kern = em_device_kernels(em_device_parse("cpu"));
-    printf("\nFMA peak (f32, %s loop, median of %d): %.1f GFLOP/s on 1 thread, %.1f on %d\n",
-           k.name, reps < 5 ? reps : 5, p1, pn, nt);
-    printf("f32 matmul, n x n x n, %d threads (GFLOP/s, median of %d; %s):\n", nt, reps,
-           kern && *kern ? kern : "kernel unknown");
+    printf("\nFMA peak (f32, %s loop, median of %d): %.1f GFLOP/s on 1 thread", k.name,
+           reps < 5 ? reps : 5, p1);
+    if (nt > 1)
+        printf(", %.1f on %d", pn, nt);
+    printf("\nf32 matmul, n x n x n, %d thread%s (GFLOP/s, median of %d; %s):\n", nt,
+           nt == 1 ? "" : "s", reps, kern && *kern ? kern : "kernel unknown");
     printf("  %6s %12s %14s\n", "n", "em_matmul", "of FMA peak");
     for (int n = 64; n <= max_n; n *= 2) {
         em_tensor *a = em_randn(EM_SHAPE(n, n), NULL), *b = em_randn(EM_SHAPE(n, n), NULL);
@@ -376,7 +378,7 @@ const cli_cmd cli_bench = {
              "f32 matmul as a fraction of the CPU's FMA peak (naming the GEMM kernel),\n"
              "autograd overhead and training steps, side by side in one run. Medians of\n"
              "repeated runs.",
-    .opts = k_opts, .nopts = 5,
+    CLI_OPTS(k_opts),
     .examples = "ember bench --quick\nember bench --train --quick",
 };
 

@@ -233,7 +233,7 @@ const cli_cmd cli_conformance = {
              "one line per failing check and closes with `N passed, N failed, N skipped`.\n"
              "Exit status: 0 when nothing failed (a backend that cannot run here is all\n"
              "skips), 1 on failures.",
-    .opts = k_opts, .nopts = 11,
+    CLI_OPTS(k_opts),
     .examples = "ember conformance --backend cpu --op softmax\n"
                 "ember conformance --backend cpu --op add --dtype f32\n"
                 "ember conformance --support --backend cpu\n"

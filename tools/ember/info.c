@@ -138,7 +138,7 @@ const cli_cmd cli_info = {
     .about = "The environment check: every plugin found and what it registered, every one\n"
              "that failed to load and why, each backend's devices and memory, and each\n"
              "configuration value with where it came from.",
-    .opts = k_opts, .nopts = 1, .examples = "ember info\nember info --config examples/ember.ini",
+    CLI_OPTS(k_opts), .examples = "ember info\nember info --config examples/ember.ini",
 };
 
 int cmd_info(int argc, char **argv)

@@ -18,7 +18,7 @@ const cli_cmd cli_summary = {
     .summary = "torchsummary's table for a model spec",
     .about = "Builds the model from SPEC, runs one batch of zeros through it and prints each\n"
              "layer's output shape and parameter count, as torchsummary.summary does.",
-    .opts = k_opts, .nopts = 2, .min_positional = 1, .max_positional = 1,
+    CLI_OPTS(k_opts), .min_positional = 1, .max_positional = 1,
     .positional_name = "SPEC (a model spec such as \"Linear(3, 10)\")",
     .examples = "ember summary \"Sequential(Linear(3, 64), ReLU(), Linear(64, 10))\" --input 3",
 };

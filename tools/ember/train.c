@@ -50,7 +50,7 @@ const cli_cmd cli_train = {
              "overwritten; at the end `ember plot` draws its curves there. Settings come from\n"
              "defaults < system config < user config < CONFIG < environment < these options.\n"
              "Ctrl-C saves the last checkpoint; --resume continues bit for bit.",
-    .opts = k_train_opts, .nopts = 9, .min_positional = 1, .max_positional = 1,
+    CLI_OPTS(k_train_opts), .min_positional = 1, .max_positional = 1,
     .positional_name = "CONFIG (a training config such as examples/digits.ini)",
     .examples = "ember train examples/digits.ini\n"
                 "ember train examples/digits.ini --epochs 5 --seed 1\n"
@@ -558,7 +558,7 @@ const cli_cmd cli_eval = {
              "the checkpoint, and prints the test loss, accuracy and confusion matrix.\n"
              "Under mpirun each rank tests its shard of the test set; rank 0 prints the\n"
              "figures of the whole set.",
-    .opts = k_eval_opts, .nopts = 3, .min_positional = 1, .max_positional = 1,
+    CLI_OPTS(k_eval_opts), .min_positional = 1, .max_positional = 1,
     .positional_name = "CONFIG (the training config the checkpoint came from)",
     .examples = "ember eval examples/digits.ini \\\n"
                 "    --checkpoint runs/digits/version_0/best.safetensors --plot confusion.svg",
