@@ -151,6 +151,12 @@ fi
 # ---- the progress bar in an 80-column terminal -------------------------------------------------
 [ "$have_python" = 1 ] && check "the progress bar fits 80 columns and redraws at most ~10 times a second" 0 '^progress: ok' -- \
     sh -c "cd '$work' && python3 '$src/tests/e2e/progress_pty.py' '$ember' '$d' pty 80"
+# a config at a long path (as in a deep checkout) in 80 columns: the settings lines
+# are cut too, value first, then the source from its left
+deep="$work/a-folder-with-a-rather-long-name/and-another-one-below-it/and-a-third"
+mkdir -p "$deep/data" && cp "$d" "$deep/" && cp "$src/examples/data/digits.csv" "$deep/data/"
+[ "$have_python" = 1 ] && check "at a long path, every line fits 80 columns" 0 '^progress: ok' -- \
+    sh -c "cd '$work' && python3 '$src/tests/e2e/progress_pty.py' '$ember' '$deep/digits.ini' pty-deep 80"
 check "no bar when stdout is not a terminal: one line per epoch" 0 '^0 3$' -- \
     sh -c "'$ember' train '$d' --epochs 3 --out '$work/notty' --no-plot > '$work/notty.log';
            echo \$(grep -c \$(printf '\\r') '$work/notty.log') \$(grep -c '^epoch [0-9]*/3:' '$work/notty.log')"

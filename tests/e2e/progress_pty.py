@@ -14,10 +14,10 @@ argv = [ember, "train", config, "--out", out, "--epochs", "3", "--batch-size", "
 
 pid, fd = pty.fork()
 if pid == 0:
+    # the size is set on the child's own terminal before ember starts, so ember never sees
+    # an unset one (it would then assume 80 columns)
+    fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
     os.execv(ember, argv)
-fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
-# the child may read the size before it is set: it is set again as soon as possible, and
-# the check below tolerates nothing wider than cols either way
 t0 = time.monotonic()
 data = b""
 while True:

@@ -145,19 +145,29 @@ int train_config_load(run_cfg *c, const train_opts *o)
     return 0;
 }
 
-/* One "key = value (from source)" line; cut to `width` columns when width > 0. */
+/* One "key = value (from source)" line, cut to `width` - 1 columns when width > 0: the value
+ * first (down to 8 characters and "..."), then the source from its left ("...les/x.ini:7"),
+ * which keeps the file name and line, then, in a very narrow terminal, the line itself. */
 static void setting_line(FILE *f, const char *key, const char *value, const char *from,
                          int width)
 {
     char line[1024];
-    int n = snprintf(line, sizeof line, "  %-16s = %s (from %s)", key, value, from);
-    if (width > 0 && n > width - 1) {
-        /* shorten the value, keep the source: "CSV(path=...) (from x.ini:7)" */
-        int keep = width - 1 - (n - (int)strlen(value)) - 3;
-        if (keep > 8)
-            n = snprintf(line, sizeof line, "  %-16s = %.*s... (from %s)", key, keep, value,
-                         from);
+    int vlen = (int)strlen(value), flen = (int)strlen(from);
+    int fixed = snprintf(NULL, 0, "  %-16s =  (from )", key);
+    int over = width > 0 ? fixed + vlen + flen - (width - 1) : 0;
+    int vkeep = vlen, fskip = 0;
+    if (over > 0 && vlen > 11) {
+        vkeep = vlen - over - 3 > 8 ? vlen - over - 3 : 8;
+        over -= vlen - vkeep - 3;
     }
+    if (over > 0 && flen > 11) {
+        fskip = over + 3 < flen - 8 ? over + 3 : flen - 8;
+        over -= fskip - 3;
+    }
+    int n = snprintf(line, sizeof line, "  %-16s = %.*s%s (from %s%s)", key, vkeep, value,
+                     vkeep < vlen ? "..." : "", fskip ? "..." : "", from + fskip);
+    if (width > 1 && n > width - 1 && n < (int)sizeof line)
+        line[width - 1] = '\0';
     fprintf(f, "%s\n", line);
 }
 
