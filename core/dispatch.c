@@ -297,6 +297,9 @@ int em__run_kernel(int id, int nin, em_tensor *const *in, int nout, em_tensor *c
                    const em_attr *attrs)
 {
     em_op_rec *op = ops[id];
+    int rc = em__step_stop_deferring();
+    if (rc < 0)
+        return rc;
     em_tensor *anchor = nin ? in[0] : out[0];
     em_backend *be = anchor->storage->be;
     int dev = anchor->storage->dev;
@@ -566,6 +569,21 @@ static const em_kernel_rec *pick_kernel(const em_op_rec *op, int nin, em_tensor 
     return k;
 }
 
+bool em__dispatch_direct(int id, int nin, em_tensor *const *in)
+{
+    em_op_rec *op = ops[id];
+    for (int i = 0; i < nin; i++)
+        if (!in[i] || !em_is_contiguous(in[i]))
+            return false;
+    if (validate_inputs(op, nin, in, in[0]) < 0 || (op->def.flags & EM_OP_BROADCAST))
+        return false;
+    em_dtype cdt = compute_dtype(op, nin, in);
+    for (int i = 0; i < nin; i++)
+        if (in[i]->dtype != cdt)
+            return false;
+    return pick_kernel(op, nin, in, cdt) != NULL;
+}
+
 /* Without a kernel: the composite (recording one node when the op has its own backward
  * formula), else the CPU fallback where configured, else the "no kernel" error. */
 static em_tensor *run_without_kernel(em_op_rec *op, int nin, em_tensor *const *in,
@@ -638,6 +656,8 @@ static em_tensor *run_kernel_into(em_op_rec *op, const em_kernel_rec *k, int nin
 em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *attrs, em_tensor *out)
 {
     em_op_rec *op = ops[id];
+    if (em__step_stop_deferring() < 0)
+        return NULL;
     if (validate_inputs(op, nin, in, out) < 0)
         return NULL;
     bool track = false;

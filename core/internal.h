@@ -154,6 +154,18 @@ em_tensor *em__dispatch(int id, int nin, em_tensor *const *in, const em_attr *at
 /* Runs a kernel directly on already-prepared tensors (no promotion, no autograd). */
 int em__run_kernel(int id, int nin, em_tensor *const *in, int nout, em_tensor *const *out,
                    const em_attr *attrs);
+/* True when em__dispatch(id, nin, in, attrs, in[0]) would run one kernel straight into in[0]
+ * with nothing to allocate: every input contiguous, on one device and of the compute dtype,
+ * and a kernel registered for it. */
+bool em__dispatch_direct(int id, int nin, em_tensor *const *in);
+
+/* core/optim.c, a step's deferred updates (see "a step is all or nothing" there).
+ * em__step_defer queues an update op instead of running it, when a step on this thread is
+ * deferring and the op can run directly on the CPU: 1 (queued), 0 (run it now). Every other
+ * dispatch and kernel call first calls em__step_stop_deferring, which, in such a step, copies
+ * the parameters aside and runs the queue (negative status on failure); else it does nothing. */
+int em__step_defer(int id, int nin, em_tensor *const *in, const em_attr *attrs);
+int em__step_stop_deferring(void);
 
 /* Ids of the builtin ops, registered by the core in this order at em_init. */
 enum {

@@ -5,6 +5,7 @@
  * state so that em_module_to moves it and checkpoints save it.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,11 +32,23 @@ struct em_optimizer {
     slot (*slots)[MAX_SLOTS]; /* per parameter */
     double lr;
     int64_t steps;
-    /* Undo for a failed step (see step_save): copies of each parameter and its slots, kept
-     * between steps, UNDO_PER_PARAM per parameter; and the slot table before the step. */
+    /* Undo for a failed step (see "a step is all or nothing"): copies of each parameter and
+     * its slots, kept between steps, UNDO_PER_PARAM per parameter; the slot table before the
+     * step; and the updates a step defers, at most one per parameter. */
     em_tensor **undo;
     slot (*undo_slots)[MAX_SLOTS];
+    struct deferred *queue;
+    int nqueue;
+    bool deferring;   /* updates are queued; nothing has been written yet */
+    bool copied;      /* the undo copies hold this step's starting values */
 };
+
+/* One update op a step asked for and the core holds back until the step's end. */
+typedef struct deferred {
+    int id, nin;
+    em_tensor *in[EM_MAX_OP_INPUTS];   /* retained */
+    em_attr attrs[EM_MAX_OP_ATTRS];
+} deferred;
 
 #define UNDO_PER_PARAM (1 + MAX_SLOTS)
 
@@ -241,6 +254,7 @@ void em_optimizer_free(em_optimizer *o)
         em_release(o->undo[j]);
     free(o->undo);
     free(o->undo_slots);
+    free(o->queue);
     free(o->params);
     free(o->names);
     free(o->slots);
@@ -275,6 +289,23 @@ int em_zero_grad(em_optimizer *o)
 
 /* ---- a step is all or nothing ---------------------------------------------------------------- */
 
+/* A step runs in one of two ways, chosen as it goes:
+ *
+ *  - deferred, the steady state on the CPU: every update the step asks for is an update op
+ *    (sgd_step, adam_step, rmsprop_step) that the dispatcher can run as one kernel straight
+ *    into the parameter (em__dispatch_direct). Each is checked when asked for and queued; the
+ *    queue runs once the optimizer's step has returned OK. Until then nothing is written, so a
+ *    failure only has to put the slot table back, and no copy of the parameters is made.
+ *  - copied: as soon as the step does anything else (creates its state on a first step, runs
+ *    any other op or kernel, updates a tensor of another device or one that needs a
+ *    composite), every parameter and state tensor is first copied aside, the queue runs, and
+ *    the step goes on directly; a failure copies them back.
+ *
+ * Either way the parameters and state are as they were when em_step fails, given update
+ * kernels that make their checks before they write (as every kernel in Ember does). */
+
+static _Thread_local em_optimizer *stepping;   /* the step running on this thread, if any */
+
 /* Copies t into *keep, (re)allocating *keep when it does not match t (first step, a new slot, a
  * move to another device); a steady loop reuses the same buffers and allocates nothing. */
 static int undo_copy(em_tensor **keep, em_tensor *t)
@@ -291,7 +322,29 @@ static int undo_copy(em_tensor **keep, em_tensor *t)
     return em__run_kernel(EM__OP_COPY, 1, &t, 1, &b, NULL);
 }
 
-/* Gives back the slot table references step_save took. */
+static void queue_drop(em_optimizer *o)
+{
+    for (int j = 0; j < o->nqueue; j++)
+        for (int i = 0; i < o->queue[j].nin; i++)
+            em_release(o->queue[j].in[i]);
+    o->nqueue = 0;
+}
+
+/* Runs the queued updates in order and empties the queue. */
+static int queue_run(em_optimizer *o)
+{
+    int rc = EM_OK;
+    for (int j = 0; j < o->nqueue && rc == EM_OK; j++) {
+        deferred *d = &o->queue[j];
+        em_tensor *r = em__dispatch(d->id, d->nin, d->in, d->attrs, d->in[0]);
+        rc = r ? EM_OK : em_last_status();
+        em_release(r);
+    }
+    queue_drop(o);
+    return rc;
+}
+
+/* Gives back the slot table references step_begin took and whatever is still queued. */
 static void step_forget(em_optimizer *o)
 {
     for (int i = 0; o->undo_slots && i < o->nparams; i++)
@@ -299,52 +352,101 @@ static void step_forget(em_optimizer *o)
             em_release(o->undo_slots[i][k].t);
             o->undo_slots[i][k].t = NULL;
         }
+    queue_drop(o);
 }
 
-/* Before a step: copies every parameter and state tensor aside and remembers the slot table
- * (retaining its tensors, which the step may replace). On failure nothing has changed. */
-static int step_save(em_optimizer *o)
+/* Before a step: remembers the slot table (retaining its tensors, which the step may replace)
+ * and starts deferring. Allocates the undo tables on the first step. */
+static int step_begin(em_optimizer *o)
 {
     if (!o->undo) {
         o->undo = calloc((size_t)o->nparams * UNDO_PER_PARAM, sizeof *o->undo);
         o->undo_slots = calloc((size_t)o->nparams, sizeof *o->undo_slots);
-        if (!o->undo || !o->undo_slots) {
+        o->queue = malloc((size_t)o->nparams * sizeof *o->queue);
+        if (!o->undo || !o->undo_slots || (o->nparams && !o->queue)) {
             free(o->undo);
             free(o->undo_slots);
+            free(o->queue);
             o->undo = NULL;
             o->undo_slots = NULL;
+            o->queue = NULL;
             return em_set_error(EM_ERR_NOMEM, "%s: out of memory preparing a step", o->ops->name);
         }
     }
-    for (int i = 0; i < o->nparams; i++) {
-        em_tensor **u = o->undo + (size_t)i * UNDO_PER_PARAM;
-        int rc = undo_copy(&u[0], o->params[i]);
-        for (int k = 0; rc == EM_OK && k < MAX_SLOTS; k++)
-            if (o->slots[i][k].t)
-                rc = undo_copy(&u[1 + k], o->slots[i][k].t);
-        if (rc < 0) {
-            step_forget(o);
-            return rc;
-        }
+    for (int i = 0; i < o->nparams; i++)
         for (int k = 0; k < MAX_SLOTS; k++) {
             o->undo_slots[i][k] = o->slots[i][k];
             em_retain(o->undo_slots[i][k].t);
         }
-    }
+    o->nqueue = 0;
+    o->deferring = true;
+    o->copied = false;
     return EM_OK;
 }
 
-/* After a failed step: the parameters, the state tensors' values and the slot table as
- * step_save found them (slots the step created are dropped). The copies are same-shape,
- * same-device kernel calls into existing memory, which allocate nothing. */
-static void step_undo(em_optimizer *o)
+/* Copies every parameter and every state tensor of the remembered slot table aside (slots the
+ * step created are dropped by step_undo, not copied). */
+static int copies_take(em_optimizer *o)
 {
     for (int i = 0; i < o->nparams; i++) {
         em_tensor **u = o->undo + (size_t)i * UNDO_PER_PARAM;
-        em__run_kernel(EM__OP_COPY, 1, &u[0], 1, &o->params[i], NULL);
+        int rc = undo_copy(&u[0], o->params[i]);
+        for (int k = 0; rc == EM_OK && k < MAX_SLOTS; k++)
+            if (o->undo_slots[i][k].t)
+                rc = undo_copy(&u[1 + k], o->undo_slots[i][k].t);
+        if (rc < 0)
+            return rc;
+    }
+    o->copied = true;
+    return EM_OK;
+}
+
+int em__step_defer(int id, int nin, em_tensor *const *in, const em_attr *attrs)
+{
+    em_optimizer *o = stepping;
+    if (!o || !o->deferring || o->nqueue >= o->nparams ||
+        in[0]->storage->be != em__cpu_backend() || !em__dispatch_direct(id, nin, in))
+        return 0;
+    deferred *d = &o->queue[o->nqueue++];
+    d->id = id;
+    d->nin = nin;
+    for (int i = 0; i < nin; i++) {
+        d->in[i] = in[i];
+        em_retain(in[i]);
+    }
+    int nattrs = em__op(id)->def.nattrs;
+    memcpy(d->attrs, attrs, (size_t)nattrs * sizeof *attrs);
+    return 1;
+}
+
+int em__step_stop_deferring(void)
+{
+    em_optimizer *o = stepping;
+    if (!o || !o->deferring)
+        return EM_OK;
+    o->deferring = false;   /* the copies and the queue below dispatch too */
+    int rc = copies_take(o);
+    if (rc < 0) {
+        queue_drop(o);
+        return rc;
+    }
+    return queue_run(o);
+}
+
+/* After a failed step: the parameters and the state tensors' values (when they may have been
+ * written) and the slot table as step_begin found them (slots the step created are dropped).
+ * The copies are same-shape, same-device kernel calls into existing memory, which allocate
+ * nothing. */
+static void step_undo(em_optimizer *o)
+{
+    queue_drop(o);
+    for (int i = 0; i < o->nparams; i++) {
+        em_tensor **u = o->undo + (size_t)i * UNDO_PER_PARAM;
+        if (o->copied)
+            em__run_kernel(EM__OP_COPY, 1, &u[0], 1, &o->params[i], NULL);
         for (int k = 0; k < MAX_SLOTS; k++) {
             slot *saved = &o->undo_slots[i][k];
-            if (saved->t)
+            if (saved->t && o->copied)
                 em__run_kernel(EM__OP_COPY, 1, &u[1 + k], 1, &saved->t, NULL);
             em_release(o->slots[i][k].t);
             o->slots[i][k] = *saved;   /* the reference moves back into the table */
@@ -353,15 +455,35 @@ static void step_undo(em_optimizer *o)
     }
 }
 
+/* The optimizer's own step, then the updates it deferred. */
+static int step_run(em_optimizer *o)
+{
+    int rc = o->ops->step(o);
+    if (rc < 0 || !o->deferring)
+        return rc;
+    o->deferring = false;
+    if ((rc = queue_run(o)) < 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", em_last_error());
+        rc = em_set_error(rc, "%s: step: an update kernel failed after its checks, and the "
+                              "step is applied in part: %s",
+                          o->ops->name, why);
+    }
+    return rc;
+}
+
 int em_step(em_optimizer *o)
 {
     if (!o)
         return em__null_arg("step", "optimizer");
     bool prev = em_set_grad_enabled(false);
     em__api_depth++;   /* the update's temporaries never enter the caller's scope */
-    int rc = step_save(o);
+    em_optimizer *outer = stepping;
+    int rc = step_begin(o);
     if (rc == EM_OK) {
-        rc = o->ops->step(o);
+        stepping = o;
+        rc = step_run(o);
+        stepping = outer;
         if (rc < 0)
             step_undo(o);
         step_forget(o);

@@ -329,7 +329,10 @@ static em_tensor *update(int id, int nin, em_tensor **in, const bool *need, cons
                              i, k);
                 return NULL;
             }
-    return em__dispatch(id, nin, in, a, in[0]);
+    if (!em__step_defer(id, nin, in, a))
+        return em__dispatch(id, nin, in, a, in[0]);
+    em_retain(in[0]);   /* the result, as the dispatcher's in-place form returns it */
+    return in[0];
 }
 
 static em_tensor *sgd_step_(em_tensor *param, em_tensor *grad, em_tensor *momentum_buffer,

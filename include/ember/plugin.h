@@ -265,7 +265,9 @@ typedef struct em_op_def {
      * through their buffers; the dispatcher hands them over uncopied (it runs the composite
      * instead where one is not contiguous or not of the compute dtype), bumps their version
      * counters after the kernel, and refuses to record such an op under autograd. An input
-     * that is the same tensor as input 0 (an unused state slot) is left to the output. */
+     * that is the same tensor as input 0 (an unused state slot) is left to the output. A
+     * kernel of such an op makes every check before it writes anything: em_step may run it
+     * after the optimizer's step returned, when a failure can no longer be undone. */
     unsigned updates;
 } em_op_def;
 
@@ -413,7 +415,10 @@ typedef struct em_optimizer_ops {
     const em_param_decl *params;
     size_t state_size;
     int (*init)(em_optimizer *o, const em_args *args);
-    /* One update of every parameter with a grad; the core runs it with grad mode off. */
+    /* One update of every parameter with a grad; the core runs it with grad mode off and
+     * makes it all or nothing. Change tensors through ops only (the core may hold back the
+     * update ops, em_sgd_step_ and the like, to the end of the step, and runs them before any
+     * other op of the step, so that every op sees what was asked before it). */
     int (*step)(em_optimizer *o);
     void (*destroy)(em_optimizer *o);  /* optional */
 } em_optimizer_ops;
