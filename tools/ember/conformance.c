@@ -240,79 +240,103 @@ const cli_cmd cli_conformance = {
                 "ember conformance --list",
 };
 
-int cmd_conformance(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct conf_cmd {
+    cf_options o;   /* backend, op, dtype, verbose */
+    const char *junit, *config, *markdown;
+    bool list, support;
+    uint64_t seed;
+    long skip_status;
+} conf_cmd;
+
+/* A dtype by name (em_dtype_parse's, or the short one the suite prints); UNSPEC if neither. */
+static em_dtype parse_dtype(const char *name)
+{
+    em_dtype dt = em_dtype_parse(name);
+    for (int d = EM_F32; d < EM_DTYPE_COUNT && dt == EM_DTYPE_UNSPEC; d++)
+        if (!strcmp(name, cf_dtype_short((em_dtype)d)))
+            dt = (em_dtype)d;
+    return dt;
+}
+
+/* Parses and checks the options; -1 to go on, else the exit status. */
+static int conformance_options(int argc, char **argv, conf_cmd *c)
 {
     cli_args a;
     int prc = cli_parse(&cli_conformance, argc, argv, &a);
     if (prc >= 0)
         return prc;
-    const char *backend = a.val[O_BACKEND], *op = a.val[O_OP], *dtype = a.val[O_DTYPE],
-               *junit = a.val[O_JUNIT], *config = a.val[O_CONFIG], *markdown = a.val[O_MARKDOWN];
-    bool list = cli_has(&a, O_LIST), sup = cli_has(&a, O_SUPPORT),
-         verbose = cli_has(&a, O_VERBOSE);
-    uint64_t seed = 0;
-    long skip_status = 0;
-    if (a.val[O_SEED] && cli_u64(&cli_conformance, "seed", a.val[O_SEED], &seed))
+    *c = (conf_cmd){.o = {.backend = a.val[O_BACKEND], .op = a.val[O_OP], .out = stdout,
+                          .verbose = cli_has(&a, O_VERBOSE)},
+                    .junit = a.val[O_JUNIT], .config = a.val[O_CONFIG],
+                    .markdown = a.val[O_MARKDOWN], .list = cli_has(&a, O_LIST),
+                    .support = cli_has(&a, O_SUPPORT)};
+    if (a.val[O_SEED] && cli_u64(&cli_conformance, "seed", a.val[O_SEED], &c->seed))
         return 2;
-    if (a.val[O_SKIP_STATUS] &&
-        cli_long(&cli_conformance, "skip-status", a.val[O_SKIP_STATUS], 0, 255, &skip_status))
+    if (a.val[O_SKIP_STATUS] && cli_long(&cli_conformance, "skip-status", a.val[O_SKIP_STATUS],
+                                         0, 255, &c->skip_status))
         return 2;
-    if (!backend && !list && !sup) {
+    if (!c->o.backend && !c->list && !c->support)
         return cli_usage_error(&cli_conformance, "--backend NAME is required (or --support, "
                                                   "--list)");
+    if (a.val[O_DTYPE] && (c->o.dtype = parse_dtype(a.val[O_DTYPE])) == EM_DTYPE_UNSPEC) {
+        fprintf(stderr, "ember conformance: unknown dtype '%s'\n", a.val[O_DTYPE]);
+        return 2;
     }
-    em_dtype dt = EM_DTYPE_UNSPEC;
-    if (dtype && (dt = em_dtype_parse(dtype)) == EM_DTYPE_UNSPEC) {
-        for (int d = EM_F32; d < EM_DTYPE_COUNT; d++)
-            if (!strcmp(dtype, cf_dtype_short((em_dtype)d)))
-                dt = (em_dtype)d;
-        if (!dt) {
-            fprintf(stderr, "ember conformance: unknown dtype '%s'\n", dtype);
-            return 2;
-        }
-    }
-    if (em_init(config) != EM_OK)
+    return -1;
+}
+
+/* True when some case tests `op`; else says so. */
+static bool op_has_cases(const cf_list *cases, const char *op)
+{
+    for (int i = 0; i < cases->n; i++)
+        if (!strcmp(cases->c[i].op->name, op))
+            return true;
+    fprintf(stderr, "ember conformance: no cases for op '%s' (see --list)\n", op);
+    return false;
+}
+
+/* Runs the suite on one backend and prints the totals; the exit status. */
+static int run_suite(const cf_list *cases, const conf_cmd *c)
+{
+    double t0 = now();
+    cf_report rep;
+    if (cf_run(cases, &c->o, &rep) < 0)
+        return cli_fail("conformance");
+    double secs = now() - t0;
+    if (rep.backend_reason[0])
+        printf("skipped: %s\n", rep.backend_reason);
+    printf("conformance on %s: %d checks in %.1f s\n", c->o.backend, rep.n, secs);
+    printf("%d passed, %d failed, %d skipped\n", rep.passed, rep.failed, rep.skipped);
+    int rc = 0;
+    if (c->junit && write_junit(c->junit, c->o.backend, &rep, secs) != 0)
+        rc = 1;
+    if (rep.failed > 0)
+        rc = 1;
+    else if (rep.backend_reason[0] && c->skip_status)
+        rc = (int)c->skip_status;
+    cf_report_free(&rep);
+    return rc;
+}
+
+int cmd_conformance(int argc, char **argv)
+{
+    conf_cmd c;
+    int rc = conformance_options(argc, argv, &c);
+    if (rc >= 0)
+        return rc;
+    if (em_init(c.config) != EM_OK)
         return cli_fail("em_init");
     cf_list cases = {0};
-    cf_cases_all(&cases, seed);
-    cf_options o = {.backend = backend, .op = op, .dtype = dt, .out = stdout,
-                    .verbose = verbose};
-    int rc = 0;
-    if (op) {
-        bool known = false;
-        for (int i = 0; i < cases.n && !known; i++)
-            known = !strcmp(cases.c[i].op->name, op);
-        if (!known) {
-            fprintf(stderr, "ember conformance: no cases for op '%s' (see --list)\n", op);
-            rc = 1;
-            goto done;
-        }
-    }
-    if (list) {
-        rc = list_cases(&cases, &o);
-    } else if (sup) {
-        rc = support(&cases, backend, markdown);
-    } else {
-        double t0 = now();
-        cf_report rep;
-        if (cf_run(&cases, &o, &rep) < 0) {
-            rc = cli_fail("conformance");
-            goto done;
-        }
-        double secs = now() - t0;
-        if (rep.backend_reason[0])
-            printf("skipped: %s\n", rep.backend_reason);
-        printf("conformance on %s: %d checks in %.1f s\n", backend, rep.n, secs);
-        printf("%d passed, %d failed, %d skipped\n", rep.passed, rep.failed, rep.skipped);
-        if (junit && write_junit(junit, backend, &rep, secs) != 0)
-            rc = 1;
-        if (rep.failed > 0)
-            rc = 1;
-        else if (rep.backend_reason[0] && skip_status)
-            rc = (int)skip_status;
-        cf_report_free(&rep);
-    }
-done:
+    cf_cases_all(&cases, c.seed);
+    if (c.o.op && !op_has_cases(&cases, c.o.op))
+        rc = 1;
+    else if (c.list)
+        rc = list_cases(&cases, &c.o);
+    else if (c.support)
+        rc = support(&cases, c.o.backend, c.markdown);
+    else
+        rc = run_suite(&cases, &c);
     cf_list_free(&cases);
     em_shutdown();
     return rc;
