@@ -84,23 +84,29 @@ typedef struct update_job {
 
 enum { SGD_MAXIMIZE = 1, SGD_DECAY = 2, SGD_MOMENTUM = 4, SGD_NESTEROV = 8 };
 
-/* k: weight_decay, momentum, 1 - dampening, -lr (each converted as a wrapped scalar). */
-#define SGD_BODY(T, CONV, SQRT)                                                               \
-    const T *restrict g = j->g;                                                               \
-    T *restrict p = j->out, *restrict buf = j->s0;                                            \
-    T wd = CONV(j->k[0]), mom = CONV(j->k[1]), damp1 = CONV(j->k[2]), nlr = CONV(j->k[3]);    \
-    bool first = j->first;                                                                    \
+/* k: weight_decay, momentum, 1 - dampening, -lr (each converted as a wrapped scalar). The
+ * first step's "buffer takes d" is a separate loop (FIRST a constant in each), so that no
+ * branch is left inside either and both vectorise. */
+#define SGD_LOOP(T, FIRST)                                                                    \
     for (int64_t i = b; i < e; i++) {                                                         \
         T d = maximize ? -g[i] : g[i];                                                        \
         if (decay)                                                                            \
             d = d + p[i] * wd;                                                                \
         if (momentum) {                                                                       \
-            T m = first ? d : buf[i] * mom + d * damp1;                                       \
+            T m = FIRST ? d : buf[i] * mom + d * damp1;                                       \
             buf[i] = m;                                                                       \
             d = nesterov ? d + m * mom : m;                                                   \
         }                                                                                     \
         p[i] = p[i] + d * nlr;                                                                \
     }
+#define SGD_BODY(T, CONV, SQRT)                                                               \
+    const T *restrict g = j->g;                                                               \
+    T *restrict p = j->out, *restrict buf = j->s0;                                            \
+    T wd = CONV(j->k[0]), mom = CONV(j->k[1]), damp1 = CONV(j->k[2]), nlr = CONV(j->k[3]);    \
+    if (j->first)                                                                             \
+        SGD_LOOP(T, true)                                                                     \
+    else                                                                                      \
+        SGD_LOOP(T, false)
 
 UPDATE_LOOPS(sgd, SGD_BODY, maximize, decay, momentum, nesterov)
 
