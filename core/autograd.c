@@ -489,18 +489,35 @@ static int run_hooks(em_autograd_meta *m, em_tensor **g)
     return EM_OK;
 }
 
+/* True when gradient g, held by run_node and by accumulate only, may become a leaf's .grad as
+ * it is: no other tensor shares its memory, it is compact, owned by its backend, and not part
+ * of a graph (backward without create_graph). */
+static bool stealable(const em_tensor *g)
+{
+    return !em__grad_mode() && atomic_load(&g->refcount) == 2 &&
+           atomic_load(&g->storage->refcount) == 1 && !g->storage->external && !g->ag &&
+           !g->requires_grad && !g->wrapped_number && g->offset == 0 && em_is_contiguous(g) &&
+           g->storage->nbytes == (size_t)g->numel * em_dtype_size(g->dtype);
+}
+
 static int accumulate(em_node *acc, em_tensor *g)
 {
     em_tensor *leaf = acc->leaf;
     em_autograd_meta *m = meta(leaf);
     if (!m)
         return em_last_status();
+    em_tensor *incoming = g;
     em_retain(g);
     run_hooks(m, &g);
     if (!m->grad) {
-        /* a fresh, contiguous tensor the user owns through em_grad() */
-        m->grad = em_clone(g);
-        em_release(g);
+        /* a fresh, contiguous tensor the user owns through em_grad(): the incoming one itself
+         * when nothing else can see it (PyTorch's AccumulateGrad steals it too), else a copy */
+        if (g == incoming && stealable(g))
+            m->grad = g;
+        else {
+            m->grad = em_clone(g);
+            em_release(g);
+        }
         return m->grad ? EM_OK : em_last_status();
     }
     em_tensor *s = em_add(m->grad, g);

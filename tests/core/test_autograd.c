@@ -286,6 +286,60 @@ Test(autograd, hooks_see_and_replace_gradients)
     em_release(a);
 }
 
+/* Notes where the gradient it sees lives; keeps a reference to it when `keep`. */
+typedef struct seen_grad {
+    void *data;
+    bool keep;
+    em_tensor *kept;
+} seen_grad;
+
+static em_tensor *note_grad(em_tensor *g, void *ctx)
+{
+    seen_grad *s = ctx;
+    s->data = em_data_ptr(g);
+    if (s->keep) {
+        em_retain(g);
+        s->kept = g;
+    }
+    return NULL;
+}
+
+/* w.grad after one backward of sum(x @ w), with a hook on w that notes (and maybe keeps) the
+ * incoming gradient. */
+static em_tensor *grad_of_w(seen_grad *s, em_tensor **w)
+{
+    em_tensor *x = leaf(EM_F32, EM_SHAPE(2, 2), EMT_VALS(1, 2, 3, 4));
+    *w = leaf(EM_F32, EM_SHAPE(2, 2), EMT_VALS(1, 0, 0, 1));
+    cr_assert_eq(em_register_hook(*w, note_grad, s), EM_OK);
+    em_tensor *y = em_matmul(x, *w), *l = em_sum_all(y);
+    cr_assert_eq(em_backward(l, NULL, false), EM_OK, "%s", em_last_error());
+    em_release(l);
+    em_release(y);
+    em_release(x);
+    return em_grad(*w);
+}
+
+Test(autograd, a_first_gradient_nobody_else_holds_becomes_the_grad_without_a_copy,
+     .init = emt_pin_cpu)
+{
+    seen_grad s = {0};
+    em_tensor *w, *g = grad_of_w(&s, &w);
+    cr_assert_eq(em_data_ptr(g), s.data, "the incoming gradient was copied");
+    EMT_ASSERT_LIST(g, 0, 4, 4, 6, 6);
+    em_release(w);
+}
+
+Test(autograd, a_first_gradient_held_elsewhere_is_copied_into_the_grad, .init = emt_pin_cpu)
+{
+    seen_grad s = {.keep = true};
+    em_tensor *w, *g = grad_of_w(&s, &w);
+    cr_assert_neq(em_data_ptr(g), s.data, "the grad shares memory with a tensor a hook kept");
+    em_release(em_fill_(g, 0));
+    EMT_ASSERT_LIST(s.kept, 0, 4, 4, 6, 6);
+    em_release(s.kept);
+    em_release(w);
+}
+
 Test(autograd, hooks_on_intermediates_change_what_flows_back)
 {
     em_tensor *a = leaf(EM_F32, EM_SHAPE(2), EMT_VALS(1, 2));
