@@ -6,7 +6,7 @@
  * its backward formula needs (saved as data-only aliases with their version). Backward runs
  * the graph in dependency order without recursion, so arbitrarily long chains are fine.
  *
- * Not here: the formulas (core/backward.c) and gradcheck (core/gradcheck.c).
+ * Not here: the formulas (core/ops/, beside each op) and gradcheck (core/gradcheck.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -328,8 +328,8 @@ int em__autograd_rebase(em_tensor *out, em_tensor *result)
 
 /* ---- views, casts, transfers ------------------------------------------------------------ */
 
-int em__view_backward(em_node *n, em_tensor *g, em_tensor **gin);       /* core/backward.c */
-int em__identity_backward(em_node *n, em_tensor *g, em_tensor **gin);   /* core/backward.c */
+int em__view_backward(em_node *n, em_tensor *g, em_tensor **gin);       /* core/ops/shape.c */
+int em__identity_backward(em_node *n, em_tensor *g, em_tensor **gin);   /* core/ops/shape.c */
 
 int em__autograd_view(em_tensor *base, em_tensor *view, const char *name)
 {

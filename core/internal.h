@@ -296,23 +296,13 @@ void em__dispatch_attach_pending(void);
 /* core/registry.c */
 void em__registry_forget(em_plugin_rec *rec);
 void em__registry_shutdown(void);
-/* core/ops_builtin.c, core/composite.c */
+/* core/ops/table.c: the composites' ids (the ops themselves: core/ops/<family>.c) */
 extern int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear, em__op_cross_entropy,
     em__op_cross_entropy_backward, em__op_linear_relu;
-em_tensor *em__composite_mean(int nin, em_tensor *const *in, const em_attr *attrs);
-em_tensor *em__composite_softmax(int nin, em_tensor *const *in, const em_attr *attrs);
-em_tensor *em__composite_log_softmax(int nin, em_tensor *const *in, const em_attr *attrs);
-em_tensor *em__composite_linear(int nin, em_tensor *const *in, const em_attr *attrs);
-em_tensor *em__composite_linear_relu(int nin, em_tensor *const *in, const em_attr *attrs);
-em_tensor *em__composite_cross_entropy(int nin, em_tensor *const *in, const em_attr *attrs);
-em_tensor *em__composite_cross_entropy_backward(int nin, em_tensor *const *in,
-                                                const em_attr *attrs);
-/* Shapes and dtypes of cross_entropy's inputs (3) or cross_entropy_backward's (4). */
-int em__check_cross_entropy(const char *fn, int nin, em_tensor *const *in, const em_attr *attrs);
 /* core/optim_ops.c: the fused optimizer updates (registered after the composites) */
 extern int em__op_sgd_step, em__op_adam_step, em__op_rmsprop_step;
 int em__register_optim_ops(void);
-/* core/ops.c */
+/* core/ops/elementwise.c, core/ops/index.c */
 em_tensor *em__wrapped_scalar(em_tensor *a, double s);
 bool em__check_index(const char *fn, em_tensor *a, int dim, em_tensor *index, em_tensor *src,
                      bool values);
@@ -326,7 +316,7 @@ void em__dataset_types_describe(const em_plugin_rec *r, em_strbuf *sb);
 /* core/transfer.c */
 em_tensor *em__copy_into(em_tensor *dst, em_tensor *src);
 double em__to_double(const void *p, em_dtype dt);
-/* ---- autograd (core/autograd.c: graph and engine; core/backward.c: formulas) ---------- */
+/* ---- autograd (core/autograd.c: graph and engine; core/ops/: formulas) ---------------- */
 
 typedef struct em_node em_node;
 
@@ -416,7 +406,7 @@ int em__autograd_rebase(em_tensor *out, em_tensor *result);
 int em__autograd_view(em_tensor *base, em_tensor *view, const char *name);
 int em__autograd_to(em_tensor *src, em_tensor *dst);
 int em__autograd_cast(em_tensor *src, em_tensor *dst, const char *name);
-/* Formula lookup (core/backward.c); NULL when the op has none. */
+/* Formula lookup (core/ops/table.c); NULL when the op has none. */
 const em__formula *em__formula_for(int op);
 const char *em__formula_name(const em__formula *f, int op, int nin, em_tensor *const *in,
                              const em_attr *attrs, const em_tensor *out);

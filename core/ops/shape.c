@@ -1,4 +1,5 @@
-/* core/view.c - views: new shape/stride/offset headers over the same storage.
+/* core/ops/shape.c - views: new shape/stride/offset headers over the same storage, and the
+ * backward of views and copies.
  *
  * A view shares its base's storage and version counter; nothing here copies data except
  * reshape when strides cannot express the new shape (then it returns a contiguous copy, as
@@ -6,7 +7,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "ops_internal.h"
 
 /* A view of t; `grad_name` names the autograd node when t requires grad. */
 static em_tensor *make_view(em_tensor *t, int ndim, const int64_t *shape,
@@ -403,4 +404,59 @@ bad:
 em_tensor *em_expand(em_tensor *t, int ndim, const int64_t *shape)
 {
     EM_WRAP(expand(t, ndim, shape));
+}
+
+/* ---- backward of views and copies ------------------------------------------------------------ */
+
+int em__identity_backward(em_node *n, em_tensor *g, em_tensor **gin);
+int em__identity_backward(em_node *n, em_tensor *g, em_tensor **gin)
+{
+    (void)n;
+    em_retain(g);
+    gin[0] = g;
+    return EM_OK;
+}
+
+/* The gradient of a view with respect to its base: scatter g into a zero tensor laid out
+ * like the base, at the view's place (offset, shape and strides recorded at view time).
+ * Expanding views (stride 0) instead hand g to the engine, which sums it to the base shape. */
+int em__view_backward(em_node *n, em_tensor *g, em_tensor **gin);
+int em__view_backward(em_node *n, em_tensor *g, em_tensor **gin)
+{
+    const em_node_input *base = &n->in[0];
+    int vnd = n->attrs[0].n;
+    const int64_t *vshape = &n->aux[1], *vstrides = &n->aux[1 + EM_MAX_DIMS];
+    const int64_t *bstrides = n->attrs[1].ints;
+    bool expands = false;
+    for (int d = 0; d < vnd; d++)
+        expands |= vstrides[d] == 0 && vshape[d] > 1;
+    if (expands) {
+        em_retain(g);
+        gin[0] = g;
+        return EM_OK;
+    }
+    int64_t extent = 1;
+    for (int d = 0; d < base->ndim; d++) {
+        if (base->shape[d] == 0)
+            extent = 0;
+        if (bstrides[d] == 0 && base->shape[d] > 1)
+            return em_set_error(EM_ERR_UNSUPPORTED,
+                                "%s: backward through a view of an expanded tensor is not "
+                                "supported; make the base contiguous first",
+                                n->name);
+        if (extent)
+            extent += (base->shape[d] - 1) * bstrides[d];
+    }
+    em_tensor *flat = em_zeros(EM_SHAPE(extent), &(em_opts){.dtype = g->dtype,
+                                                             .device = em_device_of(g)});
+    if (!flat)
+        return em_last_status();
+    em_tensor *gb = em__tensor_make(flat->storage, g->dtype, base->ndim, base->shape, bstrides, 0);
+    em_tensor *gv = em__tensor_make(flat->storage, g->dtype, vnd, vshape, vstrides, n->aux[0]);
+    em_tensor *w = gb && gv ? em__copy_into(gv, g) : NULL;
+    if (w)
+        gin[0] = em_contiguous(gb);
+    drop(flat, gb, gv);
+    em_release(w);
+    return check(gin, 1, n);
 }
