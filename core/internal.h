@@ -298,7 +298,7 @@ void em__registry_forget(em_plugin_rec *rec);
 void em__registry_shutdown(void);
 /* core/ops/table.c: the composites' ids (the ops themselves: core/ops/<family>.c) */
 extern int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear, em__op_cross_entropy,
-    em__op_cross_entropy_backward, em__op_linear_relu;
+    em__op_cross_entropy_backward, em__op_linear_relu, em__op_threshold_backward;
 /* core/optim_ops.c: the fused optimizer updates (registered after the composites) */
 extern int em__op_sgd_step, em__op_adam_step, em__op_rmsprop_step;
 int em__register_optim_ops(void);

@@ -1,5 +1,6 @@
 /* backends/cpu/binary.c - elementwise ops of two or three tensors: add, sub, mul, div, pow,
- * maximum, minimum; the comparisons eq, ne, lt, le, gt, ge (bool output); and where.
+ * maximum, minimum; the comparisons eq, ne, lt, le, gt, ge (bool output); where; and ReLU's
+ * backward, threshold_backward.
  *
  * The core has already promoted the inputs to one dtype and given them the output's shape
  * (stride 0 on broadcast dims); the kernels are registered EM_KERNEL_STRIDED so broadcasting
@@ -96,6 +97,10 @@ BIN_INTS(mul, MUL_U)
 BIN_LOOP(mul_bool, uint8_t, uint8_t, ID, ID, (uint8_t)(x != 0 && y != 0))
 
 BIN_FLOATS(div, x / y, x / y)
+
+/* threshold_backward(grad, y): ReLU's backward, x the gradient and y the output; 0 (never
+ * x * 0, which is NaN for an infinite x) where y <= 0 or is NaN. */
+BIN_FLOATS(threshold_backward, y > 0 ? x : 0.0f, y > 0 ? x : 0.0)
 
 /* NaN in either operand wins: x is picked when it is NaN, and y when x > y fails. */
 BIN_FLOATS(maximum, (x > y || x != x) ? x : y, (x > y || x != x) ? x : y)
@@ -219,10 +224,11 @@ static const binary_op ops[] = {
     {"le", EM_DTYPES_ALL, true, CHEAP, {ALL_ROW(le)}},
     {"gt", EM_DTYPES_ALL, true, CHEAP, {ALL_ROW(gt)}},
     {"ge", EM_DTYPES_ALL, true, CHEAP, {ALL_ROW(ge)}},
+    {"threshold_backward", EM_DTYPES_FLOAT, false, CHEAP, {FLOAT_ROW(threshold_backward)}},
 };
 
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
-       OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+       OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_THRESHOLD_BACKWARD };
 
 static int run_binary(const em_kcall *c, const binary_op *op)
 {
@@ -264,6 +270,7 @@ BIN_KERNEL(lt, OP_LT)
 BIN_KERNEL(le, OP_LE)
 BIN_KERNEL(gt, OP_GT)
 BIN_KERNEL(ge, OP_GE)
+BIN_KERNEL(threshold_backward, OP_THRESHOLD_BACKWARD)
 
 /* ---- where(a, b, cond): kernel input order is (a, b, cond) ----------------------------------- */
 
@@ -318,7 +325,8 @@ static int k_where(void *bctx, const em_kcall *c)
 int em_cpu__register_binary(em_registry *reg)
 {
     static const em_kernel_fn fns[] = {k_add, k_sub, k_mul, k_div, k_pow, k_maximum,
-                                       k_minimum, k_eq, k_ne, k_lt, k_le, k_gt, k_ge};
+                                       k_minimum, k_eq, k_ne, k_lt, k_le, k_gt, k_ge,
+                                       k_threshold_backward};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         int rc = em_register_kernel(reg, "cpu", ops[i].name, fns[i], EM_KERNEL_STRIDED,
                                     ops[i].dtypes);

@@ -235,9 +235,7 @@ static int b_linear(em_node *n, em_tensor *g, em_tensor **gin)
 static int b_linear_relu(em_node *n, em_tensor *g, em_tensor **gin)
 {
     SAVED(y, 2);
-    em_tensor *z = scalar_like(y, 0), *m = em_gt(y, z), *mf = em_to_dtype(m, g->dtype);
-    em_tensor *gm = em_mul(g, mf);
-    drop(z, m, mf);
+    em_tensor *gm = em__threshold_backward(g, y);
     if (!gm)
         return em_last_status();
     int rc = b_linear(n, gm, gin);

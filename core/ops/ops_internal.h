@@ -81,6 +81,10 @@ extern const em__formula em__grad_neg, em__grad_abs, em__grad_exp, em__grad_log,
     em__grad_sin, em__grad_cos, em__grad_tanh, em__grad_sigmoid, em__grad_relu, em__grad_add,
     em__grad_sub, em__grad_mul, em__grad_div, em__grad_pow, em__grad_maximum, em__grad_minimum,
     em__grad_where;
+extern const em_op_def em__def_threshold_backward;
+em_tensor *em__composite_threshold_backward(int nin, em_tensor *const *in, const em_attr *attrs);
+/* ReLU's backward: g where y > 0, else 0 (the op threshold_backward). A new reference. */
+em_tensor *em__threshold_backward(em_tensor *g, em_tensor *y);
 /* core/ops/reduce.c */
 extern const em_op_def em__def_sum, em__def_amax, em__def_argmax, em__def_mean;
 extern const em__formula em__grad_sum, em__grad_amax, em__grad_mean;

@@ -9,7 +9,7 @@
 /* ---- registration -------------------------------------------------------------- */
 
 int em__op_mean, em__op_softmax, em__op_log_softmax, em__op_linear, em__op_cross_entropy,
-    em__op_cross_entropy_backward, em__op_linear_relu;
+    em__op_cross_entropy_backward, em__op_linear_relu, em__op_threshold_backward;
 
 int em__register_builtin_ops(void)
 {
@@ -36,12 +36,12 @@ int em__register_builtin_ops(void)
         &em__def_mean,          &em__def_softmax,
         &em__def_log_softmax,   &em__def_linear,
         &em__def_cross_entropy, &em__def_cross_entropy_backward,
-        &em__def_linear_relu,
+        &em__def_linear_relu,   &em__def_threshold_backward,
     };
     int *ids[] = {&em__op_mean,          &em__op_softmax,
                   &em__op_log_softmax,   &em__op_linear,
                   &em__op_cross_entropy, &em__op_cross_entropy_backward,
-                  &em__op_linear_relu};
+                  &em__op_linear_relu,   &em__op_threshold_backward};
     _Static_assert(sizeof ids / sizeof ids[0] == sizeof composites / sizeof composites[0],
                    "composite ids");
     for (size_t i = 0; i < sizeof composites / sizeof composites[0]; i++)

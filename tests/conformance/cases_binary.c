@@ -1,6 +1,7 @@
 /* tests/conformance/cases_binary.c - binary elementwise primitives with broadcasting and type
  * promotion (add, sub, mul, div, pow, maximum, minimum), comparisons (eq, ne, lt, le, gt, ge),
- * where, and the Python-scalar forms (em_add_scalar, ...).
+ * where, the Python-scalar forms (em_add_scalar, ...), and ReLU's backward op
+ * threshold_backward(grad, y) (grad where y > 0, else 0).
  *
  * The pairs cover same shapes, broadcast shapes of equal and unequal rank, 0-dim operands on
  * either side, zero-size operands, non-contiguous views, large broadcasts that the CPU splits
@@ -136,6 +137,39 @@ static const triple triples[] = {
     {"large", COND(2, 129, 257), IN(1, 257), IN(2, 129, 257)},
 };
 
+/* ---- threshold_backward(grad, y) --------------------------------------------------------------- */
+
+static em_tensor *call_threshold_backward(const cf_case *c, em_tensor *const *in)
+{
+    (void)c;
+    return em_op_call("threshold_backward", 2, in, 0, NULL);
+}
+
+/* 0 where y <= 0 or is NaN, even for an infinite or NaN gradient (PyTorch's where-kernel) */
+static double threshold_elem(const double *x, const void *ctx)
+{
+    (void)ctx;
+    return x[1] > 0 ? x[0] : 0;
+}
+
+static bool ref_threshold_backward(const cf_case *c, int nin, const cf_arr *in, cf_arr *out)
+{
+    return cf_ref_elementwise(2, in, out, threshold_elem, NULL);
+}
+
+static const cf_op threshold_backward_op = {
+    "threshold_backward", 0, 0, call_threshold_backward, 0, 0, ref_threshold_backward,
+    EM_DTYPES_FLOAT, 0, CF_OUT_FIRST, {DOM_PM3, DOM_PM3}};
+
+static const pair threshold_pairs[] = {
+    {"a training step's activations", IN(2, 64, 128), IN(2, 64, 128), 0, 0},
+    {"zero-size", IN(2, 0, 4), IN(2, 0, 4), 0, 0},
+    {"non-contiguous", INL(2, CF_T, 4, 3), INL(2, CF_STEP, 4, 3), 0, 0},
+    {"large", IN(2, 129, 257), IN(2, 129, 257), 0, 0},
+    {"NaN and infinities", {.ndim = 2, .shape = {4, 5}, .dom = &with_nan},
+     {.ndim = 2, .shape = {4, 5}, .dom = &with_nan}, 0, 0},
+};
+
 /* ---- Python scalars ------------------------------------------------------------------------ */
 
 static em_tensor *call_add_s(const cf_case *c, em_tensor *const *in)
@@ -203,6 +237,13 @@ void cf_family_binary(cf_list *l)
         c.in[0] = int_pows[s].a;
         c.in[1] = int_pows[s].b;
         cf_label(&c, "%s", int_pows[s].label);
+        cf_add(l, &c);
+    }
+    for (size_t s = 0; s < sizeof threshold_pairs / sizeof threshold_pairs[0]; s++) {
+        cf_case c = {.op = &threshold_backward_op, .nin = 2, .flags = threshold_pairs[s].flags};
+        c.in[0] = threshold_pairs[s].a;
+        c.in[1] = threshold_pairs[s].b;
+        cf_label(&c, "%s", threshold_pairs[s].label);
         cf_add(l, &c);
     }
     for (size_t s = 0; s < sizeof triples / sizeof triples[0]; s++) {

@@ -2,6 +2,9 @@
  * section with its values, the engine's rules (accumulation, retain_graph, freed graphs,
  * in-place checks, hooks, no-grad), and gradcheck over every differentiable op, including
  * broadcast and non-contiguous inputs. */
+#include <math.h>
+#include <stdlib.h>
+
 #include "helpers.h"
 
 TestSuite(autograd, .init = emt_setup, .fini = emt_teardown);
@@ -284,6 +287,24 @@ Test(autograd, hooks_see_and_replace_gradients)
     em_release(s);
     em_release(y);
     em_release(a);
+}
+
+/* PyTorch: torch.relu(x).backward(torch.tensor([inf, nan, inf])) with x = [-1, 0, 2] gives
+ * x.grad = [0, 0, inf]: the masked places get 0, not inf * 0 = nan. */
+Test(autograd, relu_backward_gives_zero_where_masked_even_for_infinite_gradients)
+{
+    em_tensor *x = leaf(EM_F32, EM_SHAPE(3), EMT_VALS(-1, 0, 2));
+    em_tensor *y = em_relu(x);
+    em_tensor *g = emt_tensor_(__FILE__, __LINE__, EM_F32, EM_SHAPE(3),
+                               EMT_VALS(INFINITY, NAN, INFINITY));
+    cr_assert_eq(em_backward(y, g, false), EM_OK, "%s", em_last_error());
+    double *v = emt_values_(__FILE__, __LINE__, em_grad(x));
+    cr_expect(v[0] == 0 && v[1] == 0 && isinf(v[2]) && v[2] > 0, "x.grad = [%g, %g, %g]", v[0],
+              v[1], v[2]);
+    free(v);
+    em_release(g);
+    em_release(y);
+    em_release(x);
 }
 
 /* Notes where the gradient it sees lives; keeps a reference to it when `keep`. */
