@@ -233,13 +233,18 @@ static bool pack_panel_f32(float *d, const float *s, int64_t rs, int64_t cs, int
     return true;
 }
 
-static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run, int mr,
-                   int64_t i0, int64_t mc, int64_t p0, int64_t kc)
+static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run,
+                   const em_gemm_kernel *k, int64_t i0, int64_t mc, int64_t p0, int64_t kc)
 {
     size_t ses = em_dtype_size(a->dt);
+    int mr = k->mr;
     for (int64_t r = 0; r < mc; r += mr, dst += (size_t)(mr * kc) * es) {
         int64_t m = mc - r < mr ? mc - r : mr;
         const char *src = (const char *)a->p + ((i0 + r) * a->rs + p0 * a->cs) * (int64_t)ses;
+        if (k->pack_a_rows && run == run_f32 && es == sizeof(float) && a->cs == 1 && m == mr) {
+            k->pack_a_rows((float *)dst, (const float *)src, a->rs, kc);
+            continue;
+        }
         if (run == run_f32 && es == sizeof(float) &&
             pack_panel_f32((float *)dst, (const float *)src, a->rs, a->cs, mr, m, kc))
             continue;
@@ -348,7 +353,7 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
             pack_b(bbuf, es, &g->b, x->run_b, k->nr, pc, kc, jc, nc);
             for (int64_t ic = m0; ic < m1; ic += k->mc) {
                 int64_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
-                pack_a(abuf, es, &g->a, x->run_a, k->mr, ic, mc, pc, kc);
+                pack_a(abuf, es, &g->a, x->run_a, k, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int n = (int)(nc - jr < nr ? nc - jr : nr);
                     const char *bp = bbuf + (size_t)(jr * kc) * es;
@@ -441,7 +446,7 @@ static int gemm_small(const gemm_ctx *x)
     bool epi = g->bias || g->relu;
     for (int64_t ir = 0; ir < g->M; ir += mr) {
         int m = (int)(g->M - ir < mr ? g->M - ir : mr);
-        pack_a(abuf, es, &g->a, x->run_a, k->mr, ir, m, 0, K);
+        pack_a(abuf, es, &g->a, x->run_a, k, ir, m, 0, K);
         for (int64_t jr = 0; jr < g->N; jr += nr) {
             int n = (int)(g->N - jr < nr ? g->N - jr : nr);
             const char *bp = jr < nfull ? (const char *)g->b.p + jr * (int64_t)es

@@ -143,8 +143,58 @@ static void dgemm_14x16(int64_t kc, const void *av, const void *bv, int64_t ldb,
     }
 }
 
+/* r[0..8) = the 8 x 8 block at s (row stride rs) transposed: r[j] holds column j. Rows at or
+ * past `rows` read as zeros. */
+static inline __attribute__((always_inline)) void transpose_8x8(__m256 *r, const float *s,
+                                                                int64_t rs, int rows)
+{
+    __m256 t[8], u[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        r[i] = i < rows ? _mm256_loadu_ps(s + i * rs) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+        r[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+    }
+}
+
+/* The f32 A micro-panel of a row-major A (gemm.h's em_gemm_pack_rows_fn): 8 columns at a time,
+ * rows 0-7 and 8-13 each as an 8 x 8 transpose, a column's 14 values stored as 8 + 6. About
+ * twice as fast as the driver's 4 x 4 SSE blocks. */
+static void spack_a_rows(float *d, const float *s, int64_t rs, int64_t kc)
+{
+    const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 lo[8], hi[8];
+        transpose_8x8(lo, s + p, rs, 8);
+        transpose_8x8(hi, s + 8 * rs + p, rs, MR - 8);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            _mm256_storeu_ps(d + (p + j) * MR, lo[j]);
+            _mm256_maskstore_ps(d + (p + j) * MR + 8, six, hi[j]);
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR; i++)
+            d[p * MR + i] = s[i * rs + p];
+}
+
 const em_gemm_impl em_cpu__gemm_avx512 = {
     .name = "avx512",
-    .f32 = {.fn = sgemm_14x32, .mr = MR, .nr = 32},
+    .f32 = {.fn = sgemm_14x32, .pack_a_rows = spack_a_rows, .mr = MR, .nr = 32},
     .f64 = {.fn = dgemm_14x16, .mr = MR, .nr = 16},
 };
