@@ -1,4 +1,4 @@
-/* backends/cpu/gemm_avx512.c - AVX-512 GEMM micro-kernels: f32 14x32 and f64 14x16.
+/* backends/cpu/gemm_avx512.c - AVX-512 GEMM: f32 14x32 and f64 14x16 kernels, f32 A packing.
  *
  * Compiled with -mavx512f -mfma (this file only) and called only where gemm_select.c found
  * AVX-512F in cpuid and the ZMM state enabled by the OS (xgetbv). Each kernel keeps its tile in
@@ -8,8 +8,9 @@
  * an f32 tile at most 16 columns wide runs a half-width loop (half the FMAs).
  * C's tile is prefetched one line every few steps during the loop (all at once before it only
  * for short loops) and A's micro-panel (streamed from L2) eight steps ahead; B's rows stay in
- * L1 (a packed micro-panel, or B's own rows on the small-product path). Not here: packing and
- * blocking (gemm.c).
+ * L1 (a packed micro-panel, or B's own rows on the small-product path). The f32 path also
+ * packs a row-major A's micro-panels (spack_a_rows, gemm.h's pack_a_rows). Not here: the rest
+ * of packing, and blocking (gemm.c).
  */
 #include <immintrin.h>
 
