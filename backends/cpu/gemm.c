@@ -16,13 +16,15 @@
  * parts never wait on each other. The grid minimises each part's multiply-adds plus packing
  * (a row split packs all of B in every part, a column split all of A). Big products get
  * PARTS_PER_THREAD parts per thread, claimed dynamically, so that a thread the OS preempts
- * (a shared machine) does not hold the others up; the extra packing is a few percent at most.
+ * (a shared machine) does not hold the others up. Every part packs its own panels, so more
+ * parts cost more packing: on 2 threads 4 parts each ran 4-5% slower than 2 (n = 512..2048).
  * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread, and those of them
  * (or of any one-thread run) under EM_GEMM_SMALL_MNK skip the blocking: gemm_small below.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -42,17 +44,36 @@ static struct {
     size_t size;
 } slots[BUF_SLOTS];
 
+/* Buffers of at least this many bytes are whole 2 MiB pages, advised as transparent huge
+ * pages: a packed block of A or B spans hundreds of 4 KiB pages, and the micro-kernels walk it
+ * over and over (measured: up to 5% of a big product on one core went on the TLB). */
+#define BUF_HUGE ((size_t)1 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void *buf_alloc(size_t n)
+{
+    if (n < BUF_HUGE)
+        return aligned_alloc(BUF_ALIGN, n);
+    void *p = aligned_alloc(HUGE_PAGE, n);
+#ifdef MADV_HUGEPAGE
+    if (p)
+        madvise(p, n, MADV_HUGEPAGE);   /* advice only */
+#endif
+    return p;
+}
+
 /* A buffer of at least n bytes, 64-byte aligned; *slot is -1 for a private one (all cached
  * sets busy). NULL when out of memory. */
 static void *buf_get(size_t n, int *slot)
 {
-    n = (n + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
+    size_t align = n < BUF_HUGE ? BUF_ALIGN : HUGE_PAGE;
+    n = (n + align - 1) / align * align;
     for (int s = 0; s < BUF_SLOTS; s++) {
         if (atomic_exchange_explicit(&slots[s].busy, true, memory_order_acquire))
             continue;
         if (slots[s].size < n) {
             free(slots[s].p);
-            slots[s].p = aligned_alloc(BUF_ALIGN, n);
+            slots[s].p = buf_alloc(n);
             slots[s].size = slots[s].p ? n : 0;
         }
         if (!slots[s].p) {
@@ -63,7 +84,7 @@ static void *buf_get(size_t n, int *slot)
         return slots[s].p;
     }
     *slot = -1;
-    return aligned_alloc(BUF_ALIGN, n);
+    return buf_alloc(n);
 }
 
 static void buf_put(void *p, int slot)
@@ -167,16 +188,41 @@ static bool pack_panel_f32(float *d, const float *s, int64_t rs, int64_t cs, int
                 dp[3] = s3[p];
             }
         }
+        if (i + 2 <= m) {               /* two rows left (MR = 14): 2 x 4 blocks */
+            const float *s0 = s + i * rs, *s1 = s0 + rs;
+            int64_t p = 0;
+            for (; p + 4 <= kc; p += 4) {
+                __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s1 + p);
+                __m128 lo = _mm_unpacklo_ps(r0, r1), hi = _mm_unpackhi_ps(r0, r1);
+                _mm_storel_pi((__m64 *)(d + p * mr + i), lo);
+                _mm_storeh_pi((__m64 *)(d + (p + 1) * mr + i), lo);
+                _mm_storel_pi((__m64 *)(d + (p + 2) * mr + i), hi);
+                _mm_storeh_pi((__m64 *)(d + (p + 3) * mr + i), hi);
+            }
+            for (; p < kc; p++) {
+                d[p * mr + i] = s0[p];
+                d[p * mr + i + 1] = s1[p];
+            }
+            i += 2;
+        }
 #endif
         for (; i < m; i++) {
             const float *si = s + i * rs;
             for (int64_t p = 0; p < kc; p++)
                 d[p * mr + i] = si[p];
         }
-    } else if (rs == 1) {
-        for (int64_t p = 0; p < kc; p++)
-            for (int64_t i = 0; i < m; i++)
-                d[p * mr + i] = s[p * cs + i];
+    } else if (rs == 1) {               /* a copy of m values per step */
+        for (int64_t p = 0; p < kc; p++) {
+            float *dp = d + p * mr;
+            const float *sp = s + p * cs;
+            int64_t i = 0;
+#if defined(__SSE2__)
+            for (; i + 4 <= m; i += 4)
+                _mm_storeu_ps(dp + i, _mm_loadu_ps(sp + i));
+#endif
+            for (; i < m; i++)
+                dp[i] = sp[i];
+        }
     } else {
         return false;
     }
@@ -187,13 +233,18 @@ static bool pack_panel_f32(float *d, const float *s, int64_t rs, int64_t cs, int
     return true;
 }
 
-static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run, int mr,
-                   int64_t i0, int64_t mc, int64_t p0, int64_t kc)
+static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run,
+                   const em_gemm_kernel *k, int64_t i0, int64_t mc, int64_t p0, int64_t kc)
 {
     size_t ses = em_dtype_size(a->dt);
+    int mr = k->mr;
     for (int64_t r = 0; r < mc; r += mr, dst += (size_t)(mr * kc) * es) {
         int64_t m = mc - r < mr ? mc - r : mr;
         const char *src = (const char *)a->p + ((i0 + r) * a->rs + p0 * a->cs) * (int64_t)ses;
+        if (k->pack_a_rows && run == run_f32 && es == sizeof(float) && a->cs == 1 && m == mr) {
+            k->pack_a_rows((float *)dst, (const float *)src, a->rs, kc);
+            continue;
+        }
         if (run == run_f32 && es == sizeof(float) &&
             pack_panel_f32((float *)dst, (const float *)src, a->rs, a->cs, mr, m, kc))
             continue;
@@ -218,7 +269,7 @@ static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run, i
     for (int64_t r = 0; r < nc; r += nr, dst += (size_t)(nr * kc) * es) {
         int64_t n = nc - r < nr ? nc - r : nr;
         const char *src = (const char *)b->p + (p0 * b->rs + (j0 + r) * b->cs) * (int64_t)ses;
-        if (run == run_f32 && es == sizeof(float) && b->cs != 1 &&
+        if (run == run_f32 && es == sizeof(float) &&
             pack_panel_f32((float *)dst, (const float *)src, b->cs, b->rs, nr, n, kc))
             continue;
         if (b->cs == 1 || b->rs != 1)
@@ -302,7 +353,7 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
             pack_b(bbuf, es, &g->b, x->run_b, k->nr, pc, kc, jc, nc);
             for (int64_t ic = m0; ic < m1; ic += k->mc) {
                 int64_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
-                pack_a(abuf, es, &g->a, x->run_a, k->mr, ic, mc, pc, kc);
+                pack_a(abuf, es, &g->a, x->run_a, k, ic, mc, pc, kc);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int n = (int)(nc - jr < nr ? nc - jr : nr);
                     const char *bp = bbuf + (size_t)(jr * kc) * es;
@@ -337,7 +388,7 @@ static void gemm_parts(void *arg, int64_t begin, int64_t end)
     }
 }
 
-#define PARTS_PER_THREAD 4
+#define PARTS_PER_THREAD 2
 
 /* One packed element costs about as much time as this many multiply-adds in a micro-kernel
  * (packing moves ~1-2 elements a cycle; an AVX-512 f32 kernel does 32 multiply-adds a cycle). */
@@ -395,7 +446,7 @@ static int gemm_small(const gemm_ctx *x)
     bool epi = g->bias || g->relu;
     for (int64_t ir = 0; ir < g->M; ir += mr) {
         int m = (int)(g->M - ir < mr ? g->M - ir : mr);
-        pack_a(abuf, es, &g->a, x->run_a, k->mr, ir, m, 0, K);
+        pack_a(abuf, es, &g->a, x->run_a, k, ir, m, 0, K);
         for (int64_t jr = 0; jr < g->N; jr += nr) {
             int n = (int)(g->N - jr < nr ? g->N - jr : nr);
             const char *bp = jr < nfull ? (const char *)g->b.p + jr * (int64_t)es
