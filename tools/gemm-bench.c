@@ -2,14 +2,12 @@
  *
  * `ember bench` quotes medians, which a shared machine drags down; this driver takes the
  * fastest of many repetitions, for the FMA-peak loop and for each product alike, so that the
- * ratio between them (the GEMM's efficiency) holds up under other load. It is not built by
- * meson; build it against a build folder and run it with the thread count in the environment:
+ * ratio between them (the GEMM's efficiency) holds up under other load. Built (x86-64 only,
+ * not installed) as build/tools/gemm-bench; the thread count comes from the environment:
  *
- *   cc -O2 -Iinclude tools/gemm-bench.c -o build/gemm-bench \
- *      -Lbuild/core -lember -lpthread -Wl,-rpath,$PWD/build/core
- *   EMBER_NUM_THREADS=1 build/gemm-bench [REPS] [N...]
+ *   EMBER_NUM_THREADS=1 build/tools/gemm-bench [REPS] [N...]
  *
- * On a machine others are using, `chrt -f 50 build/gemm-bench` (root) keeps their jobs from
+ * On a machine others are using, `chrt -f 50 build/tools/gemm-bench` (root) keeps their jobs from
  * preempting the runs for the few seconds it takes. The peak loop is the one `ember bench`
  * runs (16 independent chains of AVX-512 FMAs), on as many threads as the product uses; a CPU
  * without AVX-512 is refused. Each product's result is released before the next run, so the
