@@ -302,7 +302,16 @@ static fma_kind fma_pick(void)
     return (fma_kind){"portable multiply-add", fma_portable, 4 * FMA_CHAINS};
 }
 
-/* f32 GFLOP/s of nt threads each running the loop (median of reps). */
+/* f32 GFLOP/s of nt threads each running the loop: the best of reps, since a peak is what the
+ * CPU can do (on a shared machine, a median would measure the other jobs too). */
+static double best_of(const double *v, int n)
+{
+    double b = v[0];
+    for (int i = 1; i < n; i++)
+        b = v[i] > b ? v[i] : b;
+    return b;
+}
+
 static double fma_peak(const fma_kind *k, int nt, int reps, int64_t iters)
 {
     pthread_t th[64];
@@ -320,7 +329,7 @@ static double fma_peak(const fma_kind *k, int nt, int reps, int64_t iters)
             pthread_join(th[i], NULL);
         t[r] = 2.0 * (double)k->lanes * (double)iters * nt / 1e9 / (cli_now() - t0);
     }
-    return cli_median(t, reps);
+    return best_of(t, reps);
 }
 
 /* ---- matmul ------------------------------------------------------------------------------ */
@@ -335,13 +344,13 @@ static void bench_matmul(int reps, int max_n, bool quick)
     double p1 = fma_peak(&k, 1, reps < 5 ? reps : 5, iters);
     double pn = nt > 1 ? fma_peak(&k, nt, reps < 5 ? reps : 5, iters) : p1;
     const char *kern = em_device_kernels(em_device_parse("cpu"));
-    printf("\nFMA peak (f32, %s loop, median of %d): %.1f GFLOP/s on 1 thread", k.name,
+    printf("\nFMA peak (f32, %s loop, best of %d): %.1f GFLOP/s on 1 thread", k.name,
            reps < 5 ? reps : 5, p1);
     if (nt > 1)
         printf(", %.1f on %d", pn, nt);
-    printf("\nf32 matmul, n x n x n, %d thread%s (GFLOP/s, median of %d; %s):\n", nt,
-           nt == 1 ? "" : "s", reps, kern && *kern ? kern : "kernel unknown");
-    printf("  %6s %12s %14s\n", "n", "em_matmul", "of FMA peak");
+    printf("\nf32 matmul, n x n x n, %d thread%s (GFLOP/s, median and best of %d; %s):\n",
+           nt, nt == 1 ? "" : "s", reps, kern && *kern ? kern : "kernel unknown");
+    printf("  %6s %10s %10s %20s\n", "n", "median", "best", "of FMA peak (m / b)");
     for (int n = 64; n <= max_n; n *= 2) {
         em_tensor *a = em_randn(EM_SHAPE(n, n), NULL), *b = em_randn(EM_SHAPE(n, n), NULL);
         double flop = 2.0 * n * n * n / 1e9, te[32];
@@ -352,8 +361,9 @@ static void bench_matmul(int reps, int max_n, bool quick)
             em_release(em_matmul(a, b));
             te[r] = flop / (cli_now() - t0);
         }
-        double me = cli_median(te, r_here);
-        printf("  %6d %12.1f %13.1f%%\n", n, me, 100 * me / pn);
+        double me = cli_median(te, r_here), be = best_of(te, r_here);
+        printf("  %6d %10.1f %10.1f %12.1f%% / %4.1f%%\n", n, me, be, 100 * me / pn,
+               100 * be / pn);
         em_release(a);
         em_release(b);
     }
