@@ -96,8 +96,9 @@ void em_cuda__free(void *ctx, int dev, void *buf, size_t nbytes)
 int em_cuda__memory_stats(void *ctx, int dev, em_memory_stats *out)
 {
     (void)ctx;
-    if (dev < 0 || dev >= em_cuda__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "cuda: memory_stats: no device %d", dev);
+    int rc = em_device_index_check("cuda", "memory_stats", dev, em_cuda__state.ndev);
+    if (rc < 0)
+        return rc;
     em_cuda_device *d = &em_cuda__state.dev[dev];
     pthread_mutex_lock(&d->lock);
     out->allocated = d->pool.allocated;
@@ -123,8 +124,9 @@ int em_cuda__empty_cache(void *ctx, int dev)
 int em_cuda__reset_peak(void *ctx, int dev)
 {
     (void)ctx;
-    if (dev < 0 || dev >= em_cuda__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "cuda: reset_peak: no device %d", dev);
+    int rc = em_device_index_check("cuda", "reset_peak", dev, em_cuda__state.ndev);
+    if (rc < 0)
+        return rc;
     em_cuda_device *d = &em_cuda__state.dev[dev];
     pthread_mutex_lock(&d->lock);
     em_cuda_pool_reset_peak(&d->pool);

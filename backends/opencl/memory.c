@@ -193,9 +193,9 @@ void em_ocl__scratch_free(em_ocl_device *d, cl_mem m, size_t nbytes)
 int em_ocl__memory_stats(void *ctx, int dev, em_memory_stats *out)
 {
     (void)ctx;
-    if (dev < 0 || dev >= em_ocl__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
-                            em_ocl__state.ndev);
+    int rc = em_device_index_check("opencl", "memory_stats", dev, em_ocl__state.ndev);
+    if (rc < 0)
+        return rc;
     em_ocl_device *d = &em_ocl__state.dev[dev];
     pthread_mutex_lock(&d->lock);
     out->allocated = d->pool.requested;
@@ -208,9 +208,9 @@ int em_ocl__memory_stats(void *ctx, int dev, em_memory_stats *out)
 int em_ocl__reset_peak(void *ctx, int dev)
 {
     (void)ctx;
-    if (dev < 0 || dev >= em_ocl__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
-                            em_ocl__state.ndev);
+    int rc = em_device_index_check("opencl", "reset_peak", dev, em_ocl__state.ndev);
+    if (rc < 0)
+        return rc;
     em_ocl_device *d = &em_ocl__state.dev[dev];
     pthread_mutex_lock(&d->lock);
     d->pool.peak = d->pool.requested;
@@ -221,9 +221,9 @@ int em_ocl__reset_peak(void *ctx, int dev)
 int em_ocl__empty_cache(void *ctx, int dev)
 {
     (void)ctx;
-    if (dev < 0 || dev >= em_ocl__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
-                            em_ocl__state.ndev);
+    int rc = em_device_index_check("opencl", "empty_cache", dev, em_ocl__state.ndev);
+    if (rc < 0)
+        return rc;
     em_ocl__pool_release(&em_ocl__state.dev[dev]);
     return EM_OK;
 }

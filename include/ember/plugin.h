@@ -627,6 +627,18 @@ static inline int64_t em_kt_offset(const em_ktensor *t, int64_t linear)
         return &em_plugin_descriptor_;                                                          \
     }
 
+/* Checks a device index that a vtable entry got, on a backend whose devices are 0 .. ndev-1.
+ * Returns EM_OK, or EM_ERR_DEVICE after em_set_error() naming the backend ("cuda"), the entry
+ * (`what`: "memory_stats"), the index and the count. Thread-safe. */
+static inline int em_device_index_check(const char *backend, const char *what, int dev,
+                                        int ndev)
+{
+    if (dev >= 0 && dev < ndev)
+        return EM_OK;
+    return em_set_error(EM_ERR_DEVICE, "%s: %s: no device %d (there %s %d)", backend, what, dev,
+                        ndev == 1 ? "is" : "are", ndev);
+}
+
 /* Checks that a kernel got the inputs, outputs and attributes it reads: `who` names the
  * backend ("cpu"). The core passes the counts of the op's definition, so this only fails when
  * a kernel is registered under an op of another shape; it then returns EM_ERR_INVALID after
