@@ -136,38 +136,35 @@ int em_cuda__reset_peak(void *ctx, int dev)
 
 /* ---- copies ---------------------------------------------------------------------------------- */
 
-int em_cuda__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
-                            size_t nbytes)
+/* One copy between host memory and device dev's memory, finished before it returns: `what`
+ * names the vtable entry in errors. */
+static int host_transfer(int dev, const char *what, void *dst, const void *src, size_t nbytes,
+                         enum cudaMemcpyKind kind)
 {
-    (void)ctx;
     if (nbytes == 0)
         return EM_OK;
-    em_cuda_device *d = em_cuda__device(dev, "copy_from_host");
+    em_cuda_device *d = em_cuda__device(dev, what);
     if (!d)
         return em_last_status();
     cudaStream_t st = (cudaStream_t)d->stream;
-    cudaError_t err = cudaMemcpyAsync((char *)dst + dst_off, src, nbytes,
-                                      cudaMemcpyHostToDevice, st);
+    cudaError_t err = cudaMemcpyAsync(dst, src, nbytes, kind, st);
     if (err == cudaSuccess)
         err = cudaStreamSynchronize(st);
-    return err == cudaSuccess ? EM_OK : em_cuda__fail("copy_from_host", "cudaMemcpyAsync", err);
+    return err == cudaSuccess ? EM_OK : em_cuda__fail(what, "cudaMemcpyAsync", err);
+}
+
+int em_cuda__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
+                            size_t nbytes)
+{
+    return host_transfer(dev, "copy_from_host", (char *)dst + dst_off, src, nbytes,
+                         cudaMemcpyHostToDevice);
 }
 
 int em_cuda__copy_to_host(void *ctx, int dev, void *dst, const void *src, size_t src_off,
                           size_t nbytes)
 {
-    (void)ctx;
-    if (nbytes == 0)
-        return EM_OK;
-    em_cuda_device *d = em_cuda__device(dev, "copy_to_host");
-    if (!d)
-        return em_last_status();
-    cudaStream_t st = (cudaStream_t)d->stream;
-    cudaError_t err = cudaMemcpyAsync(dst, (const char *)src + src_off, nbytes,
-                                      cudaMemcpyDeviceToHost, st);
-    if (err == cudaSuccess)
-        err = cudaStreamSynchronize(st);
-    return err == cudaSuccess ? EM_OK : em_cuda__fail("copy_to_host", "cudaMemcpyAsync", err);
+    return host_transfer(dev, "copy_to_host", dst, (const char *)src + src_off, nbytes,
+                         cudaMemcpyDeviceToHost);
 }
 
 int em_cuda__copy_device(void *ctx, int dev_dst, void *dst, size_t dst_off, int dev_src,

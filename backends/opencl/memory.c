@@ -230,34 +230,36 @@ int em_ocl__empty_cache(void *ctx, int dev)
 
 /* ---- copies --------------------------------------------------------------------------------- */
 
-int em_ocl__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
-                           size_t nbytes)
+/* One blocking transfer between host memory and a buffer of device dev: `what` names the
+ * vtable entry in errors. */
+static int host_transfer(int dev, const char *what, bool to_device, cl_mem buf, size_t off,
+                         void *host, size_t nbytes)
 {
-    (void)ctx;
-    em_ocl_device *d = em_ocl__device(dev, "copy_from_host");
+    em_ocl_device *d = em_ocl__device(dev, what);
     if (!d)
         return em_last_status();
     if (nbytes == 0)
         return EM_OK;
-    cl_int err = clEnqueueWriteBuffer(d->queue, (cl_mem)dst, CL_TRUE, dst_off, nbytes, src, 0,
-                                      NULL, NULL);
-    return err == CL_SUCCESS ? EM_OK : em_ocl__fail("copy to the device", "clEnqueueWriteBuffer",
-                                                    err);
+    cl_int err = to_device ? clEnqueueWriteBuffer(d->queue, buf, CL_TRUE, off, nbytes, host, 0,
+                                                  NULL, NULL)
+                           : clEnqueueReadBuffer(d->queue, buf, CL_TRUE, off, nbytes, host, 0,
+                                                 NULL, NULL);
+    if (err == CL_SUCCESS)
+        return EM_OK;
+    return to_device ? em_ocl__fail("copy to the device", "clEnqueueWriteBuffer", err)
+                     : em_ocl__fail("copy to the host", "clEnqueueReadBuffer", err);
+}
+
+int em_ocl__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
+                           size_t nbytes)
+{
+    return host_transfer(dev, "copy_from_host", true, (cl_mem)dst, dst_off, (void *)src, nbytes);
 }
 
 int em_ocl__copy_to_host(void *ctx, int dev, void *dst, const void *src, size_t src_off,
                          size_t nbytes)
 {
-    (void)ctx;
-    em_ocl_device *d = em_ocl__device(dev, "copy_to_host");
-    if (!d)
-        return em_last_status();
-    if (nbytes == 0)
-        return EM_OK;
-    cl_int err = clEnqueueReadBuffer(d->queue, (cl_mem)src, CL_TRUE, src_off, nbytes, dst, 0,
-                                     NULL, NULL);
-    return err == CL_SUCCESS ? EM_OK : em_ocl__fail("copy to the host", "clEnqueueReadBuffer",
-                                                    err);
+    return host_transfer(dev, "copy_to_host", false, (cl_mem)src, src_off, dst, nbytes);
 }
 
 int em_ocl__copy_bytes(em_ocl_device *d, cl_mem dst, size_t dst_off, cl_mem src, size_t src_off,
