@@ -205,19 +205,6 @@ static void copy_reshape(const em_ktensor *dst, const em_ktensor *src, em_cpu_lo
     }
 }
 
-/* Whether src broadcasts (right-aligned, size 1 or equal) to dst's shape. */
-static bool broadcasts(const em_ktensor *dst, const em_ktensor *src)
-{
-    if (src->ndim > dst->ndim)
-        return false;
-    for (int j = 0; j < src->ndim; j++) {
-        int64_t s = src->shape[j], d = dst->shape[dst->ndim - src->ndim + j];
-        if (s != d && s != 1)
-            return false;
-    }
-    return true;
-}
-
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
@@ -227,7 +214,7 @@ static int k_copy(void *bctx, const em_kcall *c)
     const em_ktensor *dst = &c->out[0], *src = &c->in[0];
     em_cpu_loop_fn fn = dst->dtype == src->dtype ? move_loop(em_dtype_size(dst->dtype))
                                                  : cast_loops[src->dtype][dst->dtype];
-    if (!broadcasts(dst, src)) {
+    if (!em_kt_broadcasts(dst, src)) {
         if (src->numel != dst->numel)
             return em_set_error(EM_ERR_INVALID, "cpu: copy: source does not fit the "
                                 "destination's shape");

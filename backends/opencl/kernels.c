@@ -42,19 +42,6 @@ void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops
 
 enum { K_COPY_C, K_COPY_S };
 
-/* Whether src broadcasts (right-aligned, size 1 or equal) to dst's shape. */
-static bool broadcasts(const em_ktensor *dst, const em_ktensor *src)
-{
-    if (src->ndim > dst->ndim)
-        return false;
-    for (int j = 0; j < src->ndim; j++) {
-        int64_t s = src->shape[j], t = dst->shape[dst->ndim - src->ndim + j];
-        if (s != t && s != 1)
-            return false;
-    }
-    return true;
-}
-
 /* src's strides seen with dst's shape: 0 on new and broadcast dims. */
 static void broadcast_strides(const em_ktensor *dst, const em_ktensor *src, int64_t *st)
 {
@@ -99,7 +86,7 @@ int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
         return em_set_error(EM_ERR_INVALID, "opencl: copy: bad dtype");
     if (dst->numel == 0)
         return EM_OK;
-    if (!broadcasts(dst, src)) {
+    if (!em_kt_broadcasts(dst, src)) {
         if (src->numel != dst->numel)
             return em_set_error(EM_ERR_INVALID, "opencl: copy: source does not fit the "
                                 "destination's shape");

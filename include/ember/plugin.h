@@ -607,6 +607,20 @@ static inline int64_t em_kt_offset(const em_ktensor *t, int64_t linear)
     return off;
 }
 
+/* Since 1.3: whether src broadcasts to dst's shape: its dims, right-aligned against dst's, are
+ * 1 or equal to dst's (PyTorch's rule; src may have fewer dims). */
+static inline bool em_kt_broadcasts(const em_ktensor *dst, const em_ktensor *src)
+{
+    if (src->ndim > dst->ndim)
+        return false;
+    for (int j = 0; j < src->ndim; j++) {
+        int64_t s = src->shape[j], d = dst->shape[dst->ndim - src->ndim + j];
+        if (s != d && s != 1)
+            return false;
+    }
+    return true;
+}
+
 /* ---- helpers for backends and plugins (header-only, since 1.3) -------------------------- */
 
 /* Defines the exported entry point: `EM_PLUGIN_DEFINE("cpu", EMBER_VERSION_STRING, "CPU
