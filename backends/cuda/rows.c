@@ -18,16 +18,10 @@ static int run_softmax(int log_softmax, const em_kcall *c)
     if (!st)
         return em_last_status();
     const em_ktensor *in = &c->in[0];
-    int64_t dim = c->attrs[0].i;
-    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: dim %lld out of range", name,
-                            (long long)dim);
-    int64_t len = in->ndim > 0 ? in->shape[dim] : 1, inner = 1;
-    for (int d = (int)dim + 1; d < in->ndim; d++)
-        inner *= in->shape[d];
-    int64_t rows = len > 0 ? in->numel / len : 0;
-    if (rows == 0)
-        return EM_OK;
+    int64_t rows = 0, len = 0, inner = 0;
+    int rc = em_kt_rows(in, c->attrs[0].i, "cuda", name, &rows, &len, &inner);
+    if (rc != EM_OK || rows == 0)
+        return rc;
     em_cu_arg a, out;
     to_arg(&a, in);
     to_arg(&out, &c->out[0]);

@@ -607,6 +607,24 @@ static inline int64_t em_kt_offset(const em_ktensor *t, int64_t linear)
     return off;
 }
 
+/* Since 1.3: the rows of a contiguous tensor along `dim`, for kernels of row ops (softmax):
+ * a row has *len elements spaced *inner apart, and there are *rows of them (0 when t is
+ * empty). A 0-dim tensor is one row of one element. Returns EM_OK, or EM_ERR_INVALID after
+ * em_set_error() naming `who` ("cuda") and `op` when dim is out of range. Thread-safe. */
+static inline int em_kt_rows(const em_ktensor *t, int64_t dim, const char *who, const char *op,
+                             int64_t *rows, int64_t *len, int64_t *inner)
+{
+    if (dim < 0 || dim >= (t->ndim > 0 ? t->ndim : 1))
+        return em_set_error(EM_ERR_INVALID, "%s: %s: dim %lld out of range for %d dims", who, op,
+                            (long long)dim, t->ndim);
+    *len = t->ndim > 0 ? t->shape[dim] : 1;
+    *inner = 1;
+    for (int d = (int)dim + 1; d < t->ndim; d++)
+        *inner *= t->shape[d];
+    *rows = *len > 0 ? t->numel / *len : 0;
+    return EM_OK;
+}
+
 /* Since 1.3: whether src broadcasts to dst's shape: its dims, right-aligned against dst's, are
  * 1 or equal to dst's (PyTorch's rule; src may have fewer dims). */
 static inline bool em_kt_broadcasts(const em_ktensor *dst, const em_ktensor *src)
