@@ -108,7 +108,7 @@ MOVE_LOOP(move_2, uint16_t)
 MOVE_LOOP(move_4, uint32_t)
 MOVE_LOOP(move_8, uint64_t)
 
-static em_cpu_loop_fn move_loop(size_t elsize)
+em_cpu_loop_fn em_cpu__move_loop(size_t elsize)
 {
     switch (elsize) {
     case 1: return move_1;
@@ -212,7 +212,7 @@ static int k_copy(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     const em_ktensor *dst = &c->out[0], *src = &c->in[0];
-    em_cpu_loop_fn fn = dst->dtype == src->dtype ? move_loop(em_dtype_size(dst->dtype))
+    em_cpu_loop_fn fn = dst->dtype == src->dtype ? em_cpu__move_loop(em_dtype_size(dst->dtype))
                                                  : cast_loops[src->dtype][dst->dtype];
     if (!em_kt_broadcasts(dst, src)) {
         if (src->numel != dst->numel)

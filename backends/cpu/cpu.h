@@ -183,6 +183,10 @@ void em_cpu__memory_stats(em_memory_stats *out);
 void em_cpu__reset_peak(void);
 void em_cpu__empty_cache(void);
 
+/* copy.c: the loop that copies elements of `elsize` bytes from operand 1 to operand 0 (any
+ * strides, 0 included), for kernels that start with out = a. */
+em_cpu_loop_fn em_cpu__move_loop(size_t elsize);
+
 int em_cpu__register_copy(em_registry *reg);        /* copy.c: copy, fill, random */
 int em_cpu__register_unary(em_registry *reg);       /* unary.c */
 int em_cpu__register_binary(em_registry *reg);      /* binary.c: arithmetic, compare, where */

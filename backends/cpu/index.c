@@ -133,21 +133,6 @@ static const em_cpu_loop_fn scatter_loops[EM_DTYPE_COUNT] = {
 };
 
 /* out = a, element by element (a may be strided). */
-#define COPY_LOOP(name, T)                                                               \
-    static void name(const void *fctx, char *const *p, const int64_t *s, int64_t n)      \
-    {                                                                                    \
-        (void)fctx;                                                                      \
-        T *o = (T *)p[0];                                                                \
-        const T *a = (const T *)p[1];                                                    \
-        for (int64_t i = 0; i < n; i++)                                                  \
-            o[i * s[0]] = a[i * s[1]];                                                   \
-    }
-
-COPY_LOOP(copy_1, uint8_t)
-COPY_LOOP(copy_2, uint16_t)
-COPY_LOOP(copy_4, uint32_t)
-COPY_LOOP(copy_8, uint64_t)
-
 static int copy_input(const em_ktensor *out, const em_ktensor *a)
 {
     const em_ktensor *ts[2] = {out, a};
@@ -155,14 +140,8 @@ static int copy_input(const em_ktensor *out, const em_ktensor *a)
     int rc = em_cpu__iter_init(&it, "scatter_add", 2, ts);
     if (rc != EM_OK)
         return rc;
-    em_cpu_loop_fn fn;
-    switch (em_dtype_size(a->dtype)) {
-    case 1: fn = copy_1; break;
-    case 2: fn = copy_2; break;
-    case 4: fn = copy_4; break;
-    default: fn = copy_8; break;
-    }
-    em_cpu__iter_run(&it, EM_CPU_GRAIN_CHEAP, fn, NULL);
+    em_cpu__iter_run(&it, EM_CPU_GRAIN_CHEAP, em_cpu__move_loop(em_dtype_size(a->dtype)),
+                     NULL);
     return EM_OK;
 }
 
