@@ -112,28 +112,21 @@ BIN_INTS(minimum, MIN_U)
 BIN_LOOP(minimum_bool, uint8_t, uint8_t, ID, ID, (uint8_t)(x != 0 && y != 0))
 
 /* Integer power by squaring, as PyTorch's powi: b < 0 gives 1 for a == 1, +-1 for a == -1
- * and 0 otherwise. */
-static inline int64_t powi_i64(int64_t a, int64_t b)
-{
-    if (b < 0)
-        return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
-    uint64_t r = 1, base = (uint64_t)a;
-    for (uint64_t e = (uint64_t)b; e; e >>= 1, base *= base)
-        if (e & 1)
-            r *= base;
-    return (int64_t)r;
-}
+ * and 0 otherwise. Signed types square in their unsigned twin U, so overflow wraps. */
+#define POWI_SIGNED(name, T, U)                                                          \
+    static inline T name(T a, T b)                                                       \
+    {                                                                                    \
+        if (b < 0)                                                                       \
+            return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;                        \
+        U r = 1, base = (U)a;                                                            \
+        for (U e = (U)b; e; e >>= 1, base *= base)                                       \
+            if (e & 1)                                                                   \
+                r *= base;                                                               \
+        return (T)r;                                                                     \
+    }
 
-static inline int32_t powi_i32(int32_t a, int32_t b)
-{
-    if (b < 0)
-        return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
-    uint32_t r = 1, base = (uint32_t)a;
-    for (uint32_t e = (uint32_t)b; e; e >>= 1, base *= base)
-        if (e & 1)
-            r *= base;
-    return (int32_t)r;
-}
+POWI_SIGNED(powi_i64, int64_t, uint64_t)
+POWI_SIGNED(powi_i32, int32_t, uint32_t)
 
 static inline uint8_t powi_u8(uint8_t a, uint8_t b)
 {
