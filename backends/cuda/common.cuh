@@ -103,12 +103,15 @@ template <class A, bool MAX> __device__ inline A block_reduce(A v, A *sh)
 
 /* A switch on dtype dt that expands F(T) with T the storage type (returns EM_CU_UNSUPPORTED
  * from the enclosing launcher for dtypes it lacks). */
-#define DISPATCH_ALL(dt, F)                                                                   \
-    switch (dt) {                                                                            \
+#define DISPATCH_FLOAT_CASES(F)                                                               \
     case EM_F32: F(float); break;                                                            \
     case EM_F64: F(double); break;                                                           \
     case EM_F16: F(h16); break;                                                              \
-    case EM_BF16: F(b16); break;                                                             \
+    case EM_BF16: F(b16); break;
+
+#define DISPATCH_ALL(dt, F)                                                                   \
+    switch (dt) {                                                                            \
+        DISPATCH_FLOAT_CASES(F)                                                              \
     case EM_I64: F(int64_t); break;                                                          \
     case EM_I32: F(int32_t); break;                                                          \
     case EM_U8: F(uint8_t); break;                                                           \
@@ -118,10 +121,7 @@ template <class A, bool MAX> __device__ inline A block_reduce(A v, A *sh)
 
 #define DISPATCH_FLOAT(dt, F)                                                                 \
     switch (dt) {                                                                            \
-    case EM_F32: F(float); break;                                                            \
-    case EM_F64: F(double); break;                                                           \
-    case EM_F16: F(h16); break;                                                              \
-    case EM_BF16: F(b16); break;                                                             \
+        DISPATCH_FLOAT_CASES(F)                                                              \
     default: return EM_CU_UNSUPPORTED;                                                       \
     }
 
