@@ -241,21 +241,29 @@ template <> struct Acc<int32_t> { typedef int64_t A; typedef int64_t O; };
 template <> struct Acc<uint8_t> { typedef int64_t A; typedef int64_t O; };
 template <> struct Acc<bool> { typedef int64_t A; typedef int64_t O; };
 
+/* Stores a sum's accumulator as output element o: in S itself, or in the wider O (int64) the
+ * sums of integer and bool inputs are. */
+template <class S>
+__device__ void store_sum(const em_cu_arg &out, int64_t o, typename Acc<S>::A acc)
+{
+    typedef typename Acc<S>::O O;
+    if constexpr (std::is_same<O, S>::value)
+        Tr<S>::store((S *)out.buf + out.offset + o, (typename Tr<S>::C)acc);
+    else
+        ((O *)out.buf)[out.offset + o] = (O)acc;
+}
+
 template <class S>
 __global__ void sum_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
                       em_cu_arg out)
 {
     typedef typename Acc<S>::A A;
-    typedef typename Acc<S>::O O;
     GRID_LOOP(o, kept.numel) {
         int64_t base = off_of(kept, in, o);
         A acc = A(0);
         for (int64_t r = 0; r < red.numel; r++)
             acc += (A)Tr<S>::load((const S *)in.buf + base + off_of(red, inr, r));
-        if constexpr (std::is_same<O, S>::value)
-            Tr<S>::store((S *)out.buf + out.offset + o, (typename Tr<S>::C)acc);
-        else
-            ((O *)out.buf)[out.offset + o] = (O)acc;
+        store_sum<S>(out, o, acc);
     }
 }
 
@@ -405,7 +413,6 @@ __global__ void sum_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_
                             em_cu_arg out)
 {
     typedef typename Acc<S>::A A;
-    typedef typename Acc<S>::O O;
     __shared__ A sh[THREADS];
     for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
         int64_t base = off_of(kept, in, o);
@@ -413,12 +420,8 @@ __global__ void sum_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_
         for (int64_t r = threadIdx.x; r < red.numel; r += blockDim.x)
             acc += (A)Tr<S>::load((const S *)in.buf + base + off_of(red, inr, r));
         acc = block_reduce<A, false>(acc, sh);
-        if (threadIdx.x == 0) {
-            if constexpr (std::is_same<O, S>::value)
-                Tr<S>::store((S *)out.buf + out.offset + o, (typename Tr<S>::C)acc);
-            else
-                ((O *)out.buf)[out.offset + o] = (O)acc;
-        }
+        if (threadIdx.x == 0)
+            store_sum<S>(out, o, acc);
     }
 }
 
