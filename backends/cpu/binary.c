@@ -223,7 +223,7 @@ static const binary_op ops[] = {
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
        OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_THRESHOLD_BACKWARD };
 
-static int run_binary(const em_kcall *c, const binary_op *op)
+static int run_binary(void *bctx, const em_kcall *c, const binary_op *op)
 {
     int rc = em_kcall_check(c, "cpu", 2, 1, 0);
     if (rc != EM_OK)
@@ -243,27 +243,20 @@ static int run_binary(const em_kcall *c, const binary_op *op)
     return EM_OK;
 }
 
-#define BIN_KERNEL(op, ID_)                                                              \
-    static int k_##op(void *bctx, const em_kcall *c)                                     \
-    {                                                                                    \
-        (void)bctx;                                                                      \
-        return run_binary(c, &ops[ID_]);                                                 \
-    }
-
-BIN_KERNEL(add, OP_ADD)
-BIN_KERNEL(sub, OP_SUB)
-BIN_KERNEL(mul, OP_MUL)
-BIN_KERNEL(div, OP_DIV)
-BIN_KERNEL(pow, OP_POW)
-BIN_KERNEL(maximum, OP_MAXIMUM)
-BIN_KERNEL(minimum, OP_MINIMUM)
-BIN_KERNEL(eq, OP_EQ)
-BIN_KERNEL(ne, OP_NE)
-BIN_KERNEL(lt, OP_LT)
-BIN_KERNEL(le, OP_LE)
-BIN_KERNEL(gt, OP_GT)
-BIN_KERNEL(ge, OP_GE)
-BIN_KERNEL(threshold_backward, OP_THRESHOLD_BACKWARD)
+EM_KERNEL_BIND(k_add, run_binary, &ops[OP_ADD])
+EM_KERNEL_BIND(k_sub, run_binary, &ops[OP_SUB])
+EM_KERNEL_BIND(k_mul, run_binary, &ops[OP_MUL])
+EM_KERNEL_BIND(k_div, run_binary, &ops[OP_DIV])
+EM_KERNEL_BIND(k_pow, run_binary, &ops[OP_POW])
+EM_KERNEL_BIND(k_maximum, run_binary, &ops[OP_MAXIMUM])
+EM_KERNEL_BIND(k_minimum, run_binary, &ops[OP_MINIMUM])
+EM_KERNEL_BIND(k_eq, run_binary, &ops[OP_EQ])
+EM_KERNEL_BIND(k_ne, run_binary, &ops[OP_NE])
+EM_KERNEL_BIND(k_lt, run_binary, &ops[OP_LT])
+EM_KERNEL_BIND(k_le, run_binary, &ops[OP_LE])
+EM_KERNEL_BIND(k_gt, run_binary, &ops[OP_GT])
+EM_KERNEL_BIND(k_ge, run_binary, &ops[OP_GE])
+EM_KERNEL_BIND(k_threshold_backward, run_binary, &ops[OP_THRESHOLD_BACKWARD])
 
 /* ---- where(a, b, cond): kernel input order is (a, b, cond) ----------------------------------- */
 

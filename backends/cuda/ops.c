@@ -73,7 +73,7 @@ static const char *const unary_names[EM_CU_UNARY_COUNT] = {
 static const char *const binary_names[EM_CU_BINARY_COUNT] = {
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"};
 
-static int run_unary(int op, const em_kcall *c)
+static int run_unary(void *bctx, const em_kcall *c, int op)
 {
     const char *name = unary_names[op];
     void *st = kcall_stream(c, name, 1, 1, 0);
@@ -87,7 +87,7 @@ static int run_unary(int op, const em_kcall *c)
     return launched(em_cu_unary(st, op, &s, &out, &a), name, c->in[0].dtype);
 }
 
-static int run_binary(int op, const em_kcall *c)
+static int run_binary(void *bctx, const em_kcall *c, int op)
 {
     const char *name = binary_names[op];
     void *st = kcall_stream(c, name, 2, 1, 0);
@@ -102,42 +102,30 @@ static int run_binary(int op, const em_kcall *c)
     return launched(em_cu_binary(st, op, &s, &out, &a, &b), name, c->in[0].dtype);
 }
 
-#define UNARY(op, id)                                                                      \
-    static int k_##op(void *bctx, const em_kcall *c)                                       \
-    {                                                                                      \
-        (void)bctx;                                                                        \
-        return run_unary(id, c);                                                           \
-    }
-UNARY(neg, EM_CU_NEG)
-UNARY(abs, EM_CU_ABS)
-UNARY(relu, EM_CU_RELU)
-UNARY(exp, EM_CU_EXP)
-UNARY(log, EM_CU_LOG)
-UNARY(sqrt, EM_CU_SQRT)
-UNARY(sin, EM_CU_SIN)
-UNARY(cos, EM_CU_COS)
-UNARY(tanh, EM_CU_TANH)
-UNARY(sigmoid, EM_CU_SIGMOID)
+EM_KERNEL_BIND(k_neg, run_unary, EM_CU_NEG)
+EM_KERNEL_BIND(k_abs, run_unary, EM_CU_ABS)
+EM_KERNEL_BIND(k_relu, run_unary, EM_CU_RELU)
+EM_KERNEL_BIND(k_exp, run_unary, EM_CU_EXP)
+EM_KERNEL_BIND(k_log, run_unary, EM_CU_LOG)
+EM_KERNEL_BIND(k_sqrt, run_unary, EM_CU_SQRT)
+EM_KERNEL_BIND(k_sin, run_unary, EM_CU_SIN)
+EM_KERNEL_BIND(k_cos, run_unary, EM_CU_COS)
+EM_KERNEL_BIND(k_tanh, run_unary, EM_CU_TANH)
+EM_KERNEL_BIND(k_sigmoid, run_unary, EM_CU_SIGMOID)
 
-#define BINARY(op, id)                                                                     \
-    static int k_##op(void *bctx, const em_kcall *c)                                       \
-    {                                                                                      \
-        (void)bctx;                                                                        \
-        return run_binary(id, c);                                                          \
-    }
-BINARY(add, EM_CU_ADD)
-BINARY(sub, EM_CU_SUB)
-BINARY(mul, EM_CU_MUL)
-BINARY(div, EM_CU_DIV)
-BINARY(pow, EM_CU_POW)
-BINARY(maximum, EM_CU_MAXIMUM)
-BINARY(minimum, EM_CU_MINIMUM)
-BINARY(eq, EM_CU_EQ)
-BINARY(ne, EM_CU_NE)
-BINARY(lt, EM_CU_LT)
-BINARY(le, EM_CU_LE)
-BINARY(gt, EM_CU_GT)
-BINARY(ge, EM_CU_GE)
+EM_KERNEL_BIND(k_add, run_binary, EM_CU_ADD)
+EM_KERNEL_BIND(k_sub, run_binary, EM_CU_SUB)
+EM_KERNEL_BIND(k_mul, run_binary, EM_CU_MUL)
+EM_KERNEL_BIND(k_div, run_binary, EM_CU_DIV)
+EM_KERNEL_BIND(k_pow, run_binary, EM_CU_POW)
+EM_KERNEL_BIND(k_maximum, run_binary, EM_CU_MAXIMUM)
+EM_KERNEL_BIND(k_minimum, run_binary, EM_CU_MINIMUM)
+EM_KERNEL_BIND(k_eq, run_binary, EM_CU_EQ)
+EM_KERNEL_BIND(k_ne, run_binary, EM_CU_NE)
+EM_KERNEL_BIND(k_lt, run_binary, EM_CU_LT)
+EM_KERNEL_BIND(k_le, run_binary, EM_CU_LE)
+EM_KERNEL_BIND(k_gt, run_binary, EM_CU_GT)
+EM_KERNEL_BIND(k_ge, run_binary, EM_CU_GE)
 
 static int k_where(void *bctx, const em_kcall *c)
 {
@@ -157,7 +145,7 @@ static int k_where(void *bctx, const em_kcall *c)
 
 /* ---- reductions ------------------------------------------------------------------------------ */
 
-static int run_reduce(void *bctx, int kind, const em_kcall *c)
+static int run_reduce(void *bctx, const em_kcall *c, int kind)
 {
     const char *name = kind == EM_CU_SUM ? "sum" : "amax";
     void *st = kcall_stream(c, name, 1, 1, 2);
@@ -199,15 +187,8 @@ static int run_reduce(void *bctx, int kind, const em_kcall *c)
     return launched(rc, name, in->dtype);
 }
 
-static int k_sum(void *bctx, const em_kcall *c)
-{
-    return run_reduce(bctx, EM_CU_SUM, c);
-}
-
-static int k_amax(void *bctx, const em_kcall *c)
-{
-    return run_reduce(bctx, EM_CU_AMAX, c);
-}
+EM_KERNEL_BIND(k_sum, run_reduce, EM_CU_SUM)
+EM_KERNEL_BIND(k_amax, run_reduce, EM_CU_AMAX)
 
 static int k_argmax(void *bctx, const em_kcall *c)
 {

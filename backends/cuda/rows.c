@@ -11,7 +11,7 @@
 /* The core's softmax and log_softmax are composites (amax, sub, exp, sum, div/log: five
  * launches and four temporaries); on cuda they are one kernel each. Their backward formulas
  * (SoftmaxBackward0, LogSoftmaxBackward0) are the core's, so autograd is unchanged. */
-static int run_softmax(int log_softmax, const em_kcall *c)
+static int run_softmax(void *bctx, const em_kcall *c, int log_softmax)
 {
     const char *name = log_softmax ? "log_softmax" : "softmax";
     void *st = kcall_stream(c, name, 1, 1, 1);
@@ -29,17 +29,8 @@ static int run_softmax(int log_softmax, const em_kcall *c)
                     in->dtype);
 }
 
-static int k_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(0, c);
-}
-
-static int k_log_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(1, c);
-}
+EM_KERNEL_BIND(k_softmax, run_softmax, 0)
+EM_KERNEL_BIND(k_log_softmax, run_softmax, 1)
 
 /* ---- cross entropy ---------------------------------------------------------------------------- */
 
@@ -80,15 +71,8 @@ static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
     return launched(rc, name, x->dtype);
 }
 
-static int k_cross_entropy(void *bctx, const em_kcall *c)
-{
-    return run_cross_entropy(bctx, c, false);
-}
-
-static int k_cross_entropy_backward(void *bctx, const em_kcall *c)
-{
-    return run_cross_entropy(bctx, c, true);
-}
+EM_KERNEL_BIND(k_cross_entropy, run_cross_entropy, false)
+EM_KERNEL_BIND(k_cross_entropy_backward, run_cross_entropy, true)
 
 int em_cuda__register_rows(em_registry *reg)
 {

@@ -103,7 +103,7 @@ static int launch_rows(em_ocl_device *d, em_dtype dt, bool wi, int slot_wi, cons
 
 /* ---- softmax, log_softmax ------------------------------------------------------------------- */
 
-static int run_softmax(const em_kcall *c, bool log_softmax)
+static int run_softmax(void *bctx, const em_kcall *c, bool log_softmax)
 {
     const char *name = log_softmax ? "log_softmax" : "softmax";
     em_ocl_device *d = em_ocl__kernel_device(c, name, 1, 1, 1);
@@ -135,17 +135,8 @@ static int run_softmax(const em_kcall *c, bool log_softmax)
                        name, 8, args, rows, len, acc_size(dt));
 }
 
-static int k_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(c, false);
-}
-
-static int k_log_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(c, true);
-}
+EM_KERNEL_BIND(k_softmax, run_softmax, false)
+EM_KERNEL_BIND(k_log_softmax, run_softmax, true)
 
 /* ---- cross_entropy -------------------------------------------------------------------------- */
 

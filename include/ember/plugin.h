@@ -671,6 +671,16 @@ static inline int em_device_index_check(const char *backend, const char *what, i
                         ndev == 1 ? "is" : "are", ndev);
 }
 
+/* Defines the kernel `static int name(void *backend_ctx, const em_kcall *call)` as
+ * `return impl(backend_ctx, call, ...)`: one entry point per op over an implementation several
+ * ops share, since a kernel is handed no registration context to tell its op by. At file
+ * scope, no semicolon after it: `EM_KERNEL_BIND(k_neg, run_unary, OP_NEG)`. */
+#define EM_KERNEL_BIND(name, impl, ...)                                                         \
+    static int name(void *backend_ctx, const em_kcall *call)                                    \
+    {                                                                                           \
+        return impl(backend_ctx, call, __VA_ARGS__);                                            \
+    }
+
 /* Checks that a kernel got the inputs, outputs and attributes it reads: `who` names the
  * backend ("cpu"). The core passes the counts of the op's definition, so this only fails when
  * a kernel is registered under an op of another shape; it then returns EM_ERR_INVALID after
