@@ -66,7 +66,7 @@ void *em_cuda__alloc(void *ctx, int dev, size_t nbytes)
     if (!d)
         return NULL;
     pthread_mutex_lock(&d->lock);
-    void *p = em_cuda_pool_alloc(&d->pool, nbytes);
+    void *p = em_cuda__pool_alloc(&d->pool, nbytes);
     char msg[sizeof d->pool.oom];
     snprintf(msg, sizeof msg, "%s", d->pool.oom);
     pthread_mutex_unlock(&d->lock);
@@ -87,7 +87,7 @@ void em_cuda__free(void *ctx, int dev, void *buf, size_t nbytes)
         return;
     em_cuda_device *d = &em_cuda__state.dev[dev];
     pthread_mutex_lock(&d->lock);
-    bool ok = em_cuda_pool_free(&d->pool, buf);
+    bool ok = em_cuda__pool_free(&d->pool, buf);
     pthread_mutex_unlock(&d->lock);
     if (!ok)
         em_warn("cuda: free: %p is not a live block of cuda:%d", buf, dev);
@@ -116,7 +116,7 @@ int em_cuda__empty_cache(void *ctx, int dev)
         return em_last_status();
     cudaStreamSynchronize((cudaStream_t)d->stream);
     pthread_mutex_lock(&d->lock);
-    em_cuda_pool_empty_cache(&d->pool);
+    em_cuda__pool_empty_cache(&d->pool);
     pthread_mutex_unlock(&d->lock);
     return EM_OK;
 }
@@ -129,7 +129,7 @@ int em_cuda__reset_peak(void *ctx, int dev)
         return rc;
     em_cuda_device *d = &em_cuda__state.dev[dev];
     pthread_mutex_lock(&d->lock);
-    em_cuda_pool_reset_peak(&d->pool);
+    em_cuda__pool_reset_peak(&d->pool);
     pthread_mutex_unlock(&d->lock);
     return EM_OK;
 }

@@ -62,7 +62,7 @@ static void enumerate(em_cuda_state *s)
         pthread_mutex_init(&d->lock, NULL);
         em_cuda_raw raw;
         em_cuda__pool_raw(&raw, s->ndev);
-        em_cuda_pool_init(&d->pool, &raw);
+        em_cuda__pool_init(&d->pool, &raw);
         s->ndev++;
     }
     if (s->ndev == 0)
@@ -202,7 +202,7 @@ static void cu_shutdown(void)
         if (d->ready && cudaSetDevice(i) == cudaSuccess) {
             cudaStreamSynchronize((cudaStream_t)d->stream);
             em_cuda__cublas_destroy(d);
-            em_cuda_pool_destroy(&d->pool);
+            em_cuda__pool_destroy(&d->pool);
             cudaStreamDestroy((cudaStream_t)d->stream);
         }
         pthread_mutex_destroy(&d->lock);

@@ -22,10 +22,10 @@ static int run_softmax(void *bctx, const em_kcall *c, int log_softmax)
     int rc = em_kt_rows(in, c->attrs[0].i, "cuda", name, &rows, &len, &inner);
     if (rc != EM_OK || rows == 0)
         return rc;
-    em_cu_arg a, out;
+    em_cuda_arg a, out;
     to_arg(&a, in);
     to_arg(&out, &c->out[0]);
-    return launched(em_cu_softmax(st, log_softmax, rows, len, inner, &a, &out), name,
+    return launched(em_cuda__softmax(st, log_softmax, rows, len, inner, &a, &out), name,
                     in->dtype);
 }
 
@@ -44,15 +44,15 @@ static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
         return em_last_status();
     const em_ktensor *x = &c->in[0];
     int red = (int)c->attrs[1].i;
-    if (x->ndim != 2 || red < EM_CU_RED_NONE || red > EM_CU_RED_SUM)
+    if (x->ndim != 2 || red < EM_CUDA_RED_NONE || red > EM_CUDA_RED_SUM)
         return em_set_error(EM_ERR_INVALID, "cuda: %s: expected (N, C) logits and a reduction, "
                             "got %d dims and reduction %d", name, x->ndim, red);
     int64_t n = x->shape[0], nc = x->shape[1];
-    size_t bytes = em_cu_cross_entropy_scratch(n, red, backward);
+    size_t bytes = em_cuda__cross_entropy_scratch(n, red, backward);
     void *scratch = bytes ? em_cuda__alloc(bctx, c->device, bytes) : NULL;
     if (bytes && !scratch)
         return em_last_status();
-    em_cu_arg ax, at, aw, ag, out;
+    em_cuda_arg ax, at, aw, ag, out;
     to_arg(&ax, x);
     to_arg(&at, &c->in[1]);
     to_arg(&aw, &c->in[2]);
@@ -61,10 +61,10 @@ static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
     int rc;
     if (backward) {
         to_arg(&ag, &c->in[3]);
-        rc = em_cu_cross_entropy_backward(st, red, ignore, n, nc, &ax, &at, &aw, &ag, &out,
-                                          scratch);
+        rc = em_cuda__cross_entropy_backward(st, red, ignore, n, nc, &ax, &at, &aw, &ag, &out,
+                                             scratch);
     } else {
-        rc = em_cu_cross_entropy(st, red, ignore, n, nc, &ax, &at, &aw, &out, scratch);
+        rc = em_cuda__cross_entropy(st, red, ignore, n, nc, &ax, &at, &aw, &out, scratch);
     }
     if (scratch)
         em_cuda__free(bctx, c->device, scratch, bytes);
