@@ -93,13 +93,20 @@ void em_cuda__free(void *ctx, int dev, void *buf, size_t nbytes)
         em_warn("cuda: free: %p is not a live block of cuda:%d", buf, dev);
 }
 
+/* Device dev's entry, without making it current or creating its stream (reading or resetting
+ * the pool's statistics needs neither); NULL after em_device_index_check's error. */
+static em_cuda_device *listed_device(int dev, const char *what)
+{
+    if (em_device_index_check("cuda", what, dev, em_cuda__state.ndev) < 0)
+        return NULL;
+    return &em_cuda__state.dev[dev];
+}
+
 int em_cuda__memory_stats(void *ctx, int dev, em_memory_stats *out)
 {
-    (void)ctx;
-    int rc = em_device_index_check("cuda", "memory_stats", dev, em_cuda__state.ndev);
-    if (rc < 0)
-        return rc;
-    em_cuda_device *d = &em_cuda__state.dev[dev];
+    em_cuda_device *d = listed_device(dev, "memory_stats");
+    if (!d)
+        return em_last_status();
     pthread_mutex_lock(&d->lock);
     out->allocated = d->pool.allocated;
     out->reserved = d->pool.reserved;
@@ -123,11 +130,9 @@ int em_cuda__empty_cache(void *ctx, int dev)
 
 int em_cuda__reset_peak(void *ctx, int dev)
 {
-    (void)ctx;
-    int rc = em_device_index_check("cuda", "reset_peak", dev, em_cuda__state.ndev);
-    if (rc < 0)
-        return rc;
-    em_cuda_device *d = &em_cuda__state.dev[dev];
+    em_cuda_device *d = listed_device(dev, "reset_peak");
+    if (!d)
+        return em_last_status();
     pthread_mutex_lock(&d->lock);
     em_cuda__pool_reset_peak(&d->pool);
     pthread_mutex_unlock(&d->lock);

@@ -190,13 +190,20 @@ void em_ocl__scratch_free(em_ocl_device *d, cl_mem m, size_t nbytes)
         pool_put(d, m, mem_size(m));
 }
 
+/* Device dev's entry, without making it ready (no context is created just to read or reset
+ * its pool); NULL after em_device_index_check's error. */
+static em_ocl_device *listed_device(int dev, const char *what)
+{
+    if (em_device_index_check("opencl", what, dev, em_ocl__state.ndev) < 0)
+        return NULL;
+    return &em_ocl__state.dev[dev];
+}
+
 int em_ocl__memory_stats(void *ctx, int dev, em_memory_stats *out)
 {
-    (void)ctx;
-    int rc = em_device_index_check("opencl", "memory_stats", dev, em_ocl__state.ndev);
-    if (rc < 0)
-        return rc;
-    em_ocl_device *d = &em_ocl__state.dev[dev];
+    em_ocl_device *d = listed_device(dev, "memory_stats");
+    if (!d)
+        return em_last_status();
     pthread_mutex_lock(&d->lock);
     out->allocated = d->pool.requested;
     out->reserved = d->pool.held + d->pool.cached_bytes;
@@ -207,11 +214,9 @@ int em_ocl__memory_stats(void *ctx, int dev, em_memory_stats *out)
 
 int em_ocl__reset_peak(void *ctx, int dev)
 {
-    (void)ctx;
-    int rc = em_device_index_check("opencl", "reset_peak", dev, em_ocl__state.ndev);
-    if (rc < 0)
-        return rc;
-    em_ocl_device *d = &em_ocl__state.dev[dev];
+    em_ocl_device *d = listed_device(dev, "reset_peak");
+    if (!d)
+        return em_last_status();
     pthread_mutex_lock(&d->lock);
     d->pool.peak = d->pool.requested;
     pthread_mutex_unlock(&d->lock);
@@ -220,11 +225,10 @@ int em_ocl__reset_peak(void *ctx, int dev)
 
 int em_ocl__empty_cache(void *ctx, int dev)
 {
-    (void)ctx;
-    int rc = em_device_index_check("opencl", "empty_cache", dev, em_ocl__state.ndev);
-    if (rc < 0)
-        return rc;
-    em_ocl__pool_release(&em_ocl__state.dev[dev]);
+    em_ocl_device *d = listed_device(dev, "empty_cache");
+    if (!d)
+        return em_last_status();
+    em_ocl__pool_release(d);
     return EM_OK;
 }
 
