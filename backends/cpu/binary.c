@@ -235,12 +235,7 @@ static int run_binary(void *bctx, const em_kcall *c, const binary_op *op)
         return em_set_error(EM_ERR_UNSUPPORTED, "cpu: %s: unsupported dtypes %d, %d -> %d",
                             op->name, (int)dt, (int)c->in[1].dtype, (int)c->out[0].dtype);
     const em_ktensor *ts[3] = {&c->out[0], &c->in[0], &c->in[1]};
-    em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, op->name, 3, ts);
-    if (rc != EM_OK)
-        return rc;
-    em_cpu__iter_run(&it, op->grain, op->loops[dt], NULL);
-    return EM_OK;
+    return em_cpu__iter_each(op->name, 3, ts, op->grain, op->loops[dt], NULL);
 }
 
 EM_KERNEL_BIND(k_add, run_binary, &ops[OP_ADD])
@@ -292,20 +287,10 @@ static int k_where(void *bctx, const em_kcall *c)
     int rc = em_kcall_check(c, "cpu", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
+    static const em_cpu_loop_fn loops[4] = {where_1, where_2, where_4, where_8};
     const em_ktensor *ts[4] = {&c->out[0], &c->in[0], &c->in[1], &c->in[2]};
-    em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, "where", 4, ts);
-    if (rc != EM_OK)
-        return rc;
-    em_cpu_loop_fn fn;
-    switch (em_dtype_size(c->in[0].dtype)) {
-    case 1: fn = where_1; break;
-    case 2: fn = where_2; break;
-    case 4: fn = where_4; break;
-    default: fn = where_8; break;
-    }
-    em_cpu__iter_run(&it, EM_CPU_GRAIN_CHEAP, fn, NULL);
-    return EM_OK;
+    return em_cpu__iter_each("where", 4, ts, EM_CPU_GRAIN_CHEAP,
+                             em_cpu__by_elsize(em_dtype_size(c->in[0].dtype), loops), NULL);
 }
 
 int em_cpu__register_binary(em_registry *reg)

@@ -110,12 +110,8 @@ MOVE_LOOP(move_8, uint64_t)
 
 em_cpu_loop_fn em_cpu__move_loop(size_t elsize)
 {
-    switch (elsize) {
-    case 1: return move_1;
-    case 2: return move_2;
-    case 4: return move_4;
-    default: return move_8;
-    }
+    static const em_cpu_loop_fn loops[4] = {move_1, move_2, move_4, move_8};
+    return em_cpu__by_elsize(elsize, loops);
 }
 
 /* A same-dtype 2-D transpose (dst rows contiguous, src columns contiguous) goes by blocks of

@@ -81,6 +81,17 @@ int em_cpu__iter_init(em_cpu_iter *it, const char *op, int nops, const em_ktenso
 /* Runs fn over every element, in parallel above `grain` elements. */
 void em_cpu__iter_run(const em_cpu_iter *it, int64_t grain, em_cpu_loop_fn fn,
                       const void *fctx);
+/* em_cpu__iter_init, then em_cpu__iter_run: the whole of most elementwise kernels. Returns
+ * EM_OK, or init's error (and runs nothing). */
+int em_cpu__iter_each(const char *op, int nops, const em_ktensor *const *ts, int64_t grain,
+                      em_cpu_loop_fn fn, const void *fctx);
+
+/* Of four loops for elements of 1, 2, 4 and 8 bytes (in that order), the one for elsize: for
+ * kernels that only move elements, whatever their dtype. */
+static inline em_cpu_loop_fn em_cpu__by_elsize(size_t elsize, const em_cpu_loop_fn fns[4])
+{
+    return fns[elsize == 1 ? 0 : elsize == 2 ? 1 : elsize == 4 ? 2 : 3];
+}
 
 /* ---- dtype helpers ----------------------------------------------------------- */
 

@@ -115,12 +115,7 @@ static int run_unary(void *bctx, const em_kcall *c, const unary_op *op)
         c->out[0].dtype != dt)
         return em_set_error(EM_ERR_UNSUPPORTED, "cpu: %s: unsupported dtype", op->name);
     const em_ktensor *ts[2] = {&c->out[0], &c->in[0]};
-    em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, op->name, 2, ts);
-    if (rc != EM_OK)
-        return rc;
-    em_cpu__iter_run(&it, op->grain, op->loops[dt], NULL);
-    return EM_OK;
+    return em_cpu__iter_each(op->name, 2, ts, op->grain, op->loops[dt], NULL);
 }
 
 EM_KERNEL_BIND(k_neg, run_unary, &ops[OP_NEG])
