@@ -112,28 +112,21 @@ BIN_INTS(minimum, MIN_U)
 BIN_LOOP(minimum_bool, uint8_t, uint8_t, ID, ID, (uint8_t)(x != 0 && y != 0))
 
 /* Integer power by squaring, as PyTorch's powi: b < 0 gives 1 for a == 1, +-1 for a == -1
- * and 0 otherwise. */
-static inline int64_t powi_i64(int64_t a, int64_t b)
-{
-    if (b < 0)
-        return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
-    uint64_t r = 1, base = (uint64_t)a;
-    for (uint64_t e = (uint64_t)b; e; e >>= 1, base *= base)
-        if (e & 1)
-            r *= base;
-    return (int64_t)r;
-}
+ * and 0 otherwise. Signed types square in their unsigned twin U, so overflow wraps. */
+#define POWI_SIGNED(name, T, U)                                                          \
+    static inline T name(T a, T b)                                                       \
+    {                                                                                    \
+        if (b < 0)                                                                       \
+            return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;                        \
+        U r = 1, base = (U)a;                                                            \
+        for (U e = (U)b; e; e >>= 1, base *= base)                                       \
+            if (e & 1)                                                                   \
+                r *= base;                                                               \
+        return (T)r;                                                                     \
+    }
 
-static inline int32_t powi_i32(int32_t a, int32_t b)
-{
-    if (b < 0)
-        return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
-    uint32_t r = 1, base = (uint32_t)a;
-    for (uint32_t e = (uint32_t)b; e; e >>= 1, base *= base)
-        if (e & 1)
-            r *= base;
-    return (int32_t)r;
-}
+POWI_SIGNED(powi_i64, int64_t, uint64_t)
+POWI_SIGNED(powi_i32, int32_t, uint32_t)
 
 static inline uint8_t powi_u8(uint8_t a, uint8_t b)
 {
@@ -230,7 +223,7 @@ static const binary_op ops[] = {
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM, OP_MINIMUM,
        OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_THRESHOLD_BACKWARD };
 
-static int run_binary(const em_kcall *c, const binary_op *op)
+static int run_binary(void *bctx, const em_kcall *c, const binary_op *op)
 {
     int rc = em_kcall_check(c, "cpu", 2, 1, 0);
     if (rc != EM_OK)
@@ -242,35 +235,23 @@ static int run_binary(const em_kcall *c, const binary_op *op)
         return em_set_error(EM_ERR_UNSUPPORTED, "cpu: %s: unsupported dtypes %d, %d -> %d",
                             op->name, (int)dt, (int)c->in[1].dtype, (int)c->out[0].dtype);
     const em_ktensor *ts[3] = {&c->out[0], &c->in[0], &c->in[1]};
-    em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, op->name, 3, ts);
-    if (rc != EM_OK)
-        return rc;
-    em_cpu__iter_run(&it, op->grain, op->loops[dt], NULL);
-    return EM_OK;
+    return em_cpu__iter_each(op->name, 3, ts, op->grain, op->loops[dt], NULL);
 }
 
-#define BIN_KERNEL(op, ID_)                                                              \
-    static int k_##op(void *bctx, const em_kcall *c)                                     \
-    {                                                                                    \
-        (void)bctx;                                                                      \
-        return run_binary(c, &ops[ID_]);                                                 \
-    }
-
-BIN_KERNEL(add, OP_ADD)
-BIN_KERNEL(sub, OP_SUB)
-BIN_KERNEL(mul, OP_MUL)
-BIN_KERNEL(div, OP_DIV)
-BIN_KERNEL(pow, OP_POW)
-BIN_KERNEL(maximum, OP_MAXIMUM)
-BIN_KERNEL(minimum, OP_MINIMUM)
-BIN_KERNEL(eq, OP_EQ)
-BIN_KERNEL(ne, OP_NE)
-BIN_KERNEL(lt, OP_LT)
-BIN_KERNEL(le, OP_LE)
-BIN_KERNEL(gt, OP_GT)
-BIN_KERNEL(ge, OP_GE)
-BIN_KERNEL(threshold_backward, OP_THRESHOLD_BACKWARD)
+EM_KERNEL_BIND(k_add, run_binary, &ops[OP_ADD])
+EM_KERNEL_BIND(k_sub, run_binary, &ops[OP_SUB])
+EM_KERNEL_BIND(k_mul, run_binary, &ops[OP_MUL])
+EM_KERNEL_BIND(k_div, run_binary, &ops[OP_DIV])
+EM_KERNEL_BIND(k_pow, run_binary, &ops[OP_POW])
+EM_KERNEL_BIND(k_maximum, run_binary, &ops[OP_MAXIMUM])
+EM_KERNEL_BIND(k_minimum, run_binary, &ops[OP_MINIMUM])
+EM_KERNEL_BIND(k_eq, run_binary, &ops[OP_EQ])
+EM_KERNEL_BIND(k_ne, run_binary, &ops[OP_NE])
+EM_KERNEL_BIND(k_lt, run_binary, &ops[OP_LT])
+EM_KERNEL_BIND(k_le, run_binary, &ops[OP_LE])
+EM_KERNEL_BIND(k_gt, run_binary, &ops[OP_GT])
+EM_KERNEL_BIND(k_ge, run_binary, &ops[OP_GE])
+EM_KERNEL_BIND(k_threshold_backward, run_binary, &ops[OP_THRESHOLD_BACKWARD])
 
 /* ---- where(a, b, cond): kernel input order is (a, b, cond) ----------------------------------- */
 
@@ -306,20 +287,10 @@ static int k_where(void *bctx, const em_kcall *c)
     int rc = em_kcall_check(c, "cpu", 3, 1, 0);
     if (rc != EM_OK)
         return rc;
+    static const em_cpu_loop_fn loops[4] = {where_1, where_2, where_4, where_8};
     const em_ktensor *ts[4] = {&c->out[0], &c->in[0], &c->in[1], &c->in[2]};
-    em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, "where", 4, ts);
-    if (rc != EM_OK)
-        return rc;
-    em_cpu_loop_fn fn;
-    switch (em_dtype_size(c->in[0].dtype)) {
-    case 1: fn = where_1; break;
-    case 2: fn = where_2; break;
-    case 4: fn = where_4; break;
-    default: fn = where_8; break;
-    }
-    em_cpu__iter_run(&it, EM_CPU_GRAIN_CHEAP, fn, NULL);
-    return EM_OK;
+    return em_cpu__iter_each("where", 4, ts, EM_CPU_GRAIN_CHEAP,
+                             em_cpu__by_elsize(em_dtype_size(c->in[0].dtype), loops), NULL);
 }
 
 int em_cpu__register_binary(em_registry *reg)

@@ -108,14 +108,10 @@ MOVE_LOOP(move_2, uint16_t)
 MOVE_LOOP(move_4, uint32_t)
 MOVE_LOOP(move_8, uint64_t)
 
-static em_cpu_loop_fn move_loop(size_t elsize)
+em_cpu_loop_fn em_cpu__move_loop(size_t elsize)
 {
-    switch (elsize) {
-    case 1: return move_1;
-    case 2: return move_2;
-    case 4: return move_4;
-    default: return move_8;
-    }
+    static const em_cpu_loop_fn loops[4] = {move_1, move_2, move_4, move_8};
+    return em_cpu__by_elsize(elsize, loops);
 }
 
 /* A same-dtype 2-D transpose (dst rows contiguous, src columns contiguous) goes by blocks of
@@ -205,19 +201,6 @@ static void copy_reshape(const em_ktensor *dst, const em_ktensor *src, em_cpu_lo
     }
 }
 
-/* Whether src broadcasts (right-aligned, size 1 or equal) to dst's shape. */
-static bool broadcasts(const em_ktensor *dst, const em_ktensor *src)
-{
-    if (src->ndim > dst->ndim)
-        return false;
-    for (int j = 0; j < src->ndim; j++) {
-        int64_t s = src->shape[j], d = dst->shape[dst->ndim - src->ndim + j];
-        if (s != d && s != 1)
-            return false;
-    }
-    return true;
-}
-
 static int k_copy(void *bctx, const em_kcall *c)
 {
     (void)bctx;
@@ -225,9 +208,9 @@ static int k_copy(void *bctx, const em_kcall *c)
     if (rc != EM_OK)
         return rc;
     const em_ktensor *dst = &c->out[0], *src = &c->in[0];
-    em_cpu_loop_fn fn = dst->dtype == src->dtype ? move_loop(em_dtype_size(dst->dtype))
+    em_cpu_loop_fn fn = dst->dtype == src->dtype ? em_cpu__move_loop(em_dtype_size(dst->dtype))
                                                  : cast_loops[src->dtype][dst->dtype];
-    if (!broadcasts(dst, src)) {
+    if (!em_kt_broadcasts(dst, src)) {
         if (src->numel != dst->numel)
             return em_set_error(EM_ERR_INVALID, "cpu: copy: source does not fit the "
                                 "destination's shape");

@@ -81,6 +81,17 @@ int em_cpu__iter_init(em_cpu_iter *it, const char *op, int nops, const em_ktenso
 /* Runs fn over every element, in parallel above `grain` elements. */
 void em_cpu__iter_run(const em_cpu_iter *it, int64_t grain, em_cpu_loop_fn fn,
                       const void *fctx);
+/* em_cpu__iter_init, then em_cpu__iter_run: the whole of most elementwise kernels. Returns
+ * EM_OK, or init's error (and runs nothing). */
+int em_cpu__iter_each(const char *op, int nops, const em_ktensor *const *ts, int64_t grain,
+                      em_cpu_loop_fn fn, const void *fctx);
+
+/* Of four loops for elements of 1, 2, 4 and 8 bytes (in that order), the one for elsize: for
+ * kernels that only move elements, whatever their dtype. */
+static inline em_cpu_loop_fn em_cpu__by_elsize(size_t elsize, const em_cpu_loop_fn fns[4])
+{
+    return fns[elsize == 1 ? 0 : elsize == 2 ? 1 : elsize == 4 ? 2 : 3];
+}
 
 /* ---- dtype helpers ----------------------------------------------------------- */
 
@@ -182,6 +193,10 @@ void em_cpu__free(void *p, size_t nbytes);
 void em_cpu__memory_stats(em_memory_stats *out);
 void em_cpu__reset_peak(void);
 void em_cpu__empty_cache(void);
+
+/* copy.c: the loop that copies elements of `elsize` bytes from operand 1 to operand 0 (any
+ * strides, 0 included), for kernels that start with out = a. */
+em_cpu_loop_fn em_cpu__move_loop(size_t elsize);
 
 int em_cpu__register_copy(em_registry *reg);        /* copy.c: copy, fill, random */
 int em_cpu__register_unary(em_registry *reg);       /* unary.c */

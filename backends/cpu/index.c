@@ -68,20 +68,10 @@ static int k_gather(void *bctx, const em_kcall *c)
     gather_ctx g = {a->ndim > 0 ? a->strides[dim] : 0};
     kview av;
     make_view(&av, a, idx, dim, false, true);
+    static const em_cpu_loop_fn loops[4] = {gather_1, gather_2, gather_4, gather_8};
     const em_ktensor *ts[3] = {&c->out[0], idx, &av.kt};
-    em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, "gather", 3, ts);
-    if (rc != EM_OK)
-        return rc;
-    em_cpu_loop_fn fn;
-    switch (em_dtype_size(a->dtype)) {
-    case 1: fn = gather_1; break;
-    case 2: fn = gather_2; break;
-    case 4: fn = gather_4; break;
-    default: fn = gather_8; break;
-    }
-    em_cpu__iter_run(&it, EM_CPU_GRAIN_CHEAP, fn, &g);
-    return EM_OK;
+    return em_cpu__iter_each("gather", 3, ts, EM_CPU_GRAIN_CHEAP,
+                             em_cpu__by_elsize(em_dtype_size(a->dtype), loops), &g);
 }
 
 /* ---- scatter_add ----------------------------------------------------------------------------- */
@@ -133,37 +123,11 @@ static const em_cpu_loop_fn scatter_loops[EM_DTYPE_COUNT] = {
 };
 
 /* out = a, element by element (a may be strided). */
-#define COPY_LOOP(name, T)                                                               \
-    static void name(const void *fctx, char *const *p, const int64_t *s, int64_t n)      \
-    {                                                                                    \
-        (void)fctx;                                                                      \
-        T *o = (T *)p[0];                                                                \
-        const T *a = (const T *)p[1];                                                    \
-        for (int64_t i = 0; i < n; i++)                                                  \
-            o[i * s[0]] = a[i * s[1]];                                                   \
-    }
-
-COPY_LOOP(copy_1, uint8_t)
-COPY_LOOP(copy_2, uint16_t)
-COPY_LOOP(copy_4, uint32_t)
-COPY_LOOP(copy_8, uint64_t)
-
 static int copy_input(const em_ktensor *out, const em_ktensor *a)
 {
     const em_ktensor *ts[2] = {out, a};
-    em_cpu_iter it;
-    int rc = em_cpu__iter_init(&it, "scatter_add", 2, ts);
-    if (rc != EM_OK)
-        return rc;
-    em_cpu_loop_fn fn;
-    switch (em_dtype_size(a->dtype)) {
-    case 1: fn = copy_1; break;
-    case 2: fn = copy_2; break;
-    case 4: fn = copy_4; break;
-    default: fn = copy_8; break;
-    }
-    em_cpu__iter_run(&it, EM_CPU_GRAIN_CHEAP, fn, NULL);
-    return EM_OK;
+    return em_cpu__iter_each("scatter_add", 2, ts, EM_CPU_GRAIN_CHEAP,
+                             em_cpu__move_loop(em_dtype_size(a->dtype)), NULL);
 }
 
 static int k_scatter_add(void *bctx, const em_kcall *c)
@@ -190,13 +154,9 @@ static int k_scatter_add(void *bctx, const em_kcall *c)
     make_view(&iv, idx, idx, dim, true, false);
     make_view(&sv, src, idx, dim, true, false);
     const em_ktensor *ts[3] = {&ov.kt, &iv.kt, &sv.kt};
-    em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, "scatter_add", 3, ts);
-    if (rc != EM_OK)
-        return rc;
     int64_t grain = EM_CPU_GRAIN_CHEAP / (x.D > 0 ? x.D : 1);
-    em_cpu__iter_run(&it, grain > 0 ? grain : 1, scatter_loops[a->dtype], &x);
-    return EM_OK;
+    return em_cpu__iter_each("scatter_add", 3, ts, grain > 0 ? grain : 1,
+                             scatter_loops[a->dtype], &x);
 }
 
 int em_cpu__register_index(em_registry *reg)

@@ -135,3 +135,13 @@ void em_cpu__iter_run(const em_cpu_iter *it, int64_t grain, em_cpu_loop_fn fn,
     iter_task t = {it, fn, fctx};
     em_cpu__parallel_for(it->numel, grain, iter_range, &t);
 }
+
+int em_cpu__iter_each(const char *op, int nops, const em_ktensor *const *ts, int64_t grain,
+                      em_cpu_loop_fn fn, const void *fctx)
+{
+    em_cpu_iter it;
+    int rc = em_cpu__iter_init(&it, op, nops, ts);
+    if (rc == EM_OK)
+        em_cpu__iter_run(&it, grain, fn, fctx);
+    return rc;
+}

@@ -409,7 +409,7 @@ static bool split_reduction(const red_plan *pl, int64_t threads, int64_t *nparts
     return n >= 2;
 }
 
-static int run_reduce(const em_kcall *c, const char *op, const red_ops *table)
+static int run_reduce(void *bctx, const em_kcall *c, const char *op, const red_ops *table)
 {
     int rc = em_kcall_check(c, "cpu", 1, 1, 2);
     if (rc != EM_OK)
@@ -457,17 +457,8 @@ static int run_reduce(const em_kcall *c, const char *op, const red_ops *table)
     return EM_OK;
 }
 
-static int k_sum(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_reduce(c, "sum", sum_ops);
-}
-
-static int k_amax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_reduce(c, "amax", max_ops);
-}
+EM_KERNEL_BIND(k_sum, run_reduce, "sum", sum_ops)
+EM_KERNEL_BIND(k_amax, run_reduce, "amax", max_ops)
 
 /* ---- argmax along one dim (contiguous input) ---------------------------------------------- */
 

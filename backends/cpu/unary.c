@@ -105,7 +105,7 @@ static const unary_op ops[] = {
 
 enum { OP_NEG, OP_ABS, OP_RELU, OP_EXP, OP_LOG, OP_SQRT, OP_SIN, OP_COS, OP_TANH, OP_SIGMOID };
 
-static int run_unary(const em_kcall *c, const unary_op *op)
+static int run_unary(void *bctx, const em_kcall *c, const unary_op *op)
 {
     int rc = em_kcall_check(c, "cpu", 1, 1, 0);
     if (rc != EM_OK)
@@ -115,32 +115,19 @@ static int run_unary(const em_kcall *c, const unary_op *op)
         c->out[0].dtype != dt)
         return em_set_error(EM_ERR_UNSUPPORTED, "cpu: %s: unsupported dtype", op->name);
     const em_ktensor *ts[2] = {&c->out[0], &c->in[0]};
-    em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, op->name, 2, ts);
-    if (rc != EM_OK)
-        return rc;
-    em_cpu__iter_run(&it, op->grain, op->loops[dt], NULL);
-    return EM_OK;
+    return em_cpu__iter_each(op->name, 2, ts, op->grain, op->loops[dt], NULL);
 }
 
-/* One entry point per op: the kernel ABI does not pass the registration's context. */
-#define UN_KERNEL(op, ID_)                                                               \
-    static int k_##op(void *bctx, const em_kcall *c)                                     \
-    {                                                                                    \
-        (void)bctx;                                                                      \
-        return run_unary(c, &ops[ID_]);                                                  \
-    }
-
-UN_KERNEL(neg, OP_NEG)
-UN_KERNEL(abs, OP_ABS)
-UN_KERNEL(relu, OP_RELU)
-UN_KERNEL(exp, OP_EXP)
-UN_KERNEL(log, OP_LOG)
-UN_KERNEL(sqrt, OP_SQRT)
-UN_KERNEL(sin, OP_SIN)
-UN_KERNEL(cos, OP_COS)
-UN_KERNEL(tanh, OP_TANH)
-UN_KERNEL(sigmoid, OP_SIGMOID)
+EM_KERNEL_BIND(k_neg, run_unary, &ops[OP_NEG])
+EM_KERNEL_BIND(k_abs, run_unary, &ops[OP_ABS])
+EM_KERNEL_BIND(k_relu, run_unary, &ops[OP_RELU])
+EM_KERNEL_BIND(k_exp, run_unary, &ops[OP_EXP])
+EM_KERNEL_BIND(k_log, run_unary, &ops[OP_LOG])
+EM_KERNEL_BIND(k_sqrt, run_unary, &ops[OP_SQRT])
+EM_KERNEL_BIND(k_sin, run_unary, &ops[OP_SIN])
+EM_KERNEL_BIND(k_cos, run_unary, &ops[OP_COS])
+EM_KERNEL_BIND(k_tanh, run_unary, &ops[OP_TANH])
+EM_KERNEL_BIND(k_sigmoid, run_unary, &ops[OP_SIGMOID])
 
 int em_cpu__register_unary(em_registry *reg)
 {

@@ -8,7 +8,7 @@
 
 static const double MIB = 1024.0 * 1024.0;
 
-size_t em_cuda_pool_round(size_t nbytes)
+size_t em_cuda__pool_round(size_t nbytes)
 {
     if (nbytes < EM_CUDA_ROUND)
         return EM_CUDA_ROUND;
@@ -29,7 +29,7 @@ static size_t bucket(uintptr_t addr)
     return (size_t)((addr >> 9) * 2654435761u) % EM_CUDA_POOL_BUCKETS;
 }
 
-void em_cuda_pool_init(em_cuda_pool *p, const em_cuda_raw *raw)
+void em_cuda__pool_init(em_cuda_pool *p, const em_cuda_raw *raw)
 {
     memset(p, 0, sizeof *p);
     p->raw = *raw;
@@ -102,7 +102,7 @@ static bool is_whole_segment(const em_cuda_block *b)
     return !b->prev && !b->next;
 }
 
-size_t em_cuda_pool_empty_cache(em_cuda_pool *p)
+size_t em_cuda__pool_empty_cache(em_cuda_pool *p)
 {
     size_t freed = 0;
     for (int s = 0; s < 2; s++) {
@@ -134,10 +134,10 @@ static void set_oom(em_cuda_pool *p, size_t nbytes)
              (double)dev_free / MIB);
 }
 
-void *em_cuda_pool_alloc(em_cuda_pool *p, size_t nbytes)
+void *em_cuda__pool_alloc(em_cuda_pool *p, size_t nbytes)
 {
     p->oom[0] = '\0';
-    size_t size = em_cuda_pool_round(nbytes);
+    size_t size = em_cuda__pool_round(nbytes);
     if (size < nbytes) {                    /* wrapped around */
         set_oom(p, nbytes);
         return NULL;
@@ -155,7 +155,7 @@ void *em_cuda_pool_alloc(em_cuda_pool *p, size_t nbytes)
         p->raw_allocs++;
         if (!mem) {
             /* Hand the cache back to the driver and try once more. */
-            em_cuda_pool_empty_cache(p);
+            em_cuda__pool_empty_cache(p);
             mem = p->raw.alloc(p->raw.ctx, seg);
             p->raw_allocs++;
         }
@@ -207,7 +207,7 @@ static void merge_next(em_cuda_pool *p, em_cuda_block *b)
     free(n);
 }
 
-bool em_cuda_pool_free(em_cuda_pool *p, void *ptr)
+bool em_cuda__pool_free(em_cuda_pool *p, void *ptr)
 {
     em_cuda_block *b = live_find(p, (uintptr_t)ptr);
     if (!b || !b->allocated)
@@ -227,18 +227,18 @@ bool em_cuda_pool_free(em_cuda_pool *p, void *ptr)
     return true;
 }
 
-size_t em_cuda_pool_block_size(const em_cuda_pool *p, const void *ptr)
+size_t em_cuda__pool_block_size(const em_cuda_pool *p, const void *ptr)
 {
     const em_cuda_block *b = live_find(p, (uintptr_t)ptr);
     return b ? b->size : 0;
 }
 
-void em_cuda_pool_reset_peak(em_cuda_pool *p)
+void em_cuda__pool_reset_peak(em_cuda_pool *p)
 {
     p->peak = p->allocated;
 }
 
-void em_cuda_pool_destroy(em_cuda_pool *p)
+void em_cuda__pool_destroy(em_cuda_pool *p)
 {
     /* Put the live blocks on the free lists too. */
     for (size_t h = 0; h < EM_CUDA_POOL_BUCKETS; h++) {

@@ -8,7 +8,7 @@
  * takes the smallest free block of its pool that fits (best fit) and splits off the rest when
  * the rest is worth keeping (>= 512 bytes in the small pool, > 1 MiB in the large one). A
  * released block goes back to its pool, merged with free neighbours of its segment; nothing
- * is handed back to the raw allocator until em_cuda_pool_empty_cache(), which frees every
+ * is handed back to the raw allocator until em_cuda__pool_empty_cache(), which frees every
  * segment that is entirely free. When the raw allocator fails, the cache is emptied and the
  * raw allocation retried once; if that fails too the pool writes the out-of-memory message.
  *
@@ -68,24 +68,24 @@ typedef struct em_cuda_pool {
     char oom[256];                     /* the last out-of-memory message */
 } em_cuda_pool;
 
-void em_cuda_pool_init(em_cuda_pool *p, const em_cuda_raw *raw);
+void em_cuda__pool_init(em_cuda_pool *p, const em_cuda_raw *raw);
 /* Hands every segment back to the raw allocator (live blocks included) and clears p. */
-void em_cuda_pool_destroy(em_cuda_pool *p);
+void em_cuda__pool_destroy(em_cuda_pool *p);
 
 /* The rounded size of a request. */
-size_t em_cuda_pool_round(size_t nbytes);
+size_t em_cuda__pool_round(size_t nbytes);
 
 /* A block of at least nbytes (nbytes may be 0). NULL when out of memory: p->oom then holds
  * "cuda: out of memory: tried to allocate X MiB (Y MiB allocated, Z MiB reserved, W MiB free
  * on the device)"; NULL with p->oom empty when ptr bookkeeping itself failed (malloc). */
-void *em_cuda_pool_alloc(em_cuda_pool *p, size_t nbytes);
-/* Releases a block em_cuda_pool_alloc returned; false if ptr is not a live block. */
-bool em_cuda_pool_free(em_cuda_pool *p, void *ptr);
+void *em_cuda__pool_alloc(em_cuda_pool *p, size_t nbytes);
+/* Releases a block em_cuda__pool_alloc returned; false if ptr is not a live block. */
+bool em_cuda__pool_free(em_cuda_pool *p, void *ptr);
 /* Frees every entirely free segment; returns the bytes handed back. */
-size_t em_cuda_pool_empty_cache(em_cuda_pool *p);
-void em_cuda_pool_reset_peak(em_cuda_pool *p);
+size_t em_cuda__pool_empty_cache(em_cuda_pool *p);
+void em_cuda__pool_reset_peak(em_cuda_pool *p);
 /* The size of the live block at ptr, 0 if none. */
-size_t em_cuda_pool_block_size(const em_cuda_pool *p, const void *ptr);
+size_t em_cuda__pool_block_size(const em_cuda_pool *p, const void *ptr);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /* backends/cuda/common.cuh - what the .cu files of the CUDA backend share: the block size,
- * grid-stride loops, strided addressing of em_cu_arg operands, the 16-bit float storage types
+ * grid-stride loops, strided addressing of em_cuda_arg operands, the 16-bit float storage types
  * with their f32 compute type (numeric.h's converters, bit-identical to the host's), and
  * block-wide reductions. Everything sits in an anonymous namespace: each .cu gets its own
  * copy, and nothing leaks from the plugin.
@@ -30,7 +30,7 @@ inline int blocks_for(int64_t n)
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);              \
          i += (int64_t)blockDim.x * gridDim.x)
 
-__device__ inline int64_t off_of(const em_cu_shape &s, const em_cu_arg &a, int64_t lin)
+__device__ inline int64_t off_of(const em_cuda_shape &s, const em_cuda_arg &a, int64_t lin)
 {
     int64_t off = a.offset;
     for (int d = s.ndim - 1; d >= 0; d--) {
@@ -101,28 +101,28 @@ template <class A, bool MAX> __device__ inline A block_reduce(A v, A *sh)
 
 } // namespace
 
-/* A switch on dtype dt that expands F(T) with T the storage type (returns EM_CU_UNSUPPORTED
+/* A switch on dtype dt that expands F(T) with T the storage type (returns EM_CUDA_UNSUPPORTED
  * from the enclosing launcher for dtypes it lacks). */
-#define DISPATCH_ALL(dt, F)                                                                   \
-    switch (dt) {                                                                            \
+#define DISPATCH_FLOAT_CASES(F)                                                               \
     case EM_F32: F(float); break;                                                            \
     case EM_F64: F(double); break;                                                           \
     case EM_F16: F(h16); break;                                                              \
-    case EM_BF16: F(b16); break;                                                             \
+    case EM_BF16: F(b16); break;
+
+#define DISPATCH_ALL(dt, F)                                                                   \
+    switch (dt) {                                                                            \
+        DISPATCH_FLOAT_CASES(F)                                                              \
     case EM_I64: F(int64_t); break;                                                          \
     case EM_I32: F(int32_t); break;                                                          \
     case EM_U8: F(uint8_t); break;                                                           \
     case EM_BOOL: F(bool); break;                                                            \
-    default: return EM_CU_UNSUPPORTED;                                                       \
+    default: return EM_CUDA_UNSUPPORTED;                                                     \
     }
 
 #define DISPATCH_FLOAT(dt, F)                                                                 \
     switch (dt) {                                                                            \
-    case EM_F32: F(float); break;                                                            \
-    case EM_F64: F(double); break;                                                           \
-    case EM_F16: F(h16); break;                                                              \
-    case EM_BF16: F(b16); break;                                                             \
-    default: return EM_CU_UNSUPPORTED;                                                       \
+        DISPATCH_FLOAT_CASES(F)                                                              \
+    default: return EM_CUDA_UNSUPPORTED;                                                     \
     }
 
 #endif

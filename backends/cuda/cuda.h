@@ -2,8 +2,9 @@
  * stream and pool of each device, and the launchers of kernels.cu (a C interface, so that the
  * kcall unpacking stays in C compiled with the project's warnings).
  *
- * Private to backends/cuda/ (hidden by -fvisibility=hidden); cross-file helpers carry the
- * em_cuda__ prefix. One stream per device, created at the device's first use: every kernel,
+ * Private to backends/cuda/ (hidden by -fvisibility=hidden). Names follow the other backends'
+ * (em_cpu__, em_ocl__): cross-file functions em_cuda__name, types em_cuda_name, macros and
+ * enum values EM_CUDA_NAME. One stream per device, created at the device's first use: every kernel,
  * copy and cuBLAS call of a device goes to it in order, which is what lets released blocks
  * be reused at once by the caching allocator.
  */

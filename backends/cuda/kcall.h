@@ -11,7 +11,7 @@
 
 /* ---- unpacking ------------------------------------------------------------------------------ */
 
-static inline void to_shape(em_cu_shape *s, const em_ktensor *t)
+static inline void to_shape(em_cuda_shape *s, const em_ktensor *t)
 {
     memset(s, 0, sizeof *s);
     s->ndim = t->ndim;
@@ -22,19 +22,19 @@ static inline void to_shape(em_cu_shape *s, const em_ktensor *t)
     }
 }
 
-static inline void to_arg(em_cu_arg *a, const em_ktensor *t)
+static inline void to_arg(em_cuda_arg *a, const em_ktensor *t)
 {
     memset(a, 0, sizeof *a);
     a->buf = t->buf;
     a->offset = t->offset;
     a->dtype = (int)t->dtype;
-    for (int d = 0; d < t->ndim && d < EM_CU_MAX_DIMS; d++)
+    for (int d = 0; d < t->ndim && d < EM_CUDA_MAX_DIMS; d++)
         a->strides[d] = t->strides[d];
 }
 
 /* A tensor has at most EM_MAX_DIMS dims and the launch structs hold as many, so no kernel
  * checks ndim. */
-_Static_assert(EM_CU_MAX_DIMS == EM_MAX_DIMS, "em_cu_shape holds every tensor's dims");
+_Static_assert(EM_CUDA_MAX_DIMS == EM_MAX_DIMS, "em_cuda_shape holds every tensor's dims");
 
 /* The stream of the call's device, or NULL with the error set. */
 static inline void *stream_of(const em_kcall *c, const char *op)
@@ -55,7 +55,7 @@ static inline int launched(int rc, const char *op, em_dtype dt)
 {
     if (rc == 0)
         return EM_OK;
-    if (rc == EM_CU_UNSUPPORTED)
+    if (rc == EM_CUDA_UNSUPPORTED)
         return em_set_error(EM_ERR_UNSUPPORTED, "cuda: %s: no kernel for %s", op,
                             em_dtype_name(dt));
     return em_cuda__fail(op, "kernel launch", rc);

@@ -3,7 +3,7 @@
  * run time (one instantiation per dtype and family keeps nvcc's work small); f16 and bf16 are
  * stored as 16-bit words and computed in f32 with numeric.h's converters, which with EM_HD run
  * on the device bit-identically to the host. Every kernel is a grid-stride loop over linear
- * output indices; strided operands are addressed through em_cu_shape/em_cu_arg by value.
+ * output indices; strided operands are addressed through em_cuda_shape/em_cuda_arg by value.
  *
  * Reductions (sum, amax): one thread per output element looping over the reduced elements;
  * one block per output element (shared-memory tree) when the outputs are few and the
@@ -70,7 +70,7 @@ __device__ inline void store_any(void *buf, int dt, int64_t off, V v)
     }
 }
 
-__global__ void copy_k(em_cu_shape s, em_cu_arg dst, em_cu_arg src)
+__global__ void copy_k(em_cuda_shape s, em_cuda_arg dst, em_cuda_arg src)
 {
     GRID_LOOP(i, s.numel)
         store_any(dst.buf, dst.dtype, off_of(s, dst, i),
@@ -79,19 +79,19 @@ __global__ void copy_k(em_cu_shape s, em_cu_arg dst, em_cu_arg src)
 
 /* Same dtype, contiguous on both sides in the launch's linear order: a plain element move. */
 template <class T>
-__global__ void move_k(em_cu_shape s, em_cu_arg dst, em_cu_arg src)
+__global__ void move_k(em_cuda_shape s, em_cuda_arg dst, em_cuda_arg src)
 {
     GRID_LOOP(i, s.numel)
         ((T *)dst.buf)[off_of(s, dst, i)] = ((const T *)src.buf)[off_of(s, src, i)];
 }
 
-__global__ void fill_k(int64_t n, em_cu_arg out, double value)
+__global__ void fill_k(int64_t n, em_cuda_arg out, double value)
 {
     V v = {value, 0, false};
     GRID_LOOP(i, n) store_any(out.buf, out.dtype, out.offset + i, v);
 }
 
-__global__ void random_k(int64_t n, em_cu_arg out, int dist, uint64_t seed, uint64_t offset,
+__global__ void random_k(int64_t n, em_cuda_arg out, int dist, uint64_t seed, uint64_t offset,
                          double a, double b, int64_t low, int64_t high, int bits)
 {
     GRID_LOOP(k, n) {
@@ -114,26 +114,26 @@ template <class C> __device__ inline C unop(int op, C x)
 {
     if constexpr (std::is_floating_point<C>::value) {
         switch (op) {
-        case EM_CU_NEG: return -x;
-        case EM_CU_ABS: return fabs(x);
-        case EM_CU_RELU: return x != x ? x : (x > C(0) ? x : C(0));
-        case EM_CU_EXP: return exp(x);
-        case EM_CU_LOG: return log(x);
-        case EM_CU_SQRT: return sqrt(x);
-        case EM_CU_SIN: return sin(x);
-        case EM_CU_COS: return cos(x);
-        case EM_CU_TANH: return tanh(x);
-        case EM_CU_SIGMOID: return C(1) / (C(1) + exp(-x));
+        case EM_CUDA_NEG: return -x;
+        case EM_CUDA_ABS: return fabs(x);
+        case EM_CUDA_RELU: return x != x ? x : (x > C(0) ? x : C(0));
+        case EM_CUDA_EXP: return exp(x);
+        case EM_CUDA_LOG: return log(x);
+        case EM_CUDA_SQRT: return sqrt(x);
+        case EM_CUDA_SIN: return sin(x);
+        case EM_CUDA_COS: return cos(x);
+        case EM_CUDA_TANH: return tanh(x);
+        case EM_CUDA_SIGMOID: return C(1) / (C(1) + exp(-x));
         default: return x;
         }
     } else {
         switch (op) {
-        case EM_CU_NEG: return (C)(0 - x);
-        case EM_CU_ABS:
+        case EM_CUDA_NEG: return (C)(0 - x);
+        case EM_CUDA_ABS:
             if constexpr (std::is_signed<C>::value)
                 return x < C(0) ? (C)(0 - x) : x;
             return x;
-        case EM_CU_RELU: return x > C(0) ? x : C(0);
+        case EM_CUDA_RELU: return x > C(0) ? x : C(0);
         default: return x;
         }
     }
@@ -164,24 +164,24 @@ template <class C> __device__ inline C binop(int op, C a, C b)
 {
     if constexpr (std::is_floating_point<C>::value) {
         switch (op) {
-        case EM_CU_ADD: return a + b;
-        case EM_CU_SUB: return a - b;
-        case EM_CU_MUL: return a * b;
-        case EM_CU_DIV: return a / b;
-        case EM_CU_POW: return pow(a, b);
-        case EM_CU_MAXIMUM: return (a != a || b != b) ? a + b : (a > b ? a : b);
-        case EM_CU_MINIMUM: return (a != a || b != b) ? a + b : (a < b ? a : b);
+        case EM_CUDA_ADD: return a + b;
+        case EM_CUDA_SUB: return a - b;
+        case EM_CUDA_MUL: return a * b;
+        case EM_CUDA_DIV: return a / b;
+        case EM_CUDA_POW: return pow(a, b);
+        case EM_CUDA_MAXIMUM: return (a != a || b != b) ? a + b : (a > b ? a : b);
+        case EM_CUDA_MINIMUM: return (a != a || b != b) ? a + b : (a < b ? a : b);
         default: return a;
         }
     } else {
         switch (op) {
-        case EM_CU_ADD: return (C)(a + b);
-        case EM_CU_SUB: return (C)(a - b);
-        case EM_CU_MUL: return (C)(a * b);
-        case EM_CU_DIV: return b == C(0) ? C(0) : (C)(a / b);
-        case EM_CU_POW: return ipow<C>(a, b);
-        case EM_CU_MAXIMUM: return a > b ? a : b;
-        case EM_CU_MINIMUM: return a < b ? a : b;
+        case EM_CUDA_ADD: return (C)(a + b);
+        case EM_CUDA_SUB: return (C)(a - b);
+        case EM_CUDA_MUL: return (C)(a * b);
+        case EM_CUDA_DIV: return b == C(0) ? C(0) : (C)(a / b);
+        case EM_CUDA_POW: return ipow<C>(a, b);
+        case EM_CUDA_MAXIMUM: return a > b ? a : b;
+        case EM_CUDA_MINIMUM: return a < b ? a : b;
         default: return a;
         }
     }
@@ -190,17 +190,17 @@ template <class C> __device__ inline C binop(int op, C a, C b)
 template <class C> __device__ inline bool cmpop(int op, C a, C b)
 {
     switch (op) {
-    case EM_CU_EQ: return a == b;
-    case EM_CU_NE: return a != b;
-    case EM_CU_LT: return a < b;
-    case EM_CU_LE: return a <= b;
-    case EM_CU_GT: return a > b;
+    case EM_CUDA_EQ: return a == b;
+    case EM_CUDA_NE: return a != b;
+    case EM_CUDA_LT: return a < b;
+    case EM_CUDA_LE: return a <= b;
+    case EM_CUDA_GT: return a > b;
     default: return a >= b;
     }
 }
 
 template <class S>
-__global__ void unary_k(int op, em_cu_shape s, em_cu_arg o, em_cu_arg a)
+__global__ void unary_k(int op, em_cuda_shape s, em_cuda_arg o, em_cuda_arg a)
 {
     typedef Tr<S> T;
     GRID_LOOP(i, s.numel) {
@@ -210,13 +210,13 @@ __global__ void unary_k(int op, em_cu_shape s, em_cu_arg o, em_cu_arg a)
 }
 
 template <class S>
-__global__ void binary_k(int op, em_cu_shape s, em_cu_arg o, em_cu_arg a, em_cu_arg b)
+__global__ void binary_k(int op, em_cuda_shape s, em_cuda_arg o, em_cuda_arg a, em_cuda_arg b)
 {
     typedef Tr<S> T;
     GRID_LOOP(i, s.numel) {
         typename T::C x = T::load((const S *)a.buf + off_of(s, a, i));
         typename T::C y = T::load((const S *)b.buf + off_of(s, b, i));
-        if (op >= EM_CU_EQ)
+        if (op >= EM_CUDA_EQ)
             ((bool *)o.buf)[o.offset + i] = cmpop<typename T::C>(op, x, y);
         else
             T::store((S *)o.buf + o.offset + i, binop<typename T::C>(op, x, y));
@@ -224,7 +224,7 @@ __global__ void binary_k(int op, em_cu_shape s, em_cu_arg o, em_cu_arg a, em_cu_
 }
 
 template <class E>
-__global__ void where_k(em_cu_shape s, em_cu_arg o, em_cu_arg a, em_cu_arg b, em_cu_arg c)
+__global__ void where_k(em_cuda_shape s, em_cuda_arg o, em_cuda_arg a, em_cuda_arg b, em_cuda_arg c)
 {
     GRID_LOOP(i, s.numel) {
         bool t = ((const bool *)c.buf)[off_of(s, c, i)];
@@ -241,27 +241,35 @@ template <> struct Acc<int32_t> { typedef int64_t A; typedef int64_t O; };
 template <> struct Acc<uint8_t> { typedef int64_t A; typedef int64_t O; };
 template <> struct Acc<bool> { typedef int64_t A; typedef int64_t O; };
 
+/* Stores a sum's accumulator as output element o: in S itself, or in the wider O (int64) the
+ * sums of integer and bool inputs are. */
 template <class S>
-__global__ void sum_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
-                      em_cu_arg out)
+__device__ void store_sum(const em_cuda_arg &out, int64_t o, typename Acc<S>::A acc)
+{
+    typedef typename Acc<S>::O O;
+    if constexpr (std::is_same<O, S>::value)
+        Tr<S>::store((S *)out.buf + out.offset + o, (typename Tr<S>::C)acc);
+    else
+        ((O *)out.buf)[out.offset + o] = (O)acc;
+}
+
+template <class S>
+__global__ void sum_k(em_cuda_shape kept, em_cuda_arg in, em_cuda_shape red, em_cuda_arg inr,
+                      em_cuda_arg out)
 {
     typedef typename Acc<S>::A A;
-    typedef typename Acc<S>::O O;
     GRID_LOOP(o, kept.numel) {
         int64_t base = off_of(kept, in, o);
         A acc = A(0);
         for (int64_t r = 0; r < red.numel; r++)
             acc += (A)Tr<S>::load((const S *)in.buf + base + off_of(red, inr, r));
-        if constexpr (std::is_same<O, S>::value)
-            Tr<S>::store((S *)out.buf + out.offset + o, (typename Tr<S>::C)acc);
-        else
-            ((O *)out.buf)[out.offset + o] = (O)acc;
+        store_sum<S>(out, o, acc);
     }
 }
 
 template <class S>
-__global__ void amax_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
-                       em_cu_arg out)
+__global__ void amax_k(em_cuda_shape kept, em_cuda_arg in, em_cuda_shape red, em_cuda_arg inr,
+                       em_cuda_arg out)
 {
     typedef typename Tr<S>::C C;
     GRID_LOOP(o, kept.numel) {
@@ -279,8 +287,8 @@ __global__ void amax_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_ar
 }
 
 template <class S>
-__global__ void argmax_k(em_cu_shape kept, em_cu_arg in, int64_t len, int64_t stride,
-                         em_cu_arg out)
+__global__ void argmax_k(em_cuda_shape kept, em_cuda_arg in, int64_t len, int64_t stride,
+                         em_cuda_arg out)
 {
     typedef typename Tr<S>::C C;
     GRID_LOOP(o, kept.numel) {
@@ -306,8 +314,8 @@ __global__ void argmax_k(em_cu_shape kept, em_cu_arg in, int64_t len, int64_t st
 /* ---- indexing -------------------------------------------------------------------------------- */
 
 template <class E>
-__global__ void gather_k(em_cu_shape s, em_cu_arg o, em_cu_arg a, int64_t a_dim_stride,
-                         em_cu_arg idx)
+__global__ void gather_k(em_cuda_shape s, em_cuda_arg o, em_cuda_arg a, int64_t a_dim_stride,
+                         em_cuda_arg idx)
 {
     GRID_LOOP(i, s.numel) {
         int64_t j = ((const int64_t *)idx.buf)[off_of(s, idx, i)];
@@ -324,8 +332,8 @@ __device__ inline void atomic_add(int64_t *p, int64_t v)
 }
 
 template <class T>
-__global__ void scatter_add_k(em_cu_shape s, em_cu_arg o, int64_t o_dim_stride, em_cu_arg idx,
-                              em_cu_arg src)
+__global__ void scatter_add_k(em_cuda_shape s, em_cuda_arg o, int64_t o_dim_stride, em_cuda_arg idx,
+                              em_cuda_arg src)
 {
     GRID_LOOP(i, s.numel) {
         int64_t j = ((const int64_t *)idx.buf)[off_of(s, idx, i)];
@@ -337,12 +345,12 @@ __global__ void scatter_add_k(em_cu_shape s, em_cu_arg o, int64_t o_dim_stride, 
 /* Deterministic scatter_add: one thread per output element sums, in index order, the src
  * elements whose index points at it (O(numel(out) * index.shape[dim]); any dtype). */
 template <class S>
-__global__ void scatter_add_det_k(em_cu_shape os, em_cu_arg o, em_cu_shape is, em_cu_arg idx,
-                                  em_cu_arg src, int dim)
+__global__ void scatter_add_det_k(em_cuda_shape os, em_cuda_arg o, em_cuda_shape is,
+                                  em_cuda_arg idx, em_cuda_arg src, int dim)
 {
     typedef Tr<S> T;
     GRID_LOOP(p, os.numel) {
-        int64_t c[EM_CU_MAX_DIMS];
+        int64_t c[EM_CUDA_MAX_DIMS];
         int64_t lin = p;
         for (int d = os.ndim - 1; d >= 0; d--) {
             c[d] = lin % os.shape[d];
@@ -373,8 +381,8 @@ __global__ void scatter_add_det_k(em_cu_shape os, em_cu_arg o, em_cu_shape is, e
 /* ---- simple matmul (integers, bool, and any layout cuBLAS cannot take) ----------------------- */
 
 template <class S>
-__global__ void matmul_k(int64_t batch, int64_t m, int64_t n, int64_t k, em_cu_shape bs,
-                         em_cu_arg o, em_cu_arg a, int64_t a_rs, int64_t a_cs, em_cu_arg b,
+__global__ void matmul_k(int64_t batch, int64_t m, int64_t n, int64_t k, em_cuda_shape bs,
+                         em_cuda_arg o, em_cuda_arg a, int64_t a_rs, int64_t a_cs, em_cuda_arg b,
                          int64_t b_rs, int64_t b_cs)
 {
     typedef typename Acc<S>::A A0;
@@ -401,11 +409,10 @@ __global__ void matmul_k(int64_t batch, int64_t m, int64_t n, int64_t k, em_cu_s
  * the threads of a block stride over the reduced elements and combine through shared memory.
  * The order of the additions depends only on the block size, so results are reproducible. */
 template <class S>
-__global__ void sum_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
-                            em_cu_arg out)
+__global__ void sum_block_k(em_cuda_shape kept, em_cuda_arg in, em_cuda_shape red, em_cuda_arg inr,
+                            em_cuda_arg out)
 {
     typedef typename Acc<S>::A A;
-    typedef typename Acc<S>::O O;
     __shared__ A sh[THREADS];
     for (int64_t o = blockIdx.x; o < kept.numel; o += gridDim.x) {
         int64_t base = off_of(kept, in, o);
@@ -413,18 +420,14 @@ __global__ void sum_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_
         for (int64_t r = threadIdx.x; r < red.numel; r += blockDim.x)
             acc += (A)Tr<S>::load((const S *)in.buf + base + off_of(red, inr, r));
         acc = block_reduce<A, false>(acc, sh);
-        if (threadIdx.x == 0) {
-            if constexpr (std::is_same<O, S>::value)
-                Tr<S>::store((S *)out.buf + out.offset + o, (typename Tr<S>::C)acc);
-            else
-                ((O *)out.buf)[out.offset + o] = (O)acc;
-        }
+        if (threadIdx.x == 0)
+            store_sum<S>(out, o, acc);
     }
 }
 
 template <class S>
-__global__ void amax_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
-                             em_cu_arg out)
+__global__ void amax_block_k(em_cuda_shape kept, em_cuda_arg in, em_cuda_shape red, em_cuda_arg inr,
+                             em_cuda_arg out)
 {
     typedef typename Tr<S>::C C;
     __shared__ C sh[THREADS];
@@ -446,7 +449,7 @@ __global__ void amax_block_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em
  * depends only on the sizes, so results are reproducible. A is the accumulator (sum) or the
  * compute type (amax). */
 template <class S, bool MAX, class A>
-__global__ void part_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_arg inr,
+__global__ void part_k(em_cuda_shape kept, em_cuda_arg in, em_cuda_shape red, em_cuda_arg inr,
                        int64_t chunk, int parts, A *part)
 {
     __shared__ A sh[THREADS];
@@ -465,7 +468,7 @@ __global__ void part_k(em_cu_shape kept, em_cu_arg in, em_cu_shape red, em_cu_ar
 }
 
 template <class S, bool MAX, class A, class O>
-__global__ void part_final_k(int parts, const A *part, em_cu_arg out)
+__global__ void part_final_k(int parts, const A *part, em_cuda_arg out)
 {
     __shared__ A sh[THREADS];
     const A *q = part + (int64_t)blockIdx.x * parts;
@@ -501,15 +504,15 @@ inline int split_parts(int64_t kept, int64_t red)
     case 4: F(uint32_t); break;                                                              \
     case 2: F(uint16_t); break;                                                              \
     case 1: F(uint8_t); break;                                                               \
-    default: return EM_CU_UNSUPPORTED;                                                       \
+    default: return EM_CUDA_UNSUPPORTED;                                                     \
     }
 
 
-extern "C" int em_cu_copy(void *stream, const em_cu_shape *s, const em_cu_arg *dst,
-                          const em_cu_arg *src)
+extern "C" int em_cuda__copy(void *stream, const em_cuda_shape *s, const em_cuda_arg *dst,
+                             const em_cuda_arg *src)
 {
     if (!em_dtype_size((em_dtype)dst->dtype) || !em_dtype_size((em_dtype)src->dtype))
-        return EM_CU_UNSUPPORTED;
+        return EM_CUDA_UNSUPPORTED;
     if (dst->dtype == src->dtype) {
 #define F(T) move_k<T><<<LAUNCH(s->numel)>>>(*s, *dst, *src)
         DISPATCH_SIZE(dst->dtype, F)
@@ -520,27 +523,27 @@ extern "C" int em_cu_copy(void *stream, const em_cu_shape *s, const em_cu_arg *d
     return done();
 }
 
-extern "C" int em_cu_fill(void *stream, int64_t n, const em_cu_arg *out, double value)
+extern "C" int em_cuda__fill(void *stream, int64_t n, const em_cuda_arg *out, double value)
 {
     if (!em_dtype_size((em_dtype)out->dtype))
-        return EM_CU_UNSUPPORTED;
+        return EM_CUDA_UNSUPPORTED;
     fill_k<<<LAUNCH(n)>>>(n, *out, value);
     return done();
 }
 
-extern "C" int em_cu_random(void *stream, int64_t n, const em_cu_arg *out, int dist,
-                            uint64_t seed, uint64_t offset, double a, double b, int64_t low,
-                            int64_t high)
+extern "C" int em_cuda__random(void *stream, int64_t n, const em_cuda_arg *out, int dist,
+                               uint64_t seed, uint64_t offset, double a, double b, int64_t low,
+                               int64_t high)
 {
     if (!em_dtype_size((em_dtype)out->dtype))
-        return EM_CU_UNSUPPORTED;
+        return EM_CUDA_UNSUPPORTED;
     int bits = out->dtype == EM_F16 ? 11 : out->dtype == EM_BF16 ? 8 : 24;
     random_k<<<LAUNCH(n)>>>(n, *out, dist, seed, offset, a, b, low, high, bits);
     return done();
 }
 
-extern "C" int em_cu_unary(void *stream, int op, const em_cu_shape *s, const em_cu_arg *out,
-                           const em_cu_arg *a)
+extern "C" int em_cuda__unary(void *stream, int op, const em_cuda_shape *s, const em_cuda_arg *out,
+                              const em_cuda_arg *a)
 {
 #define F(T) unary_k<T><<<LAUNCH(s->numel)>>>(op, *s, *out, *a)
     DISPATCH_ALL(a->dtype, F)
@@ -548,8 +551,8 @@ extern "C" int em_cu_unary(void *stream, int op, const em_cu_shape *s, const em_
     return done();
 }
 
-extern "C" int em_cu_binary(void *stream, int op, const em_cu_shape *s, const em_cu_arg *out,
-                            const em_cu_arg *a, const em_cu_arg *b)
+extern "C" int em_cuda__binary(void *stream, int op, const em_cuda_shape *s, const em_cuda_arg *out,
+                               const em_cuda_arg *a, const em_cuda_arg *b)
 {
 #define F(T) binary_k<T><<<LAUNCH(s->numel)>>>(op, *s, *out, *a, *b)
     DISPATCH_ALL(a->dtype, F)
@@ -557,8 +560,8 @@ extern "C" int em_cu_binary(void *stream, int op, const em_cu_shape *s, const em
     return done();
 }
 
-extern "C" int em_cu_where(void *stream, const em_cu_shape *s, const em_cu_arg *out,
-                           const em_cu_arg *a, const em_cu_arg *b, const em_cu_arg *cond)
+extern "C" int em_cuda__where(void *stream, const em_cuda_shape *s, const em_cuda_arg *out,
+                              const em_cuda_arg *a, const em_cuda_arg *b, const em_cuda_arg *cond)
 {
 #define F(T) where_k<T><<<LAUNCH(s->numel)>>>(*s, *out, *a, *b, *cond)
     DISPATCH_SIZE(a->dtype, F)
@@ -566,19 +569,19 @@ extern "C" int em_cu_where(void *stream, const em_cu_shape *s, const em_cu_arg *
     return done();
 }
 
-extern "C" size_t em_cu_reduce_scratch(const em_cu_shape *kept, const em_cu_shape *red)
+extern "C" size_t em_cuda__reduce_scratch(const em_cuda_shape *kept, const em_cuda_shape *red)
 {
     int parts = split_parts(kept->numel, red->numel);
     return parts ? (size_t)(kept->numel * parts) * sizeof(double) : 0;
 }
 
-extern "C" int em_cu_reduce(void *stream, int kind, const em_cu_shape *kept,
-                            const em_cu_arg *in_kept, const em_cu_shape *red,
-                            const int64_t *red_strides, const em_cu_arg *out, void *scratch)
+extern "C" int em_cuda__reduce(void *stream, int kind, const em_cuda_shape *kept,
+                               const em_cuda_arg *in_kept, const em_cuda_shape *red,
+                               const int64_t *red_strides, const em_cuda_arg *out, void *scratch)
 {
-    em_cu_arg inr = *in_kept;
+    em_cuda_arg inr = *in_kept;
     inr.offset = 0;
-    for (int d = 0; d < EM_CU_MAX_DIMS; d++)
+    for (int d = 0; d < EM_CUDA_MAX_DIMS; d++)
         inr.strides[d] = d < red->ndim ? red_strides[d] : 0;
     int parts = split_parts(kept->numel, red->numel);
     if (parts && scratch) {
@@ -586,7 +589,7 @@ extern "C" int em_cu_reduce(void *stream, int kind, const em_cu_shape *kept,
         int64_t chunk = (red->numel + parts - 1) / parts;
         int blocks = (int)(kept->numel * parts), outs = (int)kept->numel;
         /* every accumulator here is at most 8 bytes: the scratch holds them all */
-        if (kind == EM_CU_SUM) {
+        if (kind == EM_CUDA_SUM) {
 #define F(T)                                                                                  \
     {                                                                                        \
         typedef typename Acc<T>::A A;                                                        \
@@ -615,7 +618,7 @@ extern "C" int em_cu_reduce(void *stream, int kind, const em_cu_shape *kept,
     if (kept->numel < 8192 && red->numel >= 512) {
         int blocks = (int)(kept->numel < 65535 ? kept->numel : 65535);
         cudaStream_t st = (cudaStream_t)stream;
-        if (kind == EM_CU_SUM) {
+        if (kind == EM_CUDA_SUM) {
 #define F(T) sum_block_k<T><<<blocks, THREADS, 0, st>>>(*kept, *in_kept, *red, inr, *out)
             DISPATCH_ALL(in_kept->dtype, F)
 #undef F
@@ -626,7 +629,7 @@ extern "C" int em_cu_reduce(void *stream, int kind, const em_cu_shape *kept,
         }
         return done();
     }
-    if (kind == EM_CU_SUM) {
+    if (kind == EM_CUDA_SUM) {
 #define F(T) sum_k<T><<<LAUNCH(kept->numel)>>>(*kept, *in_kept, *red, inr, *out)
         DISPATCH_ALL(in_kept->dtype, F)
 #undef F
@@ -638,8 +641,8 @@ extern "C" int em_cu_reduce(void *stream, int kind, const em_cu_shape *kept,
     return done();
 }
 
-extern "C" int em_cu_argmax(void *stream, const em_cu_shape *kept, const em_cu_arg *in_kept,
-                            int64_t len, int64_t stride, const em_cu_arg *out)
+extern "C" int em_cuda__argmax(void *stream, const em_cuda_shape *kept, const em_cuda_arg *in_kept,
+                               int64_t len, int64_t stride, const em_cuda_arg *out)
 {
 #define F(T) argmax_k<T><<<LAUNCH(kept->numel)>>>(*kept, *in_kept, len, stride, *out)
     DISPATCH_ALL(in_kept->dtype, F)
@@ -647,11 +650,11 @@ extern "C" int em_cu_argmax(void *stream, const em_cu_shape *kept, const em_cu_a
     return done();
 }
 
-extern "C" int em_cu_gather(void *stream, const em_cu_shape *s, const em_cu_arg *out,
-                            const em_cu_arg *a, int64_t a_dim_stride, const em_cu_arg *index,
-                            int dim)
+extern "C" int em_cuda__gather(void *stream, const em_cuda_shape *s, const em_cuda_arg *out,
+                               const em_cuda_arg *a, int64_t a_dim_stride, const em_cuda_arg *index,
+                               int dim)
 {
-    em_cu_arg aa = *a;
+    em_cuda_arg aa = *a;
     aa.strides[dim] = 0;
 #define F(T) gather_k<T><<<LAUNCH(s->numel)>>>(*s, *out, aa, a_dim_stride, *index)
     DISPATCH_SIZE(a->dtype, F)
@@ -659,11 +662,11 @@ extern "C" int em_cu_gather(void *stream, const em_cu_shape *s, const em_cu_arg 
     return done();
 }
 
-extern "C" int em_cu_scatter_add(void *stream, const em_cu_shape *s, const em_cu_arg *out,
-                                 int64_t out_dim_stride, const em_cu_arg *index,
-                                 const em_cu_arg *src, int dim)
+extern "C" int em_cuda__scatter_add(void *stream, const em_cuda_shape *s, const em_cuda_arg *out,
+                                    int64_t out_dim_stride, const em_cuda_arg *index,
+                                    const em_cuda_arg *src, int dim)
 {
-    em_cu_arg oo = *out;
+    em_cuda_arg oo = *out;
     oo.strides[dim] = 0;
     switch (out->dtype) {
 #define F(T) scatter_add_k<T><<<LAUNCH(s->numel)>>>(*s, oo, out_dim_stride, *index, *src)
@@ -672,15 +675,16 @@ extern "C" int em_cu_scatter_add(void *stream, const em_cu_shape *s, const em_cu
     case EM_I64: F(int64_t); break;
     case EM_I32: F(int32_t); break;
 #undef F
-    default: return EM_CU_UNSUPPORTED;
+    default: return EM_CUDA_UNSUPPORTED;
     }
     return done();
 }
 
-extern "C" int em_cu_matmul_simple(void *stream, int dtype, int64_t batch, int64_t m, int64_t n,
-                                   int64_t k, const em_cu_shape *bshape, const em_cu_arg *out,
-                                   const em_cu_arg *a, int64_t a_rs, int64_t a_cs,
-                                   const em_cu_arg *b, int64_t b_rs, int64_t b_cs)
+extern "C" int em_cuda__matmul_simple(void *stream, int dtype, int64_t batch, int64_t m,
+                                      int64_t n, int64_t k, const em_cuda_shape *bshape,
+                                      const em_cuda_arg *out, const em_cuda_arg *a, int64_t a_rs,
+                                      int64_t a_cs,
+                                      const em_cuda_arg *b, int64_t b_rs, int64_t b_cs)
 {
 #define F(T)                                                                                  \
     matmul_k<T><<<LAUNCH(batch * m * n)>>>(batch, m, n, k, *bshape, *out, *a, a_rs, a_cs, *b, \
@@ -691,9 +695,10 @@ extern "C" int em_cu_matmul_simple(void *stream, int dtype, int64_t batch, int64
 }
 
 
-extern "C" int em_cu_scatter_add_det(void *stream, const em_cu_shape *os, const em_cu_arg *out,
-                                     const em_cu_shape *is, const em_cu_arg *index,
-                                     const em_cu_arg *src, int dim)
+extern "C" int em_cuda__scatter_add_det(void *stream, const em_cuda_shape *os,
+                                        const em_cuda_arg *out, const em_cuda_shape *is,
+                                        const em_cuda_arg *index,
+                                        const em_cuda_arg *src, int dim)
 {
 #define F(T) scatter_add_det_k<T><<<LAUNCH(os->numel)>>>(*os, *out, *is, *index, *src, dim)
     DISPATCH_ALL(out->dtype, F)

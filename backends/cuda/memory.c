@@ -66,7 +66,7 @@ void *em_cuda__alloc(void *ctx, int dev, size_t nbytes)
     if (!d)
         return NULL;
     pthread_mutex_lock(&d->lock);
-    void *p = em_cuda_pool_alloc(&d->pool, nbytes);
+    void *p = em_cuda__pool_alloc(&d->pool, nbytes);
     char msg[sizeof d->pool.oom];
     snprintf(msg, sizeof msg, "%s", d->pool.oom);
     pthread_mutex_unlock(&d->lock);
@@ -87,18 +87,26 @@ void em_cuda__free(void *ctx, int dev, void *buf, size_t nbytes)
         return;
     em_cuda_device *d = &em_cuda__state.dev[dev];
     pthread_mutex_lock(&d->lock);
-    bool ok = em_cuda_pool_free(&d->pool, buf);
+    bool ok = em_cuda__pool_free(&d->pool, buf);
     pthread_mutex_unlock(&d->lock);
     if (!ok)
         em_warn("cuda: free: %p is not a live block of cuda:%d", buf, dev);
 }
 
+/* Device dev's entry, without making it current or creating its stream (reading or resetting
+ * the pool's statistics needs neither); NULL after em_device_index_check's error. */
+static em_cuda_device *listed_device(int dev, const char *what)
+{
+    if (em_device_index_check("cuda", what, dev, em_cuda__state.ndev) < 0)
+        return NULL;
+    return &em_cuda__state.dev[dev];
+}
+
 int em_cuda__memory_stats(void *ctx, int dev, em_memory_stats *out)
 {
-    (void)ctx;
-    if (dev < 0 || dev >= em_cuda__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "cuda: memory_stats: no device %d", dev);
-    em_cuda_device *d = &em_cuda__state.dev[dev];
+    em_cuda_device *d = listed_device(dev, "memory_stats");
+    if (!d)
+        return em_last_status();
     pthread_mutex_lock(&d->lock);
     out->allocated = d->pool.allocated;
     out->reserved = d->pool.reserved;
@@ -115,57 +123,53 @@ int em_cuda__empty_cache(void *ctx, int dev)
         return em_last_status();
     cudaStreamSynchronize((cudaStream_t)d->stream);
     pthread_mutex_lock(&d->lock);
-    em_cuda_pool_empty_cache(&d->pool);
+    em_cuda__pool_empty_cache(&d->pool);
     pthread_mutex_unlock(&d->lock);
     return EM_OK;
 }
 
 int em_cuda__reset_peak(void *ctx, int dev)
 {
-    (void)ctx;
-    if (dev < 0 || dev >= em_cuda__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "cuda: reset_peak: no device %d", dev);
-    em_cuda_device *d = &em_cuda__state.dev[dev];
+    em_cuda_device *d = listed_device(dev, "reset_peak");
+    if (!d)
+        return em_last_status();
     pthread_mutex_lock(&d->lock);
-    em_cuda_pool_reset_peak(&d->pool);
+    em_cuda__pool_reset_peak(&d->pool);
     pthread_mutex_unlock(&d->lock);
     return EM_OK;
 }
 
 /* ---- copies ---------------------------------------------------------------------------------- */
 
-int em_cuda__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
-                            size_t nbytes)
+/* One copy between host memory and device dev's memory, finished before it returns: `what`
+ * names the vtable entry in errors. */
+static int host_transfer(int dev, const char *what, void *dst, const void *src, size_t nbytes,
+                         enum cudaMemcpyKind kind)
 {
-    (void)ctx;
     if (nbytes == 0)
         return EM_OK;
-    em_cuda_device *d = em_cuda__device(dev, "copy_from_host");
+    em_cuda_device *d = em_cuda__device(dev, what);
     if (!d)
         return em_last_status();
     cudaStream_t st = (cudaStream_t)d->stream;
-    cudaError_t err = cudaMemcpyAsync((char *)dst + dst_off, src, nbytes,
-                                      cudaMemcpyHostToDevice, st);
+    cudaError_t err = cudaMemcpyAsync(dst, src, nbytes, kind, st);
     if (err == cudaSuccess)
         err = cudaStreamSynchronize(st);
-    return err == cudaSuccess ? EM_OK : em_cuda__fail("copy_from_host", "cudaMemcpyAsync", err);
+    return err == cudaSuccess ? EM_OK : em_cuda__fail(what, "cudaMemcpyAsync", err);
+}
+
+int em_cuda__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
+                            size_t nbytes)
+{
+    return host_transfer(dev, "copy_from_host", (char *)dst + dst_off, src, nbytes,
+                         cudaMemcpyHostToDevice);
 }
 
 int em_cuda__copy_to_host(void *ctx, int dev, void *dst, const void *src, size_t src_off,
                           size_t nbytes)
 {
-    (void)ctx;
-    if (nbytes == 0)
-        return EM_OK;
-    em_cuda_device *d = em_cuda__device(dev, "copy_to_host");
-    if (!d)
-        return em_last_status();
-    cudaStream_t st = (cudaStream_t)d->stream;
-    cudaError_t err = cudaMemcpyAsync(dst, (const char *)src + src_off, nbytes,
-                                      cudaMemcpyDeviceToHost, st);
-    if (err == cudaSuccess)
-        err = cudaStreamSynchronize(st);
-    return err == cudaSuccess ? EM_OK : em_cuda__fail("copy_to_host", "cudaMemcpyAsync", err);
+    return host_transfer(dev, "copy_to_host", dst, (const char *)src + src_off, nbytes,
+                         cudaMemcpyDeviceToHost);
 }
 
 int em_cuda__copy_device(void *ctx, int dev_dst, void *dst, size_t dst_off, int dev_src,

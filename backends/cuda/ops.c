@@ -26,12 +26,12 @@ static int k_copy(void *bctx, const em_kcall *c)
     void *st = kcall_stream(c, "copy", 1, 1, 0);
     if (!st)
         return em_last_status();
-    em_cu_shape s;
-    em_cu_arg dst, src;
+    em_cuda_shape s;
+    em_cuda_arg dst, src;
     to_shape(&s, &c->out[0]);
     to_arg(&dst, &c->out[0]);
     to_arg(&src, &c->in[0]);
-    return launched(em_cu_copy(st, &s, &dst, &src), "copy", c->in[0].dtype);
+    return launched(em_cuda__copy(st, &s, &dst, &src), "copy", c->in[0].dtype);
 }
 
 static int k_fill(void *bctx, const em_kcall *c)
@@ -40,9 +40,9 @@ static int k_fill(void *bctx, const em_kcall *c)
     void *st = kcall_stream(c, "fill", 0, 1, 1);
     if (!st)
         return em_last_status();
-    em_cu_arg out;
+    em_cuda_arg out;
     to_arg(&out, &c->out[0]);
-    return launched(em_cu_fill(st, c->out[0].numel, &out, c->attrs[0].f), "fill",
+    return launched(em_cuda__fill(st, c->out[0].numel, &out, c->attrs[0].f), "fill",
                     c->out[0].dtype);
 }
 
@@ -59,85 +59,73 @@ static int k_random(void *bctx, const em_kcall *c)
     if (dist == 2 && a[6].i <= a[5].i)
         return em_set_error(EM_ERR_INVALID, "cuda: random: empty range [%lld, %lld)",
                             (long long)a[5].i, (long long)a[6].i);
-    em_cu_arg out;
+    em_cuda_arg out;
     to_arg(&out, &c->out[0]);
-    return launched(em_cu_random(st, c->out[0].numel, &out, dist, (uint64_t)a[1].i,
-                                 (uint64_t)a[2].i, a[3].f, a[4].f, a[5].i, a[6].i),
+    return launched(em_cuda__random(st, c->out[0].numel, &out, dist, (uint64_t)a[1].i,
+                                    (uint64_t)a[2].i, a[3].f, a[4].f, a[5].i, a[6].i),
                     "random", c->out[0].dtype);
 }
 
 /* ---- elementwise ----------------------------------------------------------------------------- */
 
-static const char *const unary_names[EM_CU_UNARY_COUNT] = {
+static const char *const unary_names[EM_CUDA_UNARY_COUNT] = {
     "neg", "abs", "relu", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid"};
-static const char *const binary_names[EM_CU_BINARY_COUNT] = {
+static const char *const binary_names[EM_CUDA_BINARY_COUNT] = {
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"};
 
-static int run_unary(int op, const em_kcall *c)
+static int run_unary(void *bctx, const em_kcall *c, int op)
 {
     const char *name = unary_names[op];
     void *st = kcall_stream(c, name, 1, 1, 0);
     if (!st)
         return em_last_status();
-    em_cu_shape s;
-    em_cu_arg out, a;
+    em_cuda_shape s;
+    em_cuda_arg out, a;
     to_shape(&s, &c->out[0]);
     to_arg(&out, &c->out[0]);
     to_arg(&a, &c->in[0]);
-    return launched(em_cu_unary(st, op, &s, &out, &a), name, c->in[0].dtype);
+    return launched(em_cuda__unary(st, op, &s, &out, &a), name, c->in[0].dtype);
 }
 
-static int run_binary(int op, const em_kcall *c)
+static int run_binary(void *bctx, const em_kcall *c, int op)
 {
     const char *name = binary_names[op];
     void *st = kcall_stream(c, name, 2, 1, 0);
     if (!st)
         return em_last_status();
-    em_cu_shape s;
-    em_cu_arg out, a, b;
+    em_cuda_shape s;
+    em_cuda_arg out, a, b;
     to_shape(&s, &c->out[0]);
     to_arg(&out, &c->out[0]);
     to_arg(&a, &c->in[0]);
     to_arg(&b, &c->in[1]);
-    return launched(em_cu_binary(st, op, &s, &out, &a, &b), name, c->in[0].dtype);
+    return launched(em_cuda__binary(st, op, &s, &out, &a, &b), name, c->in[0].dtype);
 }
 
-#define UNARY(op, id)                                                                      \
-    static int k_##op(void *bctx, const em_kcall *c)                                       \
-    {                                                                                      \
-        (void)bctx;                                                                        \
-        return run_unary(id, c);                                                           \
-    }
-UNARY(neg, EM_CU_NEG)
-UNARY(abs, EM_CU_ABS)
-UNARY(relu, EM_CU_RELU)
-UNARY(exp, EM_CU_EXP)
-UNARY(log, EM_CU_LOG)
-UNARY(sqrt, EM_CU_SQRT)
-UNARY(sin, EM_CU_SIN)
-UNARY(cos, EM_CU_COS)
-UNARY(tanh, EM_CU_TANH)
-UNARY(sigmoid, EM_CU_SIGMOID)
+EM_KERNEL_BIND(k_neg, run_unary, EM_CUDA_NEG)
+EM_KERNEL_BIND(k_abs, run_unary, EM_CUDA_ABS)
+EM_KERNEL_BIND(k_relu, run_unary, EM_CUDA_RELU)
+EM_KERNEL_BIND(k_exp, run_unary, EM_CUDA_EXP)
+EM_KERNEL_BIND(k_log, run_unary, EM_CUDA_LOG)
+EM_KERNEL_BIND(k_sqrt, run_unary, EM_CUDA_SQRT)
+EM_KERNEL_BIND(k_sin, run_unary, EM_CUDA_SIN)
+EM_KERNEL_BIND(k_cos, run_unary, EM_CUDA_COS)
+EM_KERNEL_BIND(k_tanh, run_unary, EM_CUDA_TANH)
+EM_KERNEL_BIND(k_sigmoid, run_unary, EM_CUDA_SIGMOID)
 
-#define BINARY(op, id)                                                                     \
-    static int k_##op(void *bctx, const em_kcall *c)                                       \
-    {                                                                                      \
-        (void)bctx;                                                                        \
-        return run_binary(id, c);                                                          \
-    }
-BINARY(add, EM_CU_ADD)
-BINARY(sub, EM_CU_SUB)
-BINARY(mul, EM_CU_MUL)
-BINARY(div, EM_CU_DIV)
-BINARY(pow, EM_CU_POW)
-BINARY(maximum, EM_CU_MAXIMUM)
-BINARY(minimum, EM_CU_MINIMUM)
-BINARY(eq, EM_CU_EQ)
-BINARY(ne, EM_CU_NE)
-BINARY(lt, EM_CU_LT)
-BINARY(le, EM_CU_LE)
-BINARY(gt, EM_CU_GT)
-BINARY(ge, EM_CU_GE)
+EM_KERNEL_BIND(k_add, run_binary, EM_CUDA_ADD)
+EM_KERNEL_BIND(k_sub, run_binary, EM_CUDA_SUB)
+EM_KERNEL_BIND(k_mul, run_binary, EM_CUDA_MUL)
+EM_KERNEL_BIND(k_div, run_binary, EM_CUDA_DIV)
+EM_KERNEL_BIND(k_pow, run_binary, EM_CUDA_POW)
+EM_KERNEL_BIND(k_maximum, run_binary, EM_CUDA_MAXIMUM)
+EM_KERNEL_BIND(k_minimum, run_binary, EM_CUDA_MINIMUM)
+EM_KERNEL_BIND(k_eq, run_binary, EM_CUDA_EQ)
+EM_KERNEL_BIND(k_ne, run_binary, EM_CUDA_NE)
+EM_KERNEL_BIND(k_lt, run_binary, EM_CUDA_LT)
+EM_KERNEL_BIND(k_le, run_binary, EM_CUDA_LE)
+EM_KERNEL_BIND(k_gt, run_binary, EM_CUDA_GT)
+EM_KERNEL_BIND(k_ge, run_binary, EM_CUDA_GE)
 
 static int k_where(void *bctx, const em_kcall *c)
 {
@@ -145,33 +133,33 @@ static int k_where(void *bctx, const em_kcall *c)
     void *st = kcall_stream(c, "where", 3, 1, 0);
     if (!st)
         return em_last_status();
-    em_cu_shape s;
-    em_cu_arg out, a, b, cond;
+    em_cuda_shape s;
+    em_cuda_arg out, a, b, cond;
     to_shape(&s, &c->out[0]);
     to_arg(&out, &c->out[0]);
     to_arg(&a, &c->in[0]);
     to_arg(&b, &c->in[1]);
     to_arg(&cond, &c->in[2]);
-    return launched(em_cu_where(st, &s, &out, &a, &b, &cond), "where", c->in[0].dtype);
+    return launched(em_cuda__where(st, &s, &out, &a, &b, &cond), "where", c->in[0].dtype);
 }
 
 /* ---- reductions ------------------------------------------------------------------------------ */
 
-static int run_reduce(void *bctx, int kind, const em_kcall *c)
+static int run_reduce(void *bctx, const em_kcall *c, int kind)
 {
-    const char *name = kind == EM_CU_SUM ? "sum" : "amax";
+    const char *name = kind == EM_CUDA_SUM ? "sum" : "amax";
     void *st = kcall_stream(c, name, 1, 1, 2);
     if (!st)
         return em_last_status();
     const em_ktensor *in = &c->in[0];
     const em_attr *axes = &c->attrs[0];
-    bool reduced[EM_CU_MAX_DIMS] = {false};
+    bool reduced[EM_CUDA_MAX_DIMS] = {false};
     for (int i = 0; i < axes->n; i++)          /* non-negative and in range (primitives.md) */
         if (axes->ints[i] < in->ndim)
             reduced[axes->ints[i]] = true;
-    em_cu_shape kept = {0, 1, {0}}, red = {0, 1, {0}};
-    em_cu_arg ink, out;
-    int64_t red_strides[EM_CU_MAX_DIMS] = {0};
+    em_cuda_shape kept = {0, 1, {0}}, red = {0, 1, {0}};
+    em_cuda_arg ink, out;
+    int64_t red_strides[EM_CUDA_MAX_DIMS] = {0};
     to_arg(&ink, in);
     memset(ink.strides, 0, sizeof ink.strides);
     for (int d = 0; d < in->ndim; d++) {
@@ -185,29 +173,22 @@ static int run_reduce(void *bctx, int kind, const em_kcall *c)
             kept.numel *= in->shape[d];
         }
     }
-    if (kind == EM_CU_AMAX && red.numel == 0)
+    if (kind == EM_CUDA_AMAX && red.numel == 0)
         return em_set_error(EM_ERR_INVALID, "cuda: amax: empty reduction");
     to_arg(&out, &c->out[0]);
     /* scratch for a split reduction, back to the pool once enqueued (stream order) */
-    size_t bytes = em_cu_reduce_scratch(&kept, &red);
+    size_t bytes = em_cuda__reduce_scratch(&kept, &red);
     void *scratch = bytes ? em_cuda__alloc(bctx, c->device, bytes) : NULL;
     if (bytes && !scratch)
         return em_last_status();
-    int rc = em_cu_reduce(st, kind, &kept, &ink, &red, red_strides, &out, scratch);
+    int rc = em_cuda__reduce(st, kind, &kept, &ink, &red, red_strides, &out, scratch);
     if (scratch)
         em_cuda__free(bctx, c->device, scratch, bytes);
     return launched(rc, name, in->dtype);
 }
 
-static int k_sum(void *bctx, const em_kcall *c)
-{
-    return run_reduce(bctx, EM_CU_SUM, c);
-}
-
-static int k_amax(void *bctx, const em_kcall *c)
-{
-    return run_reduce(bctx, EM_CU_AMAX, c);
-}
+EM_KERNEL_BIND(k_sum, run_reduce, EM_CUDA_SUM)
+EM_KERNEL_BIND(k_amax, run_reduce, EM_CUDA_AMAX)
 
 static int k_argmax(void *bctx, const em_kcall *c)
 {
@@ -220,8 +201,8 @@ static int k_argmax(void *bctx, const em_kcall *c)
     if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
         return em_set_error(EM_ERR_INVALID, "cuda: argmax: dim %lld out of range",
                             (long long)dim);
-    em_cu_shape kept = {0, 1, {0}};
-    em_cu_arg ink, out;
+    em_cuda_shape kept = {0, 1, {0}};
+    em_cuda_arg ink, out;
     to_arg(&ink, in);
     memset(ink.strides, 0, sizeof ink.strides);
     int64_t len = 1, stride = 0;
@@ -238,7 +219,7 @@ static int k_argmax(void *bctx, const em_kcall *c)
     if (len == 0)
         return em_set_error(EM_ERR_INVALID, "cuda: argmax: empty dim");
     to_arg(&out, &c->out[0]);
-    return launched(em_cu_argmax(st, &kept, &ink, len, stride, &out), "argmax", in->dtype);
+    return launched(em_cuda__argmax(st, &kept, &ink, len, stride, &out), "argmax", in->dtype);
 }
 
 /* ---- gather, scatter_add --------------------------------------------------------------------- */
@@ -251,14 +232,14 @@ static int k_gather(void *bctx, const em_kcall *c)
         return em_last_status();
     const em_ktensor *a = &c->in[0], *idx = &c->in[1];
     int dim = (int)c->attrs[0].i;
-    em_cu_shape s;
-    em_cu_arg out, aa, ii;
+    em_cuda_shape s;
+    em_cuda_arg out, aa, ii;
     to_shape(&s, idx);
     to_arg(&out, &c->out[0]);
     to_arg(&aa, a);
     to_arg(&ii, idx);
     int64_t dstride = a->ndim > 0 ? a->strides[dim] : 0;
-    return launched(em_cu_gather(st, &s, &out, &aa, dstride, &ii, dim), "gather", a->dtype);
+    return launched(em_cuda__gather(st, &s, &out, &aa, dstride, &ii, dim), "gather", a->dtype);
 }
 
 /* EMBER_CUDA_DETERMINISTIC=1: scatter_add sums in index order (no atomics) for every dtype,
@@ -278,12 +259,12 @@ static int k_scatter_add(void *bctx, const em_kcall *c)
         return em_last_status();
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *o = &c->out[0];
     int dim = (int)c->attrs[0].i;
-    em_cu_shape s;
-    em_cu_arg out, aa, ii, ss;
+    em_cuda_shape s;
+    em_cuda_arg out, aa, ii, ss;
     to_shape(&s, o);
     to_arg(&out, o);
     to_arg(&aa, a);
-    int rc = launched(em_cu_copy(st, &s, &out, &aa), "scatter_add", a->dtype);
+    int rc = launched(em_cuda__copy(st, &s, &out, &aa), "scatter_add", a->dtype);
     if (rc != EM_OK || idx->numel == 0)
         return rc;
     to_arg(&ii, idx);
@@ -294,10 +275,10 @@ static int k_scatter_add(void *bctx, const em_kcall *c)
     if (atomic) {
         to_shape(&s, idx);
         int64_t dstride = o->ndim > 0 ? o->strides[dim] : 0;
-        return launched(em_cu_scatter_add(st, &s, &out, dstride, &ii, &ss, dim),
+        return launched(em_cuda__scatter_add(st, &s, &out, dstride, &ii, &ss, dim),
                         "scatter_add", dt);
     }
-    em_cu_shape is;
+    em_cuda_shape is;
     to_shape(&is, idx);
     to_shape(&s, o);
     if (o->ndim == 0) {              /* 0-dim: one element, index 0 */
@@ -305,7 +286,7 @@ static int k_scatter_add(void *bctx, const em_kcall *c)
         s.shape[0] = is.shape[0] = 1;
         ii.strides[0] = ss.strides[0] = 0;
     }
-    return launched(em_cu_scatter_add_det(st, &s, &out, &is, &ii, &ss, dim), "scatter_add",
+    return launched(em_cuda__scatter_add_det(st, &s, &out, &is, &ii, &ss, dim), "scatter_add",
                     dt);
 }
 
@@ -442,17 +423,17 @@ static int k_matmul(void *bctx, const em_kcall *c)
     int64_t a_rs = a->strides[nd - 2], a_cs = a->strides[nd - 1];
     int64_t b_rs = b->strides[nd - 2], b_cs = b->strides[nd - 1];
     int nb = nd - 2;
-    em_cu_shape bs = {nb, 1, {0}};
+    em_cuda_shape bs = {nb, 1, {0}};
     for (int i = 0; i < nb; i++) {
         bs.shape[i] = o->shape[i];
         bs.numel *= o->shape[i];
     }
-    em_cu_arg ao, bo, oo;
+    em_cuda_arg ao, bo, oo;
     to_arg(&ao, a);
     to_arg(&bo, b);
     to_arg(&oo, o);
     if (k == 0)
-        return launched(em_cu_fill(d->stream, o->numel, &oo, 0.0), "matmul", a->dtype);
+        return launched(em_cuda__fill(d->stream, o->numel, &oo, 0.0), "matmul", a->dtype);
 
     cudaDataType_t ty = CUDA_R_32F;
     cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
@@ -471,8 +452,8 @@ static int k_matmul(void *bctx, const em_kcall *c)
                 blas_layout(k, n, b_rs, b_cs, &opb, &ldb) && lda <= INT32_MAX &&
                 ldb <= INT32_MAX;
     if (!blas)
-        return launched(em_cu_matmul_simple(d->stream, (int)a->dtype, bs.numel, m, n, k, &bs,
-                                            &oo, &ao, a_rs, a_cs, &bo, b_rs, b_cs),
+        return launched(em_cuda__matmul_simple(d->stream, (int)a->dtype, bs.numel, m, n, k, &bs,
+                                               &oo, &ao, a_rs, a_cs, &bo, b_rs, b_cs),
                         "matmul", a->dtype);
     cublasHandle_t h = NULL;
     if ((rc = cublas_handle(d, &h)) != EM_OK)

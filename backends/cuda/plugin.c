@@ -62,7 +62,7 @@ static void enumerate(em_cuda_state *s)
         pthread_mutex_init(&d->lock, NULL);
         em_cuda_raw raw;
         em_cuda__pool_raw(&raw, s->ndev);
-        em_cuda_pool_init(&d->pool, &raw);
+        em_cuda__pool_init(&d->pool, &raw);
         s->ndev++;
     }
     if (s->ndev == 0)
@@ -73,11 +73,8 @@ static void enumerate(em_cuda_state *s)
 em_cuda_device *em_cuda__device(int dev, const char *what)
 {
     em_cuda_state *s = &em_cuda__state;
-    if (dev < 0 || dev >= s->ndev) {
-        em_set_error(EM_ERR_DEVICE, "cuda: %s: no device %d (there %s %d)", what, dev,
-                     s->ndev == 1 ? "is" : "are", s->ndev);
+    if (em_device_index_check("cuda", what, dev, s->ndev) < 0)
         return NULL;
-    }
     em_cuda_device *d = &s->dev[dev];
     cudaError_t err = cudaSetDevice(dev);
     if (err != cudaSuccess) {
@@ -112,9 +109,9 @@ static int cu_device_count(void *ctx)
 static int cu_device_info(void *ctx, int dev, em_device_info *out)
 {
     (void)ctx;
-    if (dev < 0 || dev >= em_cuda__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "cuda: no device %d (there are %d)", dev,
-                            em_cuda__state.ndev);
+    int rc = em_device_index_check("cuda", "device_info", dev, em_cuda__state.ndev);
+    if (rc < 0)
+        return rc;
     em_cuda_device *d = &em_cuda__state.dev[dev];
     snprintf(out->name, sizeof out->name, "%s", d->name);
     out->total_memory = d->total_mem;
@@ -205,7 +202,7 @@ static void cu_shutdown(void)
         if (d->ready && cudaSetDevice(i) == cudaSuccess) {
             cudaStreamSynchronize((cudaStream_t)d->stream);
             em_cuda__cublas_destroy(d);
-            em_cuda_pool_destroy(&d->pool);
+            em_cuda__pool_destroy(&d->pool);
             cudaStreamDestroy((cudaStream_t)d->stream);
         }
         pthread_mutex_destroy(&d->lock);

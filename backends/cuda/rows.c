@@ -11,41 +11,26 @@
 /* The core's softmax and log_softmax are composites (amax, sub, exp, sum, div/log: five
  * launches and four temporaries); on cuda they are one kernel each. Their backward formulas
  * (SoftmaxBackward0, LogSoftmaxBackward0) are the core's, so autograd is unchanged. */
-static int run_softmax(int log_softmax, const em_kcall *c)
+static int run_softmax(void *bctx, const em_kcall *c, int log_softmax)
 {
     const char *name = log_softmax ? "log_softmax" : "softmax";
     void *st = kcall_stream(c, name, 1, 1, 1);
     if (!st)
         return em_last_status();
     const em_ktensor *in = &c->in[0];
-    int64_t dim = c->attrs[0].i;
-    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
-        return em_set_error(EM_ERR_INVALID, "cuda: %s: dim %lld out of range", name,
-                            (long long)dim);
-    int64_t len = in->ndim > 0 ? in->shape[dim] : 1, inner = 1;
-    for (int d = (int)dim + 1; d < in->ndim; d++)
-        inner *= in->shape[d];
-    int64_t rows = len > 0 ? in->numel / len : 0;
-    if (rows == 0)
-        return EM_OK;
-    em_cu_arg a, out;
+    int64_t rows = 0, len = 0, inner = 0;
+    int rc = em_kt_rows(in, c->attrs[0].i, "cuda", name, &rows, &len, &inner);
+    if (rc != EM_OK || rows == 0)
+        return rc;
+    em_cuda_arg a, out;
     to_arg(&a, in);
     to_arg(&out, &c->out[0]);
-    return launched(em_cu_softmax(st, log_softmax, rows, len, inner, &a, &out), name,
+    return launched(em_cuda__softmax(st, log_softmax, rows, len, inner, &a, &out), name,
                     in->dtype);
 }
 
-static int k_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(0, c);
-}
-
-static int k_log_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(1, c);
-}
+EM_KERNEL_BIND(k_softmax, run_softmax, 0)
+EM_KERNEL_BIND(k_log_softmax, run_softmax, 1)
 
 /* ---- cross entropy ---------------------------------------------------------------------------- */
 
@@ -59,15 +44,15 @@ static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
         return em_last_status();
     const em_ktensor *x = &c->in[0];
     int red = (int)c->attrs[1].i;
-    if (x->ndim != 2 || red < EM_CU_RED_NONE || red > EM_CU_RED_SUM)
+    if (x->ndim != 2 || red < EM_CUDA_RED_NONE || red > EM_CUDA_RED_SUM)
         return em_set_error(EM_ERR_INVALID, "cuda: %s: expected (N, C) logits and a reduction, "
                             "got %d dims and reduction %d", name, x->ndim, red);
     int64_t n = x->shape[0], nc = x->shape[1];
-    size_t bytes = em_cu_cross_entropy_scratch(n, red, backward);
+    size_t bytes = em_cuda__cross_entropy_scratch(n, red, backward);
     void *scratch = bytes ? em_cuda__alloc(bctx, c->device, bytes) : NULL;
     if (bytes && !scratch)
         return em_last_status();
-    em_cu_arg ax, at, aw, ag, out;
+    em_cuda_arg ax, at, aw, ag, out;
     to_arg(&ax, x);
     to_arg(&at, &c->in[1]);
     to_arg(&aw, &c->in[2]);
@@ -76,25 +61,18 @@ static int run_cross_entropy(void *bctx, const em_kcall *c, bool backward)
     int rc;
     if (backward) {
         to_arg(&ag, &c->in[3]);
-        rc = em_cu_cross_entropy_backward(st, red, ignore, n, nc, &ax, &at, &aw, &ag, &out,
-                                          scratch);
+        rc = em_cuda__cross_entropy_backward(st, red, ignore, n, nc, &ax, &at, &aw, &ag, &out,
+                                             scratch);
     } else {
-        rc = em_cu_cross_entropy(st, red, ignore, n, nc, &ax, &at, &aw, &out, scratch);
+        rc = em_cuda__cross_entropy(st, red, ignore, n, nc, &ax, &at, &aw, &out, scratch);
     }
     if (scratch)
         em_cuda__free(bctx, c->device, scratch, bytes);
     return launched(rc, name, x->dtype);
 }
 
-static int k_cross_entropy(void *bctx, const em_kcall *c)
-{
-    return run_cross_entropy(bctx, c, false);
-}
-
-static int k_cross_entropy_backward(void *bctx, const em_kcall *c)
-{
-    return run_cross_entropy(bctx, c, true);
-}
+EM_KERNEL_BIND(k_cross_entropy, run_cross_entropy, false)
+EM_KERNEL_BIND(k_cross_entropy_backward, run_cross_entropy, true)
 
 int em_cuda__register_rows(em_registry *reg)
 {

@@ -25,7 +25,7 @@ using AccOf = typename std::conditional<std::is_same<S, double>::value, double, 
 /* ---- softmax / log_softmax: one block per row ------------------------------------------- */
 
 template <class S, bool LOG>
-__global__ void softmax_k(int64_t rows, int64_t len, int64_t inner, em_cu_arg in, em_cu_arg out)
+__global__ void softmax_k(int64_t rows, int64_t len, int64_t inner, em_cuda_arg in, em_cuda_arg out)
 {
     typedef AccOf<S> A;
     __shared__ A sh[THREADS];
@@ -91,8 +91,8 @@ __device__ inline void row_stats(const S *x, int64_t nc, int lane, A *m, A *s)
  * for a target out of range). "none" stores the loss into out; otherwise both go to part
  * (2n values: losses, then weights) for ce_reduce_k. */
 template <class S>
-__global__ void ce_rows_k(int64_t n, int64_t nc, int64_t ignore, em_cu_arg x, em_cu_arg t,
-                          em_cu_arg w, em_cu_arg out, double *part)
+__global__ void ce_rows_k(int64_t n, int64_t nc, int64_t ignore, em_cuda_arg x, em_cuda_arg t,
+                          em_cuda_arg w, em_cuda_arg out, double *part)
 {
     typedef AccOf<S> A;
     int lane = threadIdx.x % 32;
@@ -123,7 +123,7 @@ __global__ void ce_rows_k(int64_t n, int64_t nc, int64_t ignore, em_cu_arg x, em
 
 /* One block: out = sum(loss) (or / sum(w) for mean), in f64, in a fixed order. */
 template <class S>
-__global__ void ce_reduce_k(int64_t n, const double *part, int mean, em_cu_arg out)
+__global__ void ce_reduce_k(int64_t n, const double *part, int mean, em_cuda_arg out)
 {
     __shared__ double sh[THREADS];
     double l = 0, w = 0;
@@ -139,7 +139,7 @@ __global__ void ce_reduce_k(int64_t n, const double *part, int mean, em_cu_arg o
 
 /* One block: *wsum = the summed weights of the counted targets (the mean's denominator). */
 template <class S>
-__global__ void ce_wsum_k(int64_t n, int64_t nc, int64_t ignore, em_cu_arg t, em_cu_arg w,
+__global__ void ce_wsum_k(int64_t n, int64_t nc, int64_t ignore, em_cuda_arg t, em_cuda_arg w,
                           double *wsum)
 {
     __shared__ double sh[THREADS];
@@ -157,9 +157,9 @@ __global__ void ce_wsum_k(int64_t n, int64_t nc, int64_t ignore, em_cu_arg t, em
 
 /* dx_ij = s_i (softmax(x_i)_j - [j == t_i]), s_i = w[t] g (g_i for "none"; / *wsum for mean). */
 template <class S>
-__global__ void ce_backward_k(int64_t n, int64_t nc, int64_t ignore, int red, em_cu_arg x,
-                              em_cu_arg t, em_cu_arg w, em_cu_arg g, const double *wsum,
-                              em_cu_arg dx)
+__global__ void ce_backward_k(int64_t n, int64_t nc, int64_t ignore, int red, em_cuda_arg x,
+                              em_cuda_arg t, em_cuda_arg w, em_cuda_arg g, const double *wsum,
+                              em_cuda_arg dx)
 {
     typedef AccOf<S> A;
     int lane = threadIdx.x % 32;
@@ -181,9 +181,9 @@ __global__ void ce_backward_k(int64_t n, int64_t nc, int64_t ignore, int red, em
         }
         A m, s;
         row_stats<S, A>(xb + i * nc, nc, lane, &m, &s);
-        A gi = (A)Tr<S>::load((const S *)g.buf + g.offset + (red == EM_CU_RED_NONE ? i : 0));
+        A gi = (A)Tr<S>::load((const S *)g.buf + g.offset + (red == EM_CUDA_RED_NONE ? i : 0));
         A sc = (A)Tr<S>::load((const S *)w.buf + w.offset + k) * gi;
-        if (red == EM_CU_RED_MEAN)
+        if (red == EM_CUDA_RED_MEAN)
             sc = (A)((double)sc / *wsum);
         for (int64_t j = lane; j < nc; j += 32) {
             A p = exp((A)Tr<S>::load(xb + i * nc + j) - m) / s;
@@ -200,8 +200,8 @@ inline int warp_blocks(int64_t rows)
 
 } // namespace
 
-extern "C" int em_cu_softmax(void *stream, int log_softmax, int64_t rows, int64_t len,
-                             int64_t inner, const em_cu_arg *in, const em_cu_arg *out)
+extern "C" int em_cuda__softmax(void *stream, int log_softmax, int64_t rows, int64_t len,
+                                int64_t inner, const em_cuda_arg *in, const em_cuda_arg *out)
 {
     int blocks = (int)(rows < 65535 ? rows : 65535);
 #define F(T)                                                                                  \
@@ -214,26 +214,26 @@ extern "C" int em_cu_softmax(void *stream, int log_softmax, int64_t rows, int64_
     return done();
 }
 
-extern "C" size_t em_cu_cross_entropy_scratch(int64_t n, int reduction, int backward)
+extern "C" size_t em_cuda__cross_entropy_scratch(int64_t n, int reduction, int backward)
 {
     if (backward)
-        return reduction == EM_CU_RED_MEAN ? sizeof(double) : 0;
-    return reduction == EM_CU_RED_NONE ? 0 : (size_t)(2 * (n > 0 ? n : 1)) * sizeof(double);
+        return reduction == EM_CUDA_RED_MEAN ? sizeof(double) : 0;
+    return reduction == EM_CUDA_RED_NONE ? 0 : (size_t)(2 * (n > 0 ? n : 1)) * sizeof(double);
 }
 
-extern "C" int em_cu_cross_entropy(void *stream, int reduction, int64_t ignore, int64_t n,
-                                   int64_t nc, const em_cu_arg *x, const em_cu_arg *t,
-                                   const em_cu_arg *w, const em_cu_arg *out, void *scratch)
+extern "C" int em_cuda__cross_entropy(void *stream, int reduction, int64_t ignore, int64_t n,
+                                      int64_t nc, const em_cuda_arg *x, const em_cuda_arg *t,
+                                      const em_cuda_arg *w, const em_cuda_arg *out, void *scratch)
 {
     cudaStream_t st = (cudaStream_t)stream;
-    double *part = reduction == EM_CU_RED_NONE ? NULL : (double *)scratch;
+    double *part = reduction == EM_CUDA_RED_NONE ? NULL : (double *)scratch;
     if (n > 0) {
 #define F(T) ce_rows_k<T><<<warp_blocks(n), THREADS, 0, st>>>(n, nc, ignore, *x, *t, *w, *out, part)
         DISPATCH_FLOAT(x->dtype, F)
 #undef F
     }
     if (part) {
-        int mean = reduction == EM_CU_RED_MEAN;
+        int mean = reduction == EM_CUDA_RED_MEAN;
 #define F(T) ce_reduce_k<T><<<1, THREADS, 0, st>>>(n, part, mean, *out)
         DISPATCH_FLOAT(x->dtype, F)
 #undef F
@@ -241,14 +241,14 @@ extern "C" int em_cu_cross_entropy(void *stream, int reduction, int64_t ignore, 
     return done();
 }
 
-extern "C" int em_cu_cross_entropy_backward(void *stream, int reduction, int64_t ignore,
-                                            int64_t n, int64_t nc, const em_cu_arg *x,
-                                            const em_cu_arg *t, const em_cu_arg *w,
-                                            const em_cu_arg *g, const em_cu_arg *dx,
-                                            void *scratch)
+extern "C" int em_cuda__cross_entropy_backward(void *stream, int reduction, int64_t ignore,
+                                               int64_t n, int64_t nc, const em_cuda_arg *x,
+                                               const em_cuda_arg *t, const em_cuda_arg *w,
+                                               const em_cuda_arg *g, const em_cuda_arg *dx,
+                                               void *scratch)
 {
     cudaStream_t st = (cudaStream_t)stream;
-    double *wsum = reduction == EM_CU_RED_MEAN ? (double *)scratch : NULL;
+    double *wsum = reduction == EM_CUDA_RED_MEAN ? (double *)scratch : NULL;
     if (wsum) {
 #define F(T) ce_wsum_k<T><<<1, THREADS, 0, st>>>(n, nc, ignore, *t, *w, wsum)
         DISPATCH_FLOAT(x->dtype, F)

@@ -42,19 +42,6 @@ void em_ocl__iter_init(em_ocl_iter *it, int ndim, const int64_t *shape, int nops
 
 enum { K_COPY_C, K_COPY_S };
 
-/* Whether src broadcasts (right-aligned, size 1 or equal) to dst's shape. */
-static bool broadcasts(const em_ktensor *dst, const em_ktensor *src)
-{
-    if (src->ndim > dst->ndim)
-        return false;
-    for (int j = 0; j < src->ndim; j++) {
-        int64_t s = src->shape[j], t = dst->shape[dst->ndim - src->ndim + j];
-        if (s != t && s != 1)
-            return false;
-    }
-    return true;
-}
-
 /* src's strides seen with dst's shape: 0 on new and broadcast dims. */
 static void broadcast_strides(const em_ktensor *dst, const em_ktensor *src, int64_t *st)
 {
@@ -99,7 +86,7 @@ int em_ocl__copy(em_ocl_device *d, const em_ktensor *dst, const em_ktensor *src)
         return em_set_error(EM_ERR_INVALID, "opencl: copy: bad dtype");
     if (dst->numel == 0)
         return EM_OK;
-    if (!broadcasts(dst, src)) {
+    if (!em_kt_broadcasts(dst, src)) {
         if (src->numel != dst->numel)
             return em_set_error(EM_ERR_INVALID, "opencl: copy: source does not fit the "
                                 "destination's shape");
@@ -273,7 +260,7 @@ static const ew_op unary_ops[] = {
 
 enum { U_NEG, U_ABS, U_RELU, U_EXP, U_LOG, U_SQRT, U_SIN, U_COS, U_TANH, U_SIGMOID, U_COUNT };
 
-static int run_unary(const em_kcall *c, int id)
+static int run_unary(void *bctx, const em_kcall *c, int id)
 {
     const ew_op *op = &unary_ops[id];
     const em_ktensor *out = &c->out[0], *a = &c->in[0];
@@ -300,23 +287,16 @@ static int run_unary(const em_kcall *c, int id)
                              8, args, n);
 }
 
-#define UN_KERNEL(op, ID_)                                                               \
-    static int k_##op(void *bctx, const em_kcall *c)                                     \
-    {                                                                                    \
-        (void)bctx;                                                                      \
-        return run_unary(c, ID_);                                                        \
-    }
-
-UN_KERNEL(neg, U_NEG)
-UN_KERNEL(abs, U_ABS)
-UN_KERNEL(relu, U_RELU)
-UN_KERNEL(exp, U_EXP)
-UN_KERNEL(log, U_LOG)
-UN_KERNEL(sqrt, U_SQRT)
-UN_KERNEL(sin, U_SIN)
-UN_KERNEL(cos, U_COS)
-UN_KERNEL(tanh, U_TANH)
-UN_KERNEL(sigmoid, U_SIGMOID)
+EM_KERNEL_BIND(k_neg, run_unary, U_NEG)
+EM_KERNEL_BIND(k_abs, run_unary, U_ABS)
+EM_KERNEL_BIND(k_relu, run_unary, U_RELU)
+EM_KERNEL_BIND(k_exp, run_unary, U_EXP)
+EM_KERNEL_BIND(k_log, run_unary, U_LOG)
+EM_KERNEL_BIND(k_sqrt, run_unary, U_SQRT)
+EM_KERNEL_BIND(k_sin, run_unary, U_SIN)
+EM_KERNEL_BIND(k_cos, run_unary, U_COS)
+EM_KERNEL_BIND(k_tanh, run_unary, U_TANH)
+EM_KERNEL_BIND(k_sigmoid, run_unary, U_SIGMOID)
 
 /* ---- binary and where ----------------------------------------------------------------------- */
 
@@ -340,7 +320,7 @@ enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_MINIMUM, B_EQ, B_NE, B_LT
        B_GE, B_COUNT };
 enum { K_WHERE_C = 2 * B_COUNT, K_WHERE_S };
 
-static int run_binary(const em_kcall *c, int id)
+static int run_binary(void *bctx, const em_kcall *c, int id)
 {
     const ew_op *op = &binary_ops[id];
     const em_ktensor *out = &c->out[0], *a = &c->in[0], *b = &c->in[1];
@@ -368,26 +348,19 @@ static int run_binary(const em_kcall *c, int id)
                              op->name, 11, args, n);
 }
 
-#define BIN_KERNEL(op, ID_)                                                              \
-    static int k_##op(void *bctx, const em_kcall *c)                                     \
-    {                                                                                    \
-        (void)bctx;                                                                      \
-        return run_binary(c, ID_);                                                       \
-    }
-
-BIN_KERNEL(add, B_ADD)
-BIN_KERNEL(sub, B_SUB)
-BIN_KERNEL(mul, B_MUL)
-BIN_KERNEL(div, B_DIV)
-BIN_KERNEL(pow, B_POW)
-BIN_KERNEL(maximum, B_MAXIMUM)
-BIN_KERNEL(minimum, B_MINIMUM)
-BIN_KERNEL(eq, B_EQ)
-BIN_KERNEL(ne, B_NE)
-BIN_KERNEL(lt, B_LT)
-BIN_KERNEL(le, B_LE)
-BIN_KERNEL(gt, B_GT)
-BIN_KERNEL(ge, B_GE)
+EM_KERNEL_BIND(k_add, run_binary, B_ADD)
+EM_KERNEL_BIND(k_sub, run_binary, B_SUB)
+EM_KERNEL_BIND(k_mul, run_binary, B_MUL)
+EM_KERNEL_BIND(k_div, run_binary, B_DIV)
+EM_KERNEL_BIND(k_pow, run_binary, B_POW)
+EM_KERNEL_BIND(k_maximum, run_binary, B_MAXIMUM)
+EM_KERNEL_BIND(k_minimum, run_binary, B_MINIMUM)
+EM_KERNEL_BIND(k_eq, run_binary, B_EQ)
+EM_KERNEL_BIND(k_ne, run_binary, B_NE)
+EM_KERNEL_BIND(k_lt, run_binary, B_LT)
+EM_KERNEL_BIND(k_le, run_binary, B_LE)
+EM_KERNEL_BIND(k_gt, run_binary, B_GT)
+EM_KERNEL_BIND(k_ge, run_binary, B_GE)
 
 /* where(a, b, cond): kernel input order is (a, b, cond). */
 static int k_where(void *bctx, const em_kcall *c)

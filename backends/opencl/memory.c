@@ -190,13 +190,20 @@ void em_ocl__scratch_free(em_ocl_device *d, cl_mem m, size_t nbytes)
         pool_put(d, m, mem_size(m));
 }
 
+/* Device dev's entry, without making it ready (no context is created just to read or reset
+ * its pool); NULL after em_device_index_check's error. */
+static em_ocl_device *listed_device(int dev, const char *what)
+{
+    if (em_device_index_check("opencl", what, dev, em_ocl__state.ndev) < 0)
+        return NULL;
+    return &em_ocl__state.dev[dev];
+}
+
 int em_ocl__memory_stats(void *ctx, int dev, em_memory_stats *out)
 {
-    (void)ctx;
-    if (dev < 0 || dev >= em_ocl__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
-                            em_ocl__state.ndev);
-    em_ocl_device *d = &em_ocl__state.dev[dev];
+    em_ocl_device *d = listed_device(dev, "memory_stats");
+    if (!d)
+        return em_last_status();
     pthread_mutex_lock(&d->lock);
     out->allocated = d->pool.requested;
     out->reserved = d->pool.held + d->pool.cached_bytes;
@@ -207,11 +214,9 @@ int em_ocl__memory_stats(void *ctx, int dev, em_memory_stats *out)
 
 int em_ocl__reset_peak(void *ctx, int dev)
 {
-    (void)ctx;
-    if (dev < 0 || dev >= em_ocl__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
-                            em_ocl__state.ndev);
-    em_ocl_device *d = &em_ocl__state.dev[dev];
+    em_ocl_device *d = listed_device(dev, "reset_peak");
+    if (!d)
+        return em_last_status();
     pthread_mutex_lock(&d->lock);
     d->pool.peak = d->pool.requested;
     pthread_mutex_unlock(&d->lock);
@@ -220,44 +225,45 @@ int em_ocl__reset_peak(void *ctx, int dev)
 
 int em_ocl__empty_cache(void *ctx, int dev)
 {
-    (void)ctx;
-    if (dev < 0 || dev >= em_ocl__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
-                            em_ocl__state.ndev);
-    em_ocl__pool_release(&em_ocl__state.dev[dev]);
+    em_ocl_device *d = listed_device(dev, "empty_cache");
+    if (!d)
+        return em_last_status();
+    em_ocl__pool_release(d);
     return EM_OK;
 }
 
 /* ---- copies --------------------------------------------------------------------------------- */
 
-int em_ocl__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
-                           size_t nbytes)
+/* One blocking transfer between host memory and a buffer of device dev: `what` names the
+ * vtable entry in errors. */
+static int host_transfer(int dev, const char *what, bool to_device, cl_mem buf, size_t off,
+                         void *host, size_t nbytes)
 {
-    (void)ctx;
-    em_ocl_device *d = em_ocl__device(dev, "copy_from_host");
+    em_ocl_device *d = em_ocl__device(dev, what);
     if (!d)
         return em_last_status();
     if (nbytes == 0)
         return EM_OK;
-    cl_int err = clEnqueueWriteBuffer(d->queue, (cl_mem)dst, CL_TRUE, dst_off, nbytes, src, 0,
-                                      NULL, NULL);
-    return err == CL_SUCCESS ? EM_OK : em_ocl__fail("copy to the device", "clEnqueueWriteBuffer",
-                                                    err);
+    cl_int err = to_device ? clEnqueueWriteBuffer(d->queue, buf, CL_TRUE, off, nbytes, host, 0,
+                                                  NULL, NULL)
+                           : clEnqueueReadBuffer(d->queue, buf, CL_TRUE, off, nbytes, host, 0,
+                                                 NULL, NULL);
+    if (err == CL_SUCCESS)
+        return EM_OK;
+    return to_device ? em_ocl__fail("copy to the device", "clEnqueueWriteBuffer", err)
+                     : em_ocl__fail("copy to the host", "clEnqueueReadBuffer", err);
+}
+
+int em_ocl__copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
+                           size_t nbytes)
+{
+    return host_transfer(dev, "copy_from_host", true, (cl_mem)dst, dst_off, (void *)src, nbytes);
 }
 
 int em_ocl__copy_to_host(void *ctx, int dev, void *dst, const void *src, size_t src_off,
                          size_t nbytes)
 {
-    (void)ctx;
-    em_ocl_device *d = em_ocl__device(dev, "copy_to_host");
-    if (!d)
-        return em_last_status();
-    if (nbytes == 0)
-        return EM_OK;
-    cl_int err = clEnqueueReadBuffer(d->queue, (cl_mem)src, CL_TRUE, src_off, nbytes, dst, 0,
-                                     NULL, NULL);
-    return err == CL_SUCCESS ? EM_OK : em_ocl__fail("copy to the host", "clEnqueueReadBuffer",
-                                                    err);
+    return host_transfer(dev, "copy_to_host", false, (cl_mem)src, src_off, dst, nbytes);
 }
 
 int em_ocl__copy_bytes(em_ocl_device *d, cl_mem dst, size_t dst_off, cl_mem src, size_t src_off,

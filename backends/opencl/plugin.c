@@ -204,11 +204,8 @@ em_ocl_device *em_ocl__device(int dev, const char *what)
 {
     ensure_enumerated();
     em_ocl_state *s = &em_ocl__state;
-    if (dev < 0 || dev >= s->ndev) {
-        em_set_error(EM_ERR_DEVICE, "opencl: %s: no device %d (there %s %d)", what, dev,
-                     s->ndev == 1 ? "is" : "are", s->ndev);
+    if (em_device_index_check("opencl", what, dev, s->ndev) < 0)
         return NULL;
-    }
     em_ocl_device *d = &s->dev[dev];
     pthread_mutex_lock(&d->lock);
     if (!d->ready && !d->ready_err) {
@@ -303,9 +300,9 @@ static int ocl_device_info(void *ctx, int dev, em_device_info *out)
 {
     (void)ctx;
     ensure_enumerated();
-    if (dev < 0 || dev >= em_ocl__state.ndev)
-        return em_set_error(EM_ERR_DEVICE, "opencl: no device %d (there are %d)", dev,
-                            em_ocl__state.ndev);
+    int rc = em_device_index_check("opencl", "device_info", dev, em_ocl__state.ndev);
+    if (rc < 0)
+        return rc;
     em_ocl_device *d = &em_ocl__state.dev[dev];
     snprintf(out->name, sizeof out->name, "%s", d->name);
     out->total_memory = d->global_mem;

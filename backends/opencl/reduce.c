@@ -74,7 +74,7 @@ static int64_t target_groups(const em_ocl_device *d)
     return (int64_t)d->compute_units * ((d->type & CL_DEVICE_TYPE_CPU) ? 4 : 8);
 }
 
-static int run_reduce(const em_kcall *c, const char *op, bool sum)
+static int run_reduce(void *bctx, const em_kcall *c, const char *op, bool sum)
 {
     em_ocl_device *d = em_ocl__kernel_device(c, op, 1, 1, 2);
     if (!d)
@@ -169,17 +169,8 @@ static int run_reduce(const em_kcall *c, const char *op, bool sum)
     return rc;
 }
 
-static int k_sum(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_reduce(c, "sum", true);
-}
-
-static int k_amax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_reduce(c, "amax", false);
-}
+EM_KERNEL_BIND(k_sum, run_reduce, "sum", true)
+EM_KERNEL_BIND(k_amax, run_reduce, "amax", false)
 
 /* ---- argmax --------------------------------------------------------------------------------- */
 

@@ -103,7 +103,7 @@ static int launch_rows(em_ocl_device *d, em_dtype dt, bool wi, int slot_wi, cons
 
 /* ---- softmax, log_softmax ------------------------------------------------------------------- */
 
-static int run_softmax(const em_kcall *c, bool log_softmax)
+static int run_softmax(void *bctx, const em_kcall *c, bool log_softmax)
 {
     const char *name = log_softmax ? "log_softmax" : "softmax";
     em_ocl_device *d = em_ocl__kernel_device(c, name, 1, 1, 1);
@@ -111,19 +111,13 @@ static int run_softmax(const em_kcall *c, bool log_softmax)
         return em_last_status();
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
-    int64_t dim = c->attrs[0].i;
     if (!em_dtype_is_float(dt) || out->dtype != dt || out->numel != in->numel)
         return em_set_error(EM_ERR_INVALID, "opencl: %s: expected a float input and an output "
                             "of its shape and dtype", name);
-    if (dim < 0 || dim >= (in->ndim > 0 ? in->ndim : 1))
-        return em_set_error(EM_ERR_INVALID, "opencl: %s: dim %lld out of range", name,
-                            (long long)dim);
-    int64_t len = in->ndim > 0 ? in->shape[dim] : 1, inner = 1;
-    for (int k = (int)dim + 1; k < in->ndim; k++)
-        inner *= in->shape[k];
-    int64_t rows = len > 0 && inner > 0 ? in->numel / len : 0;
-    if (rows == 0)
-        return EM_OK;
+    int64_t rows = 0, len = 0, inner = 0;
+    int rc = em_kt_rows(in, c->attrs[0].i, "opencl", name, &rows, &len, &inner);
+    if (rc != EM_OK || rows == 0)
+        return rc;
     cl_mem om = out->buf, am = in->buf;
     cl_long oo = out->offset, ao = in->offset, cl_len = len, cl_inner = inner, cl_rows = rows;
     cl_int logsm = log_softmax;
@@ -141,17 +135,8 @@ static int run_softmax(const em_kcall *c, bool log_softmax)
                        name, 8, args, rows, len, acc_size(dt));
 }
 
-static int k_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(c, false);
-}
-
-static int k_log_softmax(void *bctx, const em_kcall *c)
-{
-    (void)bctx;
-    return run_softmax(c, true);
-}
+EM_KERNEL_BIND(k_softmax, run_softmax, false)
+EM_KERNEL_BIND(k_log_softmax, run_softmax, true)
 
 /* ---- cross_entropy -------------------------------------------------------------------------- */
 

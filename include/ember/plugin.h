@@ -607,6 +607,38 @@ static inline int64_t em_kt_offset(const em_ktensor *t, int64_t linear)
     return off;
 }
 
+/* Since 1.3: the rows of a contiguous tensor along `dim`, for kernels of row ops (softmax):
+ * a row has *len elements spaced *inner apart, and there are *rows of them (0 when t is
+ * empty). A 0-dim tensor is one row of one element. Returns EM_OK, or EM_ERR_INVALID after
+ * em_set_error() naming `who` ("cuda") and `op` when dim is out of range. Thread-safe. */
+static inline int em_kt_rows(const em_ktensor *t, int64_t dim, const char *who, const char *op,
+                             int64_t *rows, int64_t *len, int64_t *inner)
+{
+    if (dim < 0 || dim >= (t->ndim > 0 ? t->ndim : 1))
+        return em_set_error(EM_ERR_INVALID, "%s: %s: dim %lld out of range for %d dims", who, op,
+                            (long long)dim, t->ndim);
+    *len = t->ndim > 0 ? t->shape[dim] : 1;
+    *inner = 1;
+    for (int d = (int)dim + 1; d < t->ndim; d++)
+        *inner *= t->shape[d];
+    *rows = *len > 0 ? t->numel / *len : 0;
+    return EM_OK;
+}
+
+/* Since 1.3: whether src broadcasts to dst's shape: its dims, right-aligned against dst's, are
+ * 1 or equal to dst's (PyTorch's rule; src may have fewer dims). */
+static inline bool em_kt_broadcasts(const em_ktensor *dst, const em_ktensor *src)
+{
+    if (src->ndim > dst->ndim)
+        return false;
+    for (int j = 0; j < src->ndim; j++) {
+        int64_t s = src->shape[j], d = dst->shape[dst->ndim - src->ndim + j];
+        if (s != d && s != 1)
+            return false;
+    }
+    return true;
+}
+
 /* ---- helpers for backends and plugins (header-only, since 1.3) -------------------------- */
 
 /* Defines the exported entry point: `EM_PLUGIN_DEFINE("cpu", EMBER_VERSION_STRING, "CPU
@@ -625,6 +657,28 @@ static inline int64_t em_kt_offset(const em_ktensor *t, int64_t linear)
         static const em_plugin em_plugin_descriptor_ =                                          \
             EM_PLUGIN_DESCRIPTOR_INIT(name_, version_, desc_, init_, shutdown_);               \
         return &em_plugin_descriptor_;                                                          \
+    }
+
+/* Checks a device index that a vtable entry got, on a backend whose devices are 0 .. ndev-1.
+ * Returns EM_OK, or EM_ERR_DEVICE after em_set_error() naming the backend ("cuda"), the entry
+ * (`what`: "memory_stats"), the index and the count. Thread-safe. */
+static inline int em_device_index_check(const char *backend, const char *what, int dev,
+                                        int ndev)
+{
+    if (dev >= 0 && dev < ndev)
+        return EM_OK;
+    return em_set_error(EM_ERR_DEVICE, "%s: %s: no device %d (there %s %d)", backend, what, dev,
+                        ndev == 1 ? "is" : "are", ndev);
+}
+
+/* Defines the kernel `static int name(void *backend_ctx, const em_kcall *call)` as
+ * `return impl(backend_ctx, call, ...)`: one entry point per op over an implementation several
+ * ops share, since a kernel is handed no registration context to tell its op by. At file
+ * scope, no semicolon after it: `EM_KERNEL_BIND(k_neg, run_unary, OP_NEG)`. */
+#define EM_KERNEL_BIND(name, impl, ...)                                                         \
+    static int name(void *backend_ctx, const em_kcall *call)                                    \
+    {                                                                                           \
+        return impl(backend_ctx, call, __VA_ARGS__);                                            \
     }
 
 /* Checks that a kernel got the inputs, outputs and attributes it reads: `who` names the

@@ -362,6 +362,60 @@ Test(errors, a_module_type_past_the_input_limit_is_refused_naming_the_limit)
     cr_assert_eq(em_register_module(NULL, &ops), EM_OK, "%s", em_last_error());
 }
 
+/* A backend with no device: enough for em_register_backend, which only checks the table. */
+static int fake_device_count(void *ctx) { return 0; }
+static int fake_device_info(void *ctx, int dev, em_device_info *out) { return EM_ERR_DEVICE; }
+static void *fake_alloc(void *ctx, int dev, size_t nbytes) { return NULL; }
+static void fake_free(void *ctx, int dev, void *buf, size_t nbytes) {}
+static int fake_memory_stats(void *ctx, int dev, em_memory_stats *out) { return EM_ERR_DEVICE; }
+static int fake_copy_from_host(void *ctx, int dev, void *dst, size_t dst_off, const void *src,
+                               size_t nbytes)
+{
+    return EM_ERR_DEVICE;
+}
+static int fake_copy_to_host(void *ctx, int dev, void *dst, const void *src, size_t src_off,
+                             size_t nbytes)
+{
+    return EM_ERR_DEVICE;
+}
+
+Test(errors, a_backend_past_EM_MAX_BACKENDS_is_refused_naming_the_limit)
+{
+    /* static: the registry keeps pointers to the tables and their names until em_shutdown */
+    static char names[EM_MAX_BACKENDS + 1][16];
+    static em_backend_ops ops[EM_MAX_BACKENDS + 1];
+    /* Backend ids run from 1 (0 is "unspecified"); the plugins on the test path took the first
+     * ones, so the fakes fill the rest and the last id handed out must be the limit itself. */
+    int last_id = 0, i = 0;
+    for (;; i++) {
+        cr_assert_leq(i, EM_MAX_BACKENDS, "no limit: %d fake backends registered", i);
+        snprintf(names[i], sizeof names[i], "fake%d", i);
+        ops[i] = (em_backend_ops){.struct_size = sizeof ops[i], .name = names[i],
+                                  .device_count = fake_device_count,
+                                  .device_info = fake_device_info, .alloc = fake_alloc,
+                                  .free = fake_free, .memory_stats = fake_memory_stats,
+                                  .copy_from_host = fake_copy_from_host,
+                                  .copy_to_host = fake_copy_to_host};
+        int id = em_register_backend(NULL, &ops[i], NULL);
+        if (id < 0) {
+            cr_assert_eq(id, EM_ERR_INVALID);
+            break;
+        }
+        last_id = id;
+    }
+    cr_assert_gt(i, 0, "not even one fake backend registered: %s", em_last_error());
+    cr_assert_eq(last_id, EM_MAX_BACKENDS, "the last accepted backend got id %d", last_id);
+    char want[320];
+    snprintf(want, sizeof want, "backend '%s': too many backends (at most EM_MAX_BACKENDS = %d)",
+             names[i], EM_MAX_BACKENDS);
+    cr_assert_str_eq(em_last_error(), want);
+    const char *listed = NULL;   /* the last backend em_backend_name lists */
+    for (int k = 0; k < em_backend_count(); k++)
+        listed = em_backend_name(k);
+    cr_assert_str_eq(listed, names[i - 1], "the refused backend is not listed");
+    cr_assert(em_backend_available("cpu"), "the backends before it keep working");
+}
+
 /* ---- in place ------------------------------------------------------------------------------- */
 
 Test(errors, in_place_on_a_leaf_that_requires_grad_is_refused)

@@ -1,7 +1,8 @@
 /* tests/core/test_plugin_helpers.c - the header-only helpers plugin.h gives backends:
- * em_strided_init (the dimension-merging walk of elementwise kernels) and em_kcall_check (the
- * call-shape check every kernel opens with). EM_PLUGIN_DEFINE is exercised by every plugin the
- * loader tests load. */
+ * em_strided_init (the dimension-merging walk of elementwise kernels), em_kcall_check (the
+ * call-shape check every kernel opens with), em_device_index_check, em_kt_broadcasts,
+ * em_kt_rows and EM_KERNEL_BIND. EM_PLUGIN_DEFINE is exercised by every plugin the loader
+ * tests load. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -88,4 +89,80 @@ Test(plugin_helpers, kcall_check_accepts_the_counts_and_names_the_op_otherwise)
     cr_assert_eq(em_kcall_check(&c, "cpu", 3, 1, 1), EM_ERR_INVALID);
     cr_assert(strstr(em_last_error(), "cpu: gather: expected 3 inputs"), "%s", em_last_error());
     cr_assert_eq(em_kcall_check(&c, "cpu", 2, 1, 2), EM_ERR_INVALID, "missing attribute");
+}
+
+Test(plugin_helpers, device_index_check_refuses_indices_past_the_count_naming_them)
+{
+    cr_assert_eq(em_device_index_check("mydev", "alloc", 0, 2), EM_OK);
+    cr_assert_eq(em_device_index_check("mydev", "alloc", 1, 2), EM_OK);
+    cr_assert_eq(em_device_index_check("mydev", "memory_stats", 2, 2), EM_ERR_DEVICE);
+    cr_assert_str_eq(em_last_error(), "mydev: memory_stats: no device 2 (there are 2)");
+    cr_assert_eq(em_device_index_check("mydev", "free", -1, 1), EM_ERR_DEVICE);
+    cr_assert_str_eq(em_last_error(), "mydev: free: no device -1 (there is 1)");
+    cr_assert_eq(em_device_index_check("mydev", "alloc", 0, 0), EM_ERR_DEVICE);
+}
+
+/* A contiguous-looking kernel tensor of shape sh[nd] (strides do not matter here). */
+static em_ktensor kt(int nd, const int64_t *sh)
+{
+    em_ktensor t = {.ndim = nd, .numel = 1, .shape = sh};
+    for (int d = 0; d < nd; d++)
+        t.numel *= sh[d];
+    return t;
+}
+
+Test(plugin_helpers, kt_broadcasts_follows_right_aligned_sizes_of_one_or_equal)
+{
+    const int64_t s23[] = {2, 3}, s3[] = {3}, s21[] = {2, 1}, s4[] = {4}, s123[] = {1, 2, 3};
+    em_ktensor dst = kt(2, s23);
+    em_ktensor ok[] = {kt(1, s3), kt(2, s21), kt(2, s23), kt(0, NULL)};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        cr_assert(em_kt_broadcasts(&dst, &ok[i]), "case %zu", i);
+    em_ktensor bad[] = {kt(1, s4), kt(3, s123)};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_not(em_kt_broadcasts(&dst, &bad[i]), "case %zu", i);
+}
+
+Test(plugin_helpers, kt_rows_splits_a_shape_around_dim_and_refuses_a_dim_out_of_range)
+{
+    const int64_t s234[] = {2, 3, 4}, s03[] = {0, 3};
+    int64_t rows = -1, len = -1, inner = -1;
+    em_ktensor t = kt(3, s234);
+    cr_assert_eq(em_kt_rows(&t, 1, "mydev", "softmax", &rows, &len, &inner), EM_OK);
+    cr_assert(rows == 8 && len == 3 && inner == 4, "%lld %lld %lld", (long long)rows,
+              (long long)len, (long long)inner);
+    cr_assert_eq(em_kt_rows(&t, 2, "mydev", "softmax", &rows, &len, &inner), EM_OK);
+    cr_assert(rows == 6 && len == 4 && inner == 1);
+    em_ktensor scalar = kt(0, NULL);
+    cr_assert_eq(em_kt_rows(&scalar, 0, "mydev", "softmax", &rows, &len, &inner), EM_OK);
+    cr_assert(rows == 1 && len == 1 && inner == 1, "a 0-dim tensor is one row of one");
+    em_ktensor empty = kt(2, s03);
+    cr_assert_eq(em_kt_rows(&empty, 1, "mydev", "softmax", &rows, &len, &inner), EM_OK);
+    cr_assert_eq(rows, 0);
+    cr_assert_eq(em_kt_rows(&t, 3, "mydev", "log_softmax", &rows, &len, &inner),
+                 EM_ERR_INVALID);
+    cr_assert_str_eq(em_last_error(), "mydev: log_softmax: dim 3 out of range for 3 dims");
+    cr_assert_eq(em_kt_rows(&t, -1, "mydev", "softmax", &rows, &len, &inner), EM_ERR_INVALID);
+}
+
+/* What a bound kernel passes on: its context, its call and the bound arguments. */
+static int seen_scale, seen_offset;
+static void *seen_ctx;
+static int bound_impl(void *ctx, const em_kcall *c, int scale, int offset)
+{
+    seen_ctx = ctx;
+    seen_scale = scale;
+    seen_offset = offset;
+    return c->nin * scale + offset;
+}
+
+EM_KERNEL_BIND(k_bound_3_1, bound_impl, 3, 1)
+
+Test(plugin_helpers, kernel_bind_calls_the_implementation_with_the_bound_arguments)
+{
+    em_kernel_fn fn = k_bound_3_1;
+    em_kcall c = {.struct_size = sizeof c, .nin = 2};
+    int ctx;
+    cr_assert_eq(fn(&ctx, &c), 7);
+    cr_assert(seen_ctx == &ctx && seen_scale == 3 && seen_offset == 1);
 }

@@ -17,6 +17,16 @@
 #define MM_OUT(acc) ((uchar)((acc) != 0))
 #endif
 
+/* Adds batch bi's element offsets to *aoff and *boff: nb batch dims of shapes bsh, with a's
+ * strides ab8 and b's bb8 (no batch dims: nothing to add). */
+void mm_batch(long bi, int nb, long8 bsh, long8 ab8, long8 bb8, long *aoff, long *boff)
+{
+    if (nb > 0) {
+        *aoff += em_off(bi, nb, bsh, ab8);
+        *boff += em_off(bi, nb, bsh, bb8);
+    }
+}
+
 #define TS 64          /* output tile: TS x TS per work-group */
 #define TK 16          /* k per step */
 #define RT 4           /* outputs per work-item along each side: 16 x 16 items */
@@ -32,15 +42,9 @@ void mm_tiled(__global T_ST *c, long co, __global const T_ST *a, long ao,
     long n0 = (long)get_group_id(0) * TS, m0 = (long)get_group_id(1) * TS;
     long bi = get_global_id(2);
     long aoff = ao, boff = bo;
-    if (nb > 0) {
-        aoff += em_off(bi, nb, bsh, ab8);
-        boff += em_off(bi, nb, bsh, bb8);
-    }
+    mm_batch(bi, nb, bsh, ab8, bb8, &aoff, &boff);
     long coff = co + bi * M * N;
-    MM_T acc[RT][RT];
-    for (int i = 0; i < RT; i++)
-        for (int j = 0; j < RT; j++)
-            acc[i][j] = 0;
+    MM_T acc[RT][RT] = {{0}};
     for (long k0 = 0; k0 < K; k0 += TK) {
         for (int l = 0; l < TS * TK / 256; l++) {
             int e = lid + l * 256;
@@ -86,15 +90,9 @@ __kernel void mm_reg(__global T_ST *c, long co, __global const T_ST *a, long ao,
         long bi = g / (tm * tn), t = g % (tm * tn);
         long m0 = t / tn * RM, n0 = t % tn * CN;
         long aoff = ao, boff = bo;
-        if (nb > 0) {
-            aoff += em_off(bi, nb, bsh, ab8);
-            boff += em_off(bi, nb, bsh, bb8);
-        }
+        mm_batch(bi, nb, bsh, ab8, bb8, &aoff, &boff);
         long coff = co + bi * M * N;
-        MM_T acc[RM][CN];
-        for (int i = 0; i < RM; i++)
-            for (int j = 0; j < CN; j++)
-                acc[i][j] = 0;
+        MM_T acc[RM][CN] = {{0}};
         if (m0 + RM <= M && n0 + CN <= N && bcs == 1) {
             for (long k = 0; k < K; k++) {
                 __global const T_ST *br = b + boff + k * brs + n0;
@@ -131,10 +129,7 @@ __kernel void mm_small(__global T_ST *c, long co, __global const T_ST *a, long a
     EM_EACH(g, total) {
         long bi = g / (M * N), mn = g % (M * N), m = mn / N, n = mn % N;
         long aoff = ao + m * ars, boff = bo + n * bcs;
-        if (nb > 0) {
-            aoff += em_off(bi, nb, bsh, ab8);
-            boff += em_off(bi, nb, bsh, bb8);
-        }
+        mm_batch(bi, nb, bsh, ab8, bb8, &aoff, &boff);
         MM_T acc = 0;
         for (long k = 0; k < K; k++)
             acc = MM_MAC(acc, MM_LD(a[aoff + k * acs]), MM_LD(b[boff + k * brs]));

@@ -19,21 +19,27 @@ uint4 em_philox(ulong seed, ulong ctr)
     return (uint4)(c0, c1, c2, c3);
 }
 
+/* The lanes v[4] of Philox block offset + j, for work-item j of a kernel that writes elements
+ * k = w j + p (p < w) of n; false for a work-item past the last block. */
+bool em_philox_block(long j, long n, int w, ulong seed, ulong offset, uint *v)
+{
+    if (j >= (n + w - 1) / w)
+        return false;
+    vstore4(em_philox(seed, offset + (ulong)j), 0, v);
+    return true;
+}
+
 /* Element k = 4j + lane of block offset + j: a + (b - a) * u, u keeping 24 - drop bits. */
 __kernel void rand_uniform(__global T_ST *o, long oo, long n, ulong seed, ulong offset,
                            IMF a, IMF b, int drop, IMF scale)
 {
-    long nblk = (n + 3) / 4;
-    EM_EACH(j, nblk) {
-        uint v[4];
-        vstore4(em_philox(seed, offset + (ulong)j), 0, v);
-        for (int l = 0; l < 4; l++) {
-            long k = j * 4 + l;
-            if (k < n) {
-                IMF u = (IMF)(v[l] >> 8 >> drop) * scale;
-                o[oo + k] = T_FROM_F(a + (b - a) * u);
-            }
-        }
+    long j = EM_GID;
+    uint v[4];
+    if (!em_philox_block(j, n, 4, seed, offset, v))
+        return;
+    for (int l = 0; l < 4 && j * 4 + l < n; l++) {
+        IMF u = (IMF)(v[l] >> 8 >> drop) * scale;
+        o[oo + j * 4 + l] = T_FROM_F(a + (b - a) * u);
     }
 }
 
@@ -43,20 +49,16 @@ __kernel void rand_uniform(__global T_ST *o, long oo, long n, ulong seed, ulong 
 __kernel void rand_normal(__global T_ST *o, long oo, long n, ulong seed, ulong offset,
                           IMF a, IMF b)
 {
-    long nblk = (n + 1) / 2;
-    EM_EACH(j, nblk) {
-        uint v[4];
-        vstore4(em_philox(seed, offset + (ulong)j), 0, v);
-        for (int p = 0; p < 2; p++) {
-            long k = j * 2 + p;
-            if (k < n) {
-                /* u1 in (0, 1], u2 in [0, 1), 24 bits each (2^-24 = 5.96e-8) */
-                IMF u1 = ((IMF)(v[2 * p] >> 8) + IMF_C(1.0)) * EM_2M24;
-                IMF u2 = (IMF)(v[2 * p + 1] >> 8) * EM_2M24;
-                IMF z = sqrt(IMF_C(-2.0) * log(u1)) * cos(IMF_C(6.283185307179586) * u2);
-                o[oo + k] = T_FROM_F(a + b * z);
-            }
-        }
+    long j = EM_GID;
+    uint v[4];
+    if (!em_philox_block(j, n, 2, seed, offset, v))
+        return;
+    for (int p = 0; p < 2 && j * 2 + p < n; p++) {
+        /* u1 in (0, 1], u2 in [0, 1), 24 bits each (2^-24 = 5.96e-8) */
+        IMF u1 = ((IMF)(v[2 * p] >> 8) + IMF_C(1.0)) * EM_2M24;
+        IMF u2 = (IMF)(v[2 * p + 1] >> 8) * EM_2M24;
+        IMF z = sqrt(IMF_C(-2.0) * log(u1)) * cos(IMF_C(6.283185307179586) * u2);
+        o[oo + j * 2 + p] = T_FROM_F(a + b * z);
     }
 }
 
@@ -64,16 +66,12 @@ __kernel void rand_normal(__global T_ST *o, long oo, long n, ulong seed, ulong o
 __kernel void rand_int(__global T_ST *o, long oo, long n, ulong seed, ulong offset,
                        long low, ulong range)
 {
-    long nblk = (n + 1) / 2;
-    EM_EACH(j, nblk) {
-        uint v[4];
-        vstore4(em_philox(seed, offset + (ulong)j), 0, v);
-        for (int p = 0; p < 2; p++) {
-            long k = j * 2 + p;
-            if (k < n) {
-                ulong r = ((ulong)v[2 * p] << 32) | v[2 * p + 1];
-                o[oo + k] = T_FROM_I((long)((ulong)low + r % range));
-            }
-        }
+    long j = EM_GID;
+    uint v[4];
+    if (!em_philox_block(j, n, 2, seed, offset, v))
+        return;
+    for (int p = 0; p < 2 && j * 2 + p < n; p++) {
+        ulong r = ((ulong)v[2 * p] << 32) | v[2 * p + 1];
+        o[oo + j * 2 + p] = T_FROM_I((long)((ulong)low + r % range));
     }
 }
