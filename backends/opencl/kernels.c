@@ -398,7 +398,7 @@ static int k_where(void *bctx, const em_kcall *c)
 
 enum { K_GATHER, K_SCATTER };
 
-/* The core's infer functions (em__check_index, core/ops_builtin.c) run before these kernels:
+/* The core's infer functions (em__check_index, core/ops/index.c) run before these kernels:
  * dim is in range, the index is int64 with a's rank, no larger than a (and src) outside dim,
  * and every value lies in [0, a.shape[dim]); scatter_add's src has a's dtype and the index's
  * shape; out has a's dtype. The kernels index memory with those values unchecked. */
