@@ -262,13 +262,18 @@ static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run,
 
 /* B[p0 .. p0+kc, j0 .. j0+nc) into NR-column micro-panels: panel r holds columns r*NR.., row
  * p at dst + (r * kc + p) * NR, columns past nc zero. */
-static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run, int nr,
-                   int64_t p0, int64_t kc, int64_t j0, int64_t nc)
+static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run,
+                   const em_gemm_kernel *k, int64_t p0, int64_t kc, int64_t j0, int64_t nc)
 {
     size_t ses = em_dtype_size(b->dt);
+    int nr = k->nr;
     for (int64_t r = 0; r < nc; r += nr, dst += (size_t)(nr * kc) * es) {
         int64_t n = nc - r < nr ? nc - r : nr;
         const char *src = (const char *)b->p + (p0 * b->rs + (j0 + r) * b->cs) * (int64_t)ses;
+        if (k->pack_b_rows && run == run_f32 && es == sizeof(float) && b->rs == 1 && n == nr) {
+            k->pack_b_rows((float *)dst, (const float *)src, b->cs, kc);
+            continue;
+        }
         if (run == run_f32 && es == sizeof(float) &&
             pack_panel_f32((float *)dst, (const float *)src, b->cs, b->rs, nr, n, kc))
             continue;
@@ -327,6 +332,16 @@ typedef struct gemm_ctx {
     atomic_int failed;
 } gemm_ctx;
 
+/* The K slice: K cut into as few slices of at most KC as it takes, all about as deep (a
+ * multiple of 4), so that no slice is a sliver (K = 784 with KC = 192 ran 192 x 4 + 16, and
+ * the 16-deep slice cost a whole pass of C-tile loads and stores for little work). */
+static int64_t k_step(int64_t K, int64_t kc)
+{
+    int64_t slices = (K + kc - 1) / kc;
+    int64_t step = ((K + slices - 1) / slices + 3) / 4 * 4;
+    return step < kc ? step : kc;
+}
+
 /* Rows [m0, m1) and columns [n0, n1) of C. */
 static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
 {
@@ -334,7 +349,7 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
     const em_gemm_kernel *k = x->k;
     size_t es = x->es;
     int64_t mr = k->mr, nr = k->nr;
-    int64_t kcb = g->K < k->kc ? g->K : k->kc;
+    int64_t ks = k_step(g->K, k->kc), kcb = g->K < ks ? g->K : ks;
     int64_t mcb = m1 - m0 < k->mc ? (m1 - m0 + mr - 1) / mr * mr : k->mc;
     int64_t ncb = n1 - n0 < k->nc ? (n1 - n0 + nr - 1) / nr * nr : k->nc;
     size_t asz = ((size_t)(mcb * kcb) * es + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
@@ -347,10 +362,10 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
     bool epi = g->bias || g->relu;
     for (int64_t jc = n0; jc < n1; jc += k->nc) {
         int64_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
-        for (int64_t pc = 0; pc < g->K; pc += k->kc) {
-            int64_t kc = g->K - pc < k->kc ? g->K - pc : k->kc;
+        for (int64_t pc = 0; pc < g->K; pc += ks) {
+            int64_t kc = g->K - pc < ks ? g->K - pc : ks;
             bool acc = pc > 0, last = pc + kc >= g->K;
-            pack_b(bbuf, es, &g->b, x->run_b, k->nr, pc, kc, jc, nc);
+            pack_b(bbuf, es, &g->b, x->run_b, k, pc, kc, jc, nc);
             for (int64_t ic = m0; ic < m1; ic += k->mc) {
                 int64_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
                 pack_a(abuf, es, &g->a, x->run_a, k, ic, mc, pc, kc);
@@ -442,7 +457,7 @@ static int gemm_small(const gemm_ctx *x)
         return EM_ERR_NOMEM;
     char *bbuf = abuf + asz;
     if (nfull < g->N)
-        pack_b(bbuf, es, &g->b, x->run_b, k->nr, 0, K, nfull, g->N - nfull);
+        pack_b(bbuf, es, &g->b, x->run_b, k, 0, K, nfull, g->N - nfull);
     bool epi = g->bias || g->relu;
     for (int64_t ir = 0; ir < g->M; ir += mr) {
         int m = (int)(g->M - ir < mr ? g->M - ir : mr);

@@ -47,15 +47,18 @@ static inline void em_gemm__tile_store_f64(const double *t, int nr, double *c, i
             c[i * ldc + j] = acc ? c[i * ldc + j] + t[i * nr + j] : t[i * nr + j];
 }
 
-/* Packs one whole f32 micro-panel of MR rows from a row-major A (column stride 1, row stride
- * rs): d[p * MR + i] = s[i * rs + p] for i < MR, p < kc. A kernel file provides one where its
- * instruction set transposes faster than the driver's portable packing. */
+/* Packs one whole f32 micro-panel of R rows from a row-major matrix (column stride 1, row
+ * stride rs): d[p * R + i] = s[i * rs + p] for i < R, p < kc, where R is MR for A's panels
+ * (a row-major A) and NR for B's (a transposed B, its columns rows of a row-major matrix). A
+ * kernel file provides one where its instruction set transposes faster than the driver's
+ * portable packing. */
 typedef void (*em_gemm_pack_rows_fn)(float *d, const float *s, int64_t rs, int64_t kc);
 
 /* One micro-kernel with the block sizes the driver uses with it. */
 typedef struct em_gemm_kernel {
     em_gemm_ukernel_fn fn;
     em_gemm_pack_rows_fn pack_a_rows;   /* f32 only; NULL: the driver's packing */
+    em_gemm_pack_rows_fn pack_b_rows;   /* f32 only, B^T row-major; NULL: the driver's */
     int mr, nr;                 /* register tile */
     int64_t kc, mc, nc;         /* cache blocks (set by gemm_select.c from the cache sizes) */
 } em_gemm_kernel;
