@@ -338,16 +338,6 @@ typedef struct gemm_ctx {
     atomic_int failed;
 } gemm_ctx;
 
-/* The K slice: K cut into as few slices of at most KC as it takes, all about as deep (a
- * multiple of 4), so that no slice is a sliver (K = 784 with KC = 192 ran 192 x 4 + 16, and
- * the 16-deep slice cost a whole pass of C-tile loads and stores for little work). */
-static int64_t k_step(int64_t K, int64_t kc)
-{
-    int64_t slices = (K + kc - 1) / kc;
-    int64_t step = ((K + slices - 1) / slices + 3) / 4 * 4;
-    return step < kc ? step : kc;
-}
-
 /* The micro-kernels over one packed block: C[ic .. ic+mc, jc .. jc+nc) (+)= A's packed mc x kc
  * block @ B's packed kc x nc block, and the epilogue after K's last slice. */
 static void gemm_block(const gemm_ctx *x, const char *abuf, const char *bbuf, int64_t ic,
@@ -380,7 +370,7 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
     const em_gemm_kernel *k = x->k;
     size_t es = x->es;
     int64_t mr = k->mr, nr = k->nr;
-    int64_t ks = k_step(g->K, k->kc), kcb = g->K < ks ? g->K : ks;
+    int64_t kcb = g->K < k->kc ? g->K : k->kc;
     int64_t mcb = m1 - m0 < k->mc ? (m1 - m0 + mr - 1) / mr * mr : k->mc;
     int64_t ncb = n1 - n0 < k->nc ? (n1 - n0 + nr - 1) / nr * nr : k->nc;
     size_t asz = ((size_t)(mcb * kcb) * es + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
@@ -392,8 +382,8 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
     char *bbuf = abuf + asz;
     for (int64_t jc = n0; jc < n1; jc += k->nc) {
         int64_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
-        for (int64_t pc = 0; pc < g->K; pc += ks) {
-            int64_t kc = g->K - pc < ks ? g->K - pc : ks;
+        for (int64_t pc = 0; pc < g->K; pc += k->kc) {
+            int64_t kc = g->K - pc < k->kc ? g->K - pc : k->kc;
             bool acc = pc > 0, last = pc + kc >= g->K;
             pack_b(bbuf, es, &g->b, x->run_b, k, pc, kc, jc, nc);
             for (int64_t ic = m0; ic < m1; ic += k->mc) {
