@@ -5,8 +5,12 @@
  * ratio between them (the GEMM's efficiency) holds up under other load. Built (x86-64 only,
  * not installed) as build/tools/gemm-bench; the thread count comes from the environment:
  *
- *   EMBER_NUM_THREADS=1 build/tools/gemm-bench [REPS] [N...]
+ *   EMBER_NUM_THREADS=1 build/tools/gemm-bench [REPS] [SIZE...]
  *
+ * A SIZE is N (an N x N x N product) or MxKxN[:AB], C[M, N] = A[M, K] @ B[K, N], where A and B
+ * are each n (stored as they are used) or t (the transpose of a stored matrix: a training
+ * step's forward x @ W^T is 64x784x256:nt, its backward g @ W 64x256x784:nn and g^T @ x
+ * 256x64x784:tn).
  * On a machine others are using, `chrt -f 50 build/tools/gemm-bench` (root) keeps their jobs from
  * preempting the runs for the few seconds it takes. The peak loop is the one `ember bench`
  * runs (16 independent chains of AVX-512 FMAs), on as many threads as the product uses; a CPU
@@ -17,6 +21,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "ember/ember.h"
@@ -66,6 +71,16 @@ static double peak(int nt, int reps)
     return best;
 }
 
+/* A rows x cols operand, stored transposed (then a view) if t. */
+static em_tensor *operand(int64_t rows, int64_t cols, bool t)
+{
+    if (!t)
+        return em_randn(EM_SHAPE(rows, cols), NULL);
+    em_tensor *s = em_randn(EM_SHAPE(cols, rows), NULL), *v = em_t(s);
+    em_release(s);
+    return v;
+}
+
 int main(int argc, char **argv)
 {
     __builtin_cpu_init();
@@ -85,11 +100,22 @@ int main(int argc, char **argv)
     static const int def[] = {512, 1024, 2048};
     int nn = argc > 2 ? argc - 2 : 3;
     for (int s = 0; s < nn; s++) {
-        int n = argc > 2 ? atoi(argv[s + 2]) : def[s];
-        em_tensor *a = em_randn(EM_SHAPE(n, n), NULL), *b = em_randn(EM_SHAPE(n, n), NULL);
-        double flop = 2.0 * n * n * n / 1e9, best = 0;
+        long long m, k, n;
+        char ta = 'n', tb = 'n';
+        const char *arg = argc > 2 ? argv[s + 2] : NULL;
+        if (!arg) {
+            m = k = n = def[s];
+        } else if (sscanf(arg, "%lldx%lldx%lld:%c%c", &m, &k, &n, &ta, &tb) < 3) {
+            m = k = n = atoll(arg);
+        }
+        if (m <= 0 || k <= 0 || n <= 0 || !strchr("nt", ta) || !strchr("nt", tb)) {
+            fprintf(stderr, "gemm-bench: bad size '%s' (N or MxKxN[:AB], A, B n or t)\n", arg);
+            return 1;
+        }
+        em_tensor *a = operand(m, k, ta == 't'), *b = operand(k, n, tb == 't');
+        double flop = 2.0 * (double)m * (double)k * (double)n / 1e9, best = 0;
         em_release(em_matmul(a, b));
-        int r_here = n >= 2048 ? (reps + 3) / 4 : reps;
+        int r_here = flop >= 16 ? (reps + 3) / 4 : reps;
         for (int r = 0; r < r_here; r++) {
             double t0 = now();
             em_tensor *c = em_matmul(a, b);
@@ -97,7 +123,8 @@ int main(int argc, char **argv)
             em_release(c);
             best = g > best ? g : best;
         }
-        printf("  n %5d  %7.1f GFLOP/s  %5.1f%% of peak\n", n, best, 100 * best / pk);
+        printf("  %5lld x %5lld x %5lld :%c%c  %7.1f GFLOP/s  %5.1f%% of peak\n", m, k, n, ta, tb,
+               best, 100 * best / pk);
         em_release(a);
         em_release(b);
     }

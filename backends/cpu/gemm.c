@@ -19,7 +19,13 @@
  * (a shared machine) does not hold the others up. Every part packs its own panels, so more
  * parts cost more packing: on 2 threads 4 parts each ran 4-5% slower than 2 (n = 512..2048).
  * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread, and those of them
- * (or of any one-thread run) under EM_GEMM_SMALL_MNK skip the blocking: gemm_small below.
+ * (or of any one-thread run) under EM_GEMM_SMALL_MNK skip the blocking: gemm_small below, which
+ * also takes any product whose whole B fits in L2 beside an A block (gemm.h).
+ *
+ * Tried and dropped: one packed B shared by all threads (a parallel loop packing each KC x NC
+ * block of B, then one running row parts against it) packs nothing twice, but on 2 threads it
+ * ran 0-8% slower than the grid at n = 512..2048 (a join per block, and each thread walking
+ * the whole block of B instead of its half).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -262,13 +268,18 @@ static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run,
 
 /* B[p0 .. p0+kc, j0 .. j0+nc) into NR-column micro-panels: panel r holds columns r*NR.., row
  * p at dst + (r * kc + p) * NR, columns past nc zero. */
-static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run, int nr,
-                   int64_t p0, int64_t kc, int64_t j0, int64_t nc)
+static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run,
+                   const em_gemm_kernel *k, int64_t p0, int64_t kc, int64_t j0, int64_t nc)
 {
     size_t ses = em_dtype_size(b->dt);
+    int nr = k->nr;
     for (int64_t r = 0; r < nc; r += nr, dst += (size_t)(nr * kc) * es) {
         int64_t n = nc - r < nr ? nc - r : nr;
         const char *src = (const char *)b->p + (p0 * b->rs + (j0 + r) * b->cs) * (int64_t)ses;
+        if (k->pack_b_rows && run == run_f32 && es == sizeof(float) && b->rs == 1 && n == nr) {
+            k->pack_b_rows((float *)dst, (const float *)src, b->cs, kc);
+            continue;
+        }
         if (run == run_f32 && es == sizeof(float) &&
             pack_panel_f32((float *)dst, (const float *)src, b->cs, b->rs, nr, n, kc))
             continue;
@@ -327,6 +338,31 @@ typedef struct gemm_ctx {
     atomic_int failed;
 } gemm_ctx;
 
+/* The micro-kernels over one packed block: C[ic .. ic+mc, jc .. jc+nc) (+)= A's packed mc x kc
+ * block @ B's packed kc x nc block, and the epilogue after K's last slice. */
+static void gemm_block(const gemm_ctx *x, const char *abuf, const char *bbuf, int64_t ic,
+                       int64_t mc, int64_t jc, int64_t nc, int64_t kc, bool acc, bool last)
+{
+    const em_gemm_args *g = x->g;
+    const em_gemm_kernel *k = x->k;
+    size_t es = x->es;
+    int64_t mr = k->mr, nr = k->nr;
+    bool epi = last && (g->bias || g->relu);
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        int n = (int)(nc - jr < nr ? nc - jr : nr);
+        const char *bp = bbuf + (size_t)(jr * kc) * es;
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+            int m = (int)(mc - ir < mr ? mc - ir : mr);
+            char *c = (char *)g->c + ((ic + ir) * g->ldc + jc + jr) * (int64_t)es;
+            k->fn(kc, abuf + (size_t)(ir * kc) * es, bp, nr, c, g->ldc, m, n, acc);
+            if (epi)
+                epilogue(g->cdt, c, g->ldc, m, n,
+                         g->bias ? (const char *)g->bias + (jc + jr) * (int64_t)es : NULL,
+                         g->relu);
+        }
+    }
+}
+
 /* Rows [m0, m1) and columns [n0, n1) of C. */
 static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
 {
@@ -344,31 +380,16 @@ static int gemm_part(const gemm_ctx *x, int64_t m0, int64_t m1, int64_t n0, int6
     if (!abuf)
         return EM_ERR_NOMEM;
     char *bbuf = abuf + asz;
-    bool epi = g->bias || g->relu;
     for (int64_t jc = n0; jc < n1; jc += k->nc) {
         int64_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
         for (int64_t pc = 0; pc < g->K; pc += k->kc) {
             int64_t kc = g->K - pc < k->kc ? g->K - pc : k->kc;
             bool acc = pc > 0, last = pc + kc >= g->K;
-            pack_b(bbuf, es, &g->b, x->run_b, k->nr, pc, kc, jc, nc);
+            pack_b(bbuf, es, &g->b, x->run_b, k, pc, kc, jc, nc);
             for (int64_t ic = m0; ic < m1; ic += k->mc) {
                 int64_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
                 pack_a(abuf, es, &g->a, x->run_a, k, ic, mc, pc, kc);
-                for (int64_t jr = 0; jr < nc; jr += nr) {
-                    int n = (int)(nc - jr < nr ? nc - jr : nr);
-                    const char *bp = bbuf + (size_t)(jr * kc) * es;
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        int m = (int)(mc - ir < mr ? mc - ir : mr);
-                        char *c = (char *)g->c + ((ic + ir) * g->ldc + jc + jr) * (int64_t)es;
-                        k->fn(kc, abuf + (size_t)(ir * kc) * es, bp, nr, c, g->ldc, m, n,
-                              acc);
-                        if (last && epi)
-                            epilogue(g->cdt, c, g->ldc, m, n,
-                                     g->bias ? (const char *)g->bias + (jc + jr) * (int64_t)es
-                                             : NULL,
-                                     g->relu);
-                    }
-                }
+                gemm_block(x, abuf, bbuf, ic, mc, jc, nc, kc, acc, last);
             }
         }
     }
@@ -420,35 +441,38 @@ static void choose_grid(gemm_ctx *x, int threads)
 
 /* ---- the small-product path ------------------------------------------------------------- */
 
-/* A product under EM_GEMM_SMALL_MNK multiply-adds that runs on one thread: no blocking, no
- * hand-off, and B read in place when its rows are contiguous in the compute dtype (the
+/* Columns [n0, n1) of a product with no blocking (n0 a multiple of NR): for products under
+ * EM_GEMM_SMALL_MNK multiply-adds, and for those whose whole B fits beside a packed A block in
+ * L2 (K * N <= KC * MC, K <= 2 KC: a batch of rows against a layer's weight). No hand-off
+ * inside, and B read in place when its rows are contiguous in the compute dtype (the
  * micro-kernel walks them with B's own row stride); only the right-edge columns that do not
  * fill a whole NR-wide tile, or a B in any other layout, are packed. A is packed one MR-row
  * micro-panel at a time (a few KiB, hot in L1), and each panel meets every column tile of B
- * while it is there; the epilogue runs on each tile as it is stored. */
-static int gemm_small(const gemm_ctx *x)
+ * while it is there; the epilogue runs on each tile as it is stored. Threads split the
+ * columns (gemm_small_parts), each packing all of A, so nothing is packed twice but A. */
+static int gemm_small(const gemm_ctx *x, int64_t n0, int64_t n1)
 {
     const em_gemm_args *g = x->g;
     const em_gemm_kernel *k = x->k;
     size_t es = x->es;
     int64_t mr = k->mr, nr = k->nr, K = g->K;
     bool direct = g->b.cs == 1 && g->b.dt == g->cdt;
-    int64_t nfull = direct ? g->N / nr * nr : 0;    /* columns read in place */
-    int64_t npack = (g->N - nfull + nr - 1) / nr * nr;
+    int64_t nfull = n0 + (direct ? (n1 - n0) / nr * nr : 0);    /* columns read in place */
+    int64_t npack = (n1 - nfull + nr - 1) / nr * nr;
     size_t asz = ((size_t)(mr * K) * es + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
     int slot;
     char *abuf = buf_get(asz + (size_t)(npack * K) * es, &slot);
     if (!abuf)
         return EM_ERR_NOMEM;
     char *bbuf = abuf + asz;
-    if (nfull < g->N)
-        pack_b(bbuf, es, &g->b, x->run_b, k->nr, 0, K, nfull, g->N - nfull);
+    if (nfull < n1)
+        pack_b(bbuf, es, &g->b, x->run_b, k, 0, K, nfull, n1 - nfull);
     bool epi = g->bias || g->relu;
     for (int64_t ir = 0; ir < g->M; ir += mr) {
         int m = (int)(g->M - ir < mr ? g->M - ir : mr);
         pack_a(abuf, es, &g->a, x->run_a, k, ir, m, 0, K);
-        for (int64_t jr = 0; jr < g->N; jr += nr) {
-            int n = (int)(g->N - jr < nr ? g->N - jr : nr);
+        for (int64_t jr = n0; jr < n1; jr += nr) {
+            int n = (int)(n1 - jr < nr ? n1 - jr : nr);
             const char *bp = jr < nfull ? (const char *)g->b.p + jr * (int64_t)es
                                         : bbuf + (size_t)((jr - nfull) * K) * es;
             char *c = (char *)g->c + (ir * g->ldc + jr) * (int64_t)es;
@@ -460,6 +484,15 @@ static int gemm_small(const gemm_ctx *x)
     }
     buf_put(abuf, slot);
     return EM_OK;
+}
+
+/* Column parts [begin, end) of x->cols columns each, through gemm_small. */
+static void gemm_small_parts(void *arg, int64_t begin, int64_t end)
+{
+    gemm_ctx *x = arg;
+    int64_t n0 = begin * x->cols, n1 = end * x->cols < x->g->N ? end * x->cols : x->g->N;
+    if (n0 < n1 && gemm_small(x, n0, n1) != EM_OK)
+        atomic_store(&x->failed, 1);
 }
 
 /* K = 0: C is the bias (or zeros), through the epilogue. */
@@ -491,23 +524,21 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
         return EM_OK;
     }
     int64_t mnk = g->M * g->N * g->K;
-    if ((mnk < EM_GEMM_SERIAL_MNK || threads <= 1) && mnk < EM_GEMM_SMALL_MNK &&
-        g->K <= 2 * x.k->kc) {
-        if (gemm_small(&x) != EM_OK)
-            atomic_store(&x.failed, 1);
-        goto done;
-    }
+    bool small = g->K <= 2 * x.k->kc &&
+                 ((mnk < EM_GEMM_SMALL_MNK && (mnk < EM_GEMM_SERIAL_MNK || threads <= 1)) ||
+                  g->K * g->N <= x.k->kc * x.k->mc);
     if (mnk < EM_GEMM_SERIAL_MNK)
         threads = 1;
     else if (threads > 1 && mnk >= (int64_t)threads * PARTS_PER_THREAD * 4 * EM_GEMM_SERIAL_MNK)
         threads *= PARTS_PER_THREAD;              /* parts, not threads, from here on */
     choose_grid(&x, threads);
     int parts = x.tm * x.tn;
-    if (parts == 1)
+    if (small && x.tm == 1)                       /* a column split, or one thread */
+        em_cpu__parallel_for(parts, 1, gemm_small_parts, &x);
+    else if (parts == 1)
         gemm_parts(&x, 0, 1);
     else
         em_cpu__parallel_for(parts, 1, gemm_parts, &x);
-done:
     if (atomic_load(&x.failed))
         return em_set_error(EM_ERR_NOMEM, "cpu: matmul: out of memory for packing buffers "
                             "(%lld x %lld x %lld)", (long long)g->M, (long long)g->K,

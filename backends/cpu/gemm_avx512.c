@@ -1,4 +1,4 @@
-/* backends/cpu/gemm_avx512.c - AVX-512 GEMM: f32 14x32 and f64 14x16 kernels, f32 A packing.
+/* backends/cpu/gemm_avx512.c - AVX-512 GEMM: f32 14x32 and f64 14x16 kernels, f32 packing.
  *
  * Compiled with -mavx512f -mfma (this file only) and called only where gemm_select.c found
  * AVX-512F in cpuid and the ZMM state enabled by the OS (xgetbv). Each kernel keeps its tile in
@@ -17,6 +17,7 @@
 #include "gemm.h"
 
 #define MR 14
+#define NR 32                /* f32 columns */
 
 /* Each loop below is fully unrolled, so the accumulator arrays are scalarised into registers
  * (a loop with a variable index would put them on the stack; the always-inline step keeps
@@ -194,8 +195,30 @@ static void spack_a_rows(float *d, const float *s, int64_t rs, int64_t kc)
             d[p * MR + i] = s[i * rs + p];
 }
 
+/* The f32 B micro-panel of a transposed B whose NR columns are rows of a row-major matrix
+ * (a weight in x @ W^T; gemm.h's em_gemm_pack_rows_fn with NR rows): 8 columns at a time, as
+ * four 8 x 8 transposes. */
+static void spack_b_rows(float *d, const float *s, int64_t rs, int64_t kc)
+{
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+#pragma GCC unroll 4
+        for (int g = 0; g < NR / 8; g++) {
+            __m256 r[8];
+            transpose_8x8(r, s + g * 8 * rs + p, rs, 8);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                _mm256_storeu_ps(d + (p + j) * NR + g * 8, r[j]);
+        }
+    }
+    for (; p < kc; p++)
+        for (int j = 0; j < NR; j++)
+            d[p * NR + j] = s[j * rs + p];
+}
+
 const em_gemm_impl em_cpu__gemm_avx512 = {
     .name = "avx512",
-    .f32 = {.fn = sgemm_14x32, .pack_a_rows = spack_a_rows, .mr = MR, .nr = 32},
+    .f32 = {.fn = sgemm_14x32, .pack_a_rows = spack_a_rows, .pack_b_rows = spack_b_rows,
+            .mr = MR, .nr = NR},
     .f64 = {.fn = dgemm_14x16, .mr = MR, .nr = 16},
 };

@@ -275,15 +275,19 @@ Test(gemm, batches_with_and_without_broadcast)
 }
 
 /* Products on both sides of the small-product path's limits (under 96^3 multiply-adds, or
- * 192^3 on one thread; K up to two KC slices), with column counts just under, at and past each
- * kernel's tile width (B read in place for whole tiles, the rest packed), B's rows wider than
- * the product (a narrowed B), transposed operands, f64 and Linear's bias. */
+ * 192^3 on one thread, or a whole B that fits beside a packed A block, split by columns across
+ * threads: a batch against a layer's weight; K up to two KC slices), with column counts just
+ * under, at and past each kernel's tile width (B read in place for whole tiles, the rest
+ * packed), B's rows wider than the product (a narrowed B), transposed operands, f64 and
+ * Linear's bias. */
 Test(gemm, small_products_on_both_sides_of_the_threshold_match)
 {
     static const int64_t shapes[][3] = {
         {95, 96, 96}, {97, 96, 96}, {14, 383, 160}, {14, 385, 160}, {13, 7, 31}, {15, 9, 33},
         {29, 64, 32}, {28, 64, 16}, {6, 50, 17}, {4, 3, 15}, {1, 1, 65}, {64, 3, 64},
         {64, 128, 10}, {10, 64, 128}, {191, 192, 192}, {193, 192, 192},
+        {64, 256, 784}, {64, 256, 783}, {257, 64, 785}, {100, 383, 500}, {64, 385, 256},
+        {300, 256, 1500},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
