@@ -283,10 +283,7 @@ WHERE_LOOP(where_8, uint64_t)
 
 static int k_where(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cpu", 3, 1, 0);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cpu", 3, 1, 0);
     static const em_cpu_loop_fn loops[4] = {where_1, where_2, where_4, where_8};
     const em_ktensor *ts[4] = {&c->out[0], &c->in[0], &c->in[1], &c->in[2]};
     return em_cpu__iter_each("where", 4, ts, EM_CPU_GRAIN_CHEAP,

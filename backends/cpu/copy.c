@@ -203,10 +203,7 @@ static void copy_reshape(const em_ktensor *dst, const em_ktensor *src, em_cpu_lo
 
 static int k_copy(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cpu", 1, 1, 0);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cpu", 1, 1, 0);
     const em_ktensor *dst = &c->out[0], *src = &c->in[0];
     em_cpu_loop_fn fn = dst->dtype == src->dtype ? em_cpu__move_loop(em_dtype_size(dst->dtype))
                                                  : cast_loops[src->dtype][dst->dtype];
@@ -219,7 +216,7 @@ static int k_copy(void *bctx, const em_kcall *c)
     }
     const em_ktensor *ts[2] = {dst, src};
     em_cpu_iter it;
-    rc = em_cpu__iter_init(&it, "copy", 2, ts);
+    int rc = em_cpu__iter_init(&it, "copy", 2, ts);
     if (rc != EM_OK)
         return rc;
     if (dst->dtype == src->dtype && is_transpose(&it)) {
@@ -269,10 +266,7 @@ static void store_double(em_dtype dt, double v, void *out)
 
 static int k_fill(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cpu", 0, 1, 1);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cpu", 0, 1, 1);
     const em_ktensor *out = &c->out[0];
     fill_ctx f = {em_cpu__data(out), em_dtype_size(out->dtype), 0};
     store_double(out->dtype, c->attrs[0].f, &f.bits);   /* into its first bytes */
@@ -349,10 +343,7 @@ static void rand_range(void *arg, int64_t begin, int64_t end)
 
 static int k_random(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cpu", 0, 1, 7);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cpu", 0, 1, 7);
     const em_ktensor *out = &c->out[0];
     rand_ctx r = {
         .out = em_cpu__data(out),
@@ -380,10 +371,10 @@ static int k_random(void *bctx, const em_kcall *c)
 
 int em_cpu__register_copy(em_registry *reg)
 {
-    int rc = em_register_kernel(reg, "cpu", "copy", k_copy, EM_KERNEL_STRIDED, EM_DTYPES_ALL);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "cpu", "fill", k_fill, 0, EM_DTYPES_ALL);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "cpu", "random", k_random, 0, EM_DTYPES_ALL);
-    return rc < 0 ? rc : EM_OK;
+    static const em_kernel_decl table[] = {
+        {"copy", k_copy, EM_KERNEL_STRIDED, EM_DTYPES_ALL},
+        {"fill", k_fill, 0, EM_DTYPES_ALL},
+        {"random", k_random, 0, EM_DTYPES_ALL},
+    };
+    return em_register_kernels(reg, "cpu", table, sizeof table / sizeof table[0]);
 }

@@ -59,10 +59,7 @@ GATHER_LOOP(gather_8, uint64_t)
 
 static int k_gather(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cpu", 2, 1, 1);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cpu", 2, 1, 1);
     const em_ktensor *a = &c->in[0], *idx = &c->in[1];
     int dim = (int)c->attrs[0].i;
     gather_ctx g = {a->ndim > 0 ? a->strides[dim] : 0};
@@ -132,13 +129,10 @@ static int copy_input(const em_ktensor *out, const em_ktensor *a)
 
 static int k_scatter_add(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cpu", 3, 1, 1);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cpu", 3, 1, 1);
     const em_ktensor *a = &c->in[0], *idx = &c->in[1], *src = &c->in[2], *out = &c->out[0];
     int dim = (int)c->attrs[0].i;
-    rc = copy_input(out, a);
+    int rc = copy_input(out, a);
     if (rc != EM_OK || idx->numel == 0)
         return rc;
     if (a->ndim == 0) {                /* 0-dim: out += src where the index is 0 */
@@ -161,10 +155,9 @@ static int k_scatter_add(void *bctx, const em_kcall *c)
 
 int em_cpu__register_index(em_registry *reg)
 {
-    int rc = em_register_kernel(reg, "cpu", "gather", k_gather, EM_KERNEL_STRIDED,
-                                EM_DTYPES_ALL);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "cpu", "scatter_add", k_scatter_add, EM_KERNEL_STRIDED,
-                                EM_DTYPES_ALL);
-    return rc < 0 ? rc : EM_OK;
+    static const em_kernel_decl table[] = {
+        {"gather", k_gather, EM_KERNEL_STRIDED, EM_DTYPES_ALL},
+        {"scatter_add", k_scatter_add, EM_KERNEL_STRIDED, EM_DTYPES_ALL},
+    };
+    return em_register_kernels(reg, "cpu", table, sizeof table / sizeof table[0]);
 }

@@ -309,10 +309,7 @@ static int mm_int(const mm_call *m)
 
 static int k_matmul(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cpu", 2, 1, 0);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cpu", 2, 1, 0);
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *out = &c->out[0];
     int nd = out->ndim;
     mm_call m = {
@@ -401,13 +398,10 @@ static int k_linear_relu(void *bctx, const em_kcall *c)
 
 int em_cpu__register_matmul(em_registry *reg)
 {
-    int rc = em_register_kernel(reg, "cpu", "matmul", k_matmul, EM_KERNEL_STRIDED,
-                                EM_DTYPES_ALL);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "cpu", "linear", k_linear, EM_KERNEL_STRIDED,
-                                EM_DTYPES_FLOAT);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "cpu", "linear_relu", k_linear_relu, EM_KERNEL_STRIDED,
-                                EM_DTYPES_FLOAT);
-    return rc < 0 ? rc : EM_OK;
+    static const em_kernel_decl table[] = {
+        {"matmul", k_matmul, EM_KERNEL_STRIDED, EM_DTYPES_ALL},
+        {"linear", k_linear, EM_KERNEL_STRIDED, EM_DTYPES_FLOAT},
+        {"linear_relu", k_linear_relu, EM_KERNEL_STRIDED, EM_DTYPES_FLOAT},
+    };
+    return em_register_kernels(reg, "cpu", table, sizeof table / sizeof table[0]);
 }

@@ -279,11 +279,10 @@ static int k_rmsprop_step(void *bctx, const em_kcall *c)
 
 int em_cpu__register_optim(em_registry *reg)
 {
-    const uint32_t dts = EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64);
-    int rc = em_register_kernel(reg, "cpu", "sgd_step", k_sgd_step, 0, dts);
-    if (rc == EM_OK)
-        rc = em_register_kernel(reg, "cpu", "adam_step", k_adam_step, 0, dts);
-    if (rc == EM_OK)
-        rc = em_register_kernel(reg, "cpu", "rmsprop_step", k_rmsprop_step, 0, dts);
-    return rc;
+    static const em_kernel_decl table[] = {
+        {"sgd_step", k_sgd_step, 0, EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64)},
+        {"adam_step", k_adam_step, 0, EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64)},
+        {"rmsprop_step", k_rmsprop_step, 0, EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64)},
+    };
+    return em_register_kernels(reg, "cpu", table, sizeof table / sizeof table[0]);
 }

@@ -572,10 +572,7 @@ static void argmax_parts(void *arg, int64_t b, int64_t e)
 
 static int k_argmax(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cpu", 1, 1, 2);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cpu", 1, 1, 2);
     const em_ktensor *in = &c->in[0], *out = &c->out[0];
     em_dtype dt = in->dtype;
     if (dt <= EM_DTYPE_UNSPEC || dt >= EM_DTYPE_COUNT || !argmax_table[dt].scan ||
@@ -619,12 +616,11 @@ static int k_argmax(void *bctx, const em_kcall *c)
 
 int em_cpu__register_reduce(em_registry *reg)
 {
-    int rc = em_register_kernel(reg, "cpu", "sum", k_sum, EM_KERNEL_STRIDED, EM_DTYPES_ALL);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "cpu", "amax", k_amax, EM_KERNEL_STRIDED, EM_DTYPES_ALL);
     /* argmax on bool is an error in PyTorch; contiguous input keeps the indexing simple. */
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "cpu", "argmax", k_argmax, 0,
-                                EM_DTYPES_FLOAT | EM_DTYPES_INT);
-    return rc < 0 ? rc : EM_OK;
+    static const em_kernel_decl table[] = {
+        {"sum", k_sum, EM_KERNEL_STRIDED, EM_DTYPES_ALL},
+        {"amax", k_amax, EM_KERNEL_STRIDED, EM_DTYPES_ALL},
+        {"argmax", k_argmax, 0, EM_DTYPES_FLOAT | EM_DTYPES_INT},
+    };
+    return em_register_kernels(reg, "cpu", table, sizeof table / sizeof table[0]);
 }

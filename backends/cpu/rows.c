@@ -261,10 +261,9 @@ static int k_cross_entropy_backward(void *bctx, const em_kcall *c)
 
 int em_cpu__register_rows(em_registry *reg)
 {
-    int rc = em_register_kernel(reg, "cpu", "cross_entropy", k_cross_entropy, 0,
-                                EM_DTYPES_FLOAT);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "cpu", "cross_entropy_backward", k_cross_entropy_backward,
-                                0, EM_DTYPES_FLOAT);
-    return rc < 0 ? rc : EM_OK;
+    static const em_kernel_decl table[] = {
+        {"cross_entropy", k_cross_entropy, 0, EM_DTYPES_FLOAT},
+        {"cross_entropy_backward", k_cross_entropy_backward, 0, EM_DTYPES_FLOAT},
+    };
+    return em_register_kernels(reg, "cpu", table, sizeof table / sizeof table[0]);
 }

@@ -410,10 +410,7 @@ static bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs,
 
 static int k_matmul(void *bctx, const em_kcall *c)
 {
-    (void)bctx;
-    int rc = em_kcall_check(c, "cuda", 2, 1, 0);
-    if (rc != EM_OK)
-        return rc;
+    EM_KCALL_CHECK(c, "cuda", 2, 1, 0);
     const em_ktensor *a = &c->in[0], *b = &c->in[1], *o = &c->out[0];
     int nd = a->ndim;
     em_cuda_device *d = em_cuda__device(c->device, "matmul");
@@ -456,7 +453,8 @@ static int k_matmul(void *bctx, const em_kcall *c)
                                                &oo, &ao, a_rs, a_cs, &bo, b_rs, b_cs),
                         "matmul", a->dtype);
     cublasHandle_t h = NULL;
-    if ((rc = cublas_handle(d, &h)) != EM_OK)
+    int rc = cublas_handle(d, &h);
+    if (rc != EM_OK)
         return rc;
     /* The last batch dim is cuBLAS's batch; the ones before it are looped here. */
     int64_t count = nb > 0 ? bs.shape[nb - 1] : 1;
@@ -500,12 +498,7 @@ static int k_matmul(void *bctx, const em_kcall *c)
 
 int em_cuda__register_kernels(em_registry *reg)
 {
-    static const struct {
-        const char *op;
-        em_kernel_fn fn;
-        unsigned flags;
-        uint32_t dtypes;
-    } table[] = {
+    static const em_kernel_decl table[] = {
         {"copy", k_copy, EM_KERNEL_STRIDED, ALL},
         {"fill", k_fill, 0, ALL},
         {"random", k_random, 0, ALL},
@@ -540,11 +533,5 @@ int em_cuda__register_kernels(em_registry *reg)
         {"gather", k_gather, EM_KERNEL_STRIDED, ALL},
         {"scatter_add", k_scatter_add, EM_KERNEL_STRIDED, ALL},
     };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        int rc = em_register_kernel(reg, "cuda", table[i].op, table[i].fn, table[i].flags,
-                                    table[i].dtypes);
-        if (rc < 0)
-            return rc;
-    }
-    return EM_OK;
+    return em_register_kernels(reg, "cuda", table, sizeof table / sizeof table[0]);
 }

@@ -76,19 +76,11 @@ EM_KERNEL_BIND(k_cross_entropy_backward, run_cross_entropy, true)
 
 int em_cuda__register_rows(em_registry *reg)
 {
-    static const struct {
-        const char *op;
-        em_kernel_fn fn;
-    } table[] = {
-        {"softmax", k_softmax},
-        {"log_softmax", k_log_softmax},
-        {"cross_entropy", k_cross_entropy},
-        {"cross_entropy_backward", k_cross_entropy_backward},
+    static const em_kernel_decl table[] = {
+        {"softmax", k_softmax, 0, EM_DTYPES_FLOAT},
+        {"log_softmax", k_log_softmax, 0, EM_DTYPES_FLOAT},
+        {"cross_entropy", k_cross_entropy, 0, EM_DTYPES_FLOAT},
+        {"cross_entropy_backward", k_cross_entropy_backward, 0, EM_DTYPES_FLOAT},
     };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        int rc = em_register_kernel(reg, "cuda", table[i].op, table[i].fn, 0, EM_DTYPES_FLOAT);
-        if (rc < 0)
-            return rc;
-    }
-    return EM_OK;
+    return em_register_kernels(reg, "cuda", table, sizeof table / sizeof table[0]);
 }

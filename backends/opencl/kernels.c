@@ -475,23 +475,20 @@ int em_ocl__register_elementwise(em_registry *reg, uint32_t dtypes)
     static const em_kernel_fn binary_fns[B_COUNT] = {k_add, k_sub, k_mul, k_div, k_pow,
                                                      k_maximum, k_minimum, k_eq, k_ne, k_lt,
                                                      k_le, k_gt, k_ge};
-    int rc = em_register_kernel(reg, "opencl", "copy", k_copy, EM_KERNEL_STRIDED, dtypes);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "fill", k_fill, 0, dtypes);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "random", k_random, 0, dtypes);
+    const em_kernel_decl table[] = {
+        {"copy", k_copy, EM_KERNEL_STRIDED, dtypes},
+        {"fill", k_fill, 0, dtypes},
+        {"random", k_random, 0, dtypes},
+        {"where", k_where, EM_KERNEL_STRIDED, dtypes},
+        {"gather", k_gather, EM_KERNEL_STRIDED, dtypes},
+        {"scatter_add", k_scatter_add, EM_KERNEL_STRIDED, dtypes},
+    };
+    int rc = em_register_kernels(reg, "opencl", table, sizeof table / sizeof table[0]);
     for (int i = 0; rc >= 0 && i < U_COUNT; i++)
         rc = em_register_kernel(reg, "opencl", unary_ops[i].name, unary_fns[i],
                                 EM_KERNEL_STRIDED, unary_ops[i].dtypes & dtypes);
     for (int i = 0; rc >= 0 && i < B_COUNT; i++)
         rc = em_register_kernel(reg, "opencl", binary_ops[i].name, binary_fns[i],
                                 EM_KERNEL_STRIDED, binary_ops[i].dtypes & dtypes);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "where", k_where, EM_KERNEL_STRIDED, dtypes);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "gather", k_gather, EM_KERNEL_STRIDED, dtypes);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "scatter_add", k_scatter_add, EM_KERNEL_STRIDED,
-                                dtypes);
     return rc < 0 ? rc : EM_OK;
 }

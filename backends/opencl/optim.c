@@ -152,10 +152,10 @@ static int k_rmsprop_step(void *bctx, const em_kcall *c)
 int em_ocl__register_optim(em_registry *reg, uint32_t dtypes)
 {
     uint32_t fl = dtypes & (EM_DTYPE_BIT(EM_F32) | EM_DTYPE_BIT(EM_F64));
-    int rc = em_register_kernel(reg, "opencl", "sgd_step", k_sgd_step, 0, fl);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "adam_step", k_adam_step, 0, fl);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "rmsprop_step", k_rmsprop_step, 0, fl);
-    return rc < 0 ? rc : EM_OK;
+    const em_kernel_decl table[] = {
+        {"sgd_step", k_sgd_step, 0, fl},
+        {"adam_step", k_adam_step, 0, fl},
+        {"rmsprop_step", k_rmsprop_step, 0, fl},
+    };
+    return em_register_kernels(reg, "opencl", table, sizeof table / sizeof table[0]);
 }

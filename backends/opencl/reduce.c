@@ -230,12 +230,11 @@ static int k_argmax(void *bctx, const em_kcall *c)
 
 int em_ocl__register_reduce(em_registry *reg, uint32_t dtypes)
 {
-    int rc = em_register_kernel(reg, "opencl", "sum", k_sum, EM_KERNEL_STRIDED, dtypes);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "amax", k_amax, EM_KERNEL_STRIDED, dtypes);
     /* argmax on bool is an error in PyTorch; contiguous input keeps the indexing simple. */
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "argmax", k_argmax, 0,
-                                dtypes & ~EM_DTYPE_BIT(EM_BOOL));
-    return rc < 0 ? rc : EM_OK;
+    const em_kernel_decl table[] = {
+        {"sum", k_sum, EM_KERNEL_STRIDED, dtypes},
+        {"amax", k_amax, EM_KERNEL_STRIDED, dtypes},
+        {"argmax", k_argmax, 0, dtypes & ~EM_DTYPE_BIT(EM_BOOL)},
+    };
+    return em_register_kernels(reg, "opencl", table, sizeof table / sizeof table[0]);
 }

@@ -280,13 +280,11 @@ static int k_cross_entropy_backward(void *bctx, const em_kcall *c)
 int em_ocl__register_rows(em_registry *reg, uint32_t dtypes)
 {
     uint32_t fl = dtypes & EM_DTYPES_FLOAT;
-    int rc = em_register_kernel(reg, "opencl", "softmax", k_softmax, 0, fl);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "log_softmax", k_log_softmax, 0, fl);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "cross_entropy", k_cross_entropy, 0, fl);
-    if (rc >= 0)
-        rc = em_register_kernel(reg, "opencl", "cross_entropy_backward",
-                                k_cross_entropy_backward, 0, fl);
-    return rc < 0 ? rc : EM_OK;
+    const em_kernel_decl table[] = {
+        {"softmax", k_softmax, 0, fl},
+        {"log_softmax", k_log_softmax, 0, fl},
+        {"cross_entropy", k_cross_entropy, 0, fl},
+        {"cross_entropy_backward", k_cross_entropy_backward, 0, fl},
+    };
+    return em_register_kernels(reg, "opencl", table, sizeof table / sizeof table[0]);
 }

@@ -695,6 +695,37 @@ static inline int em_kcall_check(const em_kcall *c, const char *who, int nin, in
                         nattrs, c->nin, c->nout, c->nattrs);
 }
 
+/* One row of a backend's kernel table, for em_register_kernels. */
+typedef struct em_kernel_decl {
+    const char *op;
+    em_kernel_fn fn;
+    unsigned flags;    /* EM_KERNEL_STRIDED or 0 */
+    uint32_t dtypes;   /* EM_DTYPE_BIT mask */
+} em_kernel_decl;
+
+/* em_register_kernel for each of the n rows of `table` on `backend`, in order; stops at the
+ * first failure and returns its status, else EM_OK. */
+static inline int em_register_kernels(em_registry *reg, const char *backend,
+                                      const em_kernel_decl *table, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = em_register_kernel(reg, backend, table[i].op, table[i].fn, table[i].flags,
+                                    table[i].dtypes);
+        if (rc < 0)
+            return rc;
+    }
+    return EM_OK;
+}
+
+/* A kernel's first statement: em_kcall_check, returning its status from the kernel on failure.
+ *   static int k_neg(void *ctx, const em_kcall *c) { EM_KCALL_CHECK(c, "cpu", 1, 1, 0); ... } */
+#define EM_KCALL_CHECK(c, who, nin, nout, nattrs)                                               \
+    do {                                                                                        \
+        int em_kcall_rc_ = em_kcall_check((c), (who), (nin), (nout), (nattrs));                 \
+        if (em_kcall_rc_ != EM_OK)                                                              \
+            return em_kcall_rc_;                                                                \
+    } while (0)
+
 /* Operands of one shape walked with the fewest dims, for elementwise kernels: dims of size 1
  * are dropped and a dim is merged into the one outside it when, in every operand, stepping
  * the outer dim once equals stepping the inner one shape[d] times. So a contiguous tensor is

@@ -1,8 +1,9 @@
 /* tests/core/test_plugin_helpers.c - the header-only helpers plugin.h gives backends:
  * em_strided_init (the dimension-merging walk of elementwise kernels), em_kcall_check (the
- * call-shape check every kernel opens with), em_device_index_check, em_kt_broadcasts,
- * em_kt_rows and EM_KERNEL_BIND. EM_PLUGIN_DEFINE is exercised by every plugin the loader
- * tests load. */
+ * call-shape check every kernel opens with, and EM_KCALL_CHECK, which returns its error),
+ * em_device_index_check, em_kt_broadcasts, em_kt_rows, EM_KERNEL_BIND and em_register_kernels
+ * (a backend's kernel table). EM_PLUGIN_DEFINE is exercised by every plugin the loader tests
+ * load. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -165,4 +166,42 @@ Test(plugin_helpers, kernel_bind_calls_the_implementation_with_the_bound_argumen
     int ctx;
     cr_assert_eq(fn(&ctx, &c), 7);
     cr_assert(seen_ctx == &ctx && seen_scale == 3 && seen_offset == 1);
+}
+
+/* A kernel that opens with EM_KCALL_CHECK and returns 42 when the call has its shape. */
+static int checked_kernel(void *ctx, const em_kcall *c)
+{
+    (void)ctx;
+    EM_KCALL_CHECK(c, "test", 2, 1, 1);
+    return 42;
+}
+
+Test(plugin_helpers, kcall_check_macro_returns_the_error_from_the_kernel_or_goes_on)
+{
+    int op = em_op_lookup("gather");
+    cr_assert_geq(op, 0, "%s", em_last_error());
+    em_kcall good = {sizeof good, op, 0, 2, 1, NULL, NULL, 1, NULL};
+    em_kcall bad = {sizeof bad, op, 0, 1, 1, NULL, NULL, 1, NULL};
+    cr_assert_eq(checked_kernel(NULL, &good), 42);
+    cr_assert_eq(checked_kernel(NULL, &bad), EM_ERR_INVALID);
+    cr_assert(strstr(em_last_error(), "test: gather: expected 2 inputs"), "%s", em_last_error());
+}
+
+static int any_kernel(void *ctx, const em_kcall *c)
+{
+    (void)ctx, (void)c;
+    return EM_OK;
+}
+
+Test(plugin_helpers, register_kernels_registers_each_row_and_stops_at_the_first_failure)
+{
+    const em_kernel_decl table[] = {
+        {"neg", any_kernel, 0, EM_DTYPE_BIT(EM_F32)},
+        {"no_such_op", any_kernel, 0, EM_DTYPE_BIT(EM_F32)},
+        {"abs", any_kernel, 0, EM_DTYPE_BIT(EM_F32)},
+    };
+    cr_assert_eq(em_register_kernels(NULL, "testdev", table, 1), EM_OK, "%s", em_last_error());
+    int rc = em_register_kernels(NULL, "testdev", table, 3);
+    cr_assert_lt(rc, 0);
+    cr_assert(strstr(em_last_error(), "no_such_op"), "%s", em_last_error());
 }
