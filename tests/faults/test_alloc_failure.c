@@ -332,30 +332,37 @@ Test(alloc_failure, a_save_that_runs_out_of_memory_fails_and_keeps_the_old_file)
     ckpt_teardown(&c);
 }
 
-/* Loading other's checkpoint into m: m then equals other, or the load failed with an
- * out-of-memory error and m is exactly as it was. */
-static void load_step(void *ctx, long n)
+/* Loading c->path into m (or, when `optimizer`, into c->o): it then holds the file's state,
+ * or the load failed with an out-of-memory error and it is exactly as it was. After a load
+ * that worked, the old state comes back from <dir>/old.safetensors for the next run. */
+static void check_load(ckpt_case *c, long n, bool optimizer)
 {
-    ckpt_case *c = ctx;
+    const char *fn = optimizer ? "em_optimizer_load" : "em_module_load";
+    char keep[PATH_MAX + 32];
+    snprintf(keep, sizeof keep, "%s/old.safetensors", c->dir);
     em_clear_error();
-    int rc = em_module_load(c->m, c->path);
+    int rc = optimizer ? em_optimizer_load(c->o, c->path) : em_module_load(c->m, c->path);
     bool fired = fault_disarm();
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", em_last_error());
     size_t size;
-    void *now = snapshot(c, false, &size);
+    void *now = snapshot(c, optimizer, &size);
     if (rc < 0) {
         cr_assert(fired, "load failed with no allocation failing: %s", msg);
-        assert_nomem_was(rc, msg, "em_module_load", n);
-        assert_same(now, size, c->old_bytes, c->old_size, "the module", n);
+        assert_nomem_was(rc, msg, fn, n);
+        assert_same(now, size, c->old_bytes, c->old_size,
+                    optimizer ? "the optimizer state" : "the module", n);
     } else {
-        assert_same(now, size, c->new_bytes, c->new_size, "the loaded module", n);
-        char keep[PATH_MAX + 32];
-        snprintf(keep, sizeof keep, "%s/old.safetensors", c->dir);
-        cr_assert_eq(em_module_load(c->m, keep), EM_OK, "%s", em_last_error());
+        assert_same(now, size, c->new_bytes, c->new_size,
+                    optimizer ? "the loaded optimizer state" : "the loaded module", n);
+        rc = optimizer ? em_optimizer_load(c->o, keep) : em_module_load(c->m, keep);
+        cr_assert_eq(rc, EM_OK, "%s", em_last_error());
     }
     free(now);
 }
+
+static void load_step(void *ctx, long n) { check_load(ctx, n, false); }
+static void optim_load_step(void *ctx, long n) { check_load(ctx, n, true); }
 
 Test(alloc_failure, a_load_that_runs_out_of_memory_leaves_the_module_unchanged)
 {
@@ -383,29 +390,6 @@ static void adam_step(ckpt_case *c)
     em_release(x);
     em_release(y);
     em_release(l);
-}
-
-static void optim_load_step(void *ctx, long n)
-{
-    ckpt_case *c = ctx;
-    em_clear_error();
-    int rc = em_optimizer_load(c->o, c->path);
-    bool fired = fault_disarm();
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", em_last_error());
-    size_t size;
-    void *now = snapshot(c, true, &size);
-    if (rc < 0) {
-        cr_assert(fired, "load failed with no allocation failing: %s", msg);
-        assert_nomem_was(rc, msg, "em_optimizer_load", n);
-        assert_same(now, size, c->old_bytes, c->old_size, "the optimizer state", n);
-    } else {
-        assert_same(now, size, c->new_bytes, c->new_size, "the loaded optimizer state", n);
-        char keep[PATH_MAX + 32];
-        snprintf(keep, sizeof keep, "%s/old.safetensors", c->dir);
-        cr_assert_eq(em_optimizer_load(c->o, keep), EM_OK, "%s", em_last_error());
-    }
-    free(now);
 }
 
 Test(alloc_failure, an_optimizer_load_that_runs_out_of_memory_leaves_the_state_unchanged)
