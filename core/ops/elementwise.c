@@ -378,13 +378,16 @@ static int b_div(em_node *n, em_tensor *g, em_tensor **gin)
 {
     SAVED(b, 0);
     SAVED(y, 1);
-    if (NEED(0))
-        gin[0] = em_div(g, b);
+    em_tensor *q = em_div(g, b);   /* g / b: a's gradient, and a factor of b's */
     if (NEED(1)) {
-        em_tensor *q = em_div(g, b), *p = em_mul(q, y);
-        gin[1] = em_neg(p);
-        drop(q, p, NULL);
+        em_tensor *p = q ? em_mul(q, y) : NULL;
+        gin[1] = p ? em_neg(p) : NULL;
+        em_release(p);
     }
+    if (NEED(0))
+        gin[0] = q;
+    else
+        em_release(q);
     return check(gin, 2, n);
 }
 
