@@ -14,10 +14,13 @@
  * Threads: C is cut into a grid of tm x tn parts (row edges on MR, column edges on NR); each
  * part runs the loops above on its own rows and columns with its own packing buffers, so
  * parts never wait on each other. The grid minimises each part's multiply-adds plus packing
- * (a row split packs all of B in every part, a column split all of A). Big products get
- * PARTS_PER_THREAD parts per thread, claimed dynamically, so that a thread the OS preempts
- * (a shared machine) does not hold the others up. Every part packs its own panels, so more
- * parts cost more packing: on 2 threads 4 parts each ran 4-5% slower than 2 (n = 512..2048).
+ * (a row split packs all of B in every part, a column split all of A). One part per thread:
+ * every part packs its own panels, so more parts cost more packing. Two parts per thread,
+ * claimed dynamically, had been tried so that a thread the OS preempts (a shared machine)
+ * would not hold the other up at the join; at real-time priority (no preemption) one part per
+ * thread ran 3-8% faster on 2 threads (training shapes 256 x 784 x 256 to 1000 x 784 x 500,
+ * and n = 1024, 2048), and with another job spinning on one of the 2 cores neither split
+ * held up (both fell to about one core's speed).
  * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread, and those of them
  * (or of any one-thread run) under EM_GEMM_SMALL_MNK skip the blocking: gemm_small below, which
  * also takes any product whose whole B fits in L2 beside an A block (gemm.h).
@@ -409,8 +412,6 @@ static void gemm_parts(void *arg, int64_t begin, int64_t end)
     }
 }
 
-#define PARTS_PER_THREAD 2
-
 /* One packed element costs about as much time as this many multiply-adds in a micro-kernel
  * (packing moves ~1-2 elements a cycle; an AVX-512 f32 kernel does 32 multiply-adds a cycle). */
 #define PACK_WEIGHT 16
@@ -529,8 +530,6 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
                   g->K * g->N <= x.k->kc * x.k->mc);
     if (mnk < EM_GEMM_SERIAL_MNK)
         threads = 1;
-    else if (threads > 1 && mnk >= (int64_t)threads * PARTS_PER_THREAD * 4 * EM_GEMM_SERIAL_MNK)
-        threads *= PARTS_PER_THREAD;              /* parts, not threads, from here on */
     choose_grid(&x, threads);
     int parts = x.tm * x.tn;
     if (small && x.tm == 1)                       /* a column split, or one thread */
