@@ -300,9 +300,10 @@ static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run,
 
 /* ---- epilogue ------------------------------------------------------------------------------ */
 
-/* c[0..m, 0..n) += bias[0..n) and/or max(., 0), on a tile in the compute dtype. */
-static void epilogue(em_dtype cdt, void *c, int64_t ldc, int m, int n, const void *bias,
-                     bool relu)
+/* c[0..m, 0..n) += bias[0..n) and/or max(., 0), on a tile in the compute dtype; f32 tiles go
+ * through the kernel's own epilogue where it has one (gemm.h). */
+static void epilogue(const em_gemm_kernel *k, em_dtype cdt, void *c, int64_t ldc, int m, int n,
+                     const void *bias, bool relu)
 {
     if (cdt == EM_F64) {
         const double *bv = bias;
@@ -315,6 +316,10 @@ static void epilogue(em_dtype cdt, void *c, int64_t ldc, int m, int n, const voi
                 for (int j = 0; j < n; j++)
                     ci[j] = ci[j] > 0 || ci[j] != ci[j] ? ci[j] : 0.0;
         }
+        return;
+    }
+    if (k->epilogue) {
+        k->epilogue(c, ldc, m, n, bias, relu);
         return;
     }
     const float *bv = bias;
@@ -359,7 +364,7 @@ static void gemm_block(const gemm_ctx *x, const char *abuf, const char *bbuf, in
             char *c = (char *)g->c + ((ic + ir) * g->ldc + jc + jr) * (int64_t)es;
             k->fn(kc, abuf + (size_t)(ir * kc) * es, bp, nr, c, g->ldc, m, n, acc);
             if (epi)
-                epilogue(g->cdt, c, g->ldc, m, n,
+                epilogue(k, g->cdt, c, g->ldc, m, n,
                          g->bias ? (const char *)g->bias + (jc + jr) * (int64_t)es : NULL,
                          g->relu);
         }
@@ -479,7 +484,7 @@ static int gemm_small(const gemm_ctx *x, int64_t n0, int64_t n1)
             char *c = (char *)g->c + (ir * g->ldc + jr) * (int64_t)es;
             k->fn(K, abuf, bp, jr < nfull ? g->b.rs : nr, c, g->ldc, m, n, false);
             if (epi)
-                epilogue(g->cdt, c, g->ldc, m, n,
+                epilogue(k, g->cdt, c, g->ldc, m, n,
                          g->bias ? (const char *)g->bias + jr * (int64_t)es : NULL, g->relu);
         }
     }
@@ -497,12 +502,12 @@ static void gemm_small_parts(void *arg, int64_t begin, int64_t end)
 }
 
 /* K = 0: C is the bias (or zeros), through the epilogue. */
-static void gemm_empty(const em_gemm_args *g, size_t es)
+static void gemm_empty(const em_gemm_kernel *k, const em_gemm_args *g, size_t es)
 {
     for (int64_t i = 0; i < g->M; i++) {
         char *c = (char *)g->c + i * g->ldc * (int64_t)es;
         memset(c, 0, (size_t)g->N * es);
-        epilogue(g->cdt, c, g->ldc, 1, (int)g->N, g->bias, g->relu);
+        epilogue(k, g->cdt, c, g->ldc, 1, (int)g->N, g->bias, g->relu);
     }
 }
 
@@ -521,7 +526,7 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
     if (g->M <= 0 || g->N <= 0)
         return EM_OK;
     if (g->K <= 0) {
-        gemm_empty(g, x.es);
+        gemm_empty(x.k, g, x.es);
         return EM_OK;
     }
     int64_t mnk = g->M * g->N * g->K;
