@@ -14,10 +14,13 @@
  * Threads: C is cut into a grid of tm x tn parts (row edges on MR, column edges on NR); each
  * part runs the loops above on its own rows and columns with its own packing buffers, so
  * parts never wait on each other. The grid minimises each part's multiply-adds plus packing
- * (a row split packs all of B in every part, a column split all of A). Big products get
- * PARTS_PER_THREAD parts per thread, claimed dynamically, so that a thread the OS preempts
- * (a shared machine) does not hold the others up. Every part packs its own panels, so more
- * parts cost more packing: on 2 threads 4 parts each ran 4-5% slower than 2 (n = 512..2048).
+ * (a row split packs all of B in every part, a column split all of A). One part per thread:
+ * every part packs its own panels, so more parts cost more packing. Two parts per thread,
+ * claimed dynamically, had been tried so that a thread the OS preempts (a shared machine)
+ * would not hold the other up at the join; at real-time priority (no preemption) one part per
+ * thread ran 3-8% faster on 2 threads (training shapes 256 x 784 x 256 to 1000 x 784 x 500,
+ * and n = 1024, 2048), and with another job spinning on one of the 2 cores neither split
+ * held up (both fell to about one core's speed).
  * Products under EM_GEMM_SERIAL_MNK multiply-adds run on the calling thread, and those of them
  * (or of any one-thread run) under EM_GEMM_SMALL_MNK skip the blocking: gemm_small below, which
  * also takes any product whose whole B fits in L2 beside an A block (gemm.h).
@@ -297,9 +300,10 @@ static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run,
 
 /* ---- epilogue ------------------------------------------------------------------------------ */
 
-/* c[0..m, 0..n) += bias[0..n) and/or max(., 0), on a tile in the compute dtype. */
-static void epilogue(em_dtype cdt, void *c, int64_t ldc, int m, int n, const void *bias,
-                     bool relu)
+/* c[0..m, 0..n) += bias[0..n) and/or max(., 0), on a tile in the compute dtype; f32 tiles go
+ * through the kernel's own epilogue where it has one (gemm.h). */
+static void epilogue(const em_gemm_kernel *k, em_dtype cdt, void *c, int64_t ldc, int m, int n,
+                     const void *bias, bool relu)
 {
     if (cdt == EM_F64) {
         const double *bv = bias;
@@ -312,6 +316,10 @@ static void epilogue(em_dtype cdt, void *c, int64_t ldc, int m, int n, const voi
                 for (int j = 0; j < n; j++)
                     ci[j] = ci[j] > 0 || ci[j] != ci[j] ? ci[j] : 0.0;
         }
+        return;
+    }
+    if (k->epilogue) {
+        k->epilogue(c, ldc, m, n, bias, relu);
         return;
     }
     const float *bv = bias;
@@ -356,7 +364,7 @@ static void gemm_block(const gemm_ctx *x, const char *abuf, const char *bbuf, in
             char *c = (char *)g->c + ((ic + ir) * g->ldc + jc + jr) * (int64_t)es;
             k->fn(kc, abuf + (size_t)(ir * kc) * es, bp, nr, c, g->ldc, m, n, acc);
             if (epi)
-                epilogue(g->cdt, c, g->ldc, m, n,
+                epilogue(k, g->cdt, c, g->ldc, m, n,
                          g->bias ? (const char *)g->bias + (jc + jr) * (int64_t)es : NULL,
                          g->relu);
         }
@@ -408,8 +416,6 @@ static void gemm_parts(void *arg, int64_t begin, int64_t end)
             atomic_store(&x->failed, 1);
     }
 }
-
-#define PARTS_PER_THREAD 2
 
 /* One packed element costs about as much time as this many multiply-adds in a micro-kernel
  * (packing moves ~1-2 elements a cycle; an AVX-512 f32 kernel does 32 multiply-adds a cycle). */
@@ -478,7 +484,7 @@ static int gemm_small(const gemm_ctx *x, int64_t n0, int64_t n1)
             char *c = (char *)g->c + (ir * g->ldc + jr) * (int64_t)es;
             k->fn(K, abuf, bp, jr < nfull ? g->b.rs : nr, c, g->ldc, m, n, false);
             if (epi)
-                epilogue(g->cdt, c, g->ldc, m, n,
+                epilogue(k, g->cdt, c, g->ldc, m, n,
                          g->bias ? (const char *)g->bias + jr * (int64_t)es : NULL, g->relu);
         }
     }
@@ -496,12 +502,12 @@ static void gemm_small_parts(void *arg, int64_t begin, int64_t end)
 }
 
 /* K = 0: C is the bias (or zeros), through the epilogue. */
-static void gemm_empty(const em_gemm_args *g, size_t es)
+static void gemm_empty(const em_gemm_kernel *k, const em_gemm_args *g, size_t es)
 {
     for (int64_t i = 0; i < g->M; i++) {
         char *c = (char *)g->c + i * g->ldc * (int64_t)es;
         memset(c, 0, (size_t)g->N * es);
-        epilogue(g->cdt, c, g->ldc, 1, (int)g->N, g->bias, g->relu);
+        epilogue(k, g->cdt, c, g->ldc, 1, (int)g->N, g->bias, g->relu);
     }
 }
 
@@ -520,7 +526,7 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
     if (g->M <= 0 || g->N <= 0)
         return EM_OK;
     if (g->K <= 0) {
-        gemm_empty(g, x.es);
+        gemm_empty(x.k, g, x.es);
         return EM_OK;
     }
     int64_t mnk = g->M * g->N * g->K;
@@ -529,8 +535,6 @@ int em_cpu__gemm(const em_gemm_args *g, int threads)
                   g->K * g->N <= x.k->kc * x.k->mc);
     if (mnk < EM_GEMM_SERIAL_MNK)
         threads = 1;
-    else if (threads > 1 && mnk >= (int64_t)threads * PARTS_PER_THREAD * 4 * EM_GEMM_SERIAL_MNK)
-        threads *= PARTS_PER_THREAD;              /* parts, not threads, from here on */
     choose_grid(&x, threads);
     int parts = x.tm * x.tn;
     if (small && x.tm == 1)                       /* a column split, or one thread */

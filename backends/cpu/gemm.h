@@ -54,11 +54,19 @@ static inline void em_gemm__tile_store_f64(const double *t, int nr, double *c, i
  * portable packing. */
 typedef void (*em_gemm_pack_rows_fn)(float *d, const float *s, int64_t rs, int64_t kc);
 
+/* The f32 epilogue on one stored tile of C (m <= MR rows, n <= NR columns, row stride ldc):
+ * c[i][j] += bias[j] if bias, then c = max(c, 0) if relu, a NaN staying NaN and -0 becoming
+ * +0 (the driver's portable loop, which a kernel file may replace with one in its instruction
+ * set; both must give the same bits). */
+typedef void (*em_gemm_epilogue_fn)(float *c, int64_t ldc, int m, int n, const float *bias,
+                                    bool relu);
+
 /* One micro-kernel with the block sizes the driver uses with it. */
 typedef struct em_gemm_kernel {
     em_gemm_ukernel_fn fn;
     em_gemm_pack_rows_fn pack_a_rows;   /* f32 only; NULL: the driver's packing */
     em_gemm_pack_rows_fn pack_b_rows;   /* f32 only, B^T row-major; NULL: the driver's */
+    em_gemm_epilogue_fn epilogue;       /* f32 only; NULL: the driver's */
     int mr, nr;                 /* register tile */
     int64_t kc, mc, nc;         /* cache blocks (set by gemm_select.c from the cache sizes) */
 } em_gemm_kernel;

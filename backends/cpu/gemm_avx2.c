@@ -4,6 +4,7 @@
  * and FMA in cpuid and the YMM state enabled by the OS (xgetbv). Twelve YMM accumulators, two
  * loads of B's micro-panel and one broadcast of A's per row: 15 of the 16 registers, no
  * spills. Edge tiles go through a stack tile (AVX2 has no cheap masked stores for every case).
+ * Also the f32 epilogue (bias, ReLU) on stored tiles, 8 columns a vector.
  */
 #include <immintrin.h>
 
@@ -99,8 +100,38 @@ static void dgemm_6x8(int64_t kc, const void *av, const void *bv, int64_t ldb,
     em_gemm__tile_store_f64(t, 8, c, ldc, m, n, acc);
 }
 
+/* The f32 epilogue (gemm.h's em_gemm_epilogue_fn), 8 columns a vector, the tail through a
+ * lane mask: "keep where c > 0 or c is NaN" is the unordered not-less-or-equal compare, so
+ * -0 becomes +0 as in the driver's loop. */
+static void sepilogue(float *c, int64_t ldc, int m, int n, const float *bias, bool relu)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        int j = 0;
+        for (; j + 8 <= n; j += 8) {
+            __m256 v = _mm256_loadu_ps(ci + j);
+            if (bias)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
+            if (relu)
+                v = _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_NLE_UQ), v);
+            _mm256_storeu_ps(ci + j, v);
+        }
+        if (j < n) {                    /* masked moves are slow: the tail only */
+            __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - j), lanes);
+            __m256 v = _mm256_maskload_ps(ci + j, k);
+            if (bias)
+                v = _mm256_add_ps(v, _mm256_maskload_ps(bias + j, k));
+            if (relu)
+                v = _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_NLE_UQ), v);
+            _mm256_maskstore_ps(ci + j, k, v);
+        }
+    }
+}
+
 const em_gemm_impl em_cpu__gemm_avx2 = {
     .name = "avx2",
-    .f32 = {.fn = sgemm_6x16, .mr = MR, .nr = 16},
+    .f32 = {.fn = sgemm_6x16, .epilogue = sepilogue, .mr = MR, .nr = 16},
     .f64 = {.fn = dgemm_6x8, .mr = MR, .nr = 8},
 };

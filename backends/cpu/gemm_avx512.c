@@ -9,8 +9,9 @@
  * C's tile is prefetched one line every few steps during the loop (all at once before it only
  * for short loops) and A's micro-panel (streamed from L2) eight steps ahead; B's rows stay in
  * L1 (a packed micro-panel, or B's own rows on the small-product path). The f32 path also
- * packs a row-major A's micro-panels (spack_a_rows, gemm.h's pack_a_rows). Not here: the rest
- * of packing, and blocking (gemm.c).
+ * packs a row-major A's micro-panels (spack_a_rows, gemm.h's pack_a_rows) and a transposed B's
+ * (spack_b_rows), and applies bias and ReLU to stored tiles (sepilogue). Not here: the rest of
+ * packing, and blocking (gemm.c).
  */
 #include <immintrin.h>
 
@@ -216,9 +217,29 @@ static void spack_b_rows(float *d, const float *s, int64_t rs, int64_t kc)
             d[p * NR + j] = s[j * rs + p];
 }
 
+/* The f32 epilogue (gemm.h's em_gemm_epilogue_fn), 16 columns a vector: "keep where c > 0 or
+ * c is NaN" is the unordered not-less-or-equal compare, so -0 becomes +0 as in the driver's
+ * loop. */
+static void sepilogue(float *c, int64_t ldc, int m, int n, const float *bias, bool relu)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        for (int j = 0; j < n; j += 16) {
+            __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+            __m512 v = _mm512_maskz_loadu_ps(k, ci + j);
+            if (bias)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + j));
+            if (relu)
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_NLE_UQ), v);
+            _mm512_mask_storeu_ps(ci + j, k, v);
+        }
+    }
+}
+
 const em_gemm_impl em_cpu__gemm_avx512 = {
     .name = "avx512",
     .f32 = {.fn = sgemm_14x32, .pack_a_rows = spack_a_rows, .pack_b_rows = spack_b_rows,
-            .mr = MR, .nr = NR},
+            .epilogue = sepilogue, .mr = MR, .nr = NR},
     .f64 = {.fn = dgemm_14x16, .mr = MR, .nr = 16},
 };

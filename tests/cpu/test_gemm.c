@@ -398,6 +398,39 @@ Test(gemm, linear_relu_fuses_the_activation_and_keeps_its_gradient)
     em_release(x0); em_release(w0); em_release(b0);
 }
 
+/* The epilogue in the GEMM's store (the driver's loop, or a kernel file's own) against the
+ * unfused ops, bit for bit, on tiles with partial rows and columns: a NaN in x makes its row
+ * NaN, which the ReLU keeps (PyTorch's relu(nan) is nan); every other value matches exactly. */
+Test(gemm, fused_bias_and_relu_match_the_unfused_ops_bit_for_bit)
+{
+    int64_t shapes[][3] = {{29, 50, 37}, {14, 8, 32}, {3, 300, 17}, {64, 784, 256}};
+    for (int s = 0; s < 4; s++) {
+        int64_t B = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+        em_tensor *x = rand_tensor(EM_F32, 2, (int64_t[]){B, in});
+        em_tensor *w = rand_tensor(EM_F32, 2, (int64_t[]){out, in});
+        em_tensor *b = rand_tensor(EM_F32, 1, (int64_t[]){out});
+        float *xp = em_data_ptr(x);
+        cr_assert(xp, "%s", em_last_error());
+        xp[(B / 2) * in + in / 3] = NAN;          /* row B / 2 of the output is NaN */
+        em_tensor *fused = em_linear_relu(x, w, b), *lin = em_linear(x, w, b);
+        em_tensor *plain_relu = lin ? em_relu(lin) : NULL;
+        cr_assert(fused && plain_relu, "%s", em_last_error());
+        const float *f = em_data_ptr(fused), *u = em_data_ptr(plain_relu);
+        for (int64_t i = 0; i < B * out; i++) {
+            if (i / out == B / 2) {
+                cr_assert(isnan(f[i]), "%lldx%lldx%lld: [%lld] = %g, want NaN", (long long)B,
+                          (long long)in, (long long)out, (long long)i, (double)f[i]);
+                continue;
+            }
+            cr_assert(!memcmp(&f[i], &u[i], sizeof f[i]) && f[i] >= 0,
+                      "%lldx%lldx%lld: fused [%lld] = %a, unfused %a", (long long)B,
+                      (long long)in, (long long)out, (long long)i, (double)f[i], (double)u[i]);
+        }
+        em_release(x); em_release(w); em_release(b); em_release(fused); em_release(lin);
+        em_release(plain_relu);
+    }
+}
+
 /* Each meson entry of this file must run the path it names, or say why it cannot: the device's
  * kernel line names the path in use, and a forced path is only replaced on a CPU without it. */
 Test(gemm, the_forced_kernel_path_is_the_one_in_use)
