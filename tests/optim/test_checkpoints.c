@@ -425,6 +425,61 @@ Test(checkpoints, an_optimizer_round_trip_restores_steps_lr_and_state)
     }
 }
 
+/* em_module_load_bytes and em_optimizer_load_bytes read the same image from memory: the
+ * result equals the file's, and a bad image is refused by the name given, changing nothing. */
+Test(checkpoints, an_image_in_memory_loads_as_its_file_does)
+{
+    em_module *ma = opt_module("TestParams(a=[1, -2, 3], b=[0.5], dtype=\"float64\")");
+    em_optimizer *oa = opt_optimizer("Adam(lr=0.01)", ma);
+    for (int k = 0; k < 2; k++) {
+        grads_for_step(ma, k);
+        cr_assert_eq(em_step(oa), EM_OK, "%s", em_last_error());
+    }
+    save_ok(ma, path_in("model.safetensors"));
+    cr_assert_eq(em_optimizer_save(oa, path_in("optim.safetensors")), EM_OK, "%s",
+                 em_last_error());
+    size_t msize, osize;
+    unsigned char *mimg = read_file(path_in("model.safetensors"), &msize);
+    unsigned char *oimg = read_file(path_in("optim.safetensors"), &osize);
+
+    em_module *mb = opt_module("TestParams(a=[0, 0, 0], b=[0], dtype=\"float64\")");
+    em_optimizer *ob = opt_optimizer("Adam(lr=0.01)", mb);
+    int64_t n;
+    double *zeros = opt_snapshot(mb, &n);
+    /* truncated, empty, missing: refused by name, nothing changes */
+    cr_assert_lt(em_module_load_bytes(mb, mimg, msize / 2, "rank 0's last.safetensors"), 0);
+    cr_assert(strstr(em_last_error(), "rank 0's last.safetensors"), "%s", em_last_error());
+    cr_assert_lt(em_module_load_bytes(mb, mimg, 3, NULL), 0);
+    cr_assert(strstr(em_last_error(), "(bytes)"), "%s", em_last_error());
+    cr_assert_lt(em_module_load_bytes(mb, NULL, msize, "x"), 0);
+    cr_assert_lt(em_optimizer_load_bytes(ob, oimg, osize - 1, "optim image"), 0);
+    cr_assert(strstr(em_last_error(), "optim image"), "%s", em_last_error());
+    opt_assert_unchanged(mb, zeros, n);
+    cr_assert_eq(em_optimizer_steps(ob), 0);
+
+    cr_assert_eq(em_module_load_bytes(mb, mimg, msize, "model"), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_optimizer_load_bytes(ob, oimg, osize, "optim"), EM_OK, "%s",
+                 em_last_error());
+    cr_assert_eq(em_optimizer_steps(ob), 2);
+    /* the image is borrowed only for the call */
+    memset(mimg, 0, msize);
+    memset(oimg, 0, osize);
+    grads_for_step(ma, 2);
+    grads_for_step(mb, 2);
+    cr_assert_eq(em_step(oa), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_step(ob), EM_OK, "%s", em_last_error());
+    double *want = opt_snapshot(ma, &n);
+    opt_assert_unchanged(mb, want, n);
+    free(want);
+    free(zeros);
+    free(mimg);
+    free(oimg);
+    em_optimizer_free(oa);
+    em_optimizer_free(ob);
+    em_module_free(ma);
+    em_module_free(mb);
+}
+
 Test(checkpoints, loading_older_optimizer_state_rewinds_the_bias_correction)
 {
     /* Save after one step, take two more, load: the next step must be step 2 again. */
