@@ -400,8 +400,9 @@ static int module_check(em_module *m, const stfile *f)
 /* Loads the open image *fp into m, and closes it. All or nothing: every value is read and
  * converted to its parameter's device and dtype first (where memory can run out); only then
  * is each copied into place by the copy kernel, which allocates nothing. */
-static int module_load(em_module *m, stfile *fp)
+static int module_load(void *target, stfile *fp)
 {
+    em_module *m = target;
     stfile f = *fp;
     const char *path = f.path;
     int rc = EM_OK;
@@ -429,34 +430,34 @@ static int module_load(em_module *m, stfile *fp)
     return rc;
 }
 
-/* The tensors loading creates and releases must not enter the caller's scope (its end would
- * release them a second time). */
+/* Opens the file at path, or (path NULL) borrows the image bytes[0..size), and hands it to
+ * load, which closes it. The tensors loading creates and releases must not enter the caller's
+ * scope (its end would release them a second time). */
+static int load_with(int (*load)(void *, stfile *), void *target, const char *path,
+                     const void *bytes, size_t size, const char *name)
+{
+    stfile f;
+    int rc = path ? st_open(&f, path) : st_borrow(&f, bytes, size, name);
+    if (rc < 0)
+        return rc;
+    em__api_depth++;
+    rc = load(target, &f);
+    em__api_depth--;
+    return rc;
+}
+
 int em_module_load(em_module *m, const char *path)
 {
     if (!m || !path)
         return em__null_arg("em_module_load", m ? "path" : "module");
-    stfile f;
-    int rc = st_open(&f, path);
-    if (rc < 0)
-        return rc;
-    em__api_depth++;
-    rc = module_load(m, &f);
-    em__api_depth--;
-    return rc;
+    return load_with(module_load, m, path, NULL, 0, NULL);
 }
 
 int em_module_load_bytes(em_module *m, const void *bytes, size_t size, const char *name)
 {
     if (!m)
         return em__null_arg("em_module_load_bytes", "module");
-    stfile f;
-    int rc = st_borrow(&f, bytes, size, name);
-    if (rc < 0)
-        return rc;
-    em__api_depth++;
-    rc = module_load(m, &f);
-    em__api_depth--;
-    return rc;
+    return load_with(module_load, m, NULL, bytes, size, name);
 }
 
 /* ---- optimizers --------------------------------------------------------------------------------- */
@@ -530,8 +531,9 @@ static int state_key_param(const em_optimizer *o, const char *key, const char **
  * PyTorch's load_state_dict does: a parameter without state in the file has none afterwards.
  * Everything is checked and converted first, so on any error the optimizer is left as it
  * was. */
-static int optimizer_load(em_optimizer *o, stfile *fp)
+static int optimizer_load(void *target, stfile *fp)
 {
+    em_optimizer *o = target;
     stfile f = *fp;
     const char *path = f.path;
     int rc = EM_OK;
@@ -607,26 +609,12 @@ int em_optimizer_load(em_optimizer *o, const char *path)
 {
     if (!o || !path)
         return em__null_arg("em_optimizer_load", o ? "path" : "optimizer");
-    stfile f;
-    int rc = st_open(&f, path);
-    if (rc < 0)
-        return rc;
-    em__api_depth++;   /* as em_module_load */
-    rc = optimizer_load(o, &f);
-    em__api_depth--;
-    return rc;
+    return load_with(optimizer_load, o, path, NULL, 0, NULL);
 }
 
 int em_optimizer_load_bytes(em_optimizer *o, const void *bytes, size_t size, const char *name)
 {
     if (!o)
         return em__null_arg("em_optimizer_load_bytes", "optimizer");
-    stfile f;
-    int rc = st_borrow(&f, bytes, size, name);
-    if (rc < 0)
-        return rc;
-    em__api_depth++;
-    rc = optimizer_load(o, &f);
-    em__api_depth--;
-    return rc;
+    return load_with(optimizer_load, o, NULL, bytes, size, name);
 }

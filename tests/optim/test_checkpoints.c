@@ -369,6 +369,20 @@ static void grads_for_step(em_module *m, int k)
     opt_set_grad(em_module_get(m, "b"), gb[k]);
 }
 
+/* One more step (the third) on two models with optimizers gives both the same parameters. */
+static void assert_same_next_step(em_module *ma, em_optimizer *oa, em_module *mb,
+                                  em_optimizer *ob)
+{
+    grads_for_step(ma, 2);
+    grads_for_step(mb, 2);
+    cr_assert_eq(em_step(oa), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_step(ob), EM_OK, "%s", em_last_error());
+    int64_t n;
+    double *want = opt_snapshot(ma, &n);
+    opt_assert_unchanged(mb, want, n);
+    free(want);
+}
+
 Test(checkpoints, an_optimizer_round_trip_restores_steps_lr_and_state)
 {
     static const char *const specs[] = {"SGD(lr=0.1, momentum=0.9)", "Adam(lr=0.01, amsgrad=true)",
@@ -410,14 +424,7 @@ Test(checkpoints, an_optimizer_round_trip_restores_steps_lr_and_state)
                 }
             }
         /* the next step is the same on both, bias corrections included */
-        grads_for_step(ma, 2);
-        grads_for_step(mb, 2);
-        cr_assert_eq(em_step(oa), EM_OK, "%s", em_last_error());
-        cr_assert_eq(em_step(ob), EM_OK, "%s", em_last_error());
-        int64_t n;
-        double *want = opt_snapshot(ma, &n);
-        opt_assert_unchanged(mb, want, n);
-        free(want);
+        assert_same_next_step(ma, oa, mb, ob);
         em_optimizer_free(oa);
         em_optimizer_free(ob);
         em_module_free(ma);
@@ -464,13 +471,7 @@ Test(checkpoints, an_image_in_memory_loads_as_its_file_does)
     /* the image is borrowed only for the call */
     memset(mimg, 0, msize);
     memset(oimg, 0, osize);
-    grads_for_step(ma, 2);
-    grads_for_step(mb, 2);
-    cr_assert_eq(em_step(oa), EM_OK, "%s", em_last_error());
-    cr_assert_eq(em_step(ob), EM_OK, "%s", em_last_error());
-    double *want = opt_snapshot(ma, &n);
-    opt_assert_unchanged(mb, want, n);
-    free(want);
+    assert_same_next_step(ma, oa, mb, ob);
     free(zeros);
     free(mimg);
     free(oimg);
@@ -638,14 +639,7 @@ Test(checkpoints, loaded_adam_state_brings_its_step_count_to_a_parameter_without
     cr_assert_eq(em_optimizer_save(ro, path_in("ro.safetensors")), EM_OK, "%s", em_last_error());
     cr_assert_eq(em_module_load(q, path_in("r.safetensors")), EM_OK, "%s", em_last_error());
     cr_assert_eq(em_optimizer_load(qo, path_in("ro.safetensors")), EM_OK, "%s", em_last_error());
-    grads_for_step(r, 2);
-    grads_for_step(q, 2);
-    cr_assert_eq(em_step(ro), EM_OK, "%s", em_last_error());
-    cr_assert_eq(em_step(qo), EM_OK, "%s", em_last_error());
-    int64_t n;
-    double *want = opt_snapshot(r, &n);
-    opt_assert_unchanged(q, want, n);
-    free(want);
+    assert_same_next_step(r, ro, q, qo);
     em_optimizer_free(ro);
     em_optimizer_free(qo);
     em_module_free(r);
