@@ -175,8 +175,9 @@ int em_module_save(const em_module *m, const char *path)
 /* ---- reading ---------------------------------------------------------------------------------- */
 
 typedef struct stfile {
-    const char *path;
-    uint8_t *bytes;          /* the whole file */
+    const char *path;        /* the file's path, or the caller's name for a buffer */
+    const uint8_t *bytes;    /* the whole file */
+    uint8_t *owned;          /* bytes, when read here (freed by st_close) */
     size_t size;
     em__json_doc *doc;
     const em__json *hdr;     /* the top-level object */
@@ -187,7 +188,7 @@ typedef struct stfile {
 static void st_close(stfile *f)
 {
     em__json_free(f->doc);
-    free(f->bytes);
+    free(f->owned);
 }
 
 /* An error of open/read: running out of memory is said as such, not as an I/O error. */
@@ -198,6 +199,8 @@ static int io_error(const char *path, const char *what, int err)
     return em_set_error(EM_ERR_IO, "%s: %s failed: %s", path, what,
                         err ? strerror(err) : "short read");
 }
+
+static int st_parse(stfile *f);
 
 static int st_open(stfile *f, const char *path)
 {
@@ -215,13 +218,14 @@ static int st_open(stfile *f, const char *path)
                             path, (long long)st.st_size);
     }
     f->size = (size_t)st.st_size;
-    if (!(f->bytes = malloc(f->size))) {
+    if (!(f->owned = malloc(f->size))) {
         close(fd);
         return em_set_error(EM_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, f->size);
     }
+    f->bytes = f->owned;
     size_t got = 0;
     while (got < f->size) {
-        ssize_t r = read(fd, f->bytes + got, f->size - got);
+        ssize_t r = read(fd, f->owned + got, f->size - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -234,6 +238,28 @@ static int st_open(stfile *f, const char *path)
         st_close(f);
         return io_error(path, "reading it", err);
     }
+    return st_parse(f);
+}
+
+/* A safetensors image the caller holds (borrowed for as long as f is open). */
+static int st_borrow(stfile *f, const void *bytes, size_t size, const char *name)
+{
+    memset(f, 0, sizeof *f);
+    f->path = name ? name : "(bytes)";
+    if (!bytes)
+        return em__null_arg("safetensors bytes", "bytes");
+    if (size < 8)
+        return em_set_error(EM_ERR_IO, "%s: not a safetensors image (%zu bytes; truncated?)",
+                            f->path, size);
+    f->bytes = bytes;
+    f->size = size;
+    return st_parse(f);
+}
+
+/* The header of f->bytes: its length, its JSON, where the data starts. */
+static int st_parse(stfile *f)
+{
+    const char *path = f->path;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | f->bytes[i];
@@ -371,17 +397,15 @@ static int module_check(em_module *m, const stfile *f)
     return rc;
 }
 
-/* All or nothing: every value is read and converted to its parameter's device and dtype
- * first (where memory can run out); only then is each copied into place by the copy kernel,
- * which allocates nothing. */
-static int module_load(em_module *m, const char *path)
+/* Loads the open image *fp into m, and closes it. All or nothing: every value is read and
+ * converted to its parameter's device and dtype first (where memory can run out); only then
+ * is each copied into place by the copy kernel, which allocates nothing. */
+static int module_load(void *target, stfile *fp)
 {
-    if (!m || !path)
-        return em__null_arg("em_module_load", m ? "path" : "module");
-    stfile f;
-    int rc = st_open(&f, path);
-    if (rc < 0)
-        return rc;
+    em_module *m = target;
+    stfile f = *fp;
+    const char *path = f.path;
+    int rc = EM_OK;
     int n = em_module_state_count(m);
     em_tensor **staged = NULL;
     if ((rc = module_check(m, &f)) == EM_OK && !(staged = calloc((size_t)n + 1, sizeof *staged)))
@@ -406,14 +430,34 @@ static int module_load(em_module *m, const char *path)
     return rc;
 }
 
-/* The tensors loading creates and releases must not enter the caller's scope (its end would
- * release them a second time). */
-int em_module_load(em_module *m, const char *path)
+/* Opens the file at path, or (path NULL) borrows the image bytes[0..size), and hands it to
+ * load, which closes it. The tensors loading creates and releases must not enter the caller's
+ * scope (its end would release them a second time). */
+static int load_with(int (*load)(void *, stfile *), void *target, const char *path,
+                     const void *bytes, size_t size, const char *name)
 {
+    stfile f;
+    int rc = path ? st_open(&f, path) : st_borrow(&f, bytes, size, name);
+    if (rc < 0)
+        return rc;
     em__api_depth++;
-    int rc = module_load(m, path);
+    rc = load(target, &f);
     em__api_depth--;
     return rc;
+}
+
+int em_module_load(em_module *m, const char *path)
+{
+    if (!m || !path)
+        return em__null_arg("em_module_load", m ? "path" : "module");
+    return load_with(module_load, m, path, NULL, 0, NULL);
+}
+
+int em_module_load_bytes(em_module *m, const void *bytes, size_t size, const char *name)
+{
+    if (!m)
+        return em__null_arg("em_module_load_bytes", "module");
+    return load_with(module_load, m, NULL, bytes, size, name);
 }
 
 /* ---- optimizers --------------------------------------------------------------------------------- */
@@ -483,17 +527,16 @@ static int state_key_param(const em_optimizer *o, const char *key, const char **
     return best;
 }
 
-/* Loading replaces the whole state, as PyTorch's load_state_dict does: a parameter without
- * state in the file has none afterwards. Everything is checked and converted first, so on any
- * error the optimizer is left as it was. */
-static int optimizer_load(em_optimizer *o, const char *path)
+/* Loads the open image *fp into o, and closes it. Loading replaces the whole state, as
+ * PyTorch's load_state_dict does: a parameter without state in the file has none afterwards.
+ * Everything is checked and converted first, so on any error the optimizer is left as it
+ * was. */
+static int optimizer_load(void *target, stfile *fp)
 {
-    if (!o || !path)
-        return em__null_arg("em_optimizer_load", o ? "path" : "optimizer");
-    stfile f;
-    int rc = st_open(&f, path);
-    if (rc < 0)
-        return rc;
+    em_optimizer *o = target;
+    stfile f = *fp;
+    const char *path = f.path;
+    int rc = EM_OK;
     const em__json *meta = em__json_get(f.doc, f.hdr, "__metadata__");
     const char *steps = em__json_str(em__json_get(f.doc, meta, "steps"));
     const char *lr = em__json_str(em__json_get(f.doc, meta, "lr"));
@@ -564,8 +607,14 @@ static int optimizer_load(em_optimizer *o, const char *path)
 
 int em_optimizer_load(em_optimizer *o, const char *path)
 {
-    em__api_depth++;   /* as em_module_load */
-    int rc = optimizer_load(o, path);
-    em__api_depth--;
-    return rc;
+    if (!o || !path)
+        return em__null_arg("em_optimizer_load", o ? "path" : "optimizer");
+    return load_with(optimizer_load, o, path, NULL, 0, NULL);
+}
+
+int em_optimizer_load_bytes(em_optimizer *o, const void *bytes, size_t size, const char *name)
+{
+    if (!o)
+        return em__null_arg("em_optimizer_load_bytes", "optimizer");
+    return load_with(optimizer_load, o, NULL, bytes, size, name);
 }

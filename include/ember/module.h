@@ -86,6 +86,11 @@ EM_API int em_module_save(const em_module *m, const char *path);
  * on any mismatch the module is unchanged and the error names the key. Values are cast to
  * the parameter's dtype only when the file holds another float dtype. */
 EM_API int em_module_load(em_module *m, const char *path);
+/* em_module_load from a safetensors image in memory (size bytes at `bytes`, borrowed for the
+ * call), as torch.load takes a buffer: for a file read once and sent to other processes, or
+ * one that never touched a disk. `name` stands for the file in error messages (NULL:
+ * "(bytes)"). */
+EM_API int em_module_load_bytes(em_module *m, const void *bytes, size_t size, const char *name);
 
 /* torchsummary's table for an input of the given shape (batch dim included): layer and
  * type, output shape, parameter counts; total/trainable/non-trainable params; input,
@@ -109,6 +114,9 @@ EM_API char *em_optimizer_str(const em_optimizer *o);
 /* Optimizer state (step counts, moment buffers) to and from safetensors. */
 EM_API int em_optimizer_save(const em_optimizer *o, const char *path);
 EM_API int em_optimizer_load(em_optimizer *o, const char *path);
+/* em_optimizer_load from an image in memory, as em_module_load_bytes. */
+EM_API int em_optimizer_load_bytes(em_optimizer *o, const void *bytes, size_t size,
+                                   const char *name);
 
 /* StepLR, MultiStepLR, CosineAnnealingLR, LinearLR...: adjust the optimizer's learning rate
  * once per epoch (em_scheduler_step), as torch.optim.lr_scheduler does. */

@@ -119,14 +119,18 @@ PY
         || fail "final weights differ" ;;
 train-resume)
     # 2 ranks: 1 epoch then --resume to 2 is bit for bit the uninterrupted 2-epoch run
-    # (metrics, weights and optimizer state), which only rank 0 wrote.
+    # (metrics, weights and optimizer state), which only rank 0 wrote and read.
     write_config "$work/c.ini" 16 "Adam(lr=0.01)" "$DIGITS_CSV"
     timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/c.ini" --out "$work/straight" --epochs 2 \
         --quiet --no-plot > "$work/log" 2>&1 || { cat "$work/log"; fail "2 epochs"; }
     timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/c.ini" --out "$work/resumed" --epochs 1 \
         --quiet --no-plot >> "$work/log" 2>&1 || { cat "$work/log"; fail "1 epoch"; }
-    timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/c.ini" --out "$work/resumed" --epochs 2 \
-        --resume --quiet --no-plot >> "$work/log" 2>&1 || { cat "$work/log"; fail "--resume"; }
+    # rank 0 alone reads the run folder: rank 1's --out may name nothing on its machine
+    timeout 120 "$MPIRUN" -np 1 "$EMBER" train "$work/c.ini" --out "$work/resumed" --epochs 2 \
+        --resume --quiet --no-plot : -np 1 "$EMBER" train "$work/c.ini" --out "$work/elsewhere" \
+        --epochs 2 --resume --quiet --no-plot >> "$work/log" 2>&1 \
+        || { cat "$work/log"; fail "--resume"; }
+    [ ! -e "$work/elsewhere" ] || fail "rank 1 touched its --out"
     cat "$work/log"
     [ "$(grep -c '^epoch 2/2' "$work/log")" = 2 ] || fail "epoch 2 not printed once per run"
     cut -d, -f1-4 "$work/straight/metrics.csv" > "$work/a"
@@ -197,7 +201,8 @@ train-kill)
     [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "status $rc after kill -9 of rank 1" ;;
 eval)
     # `ember eval` on 2 and 3 ranks prints once the figures of the whole test set (361 samples:
-    # uneven shards), the same as one process; a bad checkpoint on rank 1 ends the job.
+    # uneven shards), the same as one process; only rank 0 reads the checkpoint, and a bad one
+    # ends the job.
     write_config "$work/c.ini" 16 "SGD(lr=0.1, momentum=0.9)" "$DIGITS_CSV"
     timeout 120 "$EMBER" train "$work/c.ini" --out "$work/run" --epochs 1 --quiet --no-plot \
         > "$work/train.log" 2>&1 || { cat "$work/train.log"; fail "training the checkpoint"; }
@@ -221,14 +226,22 @@ eval)
         awk -v a="$l1" -v b="$ln" 'BEGIN { d = a - b; exit !(d <= 1e-4 && d >= -1e-4) }' \
             || fail "$n ranks: test loss $ln, one process $l1"
     done
+    # rank 0 alone reads the checkpoint: rank 1's path may name nothing on its machine
+    timeout 100 "$MPIRUN" -np 1 "$EMBER" eval "$work/c.ini" --checkpoint "$ck" : \
+        -np 1 "$EMBER" eval "$work/c.ini" --checkpoint "$work/elsewhere/last.safetensors" \
+        > "$work/many" 2>&1 || { cat "$work/many"; fail "a checkpoint only rank 0 has"; }
+    grep -v '^test loss' "$work/many" > "$work/a"
+    grep -v '^test loss' "$work/one" > "$work/b"
+    diff "$work/b" "$work/a" || fail "a checkpoint only rank 0 has: figures differ"
+    # a bad checkpoint on rank 0 ends the job, naming rank 0 and the file
     echo "not a checkpoint" > "$work/bad.safetensors"
-    timeout 100 "$MPIRUN" -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then k=$3; else k=$2; fi
-        exec "$0" eval "$1" --checkpoint "$k"' "$EMBER" "$work/c.ini" "$ck" \
-        "$work/bad.safetensors" > "$work/log" 2>&1
+    timeout 100 "$MPIRUN" -np 2 "$EMBER" eval "$work/c.ini" --checkpoint "$work/bad.safetensors" \
+        > "$work/log" 2>&1
     rc=$?
     cat "$work/log"
-    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "bad checkpoint on rank 1: status $rc"
-    grep -q "rank 1 of 2" "$work/log" || fail "the message does not name rank 1" ;;
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "bad checkpoint: status $rc"
+    grep -q "rank 0 of 2" "$work/log" || fail "the message does not name rank 0"
+    grep -q "bad.safetensors" "$work/log" || fail "the message does not name the file" ;;
 fashion-mnist)
     # examples/fashion-mnist.ini for 2 epochs on 1 rank and on 2 ranks (batch_size per rank, so
     # twice the global batch): 2 ranks reach the 1-rank test accuracy within 1 point.

@@ -369,6 +369,20 @@ static void grads_for_step(em_module *m, int k)
     opt_set_grad(em_module_get(m, "b"), gb[k]);
 }
 
+/* One more step (the third) on two models with optimizers gives both the same parameters. */
+static void assert_same_next_step(em_module *ma, em_optimizer *oa, em_module *mb,
+                                  em_optimizer *ob)
+{
+    grads_for_step(ma, 2);
+    grads_for_step(mb, 2);
+    cr_assert_eq(em_step(oa), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_step(ob), EM_OK, "%s", em_last_error());
+    int64_t n;
+    double *want = opt_snapshot(ma, &n);
+    opt_assert_unchanged(mb, want, n);
+    free(want);
+}
+
 Test(checkpoints, an_optimizer_round_trip_restores_steps_lr_and_state)
 {
     static const char *const specs[] = {"SGD(lr=0.1, momentum=0.9)", "Adam(lr=0.01, amsgrad=true)",
@@ -410,19 +424,61 @@ Test(checkpoints, an_optimizer_round_trip_restores_steps_lr_and_state)
                 }
             }
         /* the next step is the same on both, bias corrections included */
-        grads_for_step(ma, 2);
-        grads_for_step(mb, 2);
-        cr_assert_eq(em_step(oa), EM_OK, "%s", em_last_error());
-        cr_assert_eq(em_step(ob), EM_OK, "%s", em_last_error());
-        int64_t n;
-        double *want = opt_snapshot(ma, &n);
-        opt_assert_unchanged(mb, want, n);
-        free(want);
+        assert_same_next_step(ma, oa, mb, ob);
         em_optimizer_free(oa);
         em_optimizer_free(ob);
         em_module_free(ma);
         em_module_free(mb);
     }
+}
+
+/* em_module_load_bytes and em_optimizer_load_bytes read the same image from memory: the
+ * result equals the file's, and a bad image is refused by the name given, changing nothing. */
+Test(checkpoints, an_image_in_memory_loads_as_its_file_does)
+{
+    em_module *ma = opt_module("TestParams(a=[1, -2, 3], b=[0.5], dtype=\"float64\")");
+    em_optimizer *oa = opt_optimizer("Adam(lr=0.01)", ma);
+    for (int k = 0; k < 2; k++) {
+        grads_for_step(ma, k);
+        cr_assert_eq(em_step(oa), EM_OK, "%s", em_last_error());
+    }
+    save_ok(ma, path_in("model.safetensors"));
+    cr_assert_eq(em_optimizer_save(oa, path_in("optim.safetensors")), EM_OK, "%s",
+                 em_last_error());
+    size_t msize, osize;
+    unsigned char *mimg = read_file(path_in("model.safetensors"), &msize);
+    unsigned char *oimg = read_file(path_in("optim.safetensors"), &osize);
+
+    em_module *mb = opt_module("TestParams(a=[0, 0, 0], b=[0], dtype=\"float64\")");
+    em_optimizer *ob = opt_optimizer("Adam(lr=0.01)", mb);
+    int64_t n;
+    double *zeros = opt_snapshot(mb, &n);
+    /* truncated, empty, missing: refused by name, nothing changes */
+    cr_assert_lt(em_module_load_bytes(mb, mimg, msize / 2, "rank 0's last.safetensors"), 0);
+    cr_assert(strstr(em_last_error(), "rank 0's last.safetensors"), "%s", em_last_error());
+    cr_assert_lt(em_module_load_bytes(mb, mimg, 3, NULL), 0);
+    cr_assert(strstr(em_last_error(), "(bytes)"), "%s", em_last_error());
+    cr_assert_lt(em_module_load_bytes(mb, NULL, msize, "x"), 0);
+    cr_assert_lt(em_optimizer_load_bytes(ob, oimg, osize - 1, "optim image"), 0);
+    cr_assert(strstr(em_last_error(), "optim image"), "%s", em_last_error());
+    opt_assert_unchanged(mb, zeros, n);
+    cr_assert_eq(em_optimizer_steps(ob), 0);
+
+    cr_assert_eq(em_module_load_bytes(mb, mimg, msize, "model"), EM_OK, "%s", em_last_error());
+    cr_assert_eq(em_optimizer_load_bytes(ob, oimg, osize, "optim"), EM_OK, "%s",
+                 em_last_error());
+    cr_assert_eq(em_optimizer_steps(ob), 2);
+    /* the image is borrowed only for the call */
+    memset(mimg, 0, msize);
+    memset(oimg, 0, osize);
+    assert_same_next_step(ma, oa, mb, ob);
+    free(zeros);
+    free(mimg);
+    free(oimg);
+    em_optimizer_free(oa);
+    em_optimizer_free(ob);
+    em_module_free(ma);
+    em_module_free(mb);
 }
 
 Test(checkpoints, loading_older_optimizer_state_rewinds_the_bias_correction)
@@ -583,14 +639,7 @@ Test(checkpoints, loaded_adam_state_brings_its_step_count_to_a_parameter_without
     cr_assert_eq(em_optimizer_save(ro, path_in("ro.safetensors")), EM_OK, "%s", em_last_error());
     cr_assert_eq(em_module_load(q, path_in("r.safetensors")), EM_OK, "%s", em_last_error());
     cr_assert_eq(em_optimizer_load(qo, path_in("ro.safetensors")), EM_OK, "%s", em_last_error());
-    grads_for_step(r, 2);
-    grads_for_step(q, 2);
-    cr_assert_eq(em_step(ro), EM_OK, "%s", em_last_error());
-    cr_assert_eq(em_step(qo), EM_OK, "%s", em_last_error());
-    int64_t n;
-    double *want = opt_snapshot(r, &n);
-    opt_assert_unchanged(q, want, n);
-    free(want);
+    assert_same_next_step(r, ro, q, qo);
     em_optimizer_free(ro);
     em_optimizer_free(qo);
     em_module_free(r);

@@ -34,6 +34,11 @@ int train_dist_shard_eval(em_dataloader *dl);
 /* In-place sums over every rank. */
 int train_dist_sum(double *v, int n);
 int train_dist_sum_i64(int64_t *v, int64_t n);
+/* The bytes of the file at `path` on every rank: rank 0 reads it and sends it to the others,
+ * which never open it (their file systems need not have it). *bytes is malloc'd (the
+ * caller frees it). Returns 0, or an errno every rank agrees on (rank 0's from reading, or
+ * ENOMEM/EIO from the transfer, printed where it happened). Call it on every rank. */
+int train_dist_read(const char *path, unsigned char **bytes, size_t *size);
 /* Ends `ember <cmd>` (train, eval): a failure on any rank ends the whole job (the other
  * ranks would wait in their next collective), else em_shutdown(). rc 130 (an interrupt the
  * ranks agreed on) ends normally. Returns rc. */

@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -130,20 +131,33 @@ int run_state_save(const run_cfg *c, int epochs_done, double best)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    fprintf(f, "epochs_done=%d\nbest_accuracy=%.17g\n", epochs_done, best);
+    char num[32];
+    em_snprintf(num, sizeof num, "%.17g", best);   /* the C locale's '.', as em_strtod reads */
+    fprintf(f, "epochs_done=%d\nbest_accuracy=%s\n", epochs_done, num);
     int rc = fflush(f) || fsync(fileno(f));
     rc |= fclose(f);
     return rc || rename(tmp, path) ? -1 : 0;
 }
 
-int run_state_load(const run_cfg *c, int *epochs_done, double *best)
+int run_state_parse(const char *text, size_t size, int *epochs_done, double *best)
 {
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/state.txt", c->out_dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
+    char buf[128];
+    if (!text || size == 0 || size >= sizeof buf)
         return -1;
-    int ok = fscanf(f, "epochs_done=%d\nbest_accuracy=%lf", epochs_done, best) == 2;
-    fclose(f);
-    return ok ? 0 : -1;
+    memcpy(buf, text, size);
+    buf[size] = '\0';
+    const char *key = "epochs_done=", *key2 = "\nbest_accuracy=";
+    if (strncmp(buf, key, strlen(key)))
+        return -1;
+    char *end;
+    long e = strtol(buf + strlen(key), &end, 10);
+    if (end == buf + strlen(key) || e < 0 || e > INT_MAX || strncmp(end, key2, strlen(key2)))
+        return -1;
+    const char *num = end + strlen(key2);
+    double b = em_strtod(num, &end);
+    if (end == num || (*end && strcmp(end, "\n")))
+        return -1;
+    *epochs_done = (int)e;
+    *best = b;
+    return 0;
 }

@@ -362,6 +362,41 @@ static int train_setup(int argc, char **argv, train_opts *opt, run_cfg *c, em_de
     return -1;
 }
 
+/* The run's state, weights and optimizer state from its folder, which under mpirun rank 0
+ * alone reads (train_dist_read sends the files to the others). 0, or 1 after a message. */
+static int resume_state(const run_cfg *c, objects *o, loop_state *s)
+{
+    static const char *const names[] = {"state.txt", "last.safetensors", "last.optim.safetensors"};
+    char path[3][PATH_MAX + 64];
+    unsigned char *img[3] = {NULL, NULL, NULL};
+    size_t size[3] = {0, 0, 0};
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        snprintf(path[i], sizeof path[i], "%s/%s", c->out_dir, names[i]);
+        int err = train_dist_read(path[i], &img[i], &size[i]);
+        if (err && train_dist_is_root()) {
+            if (err == ENOENT)
+                fprintf(stderr, "ember train: --resume: no run state in %s (%s is missing)\n",
+                        c->out_dir, names[i]);
+            else
+                fprintf(stderr, "ember train: --resume: %s: %s\n", path[i], strerror(err));
+        }
+        rc = err ? 1 : 0;
+    }
+    if (!rc && run_state_parse((const char *)img[0], size[0], &s->start, &s->best) < 0) {
+        if (train_dist_is_root())
+            fprintf(stderr, "ember train: --resume: %s: not a run state (epochs_done=N, "
+                            "best_accuracy=X)\n", path[0]);
+        rc = 1;
+    }
+    if (!rc && (em_module_load_bytes(o->model, img[1], size[1], path[1]) < 0 ||
+                em_optimizer_load_bytes(o->opt, img[2], size[2], path[2]) < 0))
+        rc = cli_fail("--resume");
+    for (int i = 0; i < 3; i++)
+        free(img[i]);
+    return rc;
+}
+
 /* Step: continue a run (--resume) or start its metrics file. */
 static int train_resume(const run_cfg *c, const train_opts *opt, objects *o, loop_state *s)
 {
@@ -369,16 +404,9 @@ static int train_resume(const run_cfg *c, const train_opts *opt, objects *o, loo
     s->start = 0;
     s->best = -1;
     if (opt->resume) {
-        char a[PATH_MAX + 64], b[PATH_MAX + 64];
-        snprintf(a, sizeof a, "%s/last.safetensors", c->out_dir);
-        snprintf(b, sizeof b, "%s/last.optim.safetensors", c->out_dir);
-        if (run_state_load(c, &s->start, &s->best) < 0 || em_module_load(o->model, a) < 0 ||
-            em_optimizer_load(o->opt, b) < 0) {
-            if (em_last_status() < 0)
-                return cli_fail("--resume");
-            fprintf(stderr, "ember train: --resume: no run state in %s\n", c->out_dir);
-            return 1;
-        }
+        int rc = resume_state(c, o, s);
+        if (rc)
+            return rc;
         if (s->start >= c->epochs && train_dist_is_root())
             printf("the run in %s/ has done %d epochs already; --epochs N (more than %d) "
                    "trains it further\n", c->out_dir, s->start, s->start);
@@ -524,8 +552,8 @@ int cmd_train(int argc, char **argv)
         return rc;
     objects o;
     rc = build(&c, &o, s.dev, true);
-    /* under mpirun the other ranks write nothing, and only read a run they resume */
-    if (!rc && (train_dist_is_root() || opt.resume))
+    /* under mpirun the other ranks neither write nor read the run folder */
+    if (!rc && train_dist_is_root())
         rc = run_dir_open(&c, &opt);
     if (!rc) {
         train_announce(&c, &opt, &o, s.dev);
@@ -588,13 +616,17 @@ int cmd_eval(int argc, char **argv)
     const char *checkpoint = a.val[E_CHECKPOINT];
     if (!checkpoint)
         return cli_usage_error(&cli_eval, "missing --checkpoint FILE");
-    if (access(opt.config, R_OK) != 0 || access(checkpoint, R_OK) != 0) {
-        const char *f = access(opt.config, R_OK) != 0 ? opt.config : checkpoint;
-        fprintf(stderr, "ember eval: %s: %s\n", f, strerror(errno));
+    if (access(opt.config, R_OK) != 0) {
+        fprintf(stderr, "ember eval: %s: %s\n", opt.config, strerror(errno));
         return 2;
     }
     if (em_init_layered(opt.config) < 0)
         return cli_fail("init");
+    /* under mpirun rank 0 alone reads the checkpoint (and sends it to the others) */
+    if (train_dist_is_root() && access(checkpoint, R_OK) != 0) {
+        fprintf(stderr, "ember eval: %s: %s\n", checkpoint, strerror(errno));
+        return train_dist_end("eval", 2);
+    }
     run_cfg c = {0};
     rc = train_config_load(&c, &opt);
     em_device dev = opt.device ? em_device_parse(opt.device) : em_default_device();
@@ -603,8 +635,17 @@ int cmd_eval(int argc, char **argv)
         rc = cli_fail("--device");
     if (!rc)
         rc = build(&c, &o, dev, false);
-    if (!rc && em_module_load(o.model, checkpoint) < 0)
+    unsigned char *img = NULL;
+    size_t img_size = 0;
+    if (!rc) {
+        int err = train_dist_read(checkpoint, &img, &img_size);
+        if (err && train_dist_is_root())
+            fprintf(stderr, "ember eval: --checkpoint: %s: %s\n", checkpoint, strerror(err));
+        rc = err ? 1 : 0;
+    }
+    if (!rc && em_module_load_bytes(o.model, img, img_size, checkpoint) < 0)
         rc = cli_fail("--checkpoint");
+    free(img);
     eval_result r = {0};
     if (!rc) {
         r.classes = o.d.num_classes > 0 && o.d.num_classes <= 1000 ? o.d.num_classes : 0;

@@ -52,7 +52,9 @@ int run_dir_open(run_cfg *c, const train_opts *o);
 /* The latest version folder of a run folder (itself when it holds metrics.csv). */
 int run_dir_latest(const char *run, char *out, size_t size);
 int run_state_save(const run_cfg *c, int epochs_done, double best);
-int run_state_load(const run_cfg *c, int *epochs_done, double *best);
+/* state.txt's text ("epochs_done=N\nbest_accuracy=X\n", X as em_strtod reads it): 0, or -1
+ * when it is not that. */
+int run_state_parse(const char *text, size_t size, int *epochs_done, double *best);
 
 /* progress.c: a tqdm-like bar on a terminal; nothing when stdout is not one. */
 typedef struct progress {

@@ -4,9 +4,12 @@
  * With a process group of size N (ember/dist.h): the model is wrapped in
  * DistributedDataParallel, the training loader takes this rank's shard of each epoch (padded
  * as DistributedSampler pads), the test loader an unpadded shard so that evaluation figures
- * are sums over the whole test set, and rank 0 alone prints and writes files. With one
- * process every function here is a no-op, so the train loop has no special case.
+ * are sums over the whole test set, and rank 0 alone prints, reads and writes files: what
+ * the others need from a file (a checkpoint to resume or test) rank 0 reads and sends them, so
+ * the ranks need not share a file system. With one process every function here is a no-op
+ * (or reads the file itself), so the train loop has no special case.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -64,6 +67,89 @@ int train_dist_sum_i64(int64_t *v, int64_t n)
     int rc = t ? em_dist_all_reduce(t, EM_REDUCE_SUM) : em_last_status();
     em_release(t);
     return rc < 0 ? cli_fail("all_reduce of the confusion matrix") : 0;
+}
+
+/* A whole file into a new buffer (*out, *size); 0 or errno. */
+static int read_whole(const char *path, unsigned char **out, int64_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno ? errno : EIO;
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *b = malloc(cap);
+    int err = b ? 0 : ENOMEM;
+    while (!err) {
+        if (n == cap) {
+            unsigned char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                err = ENOMEM;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f))
+                err = errno ? errno : EIO;
+            break;
+        }
+    }
+    fclose(f);
+    if (err) {
+        free(b);
+        return err;
+    }
+    *out = b;
+    *size = (int64_t)n;
+    return 0;
+}
+
+/* Broadcasts t from rank 0; false (error printed) if it fails. */
+static bool bcast(em_tensor *t, const char *what)
+{
+    int rc = t ? em_dist_broadcast(t, 0) : em_last_status();
+    em_release(t);
+    if (rc < 0)
+        cli_fail(what);
+    return rc >= 0;
+}
+
+int train_dist_read(const char *path, unsigned char **bytes, size_t *size)
+{
+    *bytes = NULL;
+    *size = 0;
+    int64_t head[2] = {0, 0}, two = 2;   /* rank 0's size and errno */
+    unsigned char *buf = NULL;
+    if (train_dist_is_root())
+        head[1] = read_whole(path, &buf, &head[0]);
+    if (em_dist_size() > 1) {
+        if (!bcast(em_tensor_from_blob(head, EM_I64, 1, &two, NULL, NULL), "sending a file's size"))
+            head[1] = EIO;
+        /* every rank says whether it has room, so that none is left alone in the broadcast */
+        int64_t fail = head[1] ? 1 : 0, one = 1;
+        if (!head[1] && !train_dist_is_root() && !(buf = malloc(head[0] ? (size_t)head[0] : 1)))
+            fail = 1;
+        em_tensor *t = em_tensor_from_blob(&fail, EM_I64, 1, &one, NULL, NULL);
+        if (!head[1] && (!t || em_dist_all_reduce(t, EM_REDUCE_MAX) < 0)) {
+            fail = 1;
+            cli_fail("agreeing on a file's transfer");
+        }
+        em_release(t);
+        if (!head[1] && fail)
+            head[1] = ENOMEM;
+        if (!head[1] && head[0] > 0 &&
+            !bcast(em_tensor_from_blob(buf, EM_U8, 1, &head[0], NULL, NULL), "sending a file"))
+            head[1] = EIO;
+    }
+    if (head[1]) {
+        free(buf);
+        return (int)head[1];
+    }
+    *bytes = buf;
+    *size = (size_t)head[0];
+    return 0;
 }
 
 int train_dist_end(const char *cmd, int rc)
