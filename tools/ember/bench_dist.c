@@ -110,14 +110,21 @@ static int epoch(const train_setup *ts, em_ddp *ddp, double *seconds)
     return rc;
 }
 
+/* What alternate() measures for each gradient format: medians of epoch seconds, and per
+ * epoch (means, rank 0) the seconds waiting in em_ddp_finish and the seconds of all-reduces
+ * in flight while backward went on. */
+typedef struct mode_times {
+    double epoch, wait, overlap;
+} mode_times;
+
 /* Epochs of DDP with float32 gradients and with bf16 compression, alternating (the order
  * swapped every round, so that machine noise hits both alike); one process runs plain epochs.
- * Medians of `reps` epochs each into t[0] (float32) and t[1] (bf16); seconds waiting in
- * em_ddp_finish per epoch into wait[]. The first epoch warms the caches up. */
-static int alternate(const train_setup *ts, int reps, double t[2], double wait[2])
+ * `reps` epochs each into m[0] (float32) and m[1] (bf16); *buckets gets the bucket count.
+ * The first epoch warms the caches up. */
+static int alternate(const train_setup *ts, int reps, mode_times m[2], int *buckets)
 {
     int n = em_dist_size(), modes = n > 1 ? 2 : 1;
-    double ep[2][8] = {{0}}, w[2] = {0}, warm;
+    double ep[2][8] = {{0}}, warm;
     int rc = epoch(ts, NULL, &warm);   /* no gradient exchange: the same arithmetic to warm */
     for (int r = 0; r < reps && !rc; r++)
         for (int k = 0; k < modes && !rc; k++) {
@@ -128,15 +135,15 @@ static int alternate(const train_setup *ts, int reps, double t[2], double wait[2
                                                            .compress = mode ? EM_BF16 : 0})))
                 return cli_fail("DistributedDataParallel for the training bench");
             rc = epoch(ts, ddp, &ep[mode][r]);
-            double wait_s = 0;
-            em_ddp_times(ddp, &wait_s, NULL);
-            w[mode] += wait_s / reps;
+            double wait_s = 0, overlap_s = 0;
+            em_ddp_times(ddp, &wait_s, &overlap_s);
+            m[mode].wait += wait_s / reps;
+            m[mode].overlap += overlap_s / reps;
+            *buckets = em_ddp_bucket_count(ddp);
             em_ddp_free(ddp);
         }
-    for (int mode = 0; mode < modes; mode++) {
-        t[mode] = cli_median(ep[mode], reps);
-        wait[mode] = w[mode];
-    }
+    for (int mode = 0; mode < modes; mode++)
+        m[mode].epoch = cli_median(ep[mode], reps);
     return rc;
 }
 
@@ -153,12 +160,13 @@ static int bench_training(bool quick, bool root)
     ts.opt = ts.model ? em_optimizer_new("SGD(lr=0.05, momentum=0.9)", ts.model) : NULL;
     ts.dl = ds ? em_dataloader_new(ds, per_rank, true, 0) : NULL;
     int rc = 0;
-    double t[2] = {0}, wait[2] = {0};
+    mode_times m[2] = {{0}};
+    int buckets = 0;
     if (!ts.opt || !ts.loss || !ts.dl ||
         (n > 1 && em_dataloader_set_shard(ts.dl, r, n, EM_SHARD_PAD) < 0))
         rc = cli_fail("training bench setup");
     else
-        rc = alternate(&ts, reps, t, wait);
+        rc = alternate(&ts, reps, m, &buckets);
     int th = em_config_threads();
     if (!rc && root)
         printf("\ntraining (synthetic Fashion-MNIST-shaped set, %lld samples, MLP 784-256-128-10, "
@@ -167,17 +175,18 @@ static int bench_training(bool quick, bool root)
                n > 1 ? " each, float32 and bf16 gradients alternating" : "");
     const char *what[2] = {"float32 gradients", "bf16 gradients   "};
     for (int mode = 0; !rc && root && mode < (n > 1 ? 2 : 1); mode++) {
+        double sps = (double)samples / m[mode].epoch;
         printf("  %d rank%s x %d thread%s", n, n == 1 ? "" : "s", th, th == 1 ? "" : "s");
         if (n > 1)
-            printf(", %s: %7.0f samples/s (epoch %.3f s, %.3f s of it waiting in "
-                   "em_ddp_finish on rank 0)",
-                   what[mode], (double)samples / t[mode], t[mode], wait[mode]);
+            printf(", %s: %7.0f samples/s (epoch %.3f s; rank 0: %.3f s of it waiting in "
+                   "em_ddp_finish, %.3f s of all-reduces in flight while backward went on)\n",
+                   what[mode], sps, m[mode].epoch, m[mode].wait, m[mode].overlap);
         else
-            printf(": %.0f samples/s (epoch %.3f s)", (double)samples / t[mode], t[mode]);
-        printf("\n");
+            printf(": %.0f samples/s (epoch %.3f s)\n", sps, m[mode].epoch);
     }
     if (!rc && root && n > 1)
-        printf("  bf16 / float32 throughput: %.2f\n", t[0] / t[1]);
+        printf("  bf16 / float32 throughput: %.2f (%d buckets)\n", m[0].epoch / m[1].epoch,
+               buckets);
     em_dataloader_free(ts.dl);
     em_optimizer_free(ts.opt);
     em_module_free(ts.loss);
