@@ -167,8 +167,8 @@ static int build_buckets(em_ddp *d, size_t cap)
     return EM_OK;
 }
 
-/* The compress option: none, or bfloat16 over float32 parameters only (what a bucket of
- * another dtype would become is not PyTorch's hook, which assumes float32 buckets). */
+/* The compress option: none, or bfloat16 over float32 parameters only (PyTorch's hook would
+ * narrow a float64 bucket too; refusing keeps the precision a model asked for). */
 static int check_compress(const em_ddp *d, em_dtype compress)
 {
     if (compress != 0 && compress != EM_F32 && compress != EM_BF16)
