@@ -11,8 +11,10 @@
  * A parameter without a gradient counts as zeros in its bucket; em_ddp_finish starts the
  * buckets backward left incomplete and either refuses the step (the default) or, with
  * find_unused_parameters, all-reduces a map of who used what so that a parameter no rank used
- * keeps its .grad untouched. Not here: gradient-as-bucket-view (the copy in and out costs two
- * memory passes per step).
+ * keeps its .grad untouched. With compress = EM_BF16 (PyTorch's bf16_compress_hook) a bucket
+ * also owns a bfloat16 twin of its buffer: the gradients are rounded into it, divided by the
+ * number of ranks there, summed over the ranks in bfloat16, and widened back into .grad from
+ * it. Not here: gradient-as-bucket-view (the copy in and out costs two memory passes per step).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@ typedef struct ddp_bucket {
     int64_t numel;
     em_dtype dtype;
     em_tensor *flat;             /* CPU, contiguous */
+    em_tensor *wire;             /* compress: the bfloat16 copy that travels (CPU), else NULL */
     int ready;                   /* gradients accumulated in this backward */
     em_dist_work *work;          /* the all-reduce in flight, or NULL */
     double launched_at;
@@ -52,6 +55,8 @@ struct em_ddp {
     int next;                    /* the next bucket to start: they start in order */
     bool sync, find_unused;
     em_tensor *users;            /* find_unused: int32 [np], how many ranks used params[i] */
+    em_dtype compress;           /* EM_BF16, or 0 */
+    em_tensor *world;            /* compress: the number of ranks, a wrapped scalar */
     double wait_s, overlap_s;
 };
 
@@ -78,7 +83,15 @@ static int launch(em_ddp *d, ddp_bucket *b)
         else if (em_copy_to_host(g, dst, nbytes) < 0)
             return em_last_status();
     }
-    b->work = em_dist_all_reduce_start(b->flat, EM_REDUCE_AVG);
+    if (b->wire) {
+        /* bf16_compress_hook: buffer.to(torch.bfloat16).div_(world_size), then a sum */
+        int rc = em__inplace_status(em_copy_(b->wire, b->flat));
+        if (rc == EM_OK)
+            rc = em__inplace_status(em_div_(b->wire, d->world));
+        b->work = rc == EM_OK ? em_dist_all_reduce_start(b->wire, EM_REDUCE_SUM) : NULL;
+    } else {
+        b->work = em_dist_all_reduce_start(b->flat, EM_REDUCE_AVG);
+    }
     b->launched_at = now_s();
     return b->work ? EM_OK : em_last_status();
 }
@@ -140,13 +153,33 @@ static int build_buckets(em_ddp *d, size_t cap)
     em_backend *cpu = em__cpu_backend();
     if (!cpu)
         return EM_ERR_DEVICE;
+    em_device host = {cpu->id, 0};
     for (int k = 0; k < d->nb; k++) {
-        int64_t n = d->buckets[k].numel;
-        d->buckets[k].flat =
-            em__tensor_alloc((em_device){cpu->id, 0}, d->buckets[k].dtype, 1, &n);
-        if (!d->buckets[k].flat)
+        ddp_bucket *bk = &d->buckets[k];
+        if (!(bk->flat = em__tensor_alloc(host, bk->dtype, 1, &bk->numel)))
+            return em_last_status();
+        if (d->compress == EM_BF16 && !(bk->wire = em__tensor_alloc(host, EM_BF16, 1, &bk->numel)))
             return em_last_status();
     }
+    if (d->compress == EM_BF16 && d->nb > 0 &&
+        !(d->world = em__wrapped_scalar(d->buckets[0].wire, em_dist_size())))
+        return em_last_status();
+    return EM_OK;
+}
+
+/* The compress option: none, or bfloat16 over float32 parameters only (PyTorch's hook would
+ * narrow a float64 bucket too; refusing keeps the precision a model asked for). */
+static int check_compress(const em_ddp *d, em_dtype compress)
+{
+    if (compress != 0 && compress != EM_F32 && compress != EM_BF16)
+        return em_set_error(EM_ERR_INVALID, "em_ddp_new: compress must be 0/float32 (none) or "
+                                            "bfloat16, got %s",
+                            em_dtype_name(compress));
+    for (int i = d->np - 1; compress == EM_BF16 && i >= 0; i--)   /* registration order */
+        if (em_dtype_of(d->params[i].t) != EM_F32)
+            return em_set_error(EM_ERR_INVALID, "em_ddp_new: compress = bfloat16 needs float32 "
+                                                "gradients; parameter '%s' is %s",
+                                d->params[i].name, em_dtype_name(em_dtype_of(d->params[i].t)));
     return EM_OK;
 }
 
@@ -185,7 +218,11 @@ static em_ddp *ddp_new_body(em_module *m, const em_ddp_opts *opts)
                 (ddp_param){.d = d, .t = t, .name = em_module_param_name(m, i)};
     }
     size_t cap = opts && opts->bucket_bytes ? opts->bucket_bytes : DEFAULT_BUCKET_BYTES;
-    int rc = broadcast_state(m);
+    em_dtype compress = opts ? opts->compress : 0;
+    int rc = check_compress(d, compress);   /* before any collective: every rank fails alike */
+    d->compress = compress == EM_BF16 ? EM_BF16 : 0;
+    if (rc == EM_OK)
+        rc = broadcast_state(m);
     if (rc == EM_OK)
         rc = build_buckets(d, cap);
     if (rc == EM_OK && d->find_unused) {
@@ -276,15 +313,17 @@ static int set_grad(ddp_param *p, em_tensor *src)
  * no rank used keeps the .grad it had. */
 static int scatter_back(em_ddp *d, ddp_bucket *b, const int32_t *users)
 {
-    char *base = em_data_ptr(b->flat);
-    size_t es = em_dtype_size(b->dtype);
+    em_tensor *from = b->wire ? b->wire : b->flat;   /* em_copy_ widens bfloat16 */
+    em_dtype dt = em_dtype_of(from);
+    char *base = em_data_ptr(from);
+    size_t es = em_dtype_size(dt);
     int rc = EM_OK;
     bool g = em_set_grad_enabled(false);
     for (int i = b->first; rc == EM_OK && i < b->first + b->count; i++) {
         ddp_param *p = &d->params[i];
         if (users && users[i] == 0)
             continue;
-        em_tensor *src = em_tensor_from_blob(base + (size_t)p->offset * es, b->dtype,
+        em_tensor *src = em_tensor_from_blob(base + (size_t)p->offset * es, dt,
                                              em_ndim(p->t), em_shape(p->t), NULL, NULL);
         em_tensor *grad = em_grad(p->t);
         if (!src) {
@@ -390,8 +429,10 @@ static void ddp_free_body(em_ddp *d)
         if (d->buckets[k].work)
             em_dist_wait(d->buckets[k].work);
         em_release(d->buckets[k].flat);
+        em_release(d->buckets[k].wire);
     }
     em_release(d->users);
+    em_release(d->world);
     free(d->buckets);
     free(d->params);
     free(d);

@@ -329,8 +329,7 @@ em_dist_work *em_dist_broadcast_start(em_tensor *t, int root)
     EM_UNSCOPED(em_dist_work *, broadcast_start_body(t, root));
 }
 
-/* The status of an in-place op, releasing the reference it returned. */
-static int in_place_status(em_tensor *r)
+int em__inplace_status(em_tensor *r)
 {
     if (!r)
         return em_last_status();
@@ -349,9 +348,9 @@ static int wait_body(em_dist_work *w)
     em_tensor *res = w->stage ? w->stage : w->t;
     bool g = em_set_grad_enabled(false);
     if (rc == EM_OK && res && w->avg)
-        rc = in_place_status(em_mul_scalar_(res, 1.0 / g_size));
+        rc = em__inplace_status(em_mul_scalar_(res, 1.0 / g_size));
     if (rc == EM_OK && w->stage && w->t)
-        rc = in_place_status(em_copy_(w->t, w->stage));
+        rc = em__inplace_status(em_copy_(w->t, w->stage));
     else if (rc == EM_OK && res && !w->stage && active)
         atomic_fetch_add(&res->storage->version, 1);   /* written behind the dispatcher */
     em_set_grad_enabled(g);

@@ -423,5 +423,7 @@ void em__dist_describe(em_plugin_rec *rec, em_strbuf *sb);
 /* Finishes the running communicator and clears the table (before plugins unload). */
 void em__dist_shutdown(void);
 void em__dist_progress(void);
+/* The status of an in-place op's result r (EM_OK, or the error it set), releasing r. */
+int em__inplace_status(em_tensor *r);
 
 #endif

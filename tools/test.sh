@@ -62,9 +62,9 @@ leaks=0 asan meson test -C build-asan --suite dist --logbase testlog-dist \
 echo "== threaded suites under ThreadSanitizer"
 # The CPU pool on two workers, the DataLoader's prefetch thread, plugin loading and the CPU
 # conformance cases (kernels split over the pool), and the mpi communicator's worker thread
-# under collectives and DistributedDataParallel's bucket hooks (2 ranks under mpirun, when
-# the plugin is built). Plain programs: Criterion cannot start under TSan. OpenCL is left out
-# (PoCL is not built with TSan).
+# under collectives and DistributedDataParallel's bucket hooks, with and without bf16
+# compression (2 ranks under mpirun, when the plugin is built). Plain programs: Criterion
+# cannot start under TSan. OpenCL is left out (PoCL is not built with TSan).
 if [ ! -f build-tsan/build.ninja ]; then
     meson setup build-tsan -Db_sanitize=thread -Db_lundef=false --buildtype=debug \
         -Dopencl=disabled -Dcuda=disabled -Dwerror=true >/dev/null
@@ -91,13 +91,15 @@ tsan thread_pool build-tsan/tests/stress_threads
 tsan data_loader_threads build-tsan/tests/data/stress_loader
 tsan ember_info build-tsan/tools/ember info
 tsan conformance_cpu build-tsan/tools/ember conformance --backend cpu --dtype f32
-mpi_targets=(plugins/mpi/ember_mpi.so tests/dist/dist_collectives tests/dist/ddp_equivalence)
+mpi_targets=(plugins/mpi/ember_mpi.so tests/dist/dist_collectives tests/dist/ddp_equivalence
+             tests/dist/ddp_compress)
 if command -v mpirun >/dev/null &&
    ninja -C build-tsan -t query "${mpi_targets[@]}" >/dev/null 2>&1; then
     ninja -C build-tsan "${mpi_targets[@]}"
     mpi_tsan=(tools/mpirun.sh -x TSAN_OPTIONS -x EMBER_NUM_THREADS -x EMBER_PLUGIN_PATH -np 2)
     tsan collectives_mpi "${mpi_tsan[@]}" build-tsan/tests/dist/dist_collectives
     tsan ddp_mpi "${mpi_tsan[@]}" build-tsan/tests/dist/ddp_equivalence "Adam(lr=0.01)" 2
+    tsan ddp_compress_mpi "${mpi_tsan[@]}" build-tsan/tests/dist/ddp_compress
 else
     echo "skipped collectives_mpi, ddp_mpi: mpirun or the mpi plugin is missing"
 fi

@@ -96,6 +96,13 @@ typedef struct em_ddp_opts {
      * all-reduce per step tells which parameters no rank used: those keep the .grad they had
      * (none after em_zero_grad), so optimizers skip them as a single process would. */
     bool find_unused_parameters;
+    /* PyTorch's bf16_compress_hook. 0 or EM_F32 (the default): gradients travel as they are.
+     * EM_BF16: each bucket's float32 gradients are rounded to bfloat16 (to nearest even, as
+     * .to(torch.bfloat16)), divided by the number of ranks in bfloat16, summed over the ranks
+     * in bfloat16 and widened back into .grad: half the bytes on the wire, at the cost of
+     * gradients rounded to 8 significant bits. Every trainable parameter must then be float32
+     * (em_ddp_new fails naming the first that is not); other values are refused. */
+    em_dtype compress;
 } em_ddp_opts;
 
 /* Wraps m for data-parallel training (PyTorch's DistributedDataParallel): broadcasts m's

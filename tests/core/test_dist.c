@@ -253,3 +253,52 @@ Test(dist, a_requested_communicator_that_is_not_loaded_fails_init_by_name)
     EMT_ASSERT_ERROR("communicator 'carrier-pigeon' (from env EMBER_DIST) is not loaded");
     cr_assert_eq(em_init(NULL), EM_OK, "%s", em_last_error());
 }
+
+/* x's values as a [1, 3] input to Linear(3, 2): d sum(Linear(x)) / d weight is x in each row. */
+static em_tensor *first_weight_grad_of(const em_ddp_opts *o, const float *x)
+{
+    em_module *m = em_module_new("Sequential(Linear(3, 2))");
+    cr_assert_not_null(m, "%s", em_last_error());
+    em_ddp *d = em_ddp_new(m, o);
+    cr_assert_not_null(d, "%s", em_last_error());
+    em_tensor *in = EMT_OK(em_tensor_from_data(x, EM_F32, 2, (int64_t[]){1, 3}, NULL));
+    cr_assert_eq(em_backward(em_sum_all(em_forward(m, in)), NULL, false), EM_OK, "%s",
+                 em_last_error());
+    cr_assert_eq(em_ddp_finish(d), EM_OK, "%s", em_last_error());
+    em_tensor *g = em_grad(em_module_get(m, "0.weight"));
+    em_retain(g);
+    em_ddp_free(d);
+    em_module_free(m);
+    return g;
+}
+
+Test(dist, ddp_with_bf16_compression_rounds_gradients_to_nearest_even_bfloat16)
+{
+    em_scope_begin();
+    /* 1 + 2^-8 and 1 + 3 * 2^-8 lie halfway between two bfloat16 values: to nearest even they
+     * become 1 and 1 + 2^-6 (rounding half up would give 1 + 2^-7 for the first, truncation
+     * 1 + 2^-7 for the second); 0.1f = 0x3dcccccd rounds up to 0x3dcd. */
+    const float x[3] = {1.00390625f, 1.01171875f, 0.1f};
+    em_tensor *g = first_weight_grad_of(&(em_ddp_opts){.compress = EM_BF16}, x);
+    EMT_ASSERT_LIST(g, 0, 1.0, 1.015625, 0.10009765625, 1.0, 1.015625, 0.10009765625);
+    em_release(g);
+    em_tensor *plain = first_weight_grad_of(&(em_ddp_opts){.compress = EM_F32}, x);
+    EMT_ASSERT_LIST(plain, 0, 1.00390625, 1.01171875, 0.1f, 1.00390625, 1.01171875, 0.1f);
+    em_release(plain);
+    em_scope_end();
+}
+
+Test(dist, ddp_compression_refuses_other_dtypes_and_non_float32_parameters_by_name)
+{
+    em_module *m = em_module_new("Sequential(Linear(3, 2), Linear(2, 2, dtype=\"float64\"))");
+    cr_assert_not_null(m, "%s", em_last_error());
+    cr_assert_null(em_ddp_new(m, &(em_ddp_opts){.compress = EM_F16}));
+    EMT_ASSERT_ERROR("em_ddp_new: compress must be 0/float32 (none) or bfloat16, got float16");
+    cr_assert_null(em_ddp_new(m, &(em_ddp_opts){.compress = EM_BF16}));
+    EMT_ASSERT_ERROR("em_ddp_new: compress = bfloat16 needs float32 gradients; parameter "
+                     "'1.weight' is float64");
+    em_ddp *d = em_ddp_new(m, NULL);
+    cr_assert_not_null(d, "without compression any float dtype is fine: %s", em_last_error());
+    em_ddp_free(d);
+    em_module_free(m);
+}

@@ -2,9 +2,10 @@
 # tests/dist/run.sh - the 'dist' suite's cases, each under tools/mpirun.sh and bounded by
 # `timeout` (a hang fails the test instead of stalling CI). Exit 77 (skip) without mpirun.
 #   run.sh collectives|timeout|equivalence-sgd|equivalence-adam|unused-find|unused-refuse|
-#          train|train-resume|train-interrupt|train-failure|train-kill|eval|fashion-mnist
+#          compress-exact|train|train-compress|train-resume|train-interrupt|train-failure|
+#          train-kill|eval|fashion-mnist
 # Environment (set by meson): MPIRUN, EMBER, DIST_COLLECTIVES, DDP_EQUIVALENCE, DDP_UNUSED,
-# DIGITS_CSV, FASHION_INI.
+# DDP_COMPRESS, DIGITS_CSV, FASHION_INI.
 set -u
 case_name=$1
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not installed (openmpi-bin)"; exit 77; }
@@ -17,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 # A digits config whose training split (1436 samples) divides by 2 and 4.
-write_config() {   # $1 file, $2 batch size, $3 optimizer, $4 dataset path
+write_config() {   # $1 file, $2 batch size, $3 optimizer, $4 dataset path, [$5 more [train] lines]
     cat > "$1" <<INI
 [data]
 dataset = CSV(path="$4", label="label", scale=0.0625)
@@ -31,6 +32,7 @@ loss = CrossEntropyLoss()
 optimizer = $3
 epochs = 3
 seed = 0
+${5:-}
 INI
 }
 
@@ -89,6 +91,46 @@ unused-find|unused-refuse)
         EMBER_DIST_TIMEOUT=20 timeout 120 "$MPIRUN" -x EMBER_DIST_TIMEOUT -np $n "$DDP_UNUSED" \
             "${case_name#unused-}" || fail "$case_name on $n ranks"
     done ;;
+compress-exact)
+    # bf16 compression: 2 ranks bit for bit the hand-made bf16 average, 4 within its rounding
+    for n in 2 4; do
+        EMBER_DIST_TIMEOUT=20 timeout 120 "$MPIRUN" -x EMBER_DIST_TIMEOUT -np $n \
+            "$DDP_COMPRESS" || fail "bf16 compression on $n ranks"
+    done ;;
+train-compress)
+    # [train] ddp_compress = bf16: 2 ranks still learn digits (test accuracy within 2 points of
+    # the uncompressed run, loss falling), the weights differ from it (the key took effect),
+    # and a bad value is an error naming the file and line.
+    write_config "$work/plain.ini" 16 "SGD(lr=0.1, momentum=0.9)" "$DIGITS_CSV"
+    write_config "$work/bf16.ini" 16 "SGD(lr=0.1, momentum=0.9)" "$DIGITS_CSV" \
+        "ddp_compress = bf16"
+    for c in plain bf16; do
+        timeout 120 "$MPIRUN" -np 2 "$EMBER" train "$work/$c.ini" --out "$work/$c" --quiet \
+            --no-plot > "$work/$c.log" 2>&1 || { cat "$work/$c.log"; fail "2 ranks, $c"; }
+    done
+    cat "$work/plain/metrics.csv" "$work/bf16/metrics.csv"
+    python3 - "$work/plain/metrics.csv" "$work/bf16/metrics.csv" <<'PY' || fail "bf16 learns worse"
+import sys
+rows = [[l.split(',') for l in open(p).read().split()[1:]] for p in sys.argv[1:]]
+plain, bf16 = rows
+assert len(plain) == len(bf16) == 3, rows
+loss = [float(r[1]) for r in bf16]
+assert loss[2] < loss[0], ('training loss did not fall', loss)
+acc_plain, acc_bf16 = float(plain[-1][3]), float(bf16[-1][3])
+assert acc_bf16 >= acc_plain - 0.02, (acc_bf16, acc_plain)
+print('test accuracy after 3 epochs: bf16 %.4f, float32 %.4f' % (acc_bf16, acc_plain))
+PY
+    if compare_weights "$work/bf16/last.safetensors" "$work/plain/last.safetensors" 1e-5; then
+        fail "the weights equal the uncompressed run's: ddp_compress had no effect"
+    fi
+    write_config "$work/bad.ini" 16 "SGD(lr=0.1)" "$DIGITS_CSV" "ddp_compress = fp8"
+    timeout 60 "$MPIRUN" -np 2 "$EMBER" train "$work/bad.ini" --out "$work/bad" --quiet \
+        > "$work/bad.log" 2>&1
+    rc=$?
+    cat "$work/bad.log"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a bad ddp_compress gave status $rc"
+    grep -q "bad.ini:13: train.ddp_compress: expected none or bf16, got 'fp8'" "$work/bad.log" \
+        || fail "the error does not name the file, line, key and value" ;;
 train)
     # 2 ranks x batch 16 (2 epochs, then --resume to 3) against 1 process x batch 32.
     write_config "$work/one.ini" 32 "SGD(lr=0.1, momentum=0.9)" "$DIGITS_CSV"

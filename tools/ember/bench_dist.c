@@ -1,12 +1,13 @@
 /* tools/ember/bench_dist.c - `ember bench --dist` under mpirun: all-reduce bandwidth against the
  * MPI library's own MPI_Allreduce on the same buffers (OSU style), and data-parallel training
- * throughput with the time backward overlaps communication.
+ * throughput with float32 gradients and with bf16 compression, with the time spent waiting for
+ * the gradients.
  *
  * Times are the slowest rank's (each figure is all-reduced with max); medians of repetitions,
- * Ember and the baseline alternating so that machine noise hits both alike. The training
- * figure uses a synthetic set shaped like Fashion-MNIST (784 features, 10 classes) and the
- * examples/fashion-mnist.ini MLP, with a global batch of 128 split over the ranks, so that
- * `mpirun -np 2 ... --dist` and a single process compare the same arithmetic.
+ * alternating Ember and the baseline, or the two gradient formats, so that machine noise hits
+ * both alike. The training figure uses a synthetic set shaped like Fashion-MNIST (784 features,
+ * 10 classes) and the examples/fashion-mnist.ini MLP, with a global batch of 128 split over the
+ * ranks, so that `mpirun -np 2 ... --dist` and a single process compare the same arithmetic.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,63 +78,119 @@ static int bench_all_reduce(bool quick, bool root)
     return 0;
 }
 
-/* One epoch of the synthetic set; samples per second over all ranks. */
+/* What one training epoch needs; the same model and optimizer go on through every epoch. */
+typedef struct train_setup {
+    em_module *model, *loss;
+    em_optimizer *opt;
+    em_dataloader *dl;
+} train_setup;
+
+/* One epoch of the synthetic set through ddp (NULL: one process); the slowest rank's
+ * seconds in *seconds. 0, or 1 after a message. */
+static int epoch(const train_setup *ts, em_ddp *ddp, double *seconds)
+{
+    int rc = 0;
+    em_dist_barrier();
+    double t0 = cli_now();
+    em_tensor *bx, *by;
+    while (em_dataloader_next(ts->dl, &bx, &by)) {
+        em_scope_begin();
+        em_zero_grad(ts->opt);
+        em_tensor *l = em_loss(ts->loss, em_forward(ts->model, bx), by);
+        if (!l || em_backward(l, NULL, false) < 0 || (ddp && em_ddp_finish(ddp) < 0) ||
+            em_step(ts->opt) < 0)
+            rc = cli_fail("training bench step");
+        em_scope_end();
+        em_release(bx);
+        em_release(by);
+        if (rc)
+            break;
+    }
+    *seconds = slowest(cli_now() - t0);
+    return rc;
+}
+
+/* What alternate() measures for each gradient format: medians of epoch seconds, and per
+ * epoch (means, rank 0) the seconds waiting in em_ddp_finish and the seconds of all-reduces
+ * in flight while backward went on. */
+typedef struct mode_times {
+    double epoch, wait, overlap;
+} mode_times;
+
+/* Epochs of DDP with float32 gradients and with bf16 compression, alternating (the order
+ * swapped every round, so that machine noise hits both alike); one process runs plain epochs.
+ * `reps` epochs each into m[0] (float32) and m[1] (bf16); *buckets gets the bucket count.
+ * The first epoch warms the caches up. */
+static int alternate(const train_setup *ts, int reps, mode_times m[2], int *buckets)
+{
+    int n = em_dist_size(), modes = n > 1 ? 2 : 1;
+    double ep[2][8] = {{0}}, warm;
+    int rc = epoch(ts, NULL, &warm);   /* no gradient exchange: the same arithmetic to warm */
+    for (int r = 0; r < reps && !rc; r++)
+        for (int k = 0; k < modes && !rc; k++) {
+            int mode = (r + k) % modes;
+            em_ddp *ddp = NULL;
+            if (n > 1 && !(ddp = em_ddp_new(ts->model,
+                                            &(em_ddp_opts){.bucket_bytes = BUCKET_BYTES,
+                                                           .compress = mode ? EM_BF16 : 0})))
+                return cli_fail("DistributedDataParallel for the training bench");
+            rc = epoch(ts, ddp, &ep[mode][r]);
+            double wait_s = 0, overlap_s = 0;
+            em_ddp_times(ddp, &wait_s, &overlap_s);
+            m[mode].wait += wait_s / reps;
+            m[mode].overlap += overlap_s / reps;
+            *buckets = em_ddp_bucket_count(ddp);
+            em_ddp_free(ddp);
+        }
+    for (int mode = 0; mode < modes; mode++)
+        m[mode].epoch = cli_median(ep[mode], reps);
+    return rc;
+}
+
+/* Samples per second over all ranks, with and without bf16 gradient compression. */
 static int bench_training(bool quick, bool root)
 {
-    int n = em_dist_size(), r = em_dist_rank();
+    int n = em_dist_size(), r = em_dist_rank(), reps = quick ? 3 : 5;
     int64_t samples = quick ? 3840 : 15360, per_rank = GLOBAL_BATCH / n;
     em_manual_seed(3);
     em_tensor *x = em_randn(EM_SHAPE(samples, 784), NULL);
     em_tensor *y = em_randint(0, 10, EM_SHAPE(samples), NULL);
     em_dataset *ds = x && y ? em_dataset_from_tensors(x, y) : NULL;
-    em_module *model = em_module_new(MLP), *loss = em_module_new("CrossEntropyLoss()");
-    em_optimizer *opt = model ? em_optimizer_new("SGD(lr=0.05, momentum=0.9)", model) : NULL;
-    em_dataloader *dl = ds ? em_dataloader_new(ds, per_rank, true, 0) : NULL;
-    em_ddp *ddp = NULL;
+    train_setup ts = {.model = em_module_new(MLP), .loss = em_module_new("CrossEntropyLoss()")};
+    ts.opt = ts.model ? em_optimizer_new("SGD(lr=0.05, momentum=0.9)", ts.model) : NULL;
+    ts.dl = ds ? em_dataloader_new(ds, per_rank, true, 0) : NULL;
     int rc = 0;
-    if (!opt || !loss || !dl || (n > 1 && em_dataloader_set_shard(dl, r, n, EM_SHARD_PAD) < 0) ||
-        (n > 1 && !(ddp = em_ddp_new(model, &(em_ddp_opts){.bucket_bytes = BUCKET_BYTES})))) {
+    mode_times m[2] = {{0}};
+    int buckets = 0;
+    if (!ts.opt || !ts.loss || !ts.dl ||
+        (n > 1 && em_dataloader_set_shard(ts.dl, r, n, EM_SHARD_PAD) < 0))
         rc = cli_fail("training bench setup");
-        goto done;
-    }
-    double t[2];
-    for (int epoch = 0; epoch < 2 && !rc; epoch++) {   /* epoch 0 warms the caches up */
-        em_dist_barrier();
-        double t0 = cli_now();
-        em_tensor *bx, *by;
-        while (em_dataloader_next(dl, &bx, &by)) {
-            em_scope_begin();
-            em_zero_grad(opt);
-            em_tensor *l = em_loss(loss, em_forward(model, bx), by);
-            if (!l || em_backward(l, NULL, false) < 0 || (ddp && em_ddp_finish(ddp) < 0) ||
-                em_step(opt) < 0)
-                rc = cli_fail("training bench step");
-            em_scope_end();
-            em_release(bx);
-            em_release(by);
-            if (rc)
-                break;
-        }
-        t[epoch] = slowest(cli_now() - t0);
-    }
-    double wait = 0, overlap = 0;
-    em_ddp_times(ddp, &wait, &overlap);
+    else
+        rc = alternate(&ts, reps, m, &buckets);
+    int th = em_config_threads();
     if (!rc && root)
         printf("\ntraining (synthetic Fashion-MNIST-shaped set, %lld samples, MLP 784-256-128-10, "
-               "SGD momentum, global batch %d):\n  %d rank%s x %d thread%s: %.0f samples/s "
-               "(epoch %.3f s)\n",
-               (long long)samples, GLOBAL_BATCH, n, n == 1 ? "" : "s", em_config_threads(),
-               em_config_threads() == 1 ? "" : "s", (double)samples / t[1], t[1]);
-    if (!rc && root && ddp)
-        printf("  rank 0, both epochs: %.3f s waiting in em_ddp_finish, %.3f s of bucket "
-               "all-reduces in flight while backward went on, %d buckets\n",
-               wait, overlap, em_ddp_bucket_count(ddp));
-done:
-    em_ddp_free(ddp);
-    em_dataloader_free(dl);
-    em_optimizer_free(opt);
-    em_module_free(loss);
-    em_module_free(model);
+               "SGD momentum, global batch %d), median of %d epochs%s:\n",
+               (long long)samples, GLOBAL_BATCH, reps,
+               n > 1 ? " each, float32 and bf16 gradients alternating" : "");
+    const char *what[2] = {"float32 gradients", "bf16 gradients   "};
+    for (int mode = 0; !rc && root && mode < (n > 1 ? 2 : 1); mode++) {
+        double sps = (double)samples / m[mode].epoch;
+        printf("  %d rank%s x %d thread%s", n, n == 1 ? "" : "s", th, th == 1 ? "" : "s");
+        if (n > 1)
+            printf(", %s: %7.0f samples/s (epoch %.3f s; rank 0: %.3f s of it waiting in "
+                   "em_ddp_finish, %.3f s of all-reduces in flight while backward went on)\n",
+                   what[mode], sps, m[mode].epoch, m[mode].wait, m[mode].overlap);
+        else
+            printf(": %.0f samples/s (epoch %.3f s)\n", sps, m[mode].epoch);
+    }
+    if (!rc && root && n > 1)
+        printf("  bf16 / float32 throughput: %.2f (%d buckets)\n", m[0].epoch / m[1].epoch,
+               buckets);
+    em_dataloader_free(ts.dl);
+    em_optimizer_free(ts.opt);
+    em_module_free(ts.loss);
+    em_module_free(ts.model);
     em_dataset_free(ds);
     em_release(x);
     em_release(y);

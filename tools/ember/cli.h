@@ -25,9 +25,9 @@ int bench_dist(bool quick);
 bool train_dist_is_root(void);
 /* ", 2 ranks (mpi), batch_size per rank" for the opening line; "" for one process. */
 const char *train_dist_banner(void);
-/* Shards the training loader and wraps the model in DistributedDataParallel (*ddp stays NULL
- * for one process); find_unused: [train] find_unused_parameters. */
-int train_dist_setup(em_module *model, em_dataloader *train_dl, bool find_unused,
+/* Shards the training loader and wraps the model in DistributedDataParallel with opts ([train]
+ * find_unused_parameters and ddp_compress); *ddp stays NULL for one process. */
+int train_dist_setup(em_module *model, em_dataloader *train_dl, const em_ddp_opts *opts,
                      em_ddp **ddp);
 /* The test loader's unpadded shard, so reduced sums cover the test set exactly once. */
 int train_dist_shard_eval(em_dataloader *dl);

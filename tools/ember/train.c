@@ -255,7 +255,10 @@ static int build(const run_cfg *c, objects *o, em_device dev, bool with_optimize
     if (!(o->dl = em_dataloader_new(o->d.train, c->batch_size, c->shuffle, c->seed)) ||
         em_dataloader_set_device(o->dl, dev) < 0)
         return cli_fail("train loader");
-    return train_dist_setup(o->model, o->dl, c->find_unused, &o->ddp);
+    return train_dist_setup(o->model, o->dl,
+                            &(em_ddp_opts){.find_unused_parameters = c->find_unused,
+                                           .compress = c->ddp_compress},
+                            &o->ddp);
 }
 
 

@@ -32,6 +32,7 @@ typedef struct run_cfg {
     bool out_given;          /* --out or [train] out_dir: exactly that folder */
     bool quiet;
     bool find_unused;        /* [train] find_unused_parameters (DistributedDataParallel) */
+    em_dtype ddp_compress;   /* [train] ddp_compress: EM_BF16, or 0 for none */
 } run_cfg;
 
 /* train_config.c: em_init_layered(config) done by the caller; reads every key (a typo is an

@@ -19,6 +19,7 @@ static const key_rule known_keys[] = {
     {"model.spec", true},     {"model.loss", false},        {"train.optimizer", true},
     {"train.scheduler", false}, {"train.epochs", false},    {"train.seed", false},
     {"train.out_dir", false}, {"train.find_unused_parameters", false},
+    {"train.ddp_compress", false},
 };
 #define NKEYS (int)(sizeof known_keys / sizeof known_keys[0])
 
@@ -141,6 +142,13 @@ int train_config_load(run_cfg *c, const train_opts *o)
     if ((v = value_of("train.find_unused_parameters", NULL, &src)) &&
         !parse_bool(v, &c->find_unused))
         return bad_value("train.find_unused_parameters", "expected true or false", v, src);
+    c->ddp_compress = 0;
+    if ((v = value_of("train.ddp_compress", NULL, &src))) {
+        if (!strcmp(v, "bf16"))
+            c->ddp_compress = EM_BF16;
+        else if (strcmp(v, "none"))
+            return bad_value("train.ddp_compress", "expected none or bf16", v, src);
+    }
     c->quiet = o->quiet;
     return 0;
 }

@@ -27,7 +27,7 @@ const char *train_dist_banner(void)
     return buf;
 }
 
-int train_dist_setup(em_module *model, em_dataloader *train_dl, bool find_unused,
+int train_dist_setup(em_module *model, em_dataloader *train_dl, const em_ddp_opts *opts,
                      em_ddp **ddp)
 {
     *ddp = NULL;
@@ -35,7 +35,7 @@ int train_dist_setup(em_module *model, em_dataloader *train_dl, bool find_unused
         return 0;
     if (em_dataloader_set_shard(train_dl, em_dist_rank(), em_dist_size(), EM_SHARD_PAD) < 0)
         return cli_fail("train loader shard");
-    if (!(*ddp = em_ddp_new(model, &(em_ddp_opts){.find_unused_parameters = find_unused})))
+    if (!(*ddp = em_ddp_new(model, opts)))
         return cli_fail("DistributedDataParallel");
     return 0;
 }
