@@ -3,8 +3,9 @@
  * The core keeps the registered communicators, starts at most one (config, EMBER_DIST or the
  * launcher's environment), and turns tensor collectives into calls on contiguous buffers:
  * host memory for a host_only communicator (device tensors and strided views are staged
- * through a CPU copy), the tensor's own buffer otherwise. It links no MPI; a single process
- * runs every collective as the identity.
+ * through a CPU copy), the communicator's own device for one that names it (NCCL's GPU: host
+ * tensors and other devices' are staged there), the tensor's own buffer otherwise. It links
+ * no MPI; a single process runs every collective as the identity.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@ typedef struct comm_rec {
 static comm_rec comms[MAX_COMMS];
 static int ncomms;
 static comm_rec *active;          /* the started communicator, or NULL */
+static bool comm_dev_set;         /* active names the device its buffers must be on: */
+static em_device comm_dev;
 static bool dist_inited;
 static int dist_rc;
 static int g_rank, g_size = 1, g_local;
@@ -74,6 +77,7 @@ void em__dist_shutdown(void)
     memset(comms, 0, sizeof comms);
     ncomms = 0;
     active = NULL;
+    comm_dev_set = false;
     dist_inited = false;
     dist_rc = EM_OK;
     g_rank = g_local = 0;
@@ -125,6 +129,15 @@ static int start(comm_rec *c)
     if (size < 1 || rank < 0 || rank >= size)
         return em_set_error(EM_ERR_PLUGIN, "communicator '%s' reported rank %d of %d",
                             c->ops->name, rank, size);
+    comm_dev_set = false;
+    if (!c->ops->host_only && COMM_SLOT(c, device)) {
+        if ((rc = c->ops->device(c->ctx, &comm_dev)) < 0)
+            return rc;
+        if (!em__backend(comm_dev.backend))
+            return em_set_error(EM_ERR_PLUGIN, "communicator '%s' named a device of no loaded "
+                                               "backend", c->ops->name);
+        comm_dev_set = true;
+    }
     active = c;
     g_rank = rank;
     g_size = size;
@@ -209,9 +222,12 @@ static int comm_buf(em_tensor *t, bool copy_in, em_comm_buf *b, em_tensor **stag
     *stage = NULL;
     em_device dev = em__tensor_device(t);
     em_backend *be = em__backend(dev.backend);
-    bool direct = em_is_contiguous(t) && (!active->ops->host_only || be->ops->host_accessible);
-    if (!direct) {
-        em_device target = dev;
+    /* where the communicator reads: host memory, its own device, or anywhere */
+    bool usable = active->ops->host_only ? be->ops->host_accessible
+                  : comm_dev_set ? dev.backend == comm_dev.backend && dev.index == comm_dev.index
+                                 : true;
+    if (!em_is_contiguous(t) || !usable) {
+        em_device target = comm_dev_set ? comm_dev : dev;
         if (active->ops->host_only) {
             em_backend *cpu = em__cpu_backend();
             if (!cpu)
@@ -345,14 +361,16 @@ static int wait_body(em_dist_work *w)
     if (w->req)
         rc = active->ops->wait(active->ctx, w->req, timeout_s(), w->what);
     w->req = NULL;
-    em_tensor *res = w->stage ? w->stage : w->t;
+    /* the sum lands in the caller's tensor (from the stage, if any), which an average then
+     * divides: the communicator's own device need not have the kernel */
+    em_tensor *res = w->t ? w->t : w->stage;
     bool g = em_set_grad_enabled(false);
-    if (rc == EM_OK && res && w->avg)
-        rc = em__inplace_status(em_mul_scalar_(res, 1.0 / g_size));
     if (rc == EM_OK && w->stage && w->t)
         rc = em__inplace_status(em_copy_(w->t, w->stage));
     else if (rc == EM_OK && res && !w->stage && active)
         atomic_fetch_add(&res->storage->version, 1);   /* written behind the dispatcher */
+    if (rc == EM_OK && res && w->avg)
+        rc = em__inplace_status(em_mul_scalar_(res, 1.0 / g_size));
     em_set_grad_enabled(g);
     work_free(w);
     return rc;

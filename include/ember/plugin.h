@@ -545,8 +545,9 @@ EM_API int em_register_dataset(em_registry *reg, const em_dataset_type_ops *ops)
 /* A communicator runs collectives between the processes of one job (ember/dist.h). The core
  * starts at most one, chosen by `[runtime] dist` / EMBER_DIST or by the launcher's environment,
  * and hands it contiguous buffers of `count` elements of `dtype`: host memory when host_only
- * (the core stages device tensors through the host), else buffers of `device` (a CUDA
- * communicator). Every collective is started asynchronously: it stores a request in *req (its
+ * (the core stages device tensors through the host), else buffers on the communicator's own
+ * device when it names one (`device` below; the core stages other tensors there), or on
+ * whatever device a tensor is on. Every collective is started asynchronously: it stores a request in *req (its
  * own allocation, finished by wait) and returns EM_OK, or a negative status after
  * em_set_error(). Sums of bool are logical or; EM_REDUCE_AVG never reaches a communicator (the
  * core sums and divides). Buffers stay valid until wait returns. */
@@ -587,6 +588,11 @@ typedef struct em_comm_ops {
      * --dist` compares Ember's collectives with (MPI_Allreduce on the same buffer). */
     int (*bench_all_reduce)(void *ctx, void *buf, size_t count, em_dtype dtype, int iters,
                             double *seconds);
+    /* optional, for a communicator that is not host_only: the one device its buffers must be
+     * on (NCCL: the GPU of this rank), asked once after start. The core then stages any other
+     * tensor there, host tensors included (a loss summed on the CPU, a DDP bucket), and copies
+     * results back. NULL: every buffer is handed on the device it is on. */
+    int (*device)(void *ctx, em_device *dev);
 } em_comm_ops;
 
 /* Registers a communicator. `ops` and `ctx` must outlive the plugin. Returns EM_OK or a

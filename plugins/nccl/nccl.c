@@ -1,6 +1,7 @@
 /* plugins/nccl/nccl.c - the `nccl` communicator: collectives on CUDA tensors with NCCL.
  *
- * Device buffers in place (host_only is false): the core hands the CUDA tensor's own memory.
+ * Device buffers in place (host_only is false): the core hands the CUDA tensor's own memory,
+ * and stages any other tensor (a host one, another GPU's) onto this rank's GPU (nccl_device).
  * Bootstrapped through MPI: rank 0's ncclUniqueId is broadcast with MPI_Bcast, each rank uses
  * the GPU of its local rank (modulo the device count). Collectives are queued on a stream of
  * this plugin after the backend's work on the device has finished (em_synchronize), and a wait
@@ -295,6 +296,21 @@ static int nccl_wait(void *ctx, void *req, double timeout_s, const char *what)
     return e == cudaSuccess ? EM_OK : cuda_fail(what, e);
 }
 
+/* The GPU this rank's communicator runs on (chosen in nccl_start): the core stages host
+ * tensors and other GPUs' there. */
+static int nccl_device(void *ctx, em_device *dev)
+{
+    nccl_state *s = ctx;
+    char name[32];
+    snprintf(name, sizeof name, "cuda:%d", s->device);
+    *dev = em_device_parse(name);
+    if (dev->index < 0)
+        return em_set_error(EM_ERR_DEVICE, "nccl: the communicator runs on %s, which Ember's "
+                                           "backends do not offer (is the cuda plugin loaded?)",
+                            name);
+    return EM_OK;
+}
+
 static const em_comm_ops nccl_ops = {
     .struct_size = sizeof(em_comm_ops),
     .name = "nccl",
@@ -309,6 +325,7 @@ static const em_comm_ops nccl_ops = {
     .wait = nccl_wait,
     .abort = nccl_abort,
     .finish = nccl_finish,
+    .device = nccl_device,
 };
 
 static int plugin_init(em_registry *reg)

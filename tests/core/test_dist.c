@@ -302,3 +302,77 @@ Test(dist, ddp_compression_refuses_other_dtypes_and_non_float32_parameters_by_na
     em_ddp_free(d);
     em_module_free(m);
 }
+
+/* ---- a communicator with a device of its own (as NCCL's GPU) ------------------------------ */
+
+/* The devcomm test plugin (tests/plugins/devcomm): rank 0 of 2 whose buffers must be on mock:1;
+ * it leaves them as they are, so an average is half the rank's own value. */
+static void devcomm_setup(void)
+{
+    setenv("EMBER_PLUGIN_PATH", MOCK_PLUGIN_DIR ":" DEVCOMM_PLUGIN_DIR, 1);
+    setenv("EMBER_DIST", "devcomm", 1);
+    emt_setup();
+    cr_assert_str_eq(em_dist_backend(), "devcomm");
+    cr_assert_eq(em_dist_size(), 2);
+}
+
+TestSuite(devcomm, .init = devcomm_setup, .fini = emt_teardown);
+
+static em_tensor *on(const char *dev, em_tensor *t)
+{
+    em_tensor *r = EMT_OK(em_to(t, em_device_parse(dev)));
+    em_release(t);
+    return r;
+}
+
+/* Host tensors and another device's go to the communicator's device and come back: without
+ * the staging, devcomm refuses a buffer on cpu or mock:0. The mock devices have no mul
+ * kernel, so an average is asked of the CPU tensor only (the core divides the caller's
+ * tensor after the sum is back). */
+Test(devcomm, tensors_off_the_communicators_device_are_staged_there_and_back)
+{
+    const char *devs[] = {"cpu", "mock:0", "mock:1"};
+    for (int k = 0; k < 3; k++) {
+        EMT_CONTEXT("%s", devs[k]);
+        bool cpu = k == 0;
+        em_tensor *t = on(devs[k], EMT_OK(em_tensor_from_data(
+                                       EMT_VALS(2, -4, 6, 8), EM_F64, 1, (int64_t[]){4},
+                                       &(em_opts){.dtype = EM_F32})));
+        em_reduce_op op = cpu ? EM_REDUCE_AVG : EM_REDUCE_SUM;
+        cr_assert_eq(em_dist_all_reduce(t, op), EM_OK, "%s: %s", devs[k], em_last_error());
+        cr_assert_eq(em_dist_broadcast(t, 0), EM_OK, "%s: %s", devs[k], em_last_error());
+        /* a strided view is staged too, and written back through the view */
+        em_tensor *v = EMT_OK(em_slice(t, 0, 0, 4, 2));
+        cr_assert_eq(em_dist_all_reduce(v, op), EM_OK, "%s: %s", devs[k], em_last_error());
+        em_retain(t);
+        em_tensor *c = on("cpu", t);
+        if (cpu)
+            EMT_ASSERT_LIST(c, 0, 0.5, -2, 1.5, 4);
+        else
+            EMT_ASSERT_LIST(c, 0, 2, -4, 6, 8);
+        em_release(v);
+        em_release(c);
+    }
+}
+
+/* DistributedDataParallel keeps its buckets in host memory: with a device-bound communicator
+ * they are staged like any tensor, and the gradients come back averaged. */
+Test(devcomm, ddp_averages_gradients_through_a_device_bound_communicator)
+{
+    em_scope_begin();
+    em_module *m = em_module_new("Sequential(Linear(3, 4), ReLU(), Linear(4, 2))");
+    cr_assert_not_null(m, "%s", em_last_error());
+    em_ddp *d = em_ddp_new(m, &(em_ddp_opts){.bucket_bytes = 40});
+    cr_assert_not_null(d, "%s", em_last_error());
+    em_tensor *x = EMT_OK(em_ones(2, (int64_t[]){5, 3}, NULL));
+    cr_assert_eq(em_backward(em_sum_all(em_forward(m, x)), NULL, false), EM_OK, "%s",
+                 em_last_error());
+    double before = em_item(em_sum_all(em_grad(em_module_get(m, "2.bias"))));
+    cr_assert_eq(em_ddp_finish(d), EM_OK, "%s", em_last_error());
+    double after = em_item(em_sum_all(em_grad(em_module_get(m, "2.bias"))));
+    cr_assert_float_eq(after, before / 2, 1e-6, "rank 0's gradient over 2 ranks, the other "
+                                                "contributing zeros");
+    em_ddp_free(d);
+    em_scope_end();
+    em_module_free(m);
+}
