@@ -344,14 +344,14 @@ Test(devcomm, tensors_off_the_communicators_device_are_staged_there_and_back)
         /* a strided view is staged too, and written back through the view */
         em_tensor *v = EMT_OK(em_slice(t, 0, 0, 4, 2));
         cr_assert_eq(em_dist_all_reduce(v, op), EM_OK, "%s: %s", devs[k], em_last_error());
-        em_retain(t);
-        em_tensor *c = on("cpu", t);
+        em_tensor *c = EMT_OK(em_to(t, em_device_parse("cpu")));
         if (cpu)
             EMT_ASSERT_LIST(c, 0, 0.5, -2, 1.5, 4);
         else
             EMT_ASSERT_LIST(c, 0, 2, -4, 6, 8);
         em_release(v);
         em_release(c);
+        em_release(t);
     }
 }
 
