@@ -329,9 +329,7 @@ static int scatter_back(em_ddp *d, ddp_bucket *b, const int32_t *users)
         if (!src) {
             rc = em_last_status();
         } else if (grad) {
-            em_tensor *r = em_copy_(grad, src);
-            rc = r ? EM_OK : em_last_status();
-            em_release(r);
+            rc = em__inplace_status(em_copy_(grad, src));
         } else {
             rc = set_grad(p, src);
         }

@@ -336,9 +336,7 @@ static int queue_run(em_optimizer *o)
     int rc = EM_OK;
     for (int j = 0; j < o->nqueue && rc == EM_OK; j++) {
         deferred *d = &o->queue[j];
-        em_tensor *r = em__dispatch(d->id, d->nin, d->in, d->attrs, d->in[0]);
-        rc = r ? EM_OK : em_last_status();
-        em_release(r);
+        rc = em__inplace_status(em__dispatch(d->id, d->nin, d->in, d->attrs, d->in[0]));
     }
     queue_drop(o);
     return rc;
