@@ -38,26 +38,8 @@
 # same model, optimizer, dtype (f32) and batch on both sides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build
-quick=0
-for a in "$@"; do
-    case "$a" in
-        --quick) quick=1 ;;
-        -*) echo "usage: tools/bench-vs-pytorch.sh [BUILD_DIR] [--quick]" >&2; exit 2 ;;
-        *) build=$a ;;
-    esac
-done
-rounds=${BENCH_ROUNDS:-$((quick ? 1 : 3))}
-if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
-    echo "bench-vs-pytorch: BENCH_ROUNDS must be a positive integer, not '$rounds'" >&2
-    exit 2
-fi
-ember=$build/tools/ember
-if [ ! -x "$ember" ]; then
-    echo "bench-vs-pytorch: $ember not found: build Ember first (tools/setup.sh $build)" >&2
-    exit 1
-fi
-export EMBER_CONFIG=
+bench="bench-vs-pytorch"
+source tools/bench-args.sh
 
 # PyTorch 2.x from PyPI into $venv; returns non-zero (with the reason on stderr) when it can't.
 venv=$build/torch-venv

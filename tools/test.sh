@@ -56,7 +56,7 @@ asan meson test -C build-asan --no-suite dist --print-errorlogs --num-processes 
 # MPI_Finalize, so their allocations (PMIx, hwloc, the MCA components) show up as leaks from
 # unknown modules that no suppression can name. Address errors and UBSan still stop them;
 # the communicator code's own leaks are checked by test_dist above and under valgrind.
-leaks=0 asan meson test -C build-asan --suite dist --logbase testlog-dist \
+leaks=0 asan meson test -C build-asan --suite dist --no-suite bench --logbase testlog-dist \
     --print-errorlogs --num-processes 2
 
 echo "== threaded suites under ThreadSanitizer"

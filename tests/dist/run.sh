@@ -3,7 +3,7 @@
 # `timeout` (a hang fails the test instead of stalling CI). Exit 77 (skip) without mpirun.
 #   run.sh collectives|timeout|equivalence-sgd|equivalence-adam|unused-find|unused-refuse|
 #          compress-exact|train|train-compress|train-resume|train-interrupt|train-failure|
-#          train-kill|eval|fashion-mnist
+#          train-kill|eval|fashion-mnist|bench
 # Environment (set by meson): MPIRUN, EMBER, DIST_COLLECTIVES, DDP_EQUIVALENCE, DDP_UNUSED,
 # DDP_COMPRESS, DIGITS_CSV, FASHION_INI.
 set -u
@@ -301,6 +301,22 @@ fashion-mnist)
     a2=$(tail -1 "$work/two/metrics.csv" | cut -d, -f4)
     awk -v a="$a1" -v b="$a2" 'BEGIN { exit !(b >= a - 0.01) }' \
         || fail "2 ranks reached test accuracy $a2, 1 rank $a1" ;;
+bench)
+    # `ember bench --dist` runs to the end on 2 ranks and reports every figure (the figures
+    # themselves are never checked: timings are not pass/fail); --train skips the all-reduce sweep
+    timeout 200 "$MPIRUN" -np 2 -x EMBER_NUM_THREADS=1 "$EMBER" bench --dist --quick \
+        > "$work/log" 2>&1 || { cat "$work/log"; fail "bench --dist"; }
+    cat "$work/log"
+    grep -Eq '^ +4194304 +[0-9.]+ +[0-9.]+ ' "$work/log" || fail "no 4 MB all-reduce line"
+    for what in "784-256-128-10" "784-500-10"; do
+        grep -A3 "^$what" "$work/log" | grep -Eq "2 ranks x 1 thread, float32 gradients: +[0-9]+ samples/s" \
+            || fail "no 2-rank float32 throughput for $what"
+        grep -A3 "^$what" "$work/log" | grep -q "bf16 gradients" || fail "no bf16 line for $what"
+    done
+    timeout 200 "$MPIRUN" -np 2 -x EMBER_NUM_THREADS=1 "$EMBER" bench --dist --quick --train \
+        > "$work/log" 2>&1 || { cat "$work/log"; fail "bench --dist --train"; }
+    if grep -q "MPI us" "$work/log"; then cat "$work/log"; fail "--train ran the all-reduce sweep"; fi
+    [ "$(grep -c 'samples/s' "$work/log")" -eq 4 ] || { cat "$work/log"; fail "--train: not 4 throughput lines"; } ;;
 *)
     fail "unknown case $case_name" ;;
 esac

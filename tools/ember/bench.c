@@ -390,7 +390,8 @@ enum { O_QUICK, O_TRAIN, O_DIST, O_DEVICE, O_CONFIG };
 static const cli_opt k_opts[] = {
     [O_QUICK] = {"quick", 'q', NULL, "fewer repetitions, smaller sizes (seconds, not a\n"
                                 "minute)"},
-    [O_TRAIN] = {"train", 't', NULL, "only the training-step and data-epoch figures"},
+    [O_TRAIN] = {"train", 't', NULL, "only the training-step and data-epoch figures (with\n"
+                                     "--dist: only the training throughput)"},
     [O_DIST] = {"dist", 0, NULL, "under mpirun (mpirun -np 2 ember bench --dist):\n"
                                  "all-reduce against MPI_Allreduce, and data-parallel\n"
                                  "training throughput"},
@@ -430,7 +431,7 @@ int cmd_bench(int argc, char **argv)
     /* --dist (under mpirun or alone): all-reduce bandwidth and data-parallel training only;
      * rank 0 prints */
     if (cli_has(&a, O_DIST)) {
-        int rc = bench_dist(quick);
+        int rc = bench_dist(quick, train_only);
         em_shutdown();
         return rc;
     }

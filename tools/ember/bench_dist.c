@@ -5,9 +5,12 @@
  *
  * Times are the slowest rank's (each figure is all-reduced with max); medians of repetitions,
  * alternating Ember and the baseline, or the two gradient formats, so that machine noise hits
- * both alike. The training figure uses a synthetic set shaped like Fashion-MNIST (784 features,
- * 10 classes) and the examples/fashion-mnist.ini MLP, with a global batch of 128 split over the
- * ranks, so that `mpirun -np 2 ... --dist` and a single process compare the same arithmetic.
+ * both alike. The training figures use a synthetic set shaped like Fashion-MNIST (784 features,
+ * 10 classes) with a batch per rank, as `mpirun -np N ember train` reads a config's batch_size
+ * (weak scaling): the examples/fashion-mnist.ini MLP at 64 a rank, and ggml mnist-train's
+ * 784-500-10 AdamW at 1000 a rank (`ember bench`'s epoch). The same command without mpirun
+ * measures one rank on the same per-rank batch, the baseline of the scaling figure;
+ * tools/bench-dist.sh alternates the two and prints the ratio.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +18,11 @@
 
 #include "cli.h"
 
-#define GLOBAL_BATCH 128
 /* buckets of 256 KiB rather than DDP's 25 MiB default: a parameter that would overflow a
  * bucket starts the next, so the MLP's 0.94 MB of gradients make 2 buckets (every parameter
  * but the first weight, 0.14 MB, then that weight's 0.80 MB alone), and the first can overlap
- * the rest of backward */
+ * the rest of backward; 784-500-10's 1.6 MB make 2 as well (the first weight last, alone) */
 #define BUCKET_BYTES ((size_t)256 << 10)
-#define MLP "Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))"
 
 /* The slowest rank's value. */
 static double slowest(double v)
@@ -149,18 +150,38 @@ static int alternate(const train_setup *ts, int reps, mode_times m[2], int *buck
     return rc;
 }
 
-/* Samples per second over all ranks, with and without bf16 gradient compression. */
-static int bench_training(bool quick, bool root)
+/* One training case: a model and optimizer, the batch each rank takes, and the optimizer
+ * steps an epoch makes (per rank; --quick: a quarter). */
+typedef struct train_case {
+    const char *name, *spec, *optim;
+    int64_t batch;
+    int steps;
+} train_case;
+
+static const train_case k_cases[] = {
+    {"784-256-128-10 SGD momentum (examples/fashion-mnist.ini)",
+     "Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))",
+     "SGD(lr=0.05, momentum=0.9)", 64, 240},
+    {"784-500-10 AdamW (ggml mnist-train, ember bench's epoch)",
+     "Sequential(Linear(784, 500), ReLU(), Linear(500, 10))",
+     "AdamW(lr=0.001, weight_decay=0.01)", 1000, 24},
+};
+
+/* Samples per second over all ranks for one case, with and without bf16 gradient
+ * compression when there are several ranks. */
+static int bench_case(const train_case *c, bool quick, bool root)
 {
     int n = em_dist_size(), r = em_dist_rank(), reps = quick ? 3 : 5;
-    int64_t samples = quick ? 3840 : 15360, per_rank = GLOBAL_BATCH / n;
+    int steps = quick ? (c->steps + 3) / 4 : c->steps;
+    int64_t samples = (int64_t)steps * c->batch * n;
     em_manual_seed(3);
     em_tensor *x = em_randn(EM_SHAPE(samples, 784), NULL);
     em_tensor *y = em_randint(0, 10, EM_SHAPE(samples), NULL);
     em_dataset *ds = x && y ? em_dataset_from_tensors(x, y) : NULL;
-    train_setup ts = {.model = em_module_new(MLP), .loss = em_module_new("CrossEntropyLoss()")};
-    ts.opt = ts.model ? em_optimizer_new("SGD(lr=0.05, momentum=0.9)", ts.model) : NULL;
-    ts.dl = ds ? em_dataloader_new(ds, per_rank, true, 0) : NULL;
+    train_setup ts = {.model = em_module_new(c->spec),
+                      .loss = em_module_new("CrossEntropyLoss()")};
+    ts.opt = ts.model ? em_optimizer_new(c->optim, ts.model) : NULL;
+    ts.dl = ds ? em_dataloader_new(ds, c->batch, true, 0) : NULL;
     int rc = 0;
     mode_times m[2] = {{0}};
     int buckets = 0;
@@ -171,9 +192,8 @@ static int bench_training(bool quick, bool root)
         rc = alternate(&ts, reps, m, &buckets);
     int th = em_config_threads();
     if (!rc && root)
-        printf("\ntraining (synthetic Fashion-MNIST-shaped set, %lld samples, MLP 784-256-128-10, "
-               "SGD momentum, global batch %d), median of %d epochs%s:\n",
-               (long long)samples, GLOBAL_BATCH, reps,
+        printf("\n%s, batch %lld a rank, %lld samples an epoch; median of %d epochs%s:\n",
+               c->name, (long long)c->batch, (long long)samples, reps,
                n > 1 ? " each, float32 and bf16 gradients alternating" : "");
     const char *what[2] = {"float32 gradients", "bf16 gradients   "};
     for (int mode = 0; !rc && root && mode < (n > 1 ? 2 : 1); mode++) {
@@ -199,7 +219,15 @@ static int bench_training(bool quick, bool root)
     return rc;
 }
 
-int bench_dist(bool quick)
+static int bench_training(bool quick, bool root)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0] && !rc; i++)
+        rc = bench_case(&k_cases[i], quick, root);
+    return rc;
+}
+
+int bench_dist(bool quick, bool train_only)
 {
     bool root = em_dist_rank() == 0;
     if (root)
@@ -207,6 +235,6 @@ int bench_dist(bool quick)
                em_dist_is_active() ? em_dist_backend() : "single process", em_dist_size(),
                em_dist_size() == 1 ? "" : "s", em_config_threads(),
                em_config_threads() == 1 ? "" : "s");
-    int rc = em_dist_size() > 1 ? bench_all_reduce(quick, root) : 0;
+    int rc = em_dist_size() > 1 && !train_only ? bench_all_reduce(quick, root) : 0;
     return rc ? rc : bench_training(quick, root);
 }

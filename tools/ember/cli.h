@@ -18,8 +18,9 @@ int cmd_plot(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 /* bench_train.c: training-step and data-epoch figures; 0 or 1 */
 int bench_train(bool quick);
-/* bench_dist.c: `ember bench --dist` (under mpirun or alone); 0 or 1 */
-int bench_dist(bool quick);
+/* bench_dist.c: `ember bench --dist` (under mpirun or alone; train_only: no all-reduce sweep);
+ * 0 or 1 */
+int bench_dist(bool quick, bool train_only);
 
 /* train_dist.c: `ember train` under mpirun (no-ops for a single process); 0 or 1 */
 bool train_dist_is_root(void);
