@@ -3,12 +3,13 @@
 # -Dcuda=enabled, shows the device, runs the CUDA tests (the GPU ones run here instead of
 # skipping), `ember conformance --backend cuda` (the fused optimizer updates included), `ember
 # bench` on cuda, `ember train` on the GPU (alone and under mpirun with the nccl
-# communicator), and the same training step in PyTorch on the GPU when torch with CUDA is
-# importable. Prints everything; exits
-# non-zero if the build, the tests or conformance fail.
+# communicator: with 2-4 GPUs also the collectives of every dtype, DDP's equivalence and
+# `ember bench --dist`), and the same training step in PyTorch on the GPU when torch with
+# CUDA is importable. Prints everything; exits non-zero if the build, the tests, conformance
+# or a distributed run fail.
 # Usage: tools/gpu-check.sh [BUILD_DIR]   (default build-gpu)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build=${1:-build-gpu}
 export EMBER_CONFIG=
 status=0
@@ -51,11 +52,31 @@ section "ember train on the GPU (digits, 3 epochs)"
 "$build"/tools/ember train examples/digits.ini --device cuda --epochs 3 --no-plot \
     --out "$build"/gpu-run --force || status=1
 
-section "nccl communicator under mpirun (one rank: a single GPU cannot host two NCCL ranks)"
+# NCCL gives each rank its own GPU (one GPU cannot host two ranks of a communicator), so
+# collectives between ranks run only where there are several; with one, a 1-rank job still
+# starts NCCL, stages host tensors onto the GPU and runs its (trivial) all-reduces.
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+ranks=$(( gpus >= 4 ? 4 : gpus >= 2 ? gpus : 1 ))
+section "nccl communicator under mpirun ($ranks rank(s): $gpus GPU(s))"
 if [ -x tools/mpirun.sh ] && command -v mpirun >/dev/null; then
-    EMBER_DIST=nccl tools/mpirun.sh -np 1 "$build"/tools/ember info | grep -E -A3 '^communicators' || true
-    EMBER_DIST=nccl timeout 300 tools/mpirun.sh -np 1 "$build"/tools/ember train examples/digits.ini \
-        --device cuda --epochs 2 --no-plot --out "$build"/gpu-run-nccl --force || status=1
+    EMBER_DIST=nccl tools/mpirun.sh -np "$ranks" "$build"/tools/ember info | grep -E -A3 '^communicators' || true
+    if [ "$ranks" -ge 2 ]; then
+        # every dtype's collectives on CUDA tensors, then on host tensors (staged onto the GPU)
+        EMBER_DIST=nccl timeout 300 tools/mpirun.sh -np "$ranks" -x EMBER_BACKEND=cuda \
+            "$build"/tests/dist/dist_collectives || status=1
+        EMBER_DIST=nccl timeout 300 tools/mpirun.sh -np "$ranks" -x EMBER_BACKEND=cpu \
+            "$build"/tests/dist/dist_collectives || status=1
+        # DDP on the GPU against one process with the whole batch
+        EMBER_DIST=nccl timeout 300 tools/mpirun.sh -np "$ranks" -x EMBER_BACKEND=cuda \
+            "$build"/tests/dist/ddp_equivalence "SGD(lr=0.05, momentum=0.9)" 3 || status=1
+        EMBER_DIST=nccl timeout 300 tools/mpirun.sh -np "$ranks" "$build"/tools/ember bench \
+            --dist --quick || status=1
+    else
+        echo "one GPU: the collectives between ranks were not exercised"
+    fi
+    EMBER_DIST=nccl timeout 300 tools/mpirun.sh -np "$ranks" "$build"/tools/ember train \
+        examples/digits.ini --device cuda --epochs 2 --no-plot --out "$build"/gpu-run-nccl \
+        --force || status=1
 else
     echo "skipped: mpirun not installed (openmpi-bin)"
 fi
