@@ -250,9 +250,15 @@ static void pack_a(char *dst, size_t es, const em_gemm_operand *a, run_fn run,
     for (int64_t r = 0; r < mc; r += mr, dst += (size_t)(mr * kc) * es) {
         int64_t m = mc - r < mr ? mc - r : mr;
         const char *src = (const char *)a->p + ((i0 + r) * a->rs + p0 * a->cs) * (int64_t)ses;
-        if (k->pack_a_rows && run == run_f32 && es == sizeof(float) && a->cs == 1 && m == mr) {
-            k->pack_a_rows((float *)dst, (const float *)src, a->rs, kc);
-            continue;
+        if (run == run_f32 && es == sizeof(float) && m == mr) {
+            if (k->pack_a_rows && a->cs == 1) {
+                k->pack_a_rows((float *)dst, (const float *)src, a->rs, kc);
+                continue;
+            }
+            if (k->pack_a_cols && a->rs == 1) {
+                k->pack_a_cols((float *)dst, (const float *)src, a->cs, kc);
+                continue;
+            }
         }
         if (run == run_f32 && es == sizeof(float) &&
             pack_panel_f32((float *)dst, (const float *)src, a->rs, a->cs, mr, m, kc))
@@ -279,9 +285,15 @@ static void pack_b(char *dst, size_t es, const em_gemm_operand *b, run_fn run,
     for (int64_t r = 0; r < nc; r += nr, dst += (size_t)(nr * kc) * es) {
         int64_t n = nc - r < nr ? nc - r : nr;
         const char *src = (const char *)b->p + (p0 * b->rs + (j0 + r) * b->cs) * (int64_t)ses;
-        if (k->pack_b_rows && run == run_f32 && es == sizeof(float) && b->rs == 1 && n == nr) {
-            k->pack_b_rows((float *)dst, (const float *)src, b->cs, kc);
-            continue;
+        if (run == run_f32 && es == sizeof(float) && n == nr) {
+            if (k->pack_b_rows && b->rs == 1) {
+                k->pack_b_rows((float *)dst, (const float *)src, b->cs, kc);
+                continue;
+            }
+            if (k->pack_b_cols && b->cs == 1) {
+                k->pack_b_cols((float *)dst, (const float *)src, b->rs, kc);
+                continue;
+            }
         }
         if (run == run_f32 && es == sizeof(float) &&
             pack_panel_f32((float *)dst, (const float *)src, b->cs, b->rs, nr, n, kc))

@@ -54,6 +54,12 @@ static inline void em_gemm__tile_store_f64(const double *t, int nr, double *c, i
  * portable packing. */
 typedef void (*em_gemm_pack_rows_fn)(float *d, const float *s, int64_t rs, int64_t kc);
 
+/* Packs one whole f32 micro-panel of R values a step from a matrix that holds them
+ * contiguously (row stride 1 for A's panels: A^T stored row-major; column stride 1 for B's: a
+ * row-major B): d[p * R + i] = s[p * ps + i] for i < R, p < kc, R being MR or NR as above. The
+ * driver's portable copy moves 4 floats an instruction; a kernel file may move a whole step. */
+typedef void (*em_gemm_pack_cols_fn)(float *d, const float *s, int64_t ps, int64_t kc);
+
 /* The f32 epilogue on one stored tile of C (m <= MR rows, n <= NR columns, row stride ldc):
  * c[i][j] += bias[j] if bias, then c = max(c, 0) if relu, a NaN staying NaN and -0 becoming
  * +0 (the driver's portable loop, which a kernel file may replace with one in its instruction
@@ -66,6 +72,8 @@ typedef struct em_gemm_kernel {
     em_gemm_ukernel_fn fn;
     em_gemm_pack_rows_fn pack_a_rows;   /* f32 only; NULL: the driver's packing */
     em_gemm_pack_rows_fn pack_b_rows;   /* f32 only, B^T row-major; NULL: the driver's */
+    em_gemm_pack_cols_fn pack_a_cols;   /* f32 only, A^T row-major; NULL: the driver's */
+    em_gemm_pack_cols_fn pack_b_cols;   /* f32 only, B row-major; NULL: the driver's */
     em_gemm_epilogue_fn epilogue;       /* f32 only; NULL: the driver's */
     int mr, nr;                 /* register tile */
     int64_t kc, mc, nc;         /* cache blocks (set by gemm_select.c from the cache sizes) */

@@ -10,7 +10,8 @@
  * for short loops) and A's micro-panel (streamed from L2) eight steps ahead; B's rows stay in
  * L1 (a packed micro-panel, or B's own rows on the small-product path). The f32 path also
  * packs a row-major A's micro-panels (spack_a_rows, gemm.h's pack_a_rows) and a transposed B's
- * (spack_b_rows), and applies bias and ReLU to stored tiles (sepilogue). Not here: the rest of
+ * (spack_b_rows), copies a transposed A's and a row-major B's (spack_a_cols, spack_b_cols),
+ * and applies bias and ReLU to stored tiles (sepilogue). Not here: the rest of
  * packing, and blocking (gemm.c).
  */
 #include <immintrin.h>
@@ -217,6 +218,28 @@ static void spack_b_rows(float *d, const float *s, int64_t rs, int64_t kc)
             d[p * NR + j] = s[j * rs + p];
 }
 
+/* The f32 micro-panels whose values of a step are contiguous (gemm.h's em_gemm_pack_cols_fn):
+ * a step in one masked move for A (MR = 14) and two moves for B (NR = 32), where the driver's
+ * SSE copy takes four and eight. */
+static void spack_a_cols(float *d, const float *s, int64_t ps, int64_t kc)
+{
+    const __mmask16 k = (__mmask16)((1u << MR) - 1);
+    for (int64_t p = 0; p < kc; p++) {
+        _mm_prefetch((const char *)(s + (p + 8) * ps), _MM_HINT_T0);
+        _mm512_mask_storeu_ps(d + p * MR, k, _mm512_maskz_loadu_ps(k, s + p * ps));
+    }
+}
+
+static void spack_b_cols(float *d, const float *s, int64_t ps, int64_t kc)
+{
+    for (int64_t p = 0; p < kc; p++) {
+        _mm_prefetch((const char *)(s + (p + 8) * ps), _MM_HINT_T0);
+        _mm_prefetch((const char *)(s + (p + 8) * ps + 16), _MM_HINT_T0);
+        _mm512_storeu_ps(d + p * NR, _mm512_loadu_ps(s + p * ps));
+        _mm512_storeu_ps(d + p * NR + 16, _mm512_loadu_ps(s + p * ps + 16));
+    }
+}
+
 /* The f32 epilogue (gemm.h's em_gemm_epilogue_fn), 16 columns a vector: "keep where c > 0 or
  * c is NaN" is the unordered not-less-or-equal compare, so -0 becomes +0 as in the driver's
  * loop. */
@@ -240,6 +263,7 @@ static void sepilogue(float *c, int64_t ldc, int m, int n, const float *bias, bo
 const em_gemm_impl em_cpu__gemm_avx512 = {
     .name = "avx512",
     .f32 = {.fn = sgemm_14x32, .pack_a_rows = spack_a_rows, .pack_b_rows = spack_b_rows,
-            .epilogue = sepilogue, .mr = MR, .nr = NR},
+            .pack_a_cols = spack_a_cols, .pack_b_cols = spack_b_cols, .epilogue = sepilogue,
+            .mr = MR, .nr = NR},
     .f64 = {.fn = dgemm_14x16, .mr = MR, .nr = 16},
 };
