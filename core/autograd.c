@@ -1,32 +1,31 @@
-/* core/autograd.c - the autograd graph and the backward engine, with PyTorch's semantics.
+/* core/autograd.c - the autograd graph, with PyTorch's semantics: tensors' autograd metadata,
+ * nodes, saved tensors, recording ops, views, casts and transfers into the graph, and
+ * em_detach (a result outside it).
  *
  * Recording: when grad mode is on and an op has an input that requires grad, the dispatcher
  * calls em__autograd_record(), which creates a node named as PyTorch names it, with an edge
  * per input (to the input's grad_fn, or to the AccumulateGrad node of a leaf) and the tensors
- * its backward formula needs (saved as data-only aliases with their version). Backward runs
- * the graph in dependency order without recursion, so arbitrarily long chains are fine.
+ * its backward formula needs (saved as data-only aliases with their version).
  *
- * Not here: the formulas (core/ops/, beside each op) and gradcheck (core/gradcheck.c).
+ * Not here: the backward engine (core/autograd_engine.c), the public flags, accessors, hooks
+ * and grad mode (core/autograd_api.c), the formulas (core/ops/, beside each op) and gradcheck
+ * (core/gradcheck.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-static _Thread_local bool grad_disabled;   /* thread-local, as torch.no_grad */
-
-bool em__grad_mode(void) { return !grad_disabled; }
-
 /* ---- metadata ------------------------------------------------------------------------ */
 
-static em_autograd_meta *meta(em_tensor *t)
+em_autograd_meta *em__autograd_meta(em_tensor *t)
 {
     if (!t->ag && !(t->ag = calloc(1, sizeof *t->ag)))
         em_set_error(EM_ERR_NOMEM, "autograd: out of memory recording a tensor's history");
     return t->ag;
 }
 
-static bool is_leaf(const em_tensor *t) { return !t->ag || !t->ag->grad_fn; }
+bool em__autograd_is_leaf(const em_tensor *t) { return !t->ag || !t->ag->grad_fn; }
 
 int em__set_requires_grad(const char *fn, em_tensor *t, bool on)
 {
@@ -34,7 +33,7 @@ int em__set_requires_grad(const char *fn, em_tensor *t, bool on)
         return em_set_error(EM_ERR_INVALID,
                             "%s: only floating point tensors can require gradients, got %s", fn,
                             em_dtype_name(t->dtype));
-    if (!is_leaf(t))
+    if (!em__autograd_is_leaf(t))
         return em_set_error(EM_ERR_INVALID,
                             "%s: you can only change requires_grad flags of leaf variables "
                             "(this tensor has grad_fn=<%s>); use em_detach() for a tensor that "
@@ -50,7 +49,7 @@ int em__check_inplace(const char *fn, em_tensor *a)
 {
     if (!a->requires_grad || !em__grad_mode())
         return EM_OK;
-    if (is_leaf(a))
+    if (em__autograd_is_leaf(a))
         return em_set_error(EM_ERR_INVALID,
                             "%s: a leaf tensor that requires grad is being used in an in-place "
                             "operation",
@@ -190,11 +189,11 @@ em_tensor *em__saved(em_node *n, int i)
 }
 
 /* The edge into t's history: its grad_fn, or its leaf accumulator; NULL if no grad. */
-static em_node *edge_to(em_tensor *t)
+em_node *em__autograd_edge(em_tensor *t)
 {
     if (!t->requires_grad)
         return NULL;
-    em_autograd_meta *m = meta(t);
+    em_autograd_meta *m = em__autograd_meta(t);
     if (!m)
         return NULL;
     if (m->grad_fn) {
@@ -226,7 +225,7 @@ static em_node *node_build(const char *name, em__backward_fn fn, int op, int nin
     for (int i = 0; i < nin; i++) {
         em_node_input *ni = &n->in[i];
         ni->needs_grad = in[i]->requires_grad;
-        ni->next = edge_to(in[i]);
+        ni->next = em__autograd_edge(in[i]);
         ni->dtype = in[i]->dtype;
         ni->device = em__tensor_device(in[i]);
         ni->ndim = in[i]->ndim;
@@ -244,7 +243,7 @@ static em_node *node_build(const char *name, em__backward_fn fn, int op, int nin
  * memory) n is released and out keeps its history. */
 static int node_install(em_node *n, em_tensor *out)
 {
-    em_autograd_meta *m = meta(out);
+    em_autograd_meta *m = em__autograd_meta(out);
     if (!m) {
         em__node_release(n);
         return EM_ERR_NOMEM;
@@ -299,7 +298,7 @@ fail:
 
 int em__autograd_rebase(em_tensor *out, em_tensor *result)
 {
-    em_autograd_meta *rm = result->ag, *om = meta(out);
+    em_autograd_meta *rm = result->ag, *om = em__autograd_meta(out);
     if (!om)
         return em_last_status();
     if (!rm || !rm->grad_fn)
@@ -374,362 +373,7 @@ int em__autograd_cast(em_tensor *src, em_tensor *dst, const char *name)
     return attach(name, em__identity_backward, 1, &src, dst);
 }
 
-/* ---- the engine ------------------------------------------------------------------------- */
-
-static uint64_t next_epoch = 1;   /* engine runs are serialised by the caller's thread */
-
-typedef struct nodevec {
-    em_node **v;
-    size_t n, cap;
-} nodevec;
-
-static bool push(nodevec *s, em_node *x)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        em_node **p = realloc(s->v, cap * sizeof *p);
-        if (!p)
-            return false;
-        s->v = p;
-        s->cap = cap;
-    }
-    s->v[s->n++] = x;
-    return true;
-}
-
-/* Counts, for every node reachable from root, how many edges point at it. */
-static int count_deps(em_node *root, uint64_t epoch, nodevec *all)
-{
-    nodevec stack = {0};
-    root->epoch = epoch;
-    root->deps = 0;
-    if (!push(&stack, root) || !push(all, root))
-        goto nomem;
-    while (stack.n) {
-        em_node *x = stack.v[--stack.n];
-        for (int i = 0; i < x->nin; i++) {
-            em_node *y = x->in[i].next;
-            if (!y)
-                continue;
-            if (y->epoch != epoch) {
-                y->epoch = epoch;
-                y->deps = 0;
-                if (!push(&stack, y) || !push(all, y))
-                    goto nomem;
-            }
-            y->deps++;
-        }
-    }
-    free(stack.v);
-    return EM_OK;
-nomem:
-    free(stack.v);
-    return em_set_error(EM_ERR_NOMEM, "backward: out of memory walking the graph");
-}
-
-/* Sums g over the dims that broadcasting added or expanded, down to (ndim, shape). */
-static em_tensor *sum_to(em_tensor *g, int ndim, const int64_t *shape)
-{
-    if (g->ndim == ndim && memcmp(g->shape, shape, (size_t)ndim * sizeof *shape) == 0) {
-        em_retain(g);
-        return g;
-    }
-    int dims[EM_MAX_DIMS], nd = 0, lead = g->ndim - ndim;
-    for (int d = 0; d < g->ndim; d++)
-        if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1))
-            dims[nd++] = d;
-    em_tensor *s = nd ? em_sum(g, nd, dims, true) : (em_retain(g), g);
-    em_tensor *r = s ? em_reshape(s, ndim, shape) : NULL;
-    em_release(s);
-    return r;
-}
-
-/* Brings a computed input gradient to the input's shape, dtype and device. */
-static em_tensor *conform(em_tensor *g, const em_node_input *in)
-{
-    em_tensor *a = sum_to(g, in->ndim, in->shape);
-    if (!a)
-        return NULL;
-    em_tensor *b = em_to_dtype(a, in->dtype);
-    em_release(a);
-    if (!b)
-        return NULL;
-    em_tensor *c = em_to(b, in->device);
-    em_release(b);
-    return c;
-}
-
-static int add_to_buffer(em_node *n, em_tensor *g)
-{
-    if (!n->buffer) {
-        em_retain(g);
-        n->buffer = g;
-        return EM_OK;
-    }
-    em_tensor *s = em_add(n->buffer, g);
-    if (!s)
-        return em_last_status();
-    em_release(n->buffer);
-    n->buffer = s;
-    return EM_OK;
-}
-
-/* Tensor hooks may replace the gradient; retain_grad keeps a copy on a non-leaf. */
-static int run_hooks(em_autograd_meta *m, em_tensor **g)
-{
-    for (int i = 0; m && i < m->nhooks; i++) {
-        em_tensor *r = m->hooks[i](*g, m->hook_ctx[i]);
-        if (r && r != *g) {
-            em_release(*g);
-            *g = r;
-        } else if (r == *g) {
-            em_release(r);   /* the hook returned its argument as a new reference */
-        }
-    }
-    return EM_OK;
-}
-
-/* True when gradient g, held by run_node and by accumulate only, may become a leaf's .grad as
- * it is: no other tensor shares its memory, it is compact, owned by its backend, and not part
- * of a graph (backward without create_graph). */
-static bool stealable(const em_tensor *g)
-{
-    return !em__grad_mode() && atomic_load(&g->refcount) == 2 &&
-           atomic_load(&g->storage->refcount) == 1 && !g->storage->external && !g->ag &&
-           !g->requires_grad && !g->wrapped_number && g->offset == 0 && em_is_contiguous(g) &&
-           g->storage->nbytes == (size_t)g->numel * em_dtype_size(g->dtype);
-}
-
-static int accumulate(em_node *acc, em_tensor *g)
-{
-    em_tensor *leaf = acc->leaf;
-    em_autograd_meta *m = meta(leaf);
-    if (!m)
-        return em_last_status();
-    em_tensor *incoming = g;
-    em_retain(g);
-    run_hooks(m, &g);
-    if (!m->grad) {
-        /* a fresh, contiguous tensor the user owns through em_grad(): the incoming one itself
-         * when nothing else can see it (PyTorch's AccumulateGrad steals it too), else a copy */
-        if (g == incoming && stealable(g))
-            m->grad = g;
-        else {
-            m->grad = em_clone(g);
-            em_release(g);
-        }
-        return m->grad ? EM_OK : em_last_status();
-    }
-    em_tensor *s = em_add(m->grad, g);
-    em_release(g);
-    if (!s)
-        return em_last_status();
-    em_release(m->grad);
-    m->grad = s;
-    return EM_OK;
-}
-
-static int accumulate_and_notify(em_node *acc, em_tensor *g)
-{
-    int rc = accumulate(acc, g);
-    em_autograd_meta *m = acc->leaf->ag;
-    for (int i = 0; rc == EM_OK && m && i < m->npost; i++)
-        m->post[i](acc->leaf, m->post_ctx[i]);
-    return rc;
-}
-
-static int run_node(em_node *n, bool retain_graph)
-{
-    em_tensor *g = n->buffer;
-    n->buffer = NULL;
-    int rc = EM_OK;
-    if (n->leaf) {
-        rc = accumulate_and_notify(n, g);
-        em_release(g);
-        return rc;
-    }
-    if (n->owner) {
-        run_hooks(n->owner, &g);
-        if (n->owner->retains_grad) {
-            em_release(n->owner->grad);
-            n->owner->grad = em_clone(g);
-        }
-    }
-    if (!n->backward) {
-        em_release(g);
-        return em_set_error(EM_ERR_UNSUPPORTED,
-                            "backward: op '%s' has no backward formula (its result requires "
-                            "grad but cannot be differentiated)",
-                            n->name);
-    }
-    em_tensor *gin[EM_MAX_OP_INPUTS] = {0};
-    EM_ASSERT(n->nin <= EM_MAX_OP_INPUTS);
-    rc = n->backward(n, g, gin);
-    em_release(g);
-    for (int i = 0; i < n->nin && rc == EM_OK; i++) {
-        if (!gin[i] || !n->in[i].next)
-            continue;
-        em_tensor *c = conform(gin[i], &n->in[i]);
-        rc = c ? add_to_buffer(n->in[i].next, c) : em_last_status();
-        em_release(c);
-    }
-    for (int i = 0; i < n->nin; i++)
-        em_release(gin[i]);
-    if (!retain_graph && rc == EM_OK) {
-        for (int i = 0; i < n->nsaved; i++) {
-            em_release(n->saved[i]);
-            n->saved[i] = NULL;
-        }
-        if (n->nsaved)
-            n->saved_freed = true;
-        n->nsaved = 0;
-    }
-    return rc;
-}
-
-static int backward(em_tensor *t, const em_tensor *gradient, bool retain_graph)
-{
-    const char *fn = "backward";
-    char b1[160], b2[160];
-    if (!t)
-        return em__null_arg(fn, "tensor");
-    if (!t->requires_grad)
-        return em_set_error(EM_ERR_INVALID, "%s: element 0 of tensors does not require grad and "
-                                            "does not have a grad_fn",
-                            fn);
-    em_tensor *g;
-    if (!gradient) {
-        if (t->numel != 1)
-            return em_set_error(EM_ERR_INVALID,
-                                "%s: grad can be implicitly created only for scalar outputs "
-                                "(tensor of shape %s); pass a gradient of that shape",
-                                fn, em__shape_str(t->ndim, t->shape, b1, sizeof b1));
-        g = em_ones_like(t);
-    } else {
-        if (gradient->ndim != t->ndim ||
-            memcmp(gradient->shape, t->shape, (size_t)t->ndim * sizeof *t->shape) != 0)
-            return em_set_error(EM_ERR_INVALID,
-                                "%s: gradient of shape %s does not match the tensor's shape %s",
-                                fn, em__shape_str(gradient->ndim, gradient->shape, b1, sizeof b1),
-                                em__shape_str(t->ndim, t->shape, b2, sizeof b2));
-        g = em_to_dtype((em_tensor *)gradient, t->dtype);
-        if (g && !em_device_eq(em__tensor_device(g), em__tensor_device(t))) {
-            em_tensor *m = em_to(g, em__tensor_device(t));
-            em_release(g);
-            g = m;
-        }
-    }
-    if (!g)
-        return em_last_status();
-    em_node *root = edge_to(t);   /* grad_fn, or the accumulator of a leaf */
-    if (!root) {
-        em_release(g);
-        return em_last_status();
-    }
-    nodevec all = {0}, ready = {0};
-    uint64_t epoch = next_epoch++;
-    int rc = count_deps(root, epoch, &all);
-    if (rc == EM_OK) {
-        root->buffer = g;
-        g = NULL;
-        if (!push(&ready, root))
-            rc = em_set_error(EM_ERR_NOMEM, "backward: out of memory");
-    }
-    while (rc == EM_OK && ready.n) {
-        em_node *n = ready.v[--ready.n];
-        rc = run_node(n, retain_graph);
-        for (int i = 0; rc == EM_OK && i < n->nin; i++) {
-            em_node *y = n->in[i].next;
-            if (y && --y->deps == 0 && y->buffer && !push(&ready, y))
-                rc = em_set_error(EM_ERR_NOMEM, "backward: out of memory");
-        }
-    }
-    /* On failure, drop partial buffers so the graph can be retried or freed cleanly. */
-    for (size_t i = 0; i < all.n; i++) {
-        em_release(all.v[i]->buffer);
-        all.v[i]->buffer = NULL;
-    }
-    em_release(g);
-    free(all.v);
-    free(ready.v);
-    em__node_release(root);
-    return rc;
-}
-
-int em_backward(em_tensor *t, const em_tensor *gradient, bool retain_graph)
-{
-    bool prev = em_set_grad_enabled(false);
-    em__api_depth++;   /* temporaries of the engine never enter a scope */
-    int rc = backward(t, gradient, retain_graph);
-    em__api_depth--;
-    em_set_grad_enabled(prev);
-    return rc;
-}
-
-/* ---- public flags and accessors ------------------------------------------------------------ */
-
-bool em_requires_grad(const em_tensor *t) { return t && t->requires_grad; }
-
-int em_requires_grad_(em_tensor *t, bool on)
-{
-    if (!t)
-        return em__null_arg("requires_grad_", "t");
-    return em__set_requires_grad("requires_grad_", t, on);
-}
-
-bool em_is_leaf(const em_tensor *t) { return t && is_leaf(t); }
-
-em_tensor *em_grad(const em_tensor *t) { return t && t->ag ? t->ag->grad : NULL; }
-
-const char *em_grad_fn_name(const em_tensor *t)
-{
-    return t && t->ag && t->ag->grad_fn ? t->ag->grad_fn->name : NULL;
-}
-
-int em_retain_grad(em_tensor *t)
-{
-    if (!t)
-        return em__null_arg("retain_grad", "t");
-    if (!t->requires_grad)
-        return em_set_error(EM_ERR_INVALID,
-                            "retain_grad: can't retain_grad on a tensor that has requires_grad=False");
-    if (is_leaf(t))
-        return EM_OK;   /* leaves keep their grad anyway */
-    t->ag->retains_grad = true;
-    return EM_OK;
-}
-
-bool em_retains_grad(const em_tensor *t)
-{
-    return t && t->ag && (t->ag->retains_grad || (t->requires_grad && is_leaf(t)));
-}
-
-int em_grad_zero(em_tensor *t)
-{
-    if (!t)
-        return em__null_arg("grad_zero", "t");
-    if (!t->ag || !t->ag->grad)
-        return EM_OK;
-    bool prev = em_set_grad_enabled(false);
-    em__api_depth++;
-    em_tensor *r = em_zero_(t->ag->grad);
-    em__api_depth--;
-    em_set_grad_enabled(prev);
-    em_release(r);
-    return r ? EM_OK : em_last_status();
-}
-
-int em_grad_clear(em_tensor *t)
-{
-    if (!t)
-        return em__null_arg("grad_clear", "t");
-    if (t->ag) {
-        em_release(t->ag->grad);
-        t->ag->grad = NULL;
-    }
-    return EM_OK;
-}
-
+/* em_detach: a data-only alias, as saved tensors are, outside the graph. */
 static em_tensor *detach(em_tensor *t)
 {
     EM_CHECK_T("detach", t);
@@ -737,76 +381,3 @@ static em_tensor *detach(em_tensor *t)
 }
 
 em_tensor *em_detach(em_tensor *t) { EM_WRAP(detach(t)); }
-
-int em_register_hook(em_tensor *t, em_grad_hook_fn fn, void *ctx)
-{
-    if (!t || !fn)
-        return em__null_arg("register_hook", t ? "fn" : "t");
-    if (!t->requires_grad)
-        return em_set_error(EM_ERR_INVALID, "register_hook: cannot register a hook on a tensor "
-                                            "that doesn't require gradient");
-    em_autograd_meta *m = meta(t);
-    if (!m)
-        return em_last_status();
-    if (m->nhooks == (int)(sizeof m->hooks / sizeof m->hooks[0]))
-        return em_set_error(EM_ERR_INVALID, "register_hook: at most %d hooks per tensor",
-                            (int)(sizeof m->hooks / sizeof m->hooks[0]));
-    m->hooks[m->nhooks] = fn;
-    m->hook_ctx[m->nhooks++] = ctx;
-    return EM_OK;
-}
-
-static int post_hook_check(const char *fn, em_tensor *t, em_post_accumulate_hook_fn f)
-{
-    if (!t || !f)
-        return em__null_arg(fn, t ? "fn" : "t");
-    if (!t->requires_grad || (t->ag && t->ag->grad_fn))
-        return em_set_error(EM_ERR_INVALID, "%s: the tensor must be a leaf that requires grad",
-                            fn);
-    return EM_OK;
-}
-
-int em_register_post_accumulate_grad_hook(em_tensor *t, em_post_accumulate_hook_fn fn,
-                                          void *ctx)
-{
-    const char *name = "register_post_accumulate_grad_hook";
-    int rc = post_hook_check(name, t, fn);
-    if (rc < 0)
-        return rc;
-    em_autograd_meta *m = meta(t);
-    if (!m)
-        return em_last_status();
-    if (m->npost == (int)(sizeof m->post / sizeof m->post[0]))
-        return em_set_error(EM_ERR_INVALID, "%s: at most %d hooks per tensor", name,
-                            (int)(sizeof m->post / sizeof m->post[0]));
-    m->post[m->npost] = fn;
-    m->post_ctx[m->npost++] = ctx;
-    return EM_OK;
-}
-
-int em_remove_post_accumulate_grad_hook(em_tensor *t, em_post_accumulate_hook_fn fn, void *ctx)
-{
-    const char *name = "remove_post_accumulate_grad_hook";
-    int rc = post_hook_check(name, t, fn);
-    if (rc < 0)
-        return rc;
-    em_autograd_meta *m = t->ag;
-    for (int i = 0; m && i < m->npost; i++)
-        if (m->post[i] == fn && m->post_ctx[i] == ctx) {
-            memmove(&m->post[i], &m->post[i + 1], (size_t)(m->npost - i - 1) * sizeof *m->post);
-            memmove(&m->post_ctx[i], &m->post_ctx[i + 1],
-                    (size_t)(m->npost - i - 1) * sizeof *m->post_ctx);
-            m->npost--;
-            return EM_OK;
-        }
-    return em_set_error(EM_ERR_INVALID, "%s: no such hook on this tensor", name);
-}
-
-bool em_set_grad_enabled(bool on)
-{
-    bool prev = !grad_disabled;
-    grad_disabled = !on;
-    return prev;
-}
-
-bool em_is_grad_enabled(void) { return !grad_disabled; }

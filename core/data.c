@@ -1,12 +1,12 @@
 /* core/data.c - datasets: registered dataset types and building from specs, user datasets
- * (a vtable), in-memory stores (TensorDataset, and what plugins build), splits, collation
- * into batches, and standardisation with statistics from a training split.
+ * (a vtable), in-memory stores (TensorDataset, and what plugins build), and reading samples.
  *
- * Not here: the DataLoader (core/dataloader.c) and file formats (plugins/data). The core keeps
- * the data of spec-built datasets in its own store so that batches are assembled with one
- * memcpy per sample and nothing points back into the plugin once the dataset exists.
+ * Not here: collation into batches (core/data_collate.c), random_split (core/data_split.c),
+ * standardisation (core/data_scaler.c), the DataLoader (core/dataloader.c) and file formats
+ * (plugins/data). The core keeps the data of spec-built datasets in its own store so that
+ * batches are assembled with one memcpy per sample and nothing points back into the plugin
+ * once the dataset exists.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -298,7 +298,7 @@ int64_t em_dataset_len(em_dataset *d)
 
 /* Calls a user get_item. Tensors it creates belong to the sample it returns, not to any open
  * scope of the calling thread (as for the temporaries inside an op): em__api_depth hides them. */
-static int user_get(em__dsource *s, int64_t i, em_tensor **x, em_tensor **y)
+int em__dsource_user_get(em__dsource *s, int64_t i, em_tensor **x, em_tensor **y)
 {
     *x = *y = NULL;
     em__api_depth++;
@@ -318,7 +318,7 @@ static int user_get(em__dsource *s, int64_t i, em_tensor **x, em_tensor **y)
 }
 
 /* The first element of a tensor in host memory (the store's and batches' tensors are). */
-static void *host_ptr(em_tensor *t)
+void *em__host_ptr(em_tensor *t)
 {
     return (char *)t->storage->buf + t->offset * (int64_t)em_dtype_size(t->dtype);
 }
@@ -335,10 +335,10 @@ static int store_get(em__dsource *s, int64_t k, em_tensor **x, em_tensor **y)
     *y = s->y ? em__tensor_alloc(dev, s->y->dtype, s->y->ndim - 1, s->y->shape + 1) : NULL;
     if (!*x || (s->y && !*y))
         return em_last_status();
-    const char *xs = s->x_scaled ? s->x_scaled : host_ptr(s->x);
-    memcpy(host_ptr(*x), xs + (size_t)k * s->x_row, s->x_row);
+    const char *xs = s->x_scaled ? s->x_scaled : em__host_ptr(s->x);
+    memcpy(em__host_ptr(*x), xs + (size_t)k * s->x_row, s->x_row);
     if (s->y)
-        memcpy(host_ptr(*y), (const char *)host_ptr(s->y) + (size_t)k * s->y_row, s->y_row);
+        memcpy(em__host_ptr(*y), (const char *)em__host_ptr(s->y) + (size_t)k * s->y_row, s->y_row);
     return EM_OK;
 }
 
@@ -360,7 +360,7 @@ int em_dataset_get(em_dataset *d, int64_t i, em_tensor **x, em_tensor **y)
         return rc;
     int64_t k = d->map ? d->map[i] : i;
     em__dsource *s = d->src;
-    rc = s->kind == EM__SRC_OPS ? user_get(s, k, x, y) : store_get(s, k, x, y);
+    rc = s->kind == EM__SRC_OPS ? em__dsource_user_get(s, k, x, y) : store_get(s, k, x, y);
     if (rc < 0) {
         em_release(*x);
         em_release(*y);
@@ -387,7 +387,7 @@ int em_dataset_sample_info(em_dataset *d, em_sample_info *out)
                                         : em_set_error(EM_ERR_INVALID, "em_dataset_sample_info: "
                                                                        "the dataset is empty");
         em_tensor *x, *y;
-        int rc = user_get(s, d->map ? d->map[0] : 0, &x, &y);
+        int rc = em__dsource_user_get(s, d->map ? d->map[0] : 0, &x, &y);
         if (rc < 0)
             return rc;
         out->x_ndim = x->ndim;
@@ -411,7 +411,7 @@ int em_dataset_sample_info(em_dataset *d, em_sample_info *out)
     memcpy(out->y_shape, s->y->shape + 1, (size_t)out->y_ndim * sizeof out->y_shape[0]);
     out->y_dtype = s->y->dtype;
     if (!em_dtype_is_float(s->y->dtype) && s->y->dtype != EM_BOOL && s->n > 0) {
-        const char *p = host_ptr(s->y);
+        const char *p = em__host_ptr(s->y);
         size_t es = em_dtype_size(s->y->dtype);
         double mx = -1;
         for (int64_t i = 0; i < s->y->numel; i++) {
@@ -433,382 +433,4 @@ char *em_dataset_str(const em_dataset *d)
     else
         em__sb_printf(&sb, "%s", d->src->repr);
     return em__sb_take(&sb);
-}
-
-/* ---- collation ---------------------------------------------------------------------------------- */
-
-/* A new CPU tensor (count, *sample_shape) for stacking samples of `like`'s layout, where
- * `like` is either a store tensor (first dim = samples) or one sample. */
-static em_tensor *batch_alloc(em_device cpu, em_dtype dt, int ndim, const int64_t *shape,
-                              int64_t count)
-{
-    int64_t bshape[EM_MAX_DIMS];
-    if (ndim + 1 > EM_MAX_DIMS) {
-        em_set_error(EM_ERR_INVALID, "collate: a sample of %d dims has no room for a batch dim "
-                                     "(at most %d dims)",
-                     ndim, EM_MAX_DIMS);
-        return NULL;
-    }
-    bshape[0] = count;
-    memcpy(bshape + 1, shape, (size_t)ndim * sizeof *shape);
-    return em__tensor_alloc(cpu, dt, ndim + 1, bshape);
-}
-
-static int collate_store(em__dsource *s, const int64_t *idx, int64_t count, em_device cpu,
-                         em_tensor **x, em_tensor **y)
-{
-    *x = batch_alloc(cpu, s->x->dtype, s->x->ndim - 1, s->x->shape + 1, count);
-    *y = s->y ? batch_alloc(cpu, s->y->dtype, s->y->ndim - 1, s->y->shape + 1, count) : NULL;
-    if (!*x || (s->y && !*y))
-        return em_last_status();
-    const char *xs = s->x_scaled ? s->x_scaled : host_ptr(s->x);
-    char *xd = host_ptr(*x);
-    for (int64_t i = 0; i < count; i++)
-        memcpy(xd + (size_t)i * s->x_row, xs + (size_t)idx[i] * s->x_row, s->x_row);
-    if (s->y) {
-        const char *ys = host_ptr(s->y);
-        char *yd = host_ptr(*y);
-        for (int64_t i = 0; i < count; i++)
-            memcpy(yd + (size_t)i * s->y_row, ys + (size_t)idx[i] * s->y_row, s->y_row);
-    }
-    return EM_OK;
-}
-
-/* Copies one sample tensor into row i of a batch, checking it has the first sample's layout. */
-static int put_sample(em_tensor *batch, int64_t i, em_tensor *t, const char *what, int64_t index,
-                      int64_t first)
-{
-    char a[128], b[128];
-    int nd = batch->ndim - 1;
-    if (t->dtype != batch->dtype || t->ndim != nd ||
-        (nd && memcmp(t->shape, batch->shape + 1, (size_t)nd * sizeof t->shape[0])))
-        return em_set_error(EM_ERR_INVALID, "collate: sample %lld has %s of shape %s %s, but "
-                                            "sample %lld had %s %s",
-                            (long long)index, what, em__shape_str(t->ndim, t->shape, a, sizeof a),
-                            em_dtype_name(t->dtype), (long long)first,
-                            em__shape_str(nd, batch->shape + 1, b, sizeof b),
-                            em_dtype_name(batch->dtype));
-    size_t row = (size_t)t->numel * em_dtype_size(t->dtype);
-    char *dst = (char *)host_ptr(batch) + (size_t)i * row;
-    if (t->storage->be->ops->host_accessible && em_is_contiguous(t)) {
-        memcpy(dst, host_ptr(t), row);
-        return EM_OK;
-    }
-    return em_copy_to_host(t, dst, row);
-}
-
-static int collate_user(em__dsource *s, const int64_t *idx, int64_t count, em_device cpu,
-                        em_tensor **x, em_tensor **y)
-{
-    bool labeled = false;
-    for (int64_t i = 0; i < count; i++) {
-        em_tensor *xi, *yi;
-        int rc = user_get(s, idx[i], &xi, &yi);
-        if (rc < 0)
-            return rc;
-        if (i == 0) {
-            labeled = yi != NULL;
-            *x = batch_alloc(cpu, xi->dtype, xi->ndim, xi->shape, count);
-            if (*x && yi)
-                *y = batch_alloc(cpu, yi->dtype, yi->ndim, yi->shape, count);
-            if (!*x || (yi && !*y))
-                rc = em_last_status();
-        } else if (labeled != (yi != NULL)) {
-            rc = em_set_error(EM_ERR_INVALID, "collate: sample %lld %s a label but sample %lld "
-                                              "%s",
-                              (long long)idx[i], yi ? "has" : "has no", (long long)idx[0],
-                              labeled ? "had one" : "did not");
-        }
-        if (rc == EM_OK)
-            rc = put_sample(*x, i, xi, "x", idx[i], idx[0]);
-        if (rc == EM_OK && yi)
-            rc = put_sample(*y, i, yi, "y", idx[i], idx[0]);
-        em_release(xi);
-        em_release(yi);
-        if (rc < 0)
-            return rc;
-    }
-    return EM_OK;
-}
-
-int em__collate(em__dsource *s, const int64_t *idx, int64_t count, em_device cpu, em_tensor **x,
-                em_tensor **y)
-{
-    *x = *y = NULL;
-    int rc = s->kind == EM__SRC_STORE ? collate_store(s, idx, count, cpu, x, y)
-                                      : collate_user(s, idx, count, cpu, x, y);
-    if (rc < 0) {
-        em_release(*x);
-        em_release(*y);
-        *x = *y = NULL;
-    }
-    return rc;
-}
-
-/* ---- random_split ------------------------------------------------------------------------------- */
-
-void em__philox_permutation(int64_t *perm, int64_t n, uint64_t key, uint64_t ctr_base)
-{
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
-    /* Fisher-Yates from the top: draw k (k = 0, 1, ...) takes the 64 bits of lanes 2(k%2),
-     * 2(k%2)+1 of block ctr_base + k/2 and picks j = r mod (i + 1). The modulo bias is below
-     * 2^-23 for any n under 2^40, and every platform computes the same j. */
-    em_philox_out blk = {{0, 0, 0, 0}};
-    uint64_t k = 0;
-    for (int64_t i = n - 1; i > 0; i--, k++) {
-        if (k % 2 == 0)
-            blk = em_philox4x32(key, ctr_base + k / 2);
-        uint32_t lane = (uint32_t)(k % 2) * 2;
-        uint64_t r = ((uint64_t)blk.v[lane] << 32) | blk.v[lane + 1];
-        int64_t j = (int64_t)(r % (uint64_t)(i + 1));
-        int64_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-}
-
-/* Sizes as sample counts: fractions (summing to 1) as PyTorch turns them into lengths, or
- * whole counts summing to n. */
-static int split_counts(int64_t n, int parts, const double *sizes, int64_t *counts)
-{
-    const char *fn = "em_random_split";
-    double sum = 0;
-    bool fractions = true;
-    for (int k = 0; k < parts; k++) {
-        if (!(sizes[k] >= 0) || !isfinite(sizes[k]))
-            return em_set_error(EM_ERR_INVALID, "%s: size %d is %g; sizes must be >= 0", fn, k,
-                                sizes[k]);
-        sum += sizes[k];
-        fractions &= sizes[k] <= 1;
-    }
-    if (fractions && fabs(sum - 1) <= 1e-9) {
-        int64_t used = 0;
-        for (int k = 0; k < parts; k++)
-            used += counts[k] = (int64_t)floor((double)n * sizes[k]);
-        for (int64_t r = 0; r < n - used; r++)
-            counts[r % parts]++;
-        return EM_OK;
-    }
-    int64_t total = 0;
-    for (int k = 0; k < parts; k++) {
-        if (sizes[k] != floor(sizes[k]))
-            return em_set_error(EM_ERR_INVALID, "%s: sizes must be fractions summing to 1 or "
-                                                "sample counts; got %g for part %d (sum %g)",
-                                fn, sizes[k], k, sum);
-        total += counts[k] = (int64_t)sizes[k];
-    }
-    if (total != n)
-        return em_set_error(EM_ERR_INVALID, "%s: sizes sum to %lld, but the dataset has %lld "
-                                            "samples",
-                            fn, (long long)total, (long long)n);
-    return EM_OK;
-}
-
-/* The domain of random_split's draws, apart from the DataLoader's shuffles (core/dataloader.c)
- * so that a split and an epoch with the same seed are unrelated. */
-#define SPLIT_KEY_SALT UINT64_C(0x5EED5B117D47A5E7)
-
-int em_random_split(em_dataset *d, int n_parts, const double *sizes, uint64_t seed,
-                    em_dataset **out)
-{
-    const char *fn = "em_random_split";
-    if (!d || !sizes || !out)
-        return em__null_arg(fn, !d ? "d" : !sizes ? "sizes" : "out");
-    if (n_parts < 1)
-        return em_set_error(EM_ERR_INVALID, "%s: n_parts is %d; need at least 1", fn, n_parts);
-    for (int k = 0; k < n_parts; k++)
-        out[k] = NULL;
-    int64_t n = em_dataset_len(d);
-    if (n < 0)
-        return (int)n;
-    int64_t *counts = calloc((size_t)n_parts, sizeof *counts);
-    int64_t *perm = malloc((size_t)(n ? n : 1) * sizeof *perm);
-    int rc = counts && perm ? split_counts(n, n_parts, sizes, counts)
-                            : em_set_error(EM_ERR_NOMEM, "%s: out of memory", fn);
-    if (rc < 0)
-        goto fail;
-    em__philox_permutation(perm, n, seed ^ SPLIT_KEY_SALT, 0);
-    int64_t at = 0;
-    for (int k = 0; k < n_parts; k++) {
-        em_dataset *v = calloc(1, sizeof *v);
-        int64_t *map = malloc((size_t)(counts[k] ? counts[k] : 1) * sizeof *map);
-        if (!v || !map) {
-            free(v);
-            free(map);
-            rc = em_set_error(EM_ERR_NOMEM, "%s: out of memory", fn);
-            goto fail;
-        }
-        for (int64_t i = 0; i < counts[k]; i++) {
-            int64_t p = perm[at + i];
-            map[i] = d->map ? d->map[p] : p;   /* a split of a split maps to the source */
-        }
-        at += counts[k];
-        em__dsource_retain(d->src);
-        v->src = d->src;
-        v->map = map;
-        v->n = counts[k];
-        out[k] = v;
-    }
-    free(counts);
-    free(perm);
-    return EM_OK;
-fail:
-    for (int k = 0; k < n_parts; k++) {
-        em_dataset_free(out[k]);
-        out[k] = NULL;
-    }
-    free(counts);
-    free(perm);
-    return rc;
-}
-
-/* ---- standardisation ---------------------------------------------------------------------------- */
-
-static int scaler_target(const char *fn, const em_dataset *d)
-{
-    if (!d)
-        return em__null_arg(fn, "d");
-    const em__dsource *s = d->src;
-    if (s->kind != EM__SRC_STORE)
-        return em_set_error(EM_ERR_INVALID, "%s: %s is not an in-memory dataset (standardise "
-                                            "inside get_item instead)",
-                            fn, s->repr);
-    if (s->x->dtype != EM_F32 && s->x->dtype != EM_F64)
-        return em_set_error(EM_ERR_INVALID, "%s: %s has %s features; standardisation needs "
-                                            "float32 or float64",
-                            fn, s->repr, em_dtype_name(s->x->dtype));
-    return EM_OK;
-}
-
-static double raw_at(const em__dsource *s, int64_t row, int64_t j)
-{
-    const char *p = (const char *)host_ptr(s->x) + (size_t)row * s->x_row;
-    return s->x->dtype == EM_F32 ? ((const float *)p)[j] : ((const double *)p)[j];
-}
-
-int em_dataset_set_scaler(em_dataset *d, const float *mean, const float *std, int64_t n)
-{
-    const char *fn = "em_dataset_set_scaler";
-    int rc = scaler_target(fn, d);
-    if (rc < 0)
-        return rc;
-    if (!mean || !std)
-        return em__null_arg(fn, !mean ? "mean" : "std");
-    em__dsource *s = d->src;
-    if (n != s->nfeat)
-        return em_set_error(EM_ERR_INVALID, "%s: %lld statistics for samples of %lld elements",
-                            fn, (long long)n, (long long)s->nfeat);
-    for (int64_t j = 0; j < n; j++)
-        if (!isfinite(mean[j]) || !isfinite(std[j]) || !(std[j] > 0))
-            return em_set_error(EM_ERR_INVALID, "%s: feature %lld has mean %g and std %g; need "
-                                                "finite values and std > 0",
-                                fn, (long long)j, (double)mean[j], (double)std[j]);
-    size_t stats = (size_t)(n ? n : 1) * sizeof(float);
-    float *m = malloc(stats), *sd = malloc(stats);
-    void *xs = s->x_scaled ? s->x_scaled : malloc(s->x_row * (size_t)(s->n ? s->n : 1));
-    if (!m || !sd || !xs) {
-        free(m);
-        free(sd);
-        if (xs != s->x_scaled)
-            free(xs);
-        return em_set_error(EM_ERR_NOMEM, "%s: out of memory", fn);
-    }
-    memcpy(m, mean, (size_t)n * sizeof *m);
-    memcpy(sd, std, (size_t)n * sizeof *sd);
-    /* In the features' dtype, from the float statistics: refitting and set_scaler with saved
-     * statistics give the same bits. */
-    for (int64_t i = 0; i < s->n; i++) {
-        char *row = (char *)xs + (size_t)i * s->x_row;
-        for (int64_t j = 0; j < n; j++) {
-            if (s->x->dtype == EM_F32)
-                ((float *)row)[j] = ((float)raw_at(s, i, j) - m[j]) / sd[j];
-            else
-                ((double *)row)[j] = (raw_at(s, i, j) - (double)m[j]) / (double)sd[j];
-        }
-    }
-    free(s->mean);
-    free(s->std);
-    s->mean = m;
-    s->std = sd;
-    s->x_scaled = xs;
-    return EM_OK;
-}
-
-int em_dataset_fit_scaler(em_dataset *d, const em_dataset *train)
-{
-    const char *fn = "em_dataset_fit_scaler";
-    int rc = scaler_target(fn, d);
-    if (rc < 0 || (rc = scaler_target(fn, train)) < 0)
-        return rc;
-    const em__dsource *t = train->src;
-    int64_t nf = d->src->nfeat;
-    if (t->nfeat != nf)
-        return em_set_error(EM_ERR_INVALID, "%s: the training data has samples of %lld elements, "
-                                            "the dataset %lld",
-                            fn, (long long)t->nfeat, (long long)nf);
-    int64_t rows = train->map ? train->n : t->n;
-    if (rows < 1)
-        return em_set_error(EM_ERR_INVALID, "%s: the training split is empty", fn);
-    double *acc = calloc((size_t)(nf ? nf : 1) * 2, sizeof *acc);
-    float *m = malloc((size_t)(nf ? nf : 1) * sizeof *m);
-    float *sd = malloc((size_t)(nf ? nf : 1) * sizeof *sd);
-    if (!acc || !m || !sd) {
-        rc = em_set_error(EM_ERR_NOMEM, "%s: out of memory", fn);
-        goto done;
-    }
-    /* Two passes in float64 (mean, then squared deviations): no cancellation. */
-    for (int64_t i = 0; i < rows; i++) {
-        int64_t r = train->map ? train->map[i] : i;
-        for (int64_t j = 0; j < nf; j++)
-            acc[j] += raw_at(t, r, j);
-    }
-    for (int64_t j = 0; j < nf; j++)
-        acc[j] /= (double)rows;
-    for (int64_t i = 0; i < rows; i++) {
-        int64_t r = train->map ? train->map[i] : i;
-        for (int64_t j = 0; j < nf; j++) {
-            double dv = raw_at(t, r, j) - acc[j];
-            acc[nf + j] += dv * dv;
-        }
-    }
-    for (int64_t j = 0; j < nf; j++) {
-        double sdev = sqrt(acc[nf + j] / (double)rows);   /* population std, as sklearn */
-        m[j] = (float)acc[j];
-        sd[j] = sdev > 0 && (float)sdev > 0 ? (float)sdev : 1.0f;
-    }
-    rc = em_dataset_set_scaler(d, m, sd, nf);
-done:
-    free(acc);
-    free(m);
-    free(sd);
-    return rc;
-}
-
-int64_t em_dataset_scaler(const em_dataset *d, const float **mean, const float **std)
-{
-    if (mean)
-        *mean = NULL;
-    if (std)
-        *std = NULL;
-    if (!d || !d->src->mean)
-        return 0;
-    if (mean)
-        *mean = d->src->mean;
-    if (std)
-        *std = d->src->std;
-    return d->src->nfeat;
-}
-
-int em_dataset_require_scaler(em_dataset *d)
-{
-    int rc = scaler_target("em_dataset_require_scaler", d);
-    if (rc == EM_OK)
-        d->src->scaler_required = true;
-    return rc;
-}
-
-bool em_dataset_needs_scaler(const em_dataset *d)
-{
-    return d && d->src->scaler_required && !d->src->mean;
 }

@@ -1,4 +1,5 @@
-/* core/data_internal.h - the dataset structures shared by data.c and dataloader.c. Not installed.
+/* core/data_internal.h - the dataset structures shared by data.c, data_collate.c, data_split.c,
+ * data_scaler.c and dataloader.c. Not installed.
  *
  * A dataset handle is a view: a shared, reference-counted source (the data) plus an optional
  * index map (a split). Sources are either an in-memory store (contiguous CPU tensors whose
@@ -43,6 +44,11 @@ void em__dsource_release(em__dsource *s);
 int64_t em__dsource_len(em__dsource *s);
 /* EM_OK, or an error when the source cannot be read yet (standardisation pending). */
 int em__dsource_check_ready(const em__dsource *s, const char *fn);
+/* Sample i of a user (EM__SRC_OPS) source through its get_item: new references in *x and *y
+ * (*y NULL when unlabeled), or a negative status with both NULL. */
+int em__dsource_user_get(em__dsource *s, int64_t i, em_tensor **x, em_tensor **y);
+/* The first element of t, whose storage must be in host memory (a store's or a batch's). */
+void *em__host_ptr(em_tensor *t);
 
 /* Stacks the samples idx[0..count) of the source into new CPU tensors *x (count, ...) and *y
  * (count, ...) or NULL (unlabeled). `cpu` is the CPU device, resolved by the caller. Safe to

@@ -316,7 +316,8 @@ void em__dataset_types_describe(const em_plugin_rec *r, em_strbuf *sb);
 /* core/transfer.c */
 em_tensor *em__copy_into(em_tensor *dst, em_tensor *src);
 double em__to_double(const void *p, em_dtype dt);
-/* ---- autograd (core/autograd.c: graph and engine; core/ops/: formulas) ---------------- */
+/* ---- autograd (core/autograd.c: graph; autograd_engine.c: backward; autograd_api.c: public
+ * flags, accessors, hooks and grad mode; core/ops/: formulas) ---------------------------- */
 
 typedef struct em_node em_node;
 
@@ -391,6 +392,14 @@ typedef struct em_autograd_meta {
 } em_autograd_meta;
 
 bool em__grad_mode(void);
+/* t's autograd metadata, created on first use; NULL (error set) when out of memory. */
+em_autograd_meta *em__autograd_meta(em_tensor *t);
+/* True when t has no grad_fn (a leaf, whether or not it requires grad). */
+bool em__autograd_is_leaf(const em_tensor *t);
+/* A new reference to the node gradients of t flow into: its grad_fn, or the AccumulateGrad
+ * node of a leaf (created on first use); NULL when t does not require grad or (error set) when
+ * out of memory. */
+em_node *em__autograd_edge(em_tensor *t);
 int em__set_requires_grad(const char *fn, em_tensor *t, bool on);
 int em__check_inplace(const char *fn, em_tensor *a);
 void em__autograd_free(em_tensor *t);

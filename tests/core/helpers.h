@@ -80,6 +80,16 @@ static inline em_tensor *emt_ok_(const char *file, int line, const char *expr, e
 }
 #define EMT_OK(expr) emt_ok_(__FILE__, __LINE__, #expr, (expr))
 
+/* ---- shorthands of the op tests (test_ops_*.c, test_errors.c) ------------------------- */
+
+/* F32(EM_SHAPE(2, 2), EMT_VALS(1, 2, 3, 4)): a float32 tensor, through emt_tensor. */
+#define F32(...) emt_tensor(EM_F32, __VA_ARGS__)
+#define TOL 1e-6   /* float32 elementwise: a few ulps */
+
+/* An op of one tensor (em_neg) or of two (em_add), for tables of ops run on the same inputs. */
+typedef em_tensor *(*unary_fn)(em_tensor *);
+typedef em_tensor *(*binary_fn)(em_tensor *, em_tensor *);
+
 /* ---- shapes and strides ----------------------------------------------------------------- */
 
 static inline void emt_fmt_dims_(char *buf, size_t size, int ndim, const int64_t *v)

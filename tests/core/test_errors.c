@@ -13,8 +13,6 @@
 
 TestSuite(errors, .init = emt_setup, .fini = emt_teardown);
 
-#define F32(...) emt_tensor(EM_F32, __VA_ARGS__)
-
 /* ---- shapes, dims, sizes -------------------------------------------------------------------- */
 
 Test(errors, add_of_shapes_that_cannot_broadcast_names_both_shapes)
