@@ -1,4 +1,4 @@
-/* examples/tutorial.c - the PyTorch basics tutorial (../shared/reference), section by section,
+/* examples/tutorial.c - the PyTorch basics tutorial (its Korean edition), section by section,
  * in C with Ember.
  *
  *   1. environment: version, backends, devices (torch.cuda.is_available() and friends)
