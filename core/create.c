@@ -23,8 +23,6 @@ static bool resolve_opts(const char *fn, const em_opts *o, em_dtype dflt, em_dty
     return em__device_check(fn, *dev) == EM_OK;
 }
 
-int em__set_requires_grad(const char *fn, em_tensor *t, bool on);   /* core/autograd.c */
-
 static em_tensor *finish(const char *fn, em_tensor *t, const em_opts *o)
 {
     if (t && o && o->requires_grad && em__set_requires_grad(fn, t, true) < 0) {

@@ -131,8 +131,6 @@ void em_retain(em_tensor *t)
         atomic_fetch_add_explicit(&t->refcount, 1, memory_order_relaxed);
 }
 
-void em__autograd_free(em_tensor *t);   /* core/autograd.c */
-
 void em_release(em_tensor *t)
 {
     if (!t)
